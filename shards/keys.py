@@ -1,0 +1,39 @@
+"""Dot-free, collision-free sample keys.
+
+webdataset splits a member name at its first dot into key and extension, so keys must
+never contain one. A key is a readable slug of the original name plus a short hash of
+the full (source, name) pair, so two names that slug the same still get distinct keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+MAX_SLUG = 60
+
+
+def make_key(source: str, name: str) -> str:
+    """Builds the shard key of an input.
+
+    Args:
+        source (str): dataset or engine name; part of the hash, so keys differ across sources.
+        name (str): the input's own name (file path, image id, ...), any characters.
+
+    Returns:
+        str: ``<slug>-<12 hex>``, only [A-Za-z0-9_-].
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = _UNSAFE.sub("_", ascii_name).strip("_-")[:MAX_SLUG] or "x"
+    digest = hashlib.sha1(f"{source}\x00{name}".encode("utf-8")).hexdigest()[:12]
+    return f"{slug}-{digest}"
+
+
+def check_key(key: str) -> None:
+    """Raises FormatError if a key could not round-trip through webdataset."""
+    from shards.format import FormatError
+
+    if not key or "." in key or "/" in key or _UNSAFE.search(key):
+        raise FormatError(f"invalid key {key!r}: keys use only [A-Za-z0-9_-], no dots")

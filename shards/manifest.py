@@ -1,0 +1,115 @@
+"""The manifest: one parquet row per target, and the dataset.json summary.
+
+Rows are written per shard into ``_parts/<shard>.parquet`` as each shard finishes
+(memory stays flat), and concatenated into ``manifest.parquet`` when a writer closes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shards.format import Sample
+
+MANIFEST = "manifest.parquet"
+DATASET_JSON = "dataset.json"
+QUARANTINE = "quarantine.jsonl"
+PARTS_DIR = "_parts"
+
+MANIFEST_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("shard", pa.string()),
+    ("target_index", pa.int32()),
+    ("image_id", pa.string()),
+    ("image_sha256", pa.string()),
+    ("image_source", pa.string()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("source", pa.string()),
+    ("task", pa.string()),
+    ("granularity", pa.string()),
+    ("text", pa.string()),  # the first text; all of them are in `texts`
+    ("texts", pa.list_(pa.string())),
+    ("area", pa.int64()),  # 0 for a no-target expression
+    ("has_mask", pa.bool_()),
+    ("scores", pa.map_(pa.string(), pa.float64())),
+    ("engine_version", pa.string()),
+])
+
+
+def sample_rows(sample: Sample, shard: str) -> list[dict[str, Any]]:
+    """The manifest rows of one sample, one per target."""
+    img = sample.image
+    return [{
+        "key": sample.key, "shard": shard, "target_index": i, "image_id": img.id,
+        "image_sha256": img.sha256, "image_source": img.source, "width": img.width,
+        "height": img.height, "source": t.source, "task": t.task, "granularity": t.granularity,
+        "text": t.texts[0], "texts": list(t.texts), "area": t.area, "has_mask": t.mask is not None,
+        "scores": [(k, float(v)) for k, v in t.scores.items()],
+        "engine_version": t.provenance.get("engine_version"),
+    } for i, t in enumerate(sample.targets)]
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Writes rows as a parquet file atomically (temp name, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), tmp)
+    os.replace(tmp, path)
+
+
+def merge_parts(parts: Iterable[Path], out: Path) -> int:
+    """Concatenates part files into one parquet file, one part in memory at a time."""
+    tmp = out.with_name(out.name + ".tmp")
+    n = 0
+    with pq.ParquetWriter(tmp, MANIFEST_SCHEMA) as writer:
+        for part in parts:
+            table = pq.read_table(part, schema=MANIFEST_SCHEMA)
+            writer.write_table(table)
+            n += table.num_rows
+    os.replace(tmp, out)
+    return n
+
+
+def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """The manifest of a split: manifest.parquet, or the finished parts when a writer did not close."""
+    split_dir = Path(split_dir)
+    info = read_dataset_json(split_dir)
+    parts = [split_dir / PARTS_DIR / (s["name"] + ".parquet") for s in info.get("shards", [])]
+    if (split_dir / MANIFEST).exists() and info.get("status") == "complete":
+        return pq.read_table(split_dir / MANIFEST, columns=columns)
+    tables = [pq.read_table(p, columns=columns, schema=MANIFEST_SCHEMA) for p in parts if p.exists()]
+    if not tables:
+        schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
+        return schema.empty_table()
+    return pa.concat_tables(tables)
+
+
+def read_dataset_json(split_dir: str | os.PathLike) -> dict[str, Any]:
+    """dataset.json of a split, or an empty summary if there is none yet."""
+    path = Path(split_dir) / DATASET_JSON
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    """Writes JSON to a temp name, then renames it over the target."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def done_images(split_dir: str | os.PathLike) -> set[tuple[str, str | None]]:
+    """(image sha256, engine version) pairs already in a split: keys incremental annotation."""
+    if not (Path(split_dir) / DATASET_JSON).exists():
+        return set()
+    t = read_manifest(split_dir, columns=["image_sha256", "engine_version"])
+    return set(zip(t.column("image_sha256").to_pylist(), t.column("engine_version").to_pylist()))

@@ -1,0 +1,148 @@
+"""Mask <-> COCO RLE helpers, all built on pycocotools (never hand-written RLE).
+
+An RLE in our format is the JSON-friendly COCO form ``{"size": [h, w], "counts": str}``
+with compressed counts. Masks are boolean arrays of shape (H, W).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+class RLEError(ValueError):
+    """Raised when an RLE or polygon cannot be decoded or is not of our form."""
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """Encodes a 2-D mask as compressed COCO RLE.
+
+    Args:
+        mask (np.ndarray): (H, W) array; any nonzero value is foreground.
+
+    Returns:
+        dict: ``{"size": [H, W], "counts": str}``.
+    """
+    if mask.ndim != 2:
+        raise RLEError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+    fortran = np.asfortranarray(mask.astype(np.uint8, copy=False) != 0, dtype=np.uint8)
+    rle = mask_utils.encode(fortran)
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def _as_coco(rle: dict[str, Any]) -> dict[str, Any]:
+    """Turns our JSON form (str counts) into pycocotools' form (bytes counts)."""
+    validate_rle(rle)
+    counts = rle["counts"]
+    if isinstance(counts, list):  # uncompressed COCO RLE, as iscrowd annotations store it
+        h, w = rle["size"]
+        return mask_utils.frPyObjects(rle, h, w)
+    return {"size": list(rle["size"]), "counts": counts.encode("ascii")}
+
+
+def validate_rle(rle: Any) -> None:
+    """Checks the structure of an RLE and that its counts cover exactly H*W pixels.
+
+    Raises:
+        RLEError: with a message naming what is wrong.
+    """
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise RLEError(f"RLE must be a dict with 'size' and 'counts', got {type(rle).__name__}")
+    size = rle["size"]
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(s, int) and s > 0 for s in size)):
+        raise RLEError(f"RLE size must be [h, w] of positive ints, got {size!r}")
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != size[0] * size[1]:
+            raise RLEError("uncompressed RLE counts must be non-negative ints summing to h*w")
+        return
+    if not isinstance(counts, str) or not counts:
+        raise RLEError("RLE counts must be a non-empty string (compressed COCO RLE)")
+    # pycocotools does not check that counts match the size: decode the run lengths
+    # ourselves from its LEB128-like alphabet only to validate the total.
+    total = _compressed_total(counts)
+    if total != size[0] * size[1]:
+        raise RLEError(f"RLE counts cover {total} pixels, size {size} needs {size[0] * size[1]}")
+
+
+def _compressed_total(counts: str) -> int:
+    """Sums the run lengths of a compressed COCO counts string (validation only).
+
+    Mirrors pycocotools' ``rleFrString``: 5-bit groups with a continuation bit, sign
+    extension on the last group, and runs after the second stored as deltas against
+    the run two places back.
+    """
+    runs: list[int] = []
+    i, n = 0, len(counts)
+    while i < n:
+        x, k, more = 0, 0, True
+        while more:
+            if i >= n:
+                raise RLEError("RLE counts string is truncated")
+            c = ord(counts[i]) - 48
+            if c < 0 or c > 63:
+                raise RLEError(f"RLE counts has an invalid character {counts[i]!r}")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            i += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            raise RLEError("RLE counts decode to a negative run length")
+        runs.append(x)
+    return sum(runs)
+
+
+def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
+    """Decodes an RLE into a boolean (H, W) mask."""
+    return mask_utils.decode(_as_coco(rle)).astype(bool)
+
+
+def rle_area(rle: dict[str, Any]) -> int:
+    """Number of foreground pixels of an RLE, without decoding it."""
+    return int(mask_utils.area(_as_coco(rle)))
+
+
+def rle_bbox(rle: dict[str, Any]) -> list[float]:
+    """Bounding box of an RLE as COCO [x, y, w, h]."""
+    return [float(v) for v in mask_utils.toBbox(_as_coco(rle))]
+
+
+def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int) -> dict[str, Any]:
+    """Rasterises COCO polygons ([[x0, y0, x1, y1, ...], ...]) into one merged RLE."""
+    polys = [list(map(float, p)) for p in polygons]
+    if not polys or any(len(p) < 6 or len(p) % 2 for p in polys):
+        raise RLEError("polygons must be lists of at least 3 (x, y) points")
+    rles = mask_utils.frPyObjects(polys, height, width)
+    merged = mask_utils.merge(rles)
+    return {"size": [int(merged["size"][0]), int(merged["size"][1])], "counts": merged["counts"].decode("ascii")}
+
+
+def coco_segmentation_to_rle(segm: Any, height: int, width: int) -> dict[str, Any]:
+    """Any COCO ``segmentation`` field (polygons, RLE or uncompressed RLE) -> our RLE form."""
+    if isinstance(segm, list):
+        return polygons_to_rle(segm, height, width)
+    if isinstance(segm, dict):
+        counts = segm.get("counts")
+        if isinstance(counts, bytes):
+            counts = counts.decode("ascii")
+        rle = {"size": segm.get("size"), "counts": counts}
+        validate_rle(rle)
+        if isinstance(counts, list):  # uncompressed (iscrowd) RLE: re-encode compressed
+            return mask_to_rle(rle_to_mask(rle))
+        return {"size": [int(s) for s in rle["size"]], "counts": counts}
+    raise RLEError(f"unsupported segmentation type {type(segm).__name__}")
+
+
+def merge_rles(rles: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Union of several RLEs of one size."""
+    if not rles:
+        raise RLEError("merge_rles needs at least one RLE")
+    merged = mask_utils.merge([_as_coco(r) for r in rles], intersect=False)
+    return {"size": [int(merged["size"][0]), int(merged["size"][1])], "counts": merged["counts"].decode("ascii")}

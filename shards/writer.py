@@ -1,0 +1,273 @@
+"""Shard writer: samples -> finished WebDataset shards, manifest, dataset.json, quarantine.
+
+Crash safety: a shard is written under ``shard-NNNNNN.tar.tmp`` and renamed to its final
+name only once complete, after its manifest part. A killed writer leaves at most a temp
+file; the next writer on the same directory removes it and continues after the last
+finished shard, skipping every key already written. One writer per split at a time
+(an exclusive lock file enforces it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tarfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import webdataset as wds
+
+from shards.format import SCHEMA_VERSION, Sample, validate_sample
+from shards.manifest import (DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, merge_parts,
+                             read_dataset_json, sample_rows, write_json_atomic, write_rows)
+
+log = logging.getLogger(__name__)
+
+SHARD_PATTERN = "shard-{:06d}.tar"
+DEFAULT_MAX_COUNT = 1000
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+# Fixed member mtime so that the same samples give byte-identical shards.
+_MTIME = 0.0
+
+
+class _HashingFile:
+    """A write-only file that hashes what passes through (no second read of the shard)."""
+
+    def __init__(self, path: Path):
+        self._f = open(path, "wb")
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ShardWriter:
+    """Writes samples of one split into size-limited shards.
+
+    Args:
+        split_dir (str | Path): ``DATA_ROOT/NAME/SPLIT``; created if missing.
+        max_count (int): samples per shard at most.
+        max_bytes (int): encoded bytes per shard at most (a single larger sample still fits alone).
+
+    Use as a context manager; ``write`` returns False for a key already in the split.
+    """
+
+    def __init__(self, split_dir: str | os.PathLike, max_count: int = DEFAULT_MAX_COUNT,
+                 max_bytes: int = DEFAULT_MAX_BYTES):
+        if max_count < 1 or max_bytes < 1:
+            raise ValueError("max_count and max_bytes must be positive")
+        self.dir = Path(split_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / PARTS_DIR).mkdir(exist_ok=True)
+        self.max_count, self.max_bytes = max_count, max_bytes
+        self._lock = open(self.dir / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            self._lock.close()
+            raise RuntimeError(f"another writer holds {self.dir}/.lock") from e
+        self._shards: list[dict[str, Any]] = []
+        self._keys: set[str] = set()
+        self._quarantined: set[tuple[str, str]] = set()
+        self._recover()
+        self._tar: wds.TarWriter | None = None
+        self._file: _HashingFile | None = None
+        self._rows: list[dict[str, Any]] = []
+        self._count = 0
+        self._payload = 0  # tar bytes of the members written to the open shard
+        self.written = 0  # samples written by this writer (not counting earlier runs)
+        self.skipped = 0  # samples skipped because their key was already in the split
+        self.closed = False
+
+    # ---- recovery -------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Loads finished shards, drops temp files and orphan parts of a killed writer."""
+        info = read_dataset_json(self.dir)
+        known = {s["name"]: s for s in info.get("shards", [])}
+        for tmp in self.dir.glob("*.tmp"):
+            log.warning("removing %s left by an interrupted writer", tmp)
+            tmp.unlink()
+        for tmp in (self.dir / PARTS_DIR).glob("*.tmp"):
+            tmp.unlink()
+        index = 0
+        while True:
+            name = SHARD_PATTERN.format(index)
+            tar, part = self.dir / name, self.dir / PARTS_DIR / (name + ".parquet")
+            if not tar.exists():
+                if part.exists():  # killed between the part's and the tar's rename
+                    part.unlink()
+                break
+            if not part.exists():
+                raise RuntimeError(f"{tar} has no manifest part {part}: the split is damaged; "
+                                   "run `unilseg shards verify` and remove the shard to redo it")
+            entry = known.get(name) or self._describe(tar, part)
+            self._shards.append(entry)
+            self._keys.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
+            index += 1
+        qpath = self.dir / QUARANTINE
+        if qpath.exists():
+            with open(qpath, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        rec = json.loads(line)
+                        self._quarantined.add((rec.get("input", ""), rec.get("reason", "")))
+
+    @staticmethod
+    def _describe(tar: Path, part: Path) -> dict[str, Any]:
+        """Summary entry of a finished shard missing from dataset.json (recomputed)."""
+        table = pq.read_table(part, columns=["key", "task", "granularity"])
+        return _shard_entry(tar.name, sha256_file(tar), tar.stat().st_size,
+                            len(set(table.column("key").to_pylist())), table.column("task").to_pylist(),
+                            table.column("granularity").to_pylist())
+
+    # ---- writing --------------------------------------------------------------------
+
+    def has(self, key: str) -> bool:
+        """True if a sample with this key is already in the split (finished or pending)."""
+        return key in self._keys
+
+    def write(self, sample: Sample) -> bool:
+        """Validates and writes a sample; returns False if its key is already present.
+
+        Raises:
+            FormatError: the sample breaks the format (callers usually quarantine it).
+        """
+        if self.closed:
+            raise RuntimeError("writer is closed")
+        validate_sample(sample)
+        if sample.key in self._keys:
+            self.skipped += 1
+            return False
+        record = sample.to_wds()
+        size = sum(_member_bytes(len(v)) for k, v in record.items() if k != "__key__")
+        if self._tar is not None and (self._count >= self.max_count
+                                      or _tar_bytes(self._payload + size) > self.max_bytes):
+            self._finish_shard()
+        if self._tar is None:
+            self._open_shard()
+        self._tar.write(record)
+        self._payload += size
+        self._rows.extend(sample_rows(sample, self._current_name))
+        self._keys.add(sample.key)
+        self._count += 1
+        self.written += 1
+        return True
+
+    def quarantine(self, input_name: str, reason: str, **extra: Any) -> None:
+        """Records a rejected input with its reason (once per input and reason)."""
+        if (input_name, reason) in self._quarantined:
+            return
+        self._quarantined.add((input_name, reason))
+        rec = {"input": input_name, "reason": reason, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+        with open(self.dir / QUARANTINE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+    @property
+    def _current_name(self) -> str:
+        return SHARD_PATTERN.format(len(self._shards))
+
+    def _open_shard(self) -> None:
+        self._file = _HashingFile(self.dir / (self._current_name + ".tmp"))
+        self._tar = wds.TarWriter(self._file, mtime=_MTIME)
+        self._rows, self._count, self._payload = [], 0, 0
+
+    def _finish_shard(self) -> None:
+        """Closes the open shard: part first, then the tar under its final name."""
+        name = self._current_name
+        self._tar.close()
+        self._file.close()
+        write_rows(self.dir / PARTS_DIR / (name + ".parquet"), self._rows)
+        os.replace(self.dir / (name + ".tmp"), self.dir / name)
+        self._shards.append(_shard_entry(
+            name, self._file.sha256.hexdigest(), self._file.size, self._count,
+            [r["task"] for r in self._rows], [r["granularity"] for r in self._rows]))
+        self._tar, self._file, self._rows, self._count = None, None, [], 0
+        self._write_summary(status="incomplete")
+
+    def _write_summary(self, status: str) -> None:
+        by_task: Counter[str] = Counter()
+        by_gran: Counter[str] = Counter()
+        for s in self._shards:
+            by_task.update(s["tasks"])
+            by_gran.update(s["granularities"])
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "status": status,
+            "counts": {"shards": len(self._shards), "samples": sum(s["samples"] for s in self._shards),
+                       "targets": sum(s["targets"] for s in self._shards),
+                       "quarantined": len(self._quarantined),
+                       "by_task": dict(sorted(by_task.items())),
+                       "by_granularity": dict(sorted(by_gran.items()))},
+            "shards": self._shards,
+        }
+        write_json_atomic(self.dir / DATASET_JSON, doc)
+
+    def close(self) -> dict[str, Any]:
+        """Finishes the open shard, writes manifest.parquet and dataset.json; returns the summary."""
+        if self.closed:
+            return read_dataset_json(self.dir)
+        if self._tar is not None:
+            if self._count:
+                self._finish_shard()
+            else:
+                self._tar.close()
+                self._file.close()
+                (self.dir / (self._current_name + ".tmp")).unlink()
+        parts = [self.dir / PARTS_DIR / (s["name"] + ".parquet") for s in self._shards]
+        merge_parts(parts, self.dir / MANIFEST)
+        self._write_summary(status="complete")
+        self.closed = True
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._lock.close()
+        return read_dataset_json(self.dir)
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        # Finished samples are kept even when the producer failed: nothing valid is lost.
+        self.close()
+
+
+def _member_bytes(n: int) -> int:
+    """Bytes a member of n bytes takes in a tar: a 512-byte header plus 512-byte blocks."""
+    return 512 + -(-n // 512) * 512
+
+
+def _tar_bytes(payload: int) -> int:
+    """Size of a finished tar: members, the 1024-byte end marker, padded to 10240-byte records."""
+    return -(-(payload + 1024) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+
+def _shard_entry(name: str, sha256: str, size: int, samples: int, tasks: list[str],
+                 granularities: list[str]) -> dict[str, Any]:
+    return {"name": name, "sha256": sha256, "bytes": size, "samples": samples,
+            "targets": len(tasks), "tasks": dict(Counter(tasks)),
+            "granularities": dict(Counter(granularities))}

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from shards.rle import (RLEError, coco_segmentation_to_rle, mask_to_rle, merge_rles, polygons_to_rle, rle_area,
+                        rle_to_mask, validate_rle)
+
+
+def test_round_trip_is_bit_identical(rng):
+    for shape in [(1, 1), (7, 13), (64, 48)]:
+        m = rng.random(shape) > 0.5
+        rle = mask_to_rle(m)
+        assert rle["size"] == list(shape) and isinstance(rle["counts"], str)
+        back = rle_to_mask(rle)
+        assert back.dtype == bool and np.array_equal(back, m)
+        assert rle_area(rle) == int(m.sum())
+
+
+def test_empty_and_full_masks():
+    for m in [np.zeros((5, 6), bool), np.ones((5, 6), bool)]:
+        assert np.array_equal(rle_to_mask(mask_to_rle(m)), m)
+
+
+def test_validate_rejects_wrong_totals_and_garbage():
+    rle = mask_to_rle(np.ones((4, 4), bool))
+    with pytest.raises(RLEError, match="cover"):
+        validate_rle({"size": [5, 4], "counts": rle["counts"]})
+    with pytest.raises(RLEError, match="invalid character"):
+        validate_rle({"size": [4, 4], "counts": "\x01\x02"})
+    with pytest.raises(RLEError):
+        validate_rle({"size": [4], "counts": rle["counts"]})
+    with pytest.raises(RLEError):
+        validate_rle("not a dict")
+
+
+def test_validate_accepts_long_random_rles(rng):
+    # many runs exercise the delta coding (runs after the second are relative to the one two back)
+    for _ in range(20):
+        m = rng.random((37, 53)) > rng.random()
+        validate_rle(mask_to_rle(m))
+
+
+def test_polygons_and_uncompressed_rle():
+    rle = polygons_to_rle([[1, 1, 8, 1, 8, 8, 1, 8]], 10, 10)
+    m = rle_to_mask(rle)
+    assert m[4, 4] and not m[9, 9]
+    full = {"size": [3, 2], "counts": [0, 6]}  # COCO iscrowd style, column-major runs
+    assert rle_to_mask(coco_segmentation_to_rle(full, 3, 2)).all()
+    with pytest.raises(RLEError):
+        polygons_to_rle([[1, 2, 3]], 10, 10)
+
+
+def test_merge_is_union():
+    a = np.zeros((6, 6), bool); a[:2] = True
+    b = np.zeros((6, 6), bool); b[4:] = True
+    assert np.array_equal(rle_to_mask(merge_rles([mask_to_rle(a), mask_to_rle(b)])), a | b)

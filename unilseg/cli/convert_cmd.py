@@ -1,0 +1,50 @@
+"""`unilseg convert FORMAT SRC --out DST`."""
+
+from __future__ import annotations
+
+import click
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
+    """k=v pairs -> kwargs; true/false/ints are converted."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
+        k, v = pair.split("=", 1)
+        low = v.lower()
+        out[k.replace("-", "_")] = True if low == "true" else False if low == "false" else int(v) if v.isdigit() else v
+    return out
+
+
+@click.command("convert")
+@click.argument("fmt", metavar="FORMAT")
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset dir; shards go to OUT/SPLIT.")
+@click.option("--split", default="train", show_default=True, help="Split to convert and write.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), help="Image folder, for formats whose "
+              "annotations and images live apart (refcoco, coco...).")
+@click.option("--max-count", default=1000, show_default=True, help="Samples per shard.")
+@click.option("--option", "options", multiple=True, help="Converter option key=value (repeatable).")
+def command(fmt: str, src: str, out: str, split: str, images: str | None, max_count: int,
+            options: tuple[str, ...]) -> None:
+    """Convert a labeled dataset in its own layout into shards.
+
+    FORMAT is one of the registered converters (sod, cod, refcoco, ...).
+    """
+    from shards.converters import converter_names
+    from shards.converters.run import convert
+
+    if fmt not in converter_names():
+        raise click.BadParameter(f"unknown format {fmt!r}; known: {', '.join(converter_names())}", param_hint="FORMAT")
+    kwargs = _parse_options(options)
+    if images:
+        kwargs["images"] = images
+    try:
+        summary = convert(fmt, src, out, split, max_count=max_count, **kwargs)
+    except (FileNotFoundError, TypeError) as e:
+        raise click.ClickException(str(e)) from e
+    c = summary["counts"]
+    click.echo(f"{out}/{split}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "
+               f"(this run: {summary['written']} written, {summary['skipped']} already there, "
+               f"{summary['quarantined']} quarantined -> quarantine.jsonl)")

@@ -1,0 +1,68 @@
+"""`unilseg shards verify|stats|preview`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.group("shards")
+def command() -> None:
+    """Inspect shard datasets: verify, stats, preview."""
+
+
+@command.command("verify")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--shallow", is_flag=True, help="Check checksums and counts only, not every sample.")
+def verify(path: str, shallow: bool) -> None:
+    """Check every split under PATH; exit 1 and say what is wrong if anything is."""
+    from shards.verify import find_splits, verify_split
+
+    splits = find_splits(path)
+    if not splits:
+        raise click.ClickException(f"no split (dataset.json) under {path}")
+    bad = 0
+    for split in splits:
+        rep = verify_split(split, deep=not shallow)
+        click.echo(f"{'OK  ' if rep.ok else 'FAIL'} {split}")
+        for w in rep.warnings:
+            click.echo(f"  warning: {w}")
+        for e in rep.errors:
+            click.echo(f"  error: {e}")
+        bad += not rep.ok
+    if bad:
+        click.echo(f"{bad} of {len(splits)} split(s) failed verification", err=True)
+        sys.exit(1)
+
+
+@command.command("stats")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats(path: str, as_json: bool) -> None:
+    """Counts of images and targets by task, granularity and source."""
+    from shards.stats import dataset_stats, format_stats
+
+    try:
+        result = dataset_stats(path)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(json.dumps(result, indent=1) if as_json else format_stats(result))
+
+
+@command.command("preview")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--limit", default=36, show_default=True, help="Targets to draw.")
+@click.option("--task", "tasks", multiple=True, help="Only these tasks (repeatable).")
+def preview(path: str, out: str, limit: int, tasks: tuple[str, ...]) -> None:
+    """Contact sheet of images with masks overlaid and their texts."""
+    from shards.preview import preview_split
+    from shards.verify import find_splits
+
+    splits = find_splits(path)
+    if not splits:
+        raise click.ClickException(f"no split (dataset.json) under {path}")
+    n = preview_split(splits[0], out, limit=limit, tasks=tasks or None)
+    click.echo(f"wrote {out} ({n} targets from {splits[0]})")
