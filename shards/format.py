@@ -104,7 +104,9 @@ class Sample:
 
     def metadata(self) -> dict[str, Any]:
         """The JSON document stored as KEY.json."""
-        return {"image": asdict(self.image), "targets": [asdict(t) for t in self.targets]}
+        return {"image": asdict(self.image), "targets": [
+            {"texts": t.texts, "mask": t.mask, "task": t.task, "granularity": t.granularity, "source": t.source,
+             "scores": t.scores, "provenance": t.provenance} for t in self.targets]}
 
     def to_wds(self) -> dict[str, Any]:
         """The dict that webdataset.TarWriter writes: key, image bytes, json bytes."""
@@ -112,8 +114,11 @@ class Sample:
                 "json": json.dumps(self.metadata(), ensure_ascii=False).encode("utf-8")}
 
 
-def validate_target(t: Target, height: int, width: int) -> None:
+def validate_target(t: Target, height: int, width: int) -> int:
     """Checks one target against the format and its image size.
+
+    Returns:
+        int: the mask's foreground area (0 for a no-target expression).
 
     Raises:
         FormatError: naming the field that is wrong.
@@ -129,9 +134,10 @@ def validate_target(t: Target, height: int, width: int) -> None:
         raise FormatError(f"unknown granularity {t.granularity!r}; known: {sorted(GRANULARITIES)}")
     if not t.source:
         raise FormatError("target has no source")
+    area = 0
     if t.mask is not None:
         try:
-            validate_rle(t.mask)
+            area = validate_rle(t.mask)
         except RLEError as e:
             raise FormatError(f"invalid RLE: {e}") from e
         if list(t.mask["size"]) != [height, width]:
@@ -139,10 +145,11 @@ def validate_target(t: Target, height: int, width: int) -> None:
     for name, value in t.scores.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise FormatError(f"score {name!r} is not a number: {value!r}")
+    return area
 
 
-def validate_sample(s: Sample) -> None:
-    """Checks a whole sample: key, image metadata and every target."""
+def validate_sample(s: Sample) -> list[int]:
+    """Checks a whole sample: key, image metadata and every target; returns the targets' areas."""
     from shards.keys import check_key  # local: keys imports nothing of ours
 
     check_key(s.key)
@@ -156,11 +163,13 @@ def validate_sample(s: Sample) -> None:
         raise FormatError("image sha256 must be 64 hex characters")
     if not s.targets:
         raise FormatError("sample has no targets")
+    areas = []
     for i, t in enumerate(s.targets):
         try:
-            validate_target(t, s.image.height, s.image.width)
+            areas.append(validate_target(t, s.image.height, s.image.width))
         except FormatError as e:
             raise FormatError(f"target {i}: {e}") from e
+    return areas
 
 
 def target_from_dict(d: dict[str, Any]) -> Target:

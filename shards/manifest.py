@@ -42,17 +42,17 @@ MANIFEST_SCHEMA = pa.schema([
 ])
 
 
-def sample_rows(sample: Sample, shard: str) -> list[dict[str, Any]]:
-    """The manifest rows of one sample, one per target."""
+def sample_rows(sample: Sample, shard: str, areas: list[int]) -> list[dict[str, Any]]:
+    """The manifest rows of one sample, one per target (areas as validate_sample returns them)."""
     img = sample.image
     return [{
         "key": sample.key, "shard": shard, "target_index": i, "image_id": img.id,
         "image_sha256": img.sha256, "image_source": img.source, "width": img.width,
         "height": img.height, "source": t.source, "task": t.task, "granularity": t.granularity,
-        "text": t.texts[0], "texts": list(t.texts), "area": t.area, "has_mask": t.mask is not None,
+        "text": t.texts[0], "texts": list(t.texts), "area": area, "has_mask": t.mask is not None,
         "scores": [(k, float(v)) for k, v in t.scores.items()],
         "engine_version": t.provenance.get("engine_version"),
-    } for i, t in enumerate(sample.targets)]
+    } for i, (t, area) in enumerate(zip(sample.targets, areas))]
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -33,7 +33,7 @@ SHARD_PATTERN = "shard-{:06d}.tar"
 DEFAULT_MAX_COUNT = 1000
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 # Fixed member mtime so that the same samples give byte-identical shards.
-_MTIME = 0.0
+_MTIME = 0  # an int: a float mtime makes tarfile add a PAX header to every member
 
 
 class _HashingFile:
@@ -161,7 +161,7 @@ class ShardWriter:
         """
         if self.closed:
             raise RuntimeError("writer is closed")
-        validate_sample(sample)
+        areas = validate_sample(sample)
         if sample.key in self._keys:
             self.skipped += 1
             return False
@@ -174,7 +174,7 @@ class ShardWriter:
             self._open_shard()
         self._tar.write(record)
         self._payload += size
-        self._rows.extend(sample_rows(sample, self._current_name))
+        self._rows.extend(sample_rows(sample, self._current_name, areas))
         self._keys.add(sample.key)
         self._count += 1
         self.written += 1

@@ -27,7 +27,7 @@ def test_samples_and_targets(split):
 def test_checksum_mismatch_is_detected(split):
     shard = split / "shard-000001.tar"
     data = bytearray(shard.read_bytes())
-    data[700] ^= 0xFF  # flip a byte inside the first member's payload
+    data[2000] ^= 0xFF  # inside the first sample's PNG payload (json header+data, png header before it)
     shard.write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match="shard-000001"):
         list(ShardReader(split).samples(decode_images=False))

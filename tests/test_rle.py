@@ -53,3 +53,14 @@ def test_merge_is_union():
     a = np.zeros((6, 6), bool); a[:2] = True
     b = np.zeros((6, 6), bool); b[4:] = True
     assert np.array_equal(rle_to_mask(merge_rles([mask_to_rle(a), mask_to_rle(b)])), a | b)
+
+
+def test_validation_total_matches_pycocotools_on_many_masks(rng):
+    from shards.rle import _compressed_total
+
+    for _ in range(200):
+        h, w = rng.integers(1, 40, 2)
+        m = rng.random((h, w)) > rng.random()
+        if rng.random() < 0.5:  # long runs and large deltas
+            m = np.zeros((h, w), bool); m[: rng.integers(0, h + 1)] = True
+        assert _compressed_total(mask_to_rle(m)["counts"]) == h * w

@@ -1,0 +1,38 @@
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from conftest import encode
+from unilseg.cli import main
+
+
+def _sod_source(root, n=3):
+    for i in range(n):
+        (root / "X-Image").mkdir(parents=True, exist_ok=True)
+        (root / "X-Mask").mkdir(parents=True, exist_ok=True)
+        (root / "X-Image" / f"{i}.jpg").write_bytes(encode(np.full((12, 12, 3), 40 * i, np.uint8), "JPEG"))
+        m = np.zeros((12, 12), np.uint8); m[2:6, 2:6] = 255
+        (root / "X-Mask" / f"{i}.png").write_bytes(encode(m))
+
+
+def test_convert_stats_verify_preview(tmp_path):
+    _sod_source(tmp_path / "src")
+    r = CliRunner()
+    res = r.invoke(main, ["convert", "sod", str(tmp_path / "src"), "--out", str(tmp_path / "ds")])
+    assert res.exit_code == 0, res.output
+    assert "3 images, 3 targets" in res.output
+    res = r.invoke(main, ["shards", "stats", str(tmp_path / "ds"), "--json"])
+    assert json.loads(res.output)[str(tmp_path / "ds" / "train")]["by_task"] == {"sod": 3}
+    res = r.invoke(main, ["shards", "verify", str(tmp_path / "ds")])
+    assert res.exit_code == 0 and "OK" in res.output
+    res = r.invoke(main, ["shards", "preview", str(tmp_path / "ds"), "--out", str(tmp_path / "p.png")])
+    assert res.exit_code == 0 and (tmp_path / "p.png").stat().st_size > 0
+    (tmp_path / "ds" / "train" / "shard-000000.tar").unlink()
+    res = r.invoke(main, ["shards", "verify", str(tmp_path / "ds")])
+    assert res.exit_code == 1 and "shard-000000.tar is missing" in res.output
+
+
+def test_unknown_format_is_a_clear_error(tmp_path):
+    res = CliRunner().invoke(main, ["convert", "nope", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "unknown format" in res.output
