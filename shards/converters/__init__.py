@@ -46,7 +46,8 @@ class Rejected:
 Converter = Callable[..., Iterator["Item | Rejected"]]
 CONVERTERS: dict[str, Converter] = {}
 # Modules that register converters; imported on first lookup so the CLI starts fast.
-_MODULES = ["shards.converters.folder_sets"]
+_MODULES = ["shards.converters.folder_sets", "shards.converters.refer", "shards.converters.grefcoco",
+            "shards.converters.coco", "shards.converters.ade20k", "shards.converters.parts"]
 
 
 def register_converter(name: str) -> Callable[[Converter], Converter]:

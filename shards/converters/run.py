@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,14 @@ def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
     if not src.exists():
         raise FileNotFoundError(f"source {src} does not exist")
     converter = get_converter(fmt)
+    # Start the listing before the writer exists: a wrong split or a malformed annotation
+    # file fails here and leaves no empty split marked complete behind.
+    items = iter(converter(src, split=split, **options))
+    first = next(items, None)
+    items = itertools.chain([first] if first is not None else [], items)
     written = skipped = rejected = 0
     with ShardWriter(Path(out) / split, max_count=max_count) as writer:
-        for item in tqdm(converter(src, split=split, **options), desc=f"convert {fmt}",
-                         unit="img", disable=not progress):
+        for item in tqdm(items, desc=f"convert {fmt}", unit="img", disable=not progress):
             if isinstance(item, Rejected):
                 writer.quarantine(item.name, item.reason, format=fmt)
                 rejected += 1

@@ -12,6 +12,7 @@ import click
 COMMAND_MODULES = [
     "unilseg.cli.convert_cmd",
     "unilseg.cli.shards_cmd",
+    "unilseg.cli.synth_cmd",
 ]
 
 

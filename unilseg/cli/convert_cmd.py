@@ -42,7 +42,7 @@ def command(fmt: str, src: str, out: str, split: str, images: str | None, max_co
         kwargs["images"] = images
     try:
         summary = convert(fmt, src, out, split, max_count=max_count, **kwargs)
-    except (FileNotFoundError, TypeError) as e:
+    except (FileNotFoundError, TypeError, ValueError) as e:  # ConvertError is a ValueError
         raise click.ClickException(str(e)) from e
     c = summary["counts"]
     click.echo(f"{out}/{split}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "

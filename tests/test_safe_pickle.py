@@ -1,0 +1,55 @@
+import collections
+import os
+import pickle
+
+import pytest
+
+from shards.converters import ConvertError
+from shards.converters.safe_pickle import UnsafePickleError, safe_load, safe_loads
+
+
+class _Exploit:
+    """Pickles into a call of os.system, as a malicious refs file would."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_plain_refs_load(protocol):
+    refs = [{"ref_id": 1, "ann_id": 7, "split": "testA", "sentences": [{"sent": "man on left", "tokens": ["man"]}],
+             "box": (1.5, 2.0), "ok": True, "none": None, "big": 2 ** 70}]
+    assert safe_loads(pickle.dumps(refs, protocol=protocol)) == refs
+
+
+def _py2_str(b: bytes) -> bytes:
+    return b"U" + bytes([len(b)]) + b  # SHORT_BINSTRING: how Python 2 pickles a str
+
+
+def test_python2_byte_strings_become_str():
+    # what Python 2 wrote for [{'sent': 'caf\xc3\xa9', 'raw': '\xe9t\xe9', u'ann_id': 3}]: str
+    # values load as bytes under encoding="bytes"; keys and values are decoded (UTF-8, else Latin-1)
+    data = (b"\x80\x02]}(" + _py2_str(b"sent") + _py2_str(b"caf\xc3\xa9") + _py2_str(b"raw")
+            + _py2_str(b"\xe9t\xe9") + b"X\x06\x00\x00\x00ann_id" + b"K\x03ua.")
+    assert safe_loads(data) == [{"sent": "café", "raw": "été", "ann_id": 3}]
+
+
+def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "refs(unc).p"
+    path.write_bytes(pickle.dumps([{"ref_id": 1, "x": _Exploit(marker)}], protocol=2))
+    with pytest.raises(UnsafePickleError, match=r"refs\(unc\)\.p: refusing to load the global (posix|os|nt)\.system"):
+        safe_load(path)
+    assert not marker.exists()
+    # any class is refused too, not only callables with side effects
+    with pytest.raises(UnsafePickleError, match="collections.OrderedDict"):
+        safe_loads(pickle.dumps(collections.OrderedDict(a=1)))
+    assert issubclass(UnsafePickleError, (ConvertError, pickle.UnpicklingError))
+
+
+def test_corrupt_pickle_is_a_convert_error():
+    with pytest.raises(ConvertError, match="not a readable pickle"):
+        safe_loads(pickle.dumps([1, 2, 3])[:-3], "refs(unc).p")
