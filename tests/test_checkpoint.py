@@ -1,0 +1,129 @@
+"""Our training checkpoints round-trip; the released UniLSeg-20 layout loads strictly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from unilseg.checkpoint import (CheckpointError, load_checkpoint, load_released_checkpoint, load_state_dict_strict,
+                                map_released_key, save_checkpoint)
+from unilseg.model import build_model, predict
+from unilseg.model.swin import relative_position_index
+
+REFERENCE = "/work/shared/reference/unilseg20_state_dict.json"
+
+
+def _inputs(model, batch=2):
+    g = torch.Generator().manual_seed(1)
+    s = model.config.input_size
+    return torch.randn(batch, 3, s, s, generator=g), model.tokenizer(["a dog", "the left zebra"][:batch])
+
+
+def test_round_trip_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("unilseg-tiny")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, ids = _inputs(model)
+    model.train()
+    model(x, ids)["logits"].mean().backward()  # also moves BatchNorm running stats
+    opt.step()
+    path = save_checkpoint(tmp_path / "ckpt" / "step-7.pt", model, opt, step=7, extra={"epoch": 1})
+    assert path.exists() and not list(path.parent.glob("*.tmp"))
+
+    loaded = load_checkpoint(path)  # builds the model from the saved config
+    assert loaded.step == 7 and loaded.extra == {"epoch": 1} and loaded.config == model.config.to_dict()
+    model.eval(), loaded.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x, ids)["logits"], model(x, ids)["logits"], rtol=0, atol=0)
+
+    torch.manual_seed(5)
+    other = build_model("unilseg-tiny")
+    opt2 = torch.optim.AdamW(other.parameters(), lr=1e-3)
+    load_checkpoint(path, other, opt2)
+    assert opt2.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"]
+    torch.testing.assert_close(opt2.state_dict()["state"][3]["exp_avg"], opt.state_dict()["state"][3]["exp_avg"])
+
+
+def test_ddp_style_wrapper_is_unwrapped(tmp_path):
+    model = build_model("unilseg-tiny")
+    wrapper = torch.nn.Module()
+    wrapper.module = model
+    save_checkpoint(tmp_path / "c.pt", wrapper)
+    sd = torch.load(tmp_path / "c.pt", weights_only=True)["model"]
+    assert not any(k.startswith("module.") for k in sd)
+
+
+def test_missing_and_unexpected_keys_are_named(tmp_path):
+    model = build_model("unilseg-tiny")
+    sd = model.state_dict()
+    sd.pop("query_decoder.text_proj.1.running_var")
+    sd["pixel_decoder.extra_head.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as err:
+        load_state_dict_strict(model, sd, "test")
+    msg = str(err.value)
+    assert "query_decoder.text_proj.1.running_var" in msg and "pixel_decoder.extra_head.weight" in msg
+
+    sd = model.state_dict()
+    sd["pre_fusion.fusion_proj.weight"] = torch.zeros(3, 3)
+    with pytest.raises(CheckpointError, match=r"pre_fusion.fusion_proj.weight \(3, 3\)"):
+        load_state_dict_strict(model, sd)
+
+    torch.save({"state_dict": {"module." + k: v for k, v in model.state_dict().items()}}, tmp_path / "x.pth")
+    with pytest.raises(CheckpointError, match=r"unexpected keys \(\d+\): module\.pre_fusion"):
+        load_released_checkpoint(model, tmp_path / "x.pth")  # our names are not the released names
+    with pytest.raises(CheckpointError, match="not a unilseg-checkpoint"):
+        load_checkpoint(tmp_path / "x.pth", model)
+
+
+def test_released_key_mapping():
+    assert map_released_key("module.backbone.visual.conv1.weight") is None  # CLIP image tower: skipped
+    assert map_released_key("module.backbone.ln_final.weight") == "text_encoder.ln_final.weight"
+    assert map_released_key("backbone_visual.norm3.bias") == "visual_encoder.norm3.bias"
+    assert map_released_key("module.fusion.multihead_attn.in_proj_weight") == \
+        "pre_fusion.fusion.multihead_attn.in_proj_weight"
+    assert map_released_key("module.fusion_proj.bias") == "pre_fusion.fusion_proj.bias"
+    assert map_released_key("module.all_fusion_module.2.multihead_attn.out_proj.bias") == \
+        "pre_fusion.all_fusion_module.2.multihead_attn.out_proj.bias"
+    assert map_released_key("module.query_decoder.visual_proj.0.weight") == "query_decoder.visual_proj.0.weight"
+    with pytest.raises(KeyError):
+        map_released_key("module.something_new.weight")
+
+
+def _fabricate_released(path):
+    """A file laid out like UniLSeg20_no_finetune.pth: {'state_dict': {'module.' + name: tensor}}."""
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+    for e in json.load(open(REFERENCE))["entries"]:
+        shape, name = e["shape"], e["name"]
+        if name.endswith("relative_position_index"):
+            t = relative_position_index(7)
+        elif e["dtype"] == "int64":
+            t = torch.randint(0, 1000, shape, generator=g)
+        elif name.endswith("running_var"):
+            t = torch.rand(shape, generator=g) + 0.5
+        else:
+            t = torch.randn(shape, generator=g) * 0.02
+        sd["module." + name] = t
+    torch.save({"state_dict": sd, "epoch": 20}, path)
+    return sd
+
+
+@pytest.mark.slow
+def test_load_fabricated_released_checkpoint_and_predict(tmp_path):
+    path = tmp_path / "UniLSeg20_no_finetune.pth"
+    released = _fabricate_released(path)
+    assert len(released) == 931
+    model = load_released_checkpoint(build_model("unilseg-swin-b"), path)
+    torch.testing.assert_close(model.text_encoder.token_embedding.weight,
+                               released["module.backbone.token_embedding.weight"])
+    torch.testing.assert_close(model.visual_encoder.layers[2].blocks[17].mlp.fc2.weight,
+                               released["module.backbone_visual.layers.2.blocks.17.mlp.fc2.weight"])
+    torch.testing.assert_close(model.pre_fusion.all_fusion_module[1].multihead_attn.in_proj_weight,
+                               released["module.all_fusion_module.1.multihead_attn.in_proj_weight"])
+    torch.testing.assert_close(model.query_decoder.text_proj[1].running_var,
+                               released["module.query_decoder.text_proj.1.running_var"])
+    del released
+    img = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    mask = predict(model, img, "the man on the left")
+    assert mask.shape == (240, 320) and mask.dtype == bool

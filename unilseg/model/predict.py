@@ -1,0 +1,37 @@
+"""One-call inference: RGB image + expression -> boolean mask of the image's size."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from unilseg.transforms import letterbox_image, logits_to_probs
+
+from .unilseg import UniLSeg
+
+
+@torch.no_grad()
+def predict_probs(model: UniLSeg, image: np.ndarray, text: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB + expression -> (H, W) float32 foreground probability.
+
+    Runs in eval mode (BatchNorm running stats, no dropout) and restores the previous mode.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        size = model.config.input_size
+        x, _ = letterbox_image(image, size)
+        device = next(model.parameters()).device
+        images = torch.from_numpy(x).unsqueeze(0).to(device)  # (1, 3, S, S)
+        ids = model.tokenizer(text).to(device)  # (1, L)
+        logits = model(images, ids)["logits"]  # (1, 1, S/4, S/4)
+    finally:
+        model.train(was_training)
+    return logits_to_probs(logits, image.shape[:2], size)
+
+
+def predict(model: UniLSeg, image: np.ndarray, text: str, threshold: float | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB + expression -> (H, W) bool mask (probability > threshold,
+    config.threshold = 0.35 by default)."""
+    t = model.config.threshold if threshold is None else threshold
+    return predict_probs(model, image, text) > t
