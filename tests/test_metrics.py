@@ -1,0 +1,317 @@
+"""Metrics: hand-computed cases, edge cases, errors, and agreement with pysodmetrics."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from unilseg.eval.metrics import (
+    METRIC_CONVENTIONS,
+    PREC_THRESHOLDS,
+    gres_metrics,
+    part_metrics,
+    per_sample_iou,
+    referring_metrics,
+    semantic_metrics,
+    semantic_per_class_iou,
+    sod_metrics,
+)
+
+
+def m(rows) -> np.ndarray:
+    """A bool mask from nested 0/1 lists."""
+    return np.array(rows, dtype=bool)
+
+
+# A: I = 1 (top-left), U = 3 -> IoU 1/3 ; B: I = 3, U = 4 -> 0.75 ; C: both empty -> IoU 1.
+# Shapes differ across samples (2x3, 2x2), which is allowed.
+PRED_A, GT_A = m([[1, 1, 0], [0, 0, 0]]), m([[1, 0, 0], [1, 0, 0]])
+PRED_B, GT_B = m([[1, 1], [1, 1]]), m([[1, 1], [1, 0]])
+PRED_C, GT_C = m([[0, 0], [0, 0]]), m([[0, 0], [0, 0]])
+
+
+def test_referring_hand_computed():
+    r = referring_metrics([PRED_A, PRED_B, PRED_C], [GT_A, GT_B, GT_C])
+    assert r["oIoU"] == pytest.approx(4 / 7)  # (1 + 3 + 0) / (3 + 4 + 0)
+    assert r["mIoU"] == pytest.approx((1 / 3 + 0.75 + 1) / 3)
+    # IoUs 1/3, 0.75, 1: two reach 0.5..0.7, only C reaches 0.8 and 0.9
+    assert [r[f"prec@{t}"] for t in PREC_THRESHOLDS] == pytest.approx([2 / 3, 2 / 3, 2 / 3, 1 / 3, 1 / 3])
+    assert r["n"] == 3
+    assert all(type(v) is float for v in r.values())
+
+
+def test_prec_counts_iou_equal_to_threshold():
+    # I = 1, U = 2 -> IoU exactly 0.5 ; I = 3, U = 5 -> IoU exactly 0.6
+    half = (m([[1, 1]]), m([[1, 0]]))
+    three_fifths = (m([[1, 1, 1, 1, 1]]), m([[1, 1, 1, 0, 0]]))
+    r = referring_metrics([half[0], three_fifths[0]], [half[1], three_fifths[1]])
+    assert r["prec@0.5"] == 1.0
+    assert r["prec@0.6"] == 0.5
+    assert r["prec@0.7"] == 0.0
+
+
+def test_float_predictions_threshold_strictly():
+    gt = m([[1, 1, 0, 0]])
+    pred = np.array([[0.9, 0.5, 0.4, 0.2]])
+    # > 0.5: only the first pixel -> I 1, U 2
+    assert referring_metrics([pred], [gt])["mIoU"] == pytest.approx(0.5)
+    # > 0.35: first three pixels -> I 2, U 3
+    assert referring_metrics([pred], [gt], threshold=0.35)["mIoU"] == pytest.approx(2 / 3)
+    # float32 and integer 0/1 inputs work too
+    assert referring_metrics([pred.astype(np.float32)], [gt.astype(np.uint8)])["mIoU"] == pytest.approx(0.5)
+    assert referring_metrics([np.array([[1, 1, 0, 0]], np.int64)], [gt])["mIoU"] == 1.0
+
+
+def test_referring_none_gt_is_empty_mask():
+    r = referring_metrics([PRED_C, PRED_B], [None, None])
+    assert r["mIoU"] == pytest.approx(0.5)  # empty on empty -> 1, four pixels on nothing -> 0
+    assert r["oIoU"] == 0.0  # I 0, U 4
+
+
+def test_empty_predictions_and_empty_ground_truth():
+    r = referring_metrics([PRED_C, np.zeros((2, 3), bool)], [GT_B, GT_A])
+    assert r["oIoU"] == 0.0 and r["mIoU"] == 0.0 and r["prec@0.5"] == 0.0
+    r = referring_metrics([PRED_B], [GT_C])  # prediction where nothing is
+    assert r["oIoU"] == 0.0 and r["mIoU"] == 0.0
+
+
+def test_all_empty_batch():
+    preds = [np.zeros((3, 3), bool), np.zeros((4, 2), bool)]
+    r = referring_metrics(preds, [np.zeros((3, 3), bool), None])
+    assert r["oIoU"] == 1.0 and r["mIoU"] == 1.0 and r["prec@0.9"] == 1.0
+    g = gres_metrics(preds, [None, None])
+    assert g["gIoU"] == 1.0 and g["cIoU"] == 1.0 and g["N-acc"] == 1.0
+    assert math.isnan(g["T-acc"])  # no target samples: undefined, not a made-up 0
+
+
+def test_gres_hand_computed():
+    preds = [m([[1, 1], [0, 0]]),   # target, I 1 U 2 -> 0.5, predicted non-empty
+             m([[0, 0], [0, 0]]),   # target, predicted empty: I 0 U 4 -> 0
+             m([[0, 0], [0, 0]]),   # no-target (None), predicted empty -> 1
+             m([[1, 0], [0, 0]]),   # no-target (empty array), one pixel predicted -> 0, U += 1
+             np.zeros((3, 3))]      # no-target (None), float map all 0 -> empty -> 1
+    gts = [m([[1, 0], [0, 0]]), m([[1, 1], [1, 1]]), None, m([[0, 0], [0, 0]]), None]
+    g = gres_metrics(preds, gts)
+    assert g["gIoU"] == pytest.approx((0.5 + 0 + 1 + 0 + 1) / 5)
+    assert g["cIoU"] == pytest.approx(1 / 7)  # I: 1 ; U: 2 + 4 + 0 + 1 + 0
+    assert g["N-acc"] == pytest.approx(2 / 3)
+    assert g["T-acc"] == pytest.approx(1 / 2)
+    assert g["n"] == 5 and g["n_no_target"] == 3
+    assert all(type(v) is float for v in g.values())
+
+
+def test_gres_no_no_target_samples_gives_nan_n_acc():
+    g = gres_metrics([PRED_A, PRED_B], [GT_A, GT_B])
+    assert math.isnan(g["N-acc"]) and g["T-acc"] == 1.0
+    assert g["cIoU"] == pytest.approx(4 / 7)
+
+
+def _gres_reference(preds, gts):
+    """ReLA's bookkeeping (TP/TN/FP/FN with positive = no-target), one sample at a time,
+    with 'predicted no-target' read as 'the mask is empty'."""
+    acc_iou = acc_i = acc_u = 0.0
+    nt = {"TP": 0, "TN": 0, "FP": 0, "FN": 0}
+    for p, g in zip(preds, gts):
+        g = np.zeros_like(p) if g is None else g
+        inter, union = int((p & g).sum()), int((p | g).sum())
+        pred_nt = not p.any()
+        if not g.any():
+            if pred_nt:
+                nt["TP"] += 1
+                acc_iou += 1
+            else:
+                nt["FN"] += 1
+                acc_u += union
+        else:
+            nt["FP" if pred_nt else "TN"] += 1
+            acc_iou += inter / union
+            acc_i += inter
+            acc_u += union
+    return {"gIoU": acc_iou / len(preds), "cIoU": acc_i / acc_u,
+            "N-acc": nt["TP"] / (nt["TP"] + nt["FN"]), "T-acc": nt["TN"] / (nt["TN"] + nt["FP"])}
+
+
+def test_gres_agrees_with_rela_style_loop(rng):
+    preds, gts = [], []
+    for i in range(60):
+        h, w = rng.integers(4, 30, 2)
+        p = rng.random((h, w)) < rng.choice([0.0, 0.05, 0.4])
+        g = rng.random((h, w)) < 0.3
+        preds.append(p)
+        gts.append(None if i % 4 == 0 else (np.zeros_like(g) if i % 4 == 1 else g))
+    ours, ref = gres_metrics(preds, gts), _gres_reference(preds, gts)
+    for k in ref:
+        assert ours[k] == pytest.approx(ref[k]), k
+
+
+def test_per_sample_iou_and_referring_agree_with_loop(rng):
+    preds = [rng.random((9, 7)) for _ in range(20)]
+    gts = [rng.random((9, 7)) < 0.4 for _ in range(20)]
+    expected = np.array([((p > 0.5) & g).sum() / ((p > 0.5) | g).sum() for p, g in zip(preds, gts)])
+    np.testing.assert_allclose(per_sample_iou(preds, gts), expected)
+    assert referring_metrics(preds, gts)["mIoU"] == pytest.approx(expected.mean())
+
+
+def test_part_metrics_hand_computed():
+    r = part_metrics([PRED_A, PRED_B, PRED_C], [GT_A, GT_B, GT_C], ["part", "object", "part"])
+    assert r["mIoU_part"] == pytest.approx((1 / 3 + 1) / 2)  # A and C
+    assert r["mIoU_object_part"] == pytest.approx((1 / 3 + 0.75 + 1) / 3)
+    assert r["n"] == 3 and r["n_part"] == 2
+    r = part_metrics([PRED_B], [GT_B], ["object"])
+    assert math.isnan(r["mIoU_part"]) and r["mIoU_object_part"] == 0.75
+    with pytest.raises(ValueError, match="'part' or 'object'"):
+        part_metrics([PRED_B], [GT_B], ["whole"])
+    with pytest.raises(ValueError, match="kinds"):
+        part_metrics([PRED_B], [GT_B], ["part", "part"])
+
+
+def test_semantic_accumulates_per_class():
+    preds = [m([[1, 1], [0, 0]]),            # cat: I 1 U 2
+             m([[1, 0], [0, 0]]),            # dog: I 1 U 1
+             m([[1, 1, 0], [1, 1, 0], [0, 0, 0]]),  # cat: I 4 U 4
+             m([[0, 0], [0, 0]])]            # sky: absent and not predicted -> U 0, excluded
+    gts = [m([[1, 0], [0, 0]]), m([[1, 0], [0, 0]]), m([[1, 1, 0], [1, 1, 0], [0, 0, 0]]), None]
+    classes = ["cat", "dog", "cat", "sky"]
+    per_class = semantic_per_class_iou(preds, gts, classes)
+    # cat: (1 + 4) / (2 + 4) = 5/6, not the per-sample mean (0.5 + 1) / 2
+    assert per_class == pytest.approx({"cat": 5 / 6, "dog": 1.0})
+    assert list(per_class) == ["cat", "dog"]
+    r = semantic_metrics(preds, gts, classes)
+    assert r["mIoU"] == pytest.approx((5 / 6 + 1) / 2)
+    assert r["n_classes"] == 2 and r["n"] == 4
+    with pytest.raises(ValueError, match="classes"):
+        semantic_metrics(preds, gts, classes[:3])
+
+
+def test_semantic_all_empty_is_nan():
+    r = semantic_metrics([PRED_C], [None], ["sky"])
+    assert math.isnan(r["mIoU"]) and r["n_classes"] == 0
+
+
+# --------------------------------------------------------------------------- SOD
+
+
+def test_sod_hand_computed():
+    pred = np.array([[1.0, 0.0], [0.5, 0.5]])
+    gt = m([[1, 0], [0, 1]])
+    r = sod_metrics([pred], [gt])
+    assert r["MAE"] == pytest.approx(0.25)  # |0| + |0| + |0.5| + |0.5| over 4
+    # 8-bit map 255, 0, 127, 127. t in 128..255: {px0} -> P 1, R 1/2 -> F 1.3*0.5/(0.3+0.5)
+    # t in 1..127: {px0, px2, px3} -> P 2/3, R 1 -> 0.7222 ; t = 0: P 1/2, R 1 -> 0.5652
+    assert r["maxF"] == pytest.approx(0.8125)
+
+
+def test_sod_empty_ground_truth_and_normalize_flag():
+    pred = np.full((3, 4), 0.2)
+    r = sod_metrics([pred], [None], normalize=False)
+    assert r["MAE"] == pytest.approx(0.2)
+    assert r["S-measure"] == pytest.approx(0.8)  # gt all background: 1 - mean(pred)
+    assert r["maxF"] == 0.0  # nothing to recall
+    # min-max stretch: values 0.2 / 0.6 become 0 / 1
+    pred2 = np.repeat(np.array([[0.2, 0.2, 0.6, 0.6]]), 4, axis=0)
+    gt2 = pred2 > 0.5
+    assert sod_metrics([pred2], [gt2])["MAE"] == pytest.approx(0.0)
+    assert sod_metrics([pred2], [gt2], normalize=False)["MAE"] == pytest.approx(0.3)
+
+
+def _pysod(preds_u8, gts, normalize=True):
+    import py_sod_metrics as psm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Fmeasure (v1) announces its future removal
+        fm, mae, sm = psm.Fmeasure(beta=0.3), psm.MAE(), psm.Smeasure(alpha=0.5)
+    for p, g in zip(preds_u8, gts):
+        if normalize:
+            args = (p, g.astype(np.uint8) * 255)
+        else:
+            args = (p / 255.0, g)
+        fm.step(*args, normalize=normalize)
+        mae.step(*args, normalize=normalize)
+        sm.step(*args, normalize=normalize)
+    return {"MAE": mae.get_results()["mae"], "maxF": fm.get_results()["fm"]["curve"].max(),
+            "S-measure": sm.get_results()["sm"]}
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_sod_agrees_with_pysodmetrics(rng, normalize):
+    preds, gts = [], []
+    for i in range(12):
+        h, w = rng.integers(8, 48, 2)
+        lo, hi = sorted(rng.integers(0, 256, 2))
+        p = rng.integers(lo, hi + 1, (h, w)).astype(np.uint8)
+        g = np.zeros((h, w), bool)
+        if i % 5 == 1:
+            g[:] = True  # all foreground
+        elif i % 5 != 0:  # i % 5 == 0 stays all background
+            y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+            g[y: y + h // 2, x: x + w // 2] = True
+            p[g] = np.maximum(p[g], rng.integers(0, 256, int(g.sum()))).astype(np.uint8)
+        preds.append(p)
+        gts.append(g)
+    ours = sod_metrics([p / 255.0 for p in preds], gts, normalize=normalize)
+    ref = _pysod(preds, gts, normalize=normalize)
+    for k in ref:
+        assert ours[k] == pytest.approx(float(ref[k]), abs=1e-12), k
+    assert 0 < ours["maxF"] < 1 and 0 < ours["S-measure"] < 1
+
+
+def test_sod_bool_predictions():
+    r = sod_metrics([GT_A, GT_B], [GT_A, GT_B])
+    assert r["MAE"] == 0.0 and r["maxF"] == pytest.approx(1.0) and r["S-measure"] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- errors
+
+CALLS = {
+    "referring": lambda p, g: referring_metrics(p, g),
+    "gres": lambda p, g: gres_metrics(p, g),
+    "sod": lambda p, g: sod_metrics(p, g),
+    "part": lambda p, g: part_metrics(p, g, ["part"] * len(p)),
+    "semantic": lambda p, g: semantic_metrics(p, g, ["cat"] * len(p)),
+}
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_errors(name):
+    f = CALLS[name]
+    with pytest.raises(ValueError, match="differ in length"):
+        f([PRED_A, PRED_B], [GT_A])
+    with pytest.raises(ValueError, match="empty lists"):
+        f([], [])
+    with pytest.raises(ValueError, match=r"sample 1: prediction shape \(2, 2\) differs from ground truth "
+                                         r"shape \(3, 2\)"):
+        f([PRED_A, PRED_B], [GT_A, np.zeros((3, 2), bool)])
+    with pytest.raises(ValueError, match="2-D"):
+        f([np.zeros((2, 2, 1), bool)], [np.zeros((2, 2), bool)])
+    with pytest.raises(ValueError, match="2-D"):
+        f([np.zeros((2, 2), bool)], [np.zeros(4, bool)])
+    with pytest.raises(ValueError, match="sample 0: prediction contains NaN"):
+        f([np.array([[0.2, np.nan]])], [m([[0, 1]])])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        f([np.array([[-3.0, 2.5]])], [m([[0, 1]])])  # logits, not probabilities
+    with pytest.raises(ValueError, match="binarise"):
+        f([m([[0, 1]])], [np.array([[0, 255]], np.uint8)])
+
+
+def test_conventions_cover_every_reported_metric():
+    keys = set(referring_metrics([PRED_A], [GT_A])) | set(gres_metrics([PRED_A], [GT_A]))
+    keys |= set(sod_metrics([GT_A], [GT_A])) | set(part_metrics([PRED_A], [GT_A], ["part"]))
+    missing = {k for k in keys if not k.startswith("n")} - set(METRIC_CONVENTIONS)
+    assert not missing
+    assert "mIoU (semantic)" in METRIC_CONVENTIONS
+    assert ">=" in METRIC_CONVENTIONS["prec@0.5"]
+
+
+def test_speed_is_vectorised(rng):
+    # 300 pairs of 480x480 in well under a second (a per-pixel Python loop takes minutes)
+    base = rng.random((480, 480)) < 0.5
+    preds = [np.roll(base, i, axis=0) for i in range(300)]
+    gts = [np.roll(base, i, axis=1) for i in range(300)]
+    t = time.perf_counter()
+    referring_metrics(preds, gts)
+    gres_metrics(preds, gts)
+    assert time.perf_counter() - t < 3.0
