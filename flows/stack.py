@@ -1,0 +1,223 @@
+"""The local stack behind `make demo`: Prefect server, Ray head with its dashboard, and the
+process serving our deployments, all on 127.0.0.1, all children of one supervisor.
+
+    python -m flows.stack up      # start in the background, wait until healthy, write .env
+    python -m flows.stack down    # stop everything `up` started
+    python -m flows.stack status
+
+State (Prefect's SQLite database, Ray's temp dir, logs, pids) lives in STATE_DIR
+(default ./.state). `down` signals the supervisor, which stops its children and Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class StackConfig:
+    """Where and on which ports the local stack runs.
+
+    Attributes:
+        state_dir (str): Prefect home, Ray temp dir, logs and pids.
+        prefect_port (int): Prefect API/UI port on 127.0.0.1.
+        dashboard_port (int): Ray dashboard port on 127.0.0.1.
+        num_cpus (int): CPUs Ray may use (0 = all).
+    """
+
+    state_dir: str = str(ROOT / ".state")
+    prefect_port: int = 4200
+    dashboard_port: int = 8265
+    num_cpus: int = 0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+
+def stack_env(cfg: StackConfig) -> dict[str, str]:
+    """Environment every process of the stack (and the user's shells) needs."""
+    state = Path(cfg.state_dir)
+    return {
+        "PREFECT_API_URL": cfg.api_url,
+        "PREFECT_HOME": str(state / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "PREFECT_UI_URL": f"http://127.0.0.1:{cfg.prefect_port}",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        # Measured here: without it Ray's gcs/raylet/workers listen on all interfaces.
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def write_env_file(cfg: StackConfig, ray_address: str, path: Path = ROOT / ".env") -> None:
+    """Writes .env so that `set -a; . ./.env` prepares another shell."""
+    lines = [f"{k}={v}" for k, v in {**stack_env(cfg), "UNILSEG_RAY_ADDRESS": ray_address}.items()]
+    path.write_text("# written by `python -m flows.stack up`\n" + "\n".join(lines) + "\n")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _wait(what: str, check, timeout: float, log: Path | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    tail = log.read_text()[-2000:] if log and log.exists() else ""
+    raise RuntimeError(f"{what} did not become healthy in {timeout:.0f} s\n{tail}")
+
+
+def supervise(cfg: StackConfig) -> None:
+    """Runs the stack in the foreground until SIGTERM/SIGINT, then stops it all."""
+    state = Path(cfg.state_dir)
+    logs = state / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **stack_env(cfg)}
+    os.environ.update(stack_env(cfg))
+    children: list[subprocess.Popen] = []
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        for p in reversed(children):
+            if p.poll() is None:
+                p.terminate()
+        for p in children:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()  # the driver that started the local cluster stops all its processes
+        (state / "stack.json").unlink(missing_ok=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    prefect_log = open(logs / "prefect-server.log", "ab")
+    children.append(subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
+        env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
+    import ray
+
+    ray.init(address=None, _node_ip_address="127.0.0.1", include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=cfg.dashboard_port, num_cpus=cfg.num_cpus or None, _temp_dir=str(state / "ray"),
+             namespace="unilseg", logging_level="WARNING")
+    gcs = ray.get_runtime_context().gcs_address
+    os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
+    _wait("Prefect server", lambda: _healthy(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
+    serve_log = open(logs / "serve.log", "ab")
+    children.append(subprocess.Popen([sys.executable, "-m", "flows.serve"], env=env, cwd=ROOT,
+                                      stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True))
+    info = {"supervisor": os.getpid(), "children": [p.pid for p in children], "ray_address": gcs,
+            "config": asdict(cfg), "dashboard": cfg.dashboard_url, "ui": cfg.api_url[:-4]}
+    (state / "stack.json").write_text(json.dumps(info, indent=1))
+    while True:
+        for p in children:
+            if p.poll() is not None:
+                print(f"stack: child {p.args} exited with {p.returncode}; stopping", file=sys.stderr)
+                stop()
+        time.sleep(2)
+
+
+def up(cfg: StackConfig, timeout: float = 180) -> dict:
+    """Starts the supervisor in the background and waits until the deployments are served."""
+    state = Path(cfg.state_dir)
+    info_path = state / "stack.json"
+    if info_path.exists() and _alive(json.loads(info_path.read_text())["supervisor"]):
+        print("stack already running")
+        return json.loads(info_path.read_text())
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    log = open(state / "logs" / "stack.log", "ab")
+    subprocess.Popen([sys.executable, "-m", "flows.stack", "supervise"], cwd=ROOT, stdout=log,
+                     stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **stack_env(cfg)})
+    _wait("stack", info_path.exists, timeout, state / "logs" / "stack.log")
+    write_env_file(cfg, json.loads(info_path.read_text())["ray_address"])
+    _wait("served deployments", lambda: _deployments_served(cfg), timeout, state / "logs" / "serve.log")
+    return json.loads(info_path.read_text())
+
+
+def _deployments_served(cfg: StackConfig) -> bool:
+    env = {**os.environ, **stack_env(cfg)}
+    out = subprocess.run([sys.executable, "-m", "prefect", "deployment", "ls"], env=env, capture_output=True,
+                         text=True, check=False).stdout
+    return "annotate-and-train" in out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def down(cfg: StackConfig, timeout: float = 60) -> None:
+    """Stops the supervisor (which stops the Prefect server, the serve process and Ray)."""
+    info_path = Path(cfg.state_dir) / "stack.json"
+    if not info_path.exists():
+        print("stack is not running")
+        return
+    info = json.loads(info_path.read_text())
+    pid = info["supervisor"]
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + timeout
+        while _alive(pid) and time.time() < deadline:
+            time.sleep(0.5)
+    for child in [pid, *info["children"]]:
+        if _alive(child):
+            try:
+                os.killpg(child, signal.SIGKILL)
+            except OSError:
+                pass
+    info_path.unlink(missing_ok=True)
+    print("stack stopped")
+
+
+def main(argv: list[str]) -> None:
+    cfg = StackConfig(prefect_port=int(os.environ.get("UNILSEG_PREFECT_PORT", 4200)),
+                      dashboard_port=int(os.environ.get("UNILSEG_DASHBOARD_PORT", 8265)))
+    cmd = argv[0] if argv else "status"
+    if cmd == "up":
+        info = up(cfg)
+        print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}\nRay address:    {info['ray_address']}")
+    elif cmd == "down":
+        down(cfg)
+    elif cmd == "supervise":
+        supervise(cfg)
+    else:
+        path = Path(cfg.state_dir) / "stack.json"
+        print(path.read_text() if path.exists() else "stack is not running")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

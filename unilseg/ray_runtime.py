@@ -1,0 +1,41 @@
+"""One way to reach Ray for every stage (annotation actors, Ray Train, flows).
+
+Order of preference: an already initialised Ray in this process; the address passed in;
+UNILSEG_RAY_ADDRESS (written to .env by `python -m flows.stack up`); otherwise a private
+local Ray for this process, bound to 127.0.0.1, shut down at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+ADDRESS_ENV = "UNILSEG_RAY_ADDRESS"
+# Measured on these machines: without it Ray's gcs/raylet/workers listen on all interfaces.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
+    """Connects to (or starts) Ray once per process.
+
+    Args:
+        address (str | None): "HOST:PORT" of a running cluster, "auto", or None.
+        num_cpus (int | None): CPUs for a private local Ray (ignored when connecting).
+
+    Returns:
+        str: the GCS address of the cluster in use.
+    """
+    for k, v in LOOPBACK_ENV.items():
+        os.environ.setdefault(k, v)
+    import ray
+
+    if not ray.is_initialized():
+        address = address or os.environ.get(ADDRESS_ENV) or None
+        if address:
+            log.info("connecting to Ray at %s", address)
+            ray.init(address=address, namespace="unilseg", logging_level="WARNING", log_to_driver=True)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     namespace="unilseg", logging_level="WARNING")
+    return ray.get_runtime_context().gcs_address
