@@ -37,3 +37,29 @@ def check_key(key: str) -> None:
 
     if not key or "." in key or "/" in key or _UNSAFE.search(key):
         raise FormatError(f"invalid key {key!r}: keys use only [A-Za-z0-9_-], no dots")
+
+
+def target_id(key: str, target_index: int) -> str:
+    """The stable id of one target: ``<sample key>_<target index>``, dot-free.
+
+    Evaluation keys saved predictions by it (``DIR/<target id>.png``). The index is the
+    target's position in the sample's ``targets`` list (the manifest's ``target_index``).
+    Keys hold no dot and the index only digits, so splitting at the last ``_`` recovers
+    (key, index): two targets never share an id.
+    """
+    if isinstance(target_index, bool) or not isinstance(target_index, int) or target_index < 0:
+        raise ValueError(f"target index must be a non-negative int, got {target_index!r}")
+    check_key(key)
+    return f"{key}_{target_index}"
+
+
+def parse_target_id(tid: str) -> tuple[str, int]:
+    """Inverse of target_id: ``<key>_<index>`` -> (key, index).
+
+    Raises:
+        ValueError: the string is not of that form.
+    """
+    key, sep, index = tid.rpartition("_")
+    if not sep or not key or not index.isdigit() or not index.isascii():
+        raise ValueError(f"{tid!r} is not a target id (<sample key>_<target index>)")
+    return key, int(index)

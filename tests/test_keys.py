@@ -20,3 +20,20 @@ def test_keys_do_not_collide_when_slugs_match():
 def test_check_key_rejects_dots():
     with pytest.raises(FormatError):
         check_key("a.b")
+
+
+def test_target_ids_are_dot_free_unique_and_parse_back():
+    from shards.keys import parse_target_id, target_id
+
+    keys = [make_key("s", n) for n in ("a.b", "a_1", "x")] + ["a_1", "a"]
+    ids = {target_id(k, i): (k, i) for k in keys for i in (0, 1, 10, 12)}
+    assert len(ids) == len(keys) * 4  # "a_1"+"_0" and "a"+"_10" etc. never collide
+    for tid, pair in ids.items():
+        check_key(tid)
+        assert parse_target_id(tid) == pair
+    with pytest.raises(ValueError):
+        parse_target_id("nounderscore")
+    with pytest.raises(ValueError):
+        target_id("a.b", 0)
+    with pytest.raises(ValueError):
+        target_id("a", -1)
