@@ -106,7 +106,8 @@ def _decode(record: dict[str, Any], decode_images: bool) -> DecodedSample:
 
 
 def raw_pipeline(urls: list[str], expected: dict[str, str] | None = None, *, distributed: bool = False,
-                 handler: Callable[[Exception], bool] = wds.reraise_exception) -> wds.DataPipeline:
+                 handler: Callable[[Exception], bool] = wds.reraise_exception,
+                 split: bool = True) -> wds.DataPipeline:
     """webdataset pipeline over shards yielding raw {"__key__", "jpg"/"png", "json"} records.
 
     Args:
@@ -115,11 +116,14 @@ def raw_pipeline(urls: list[str], expected: dict[str, str] | None = None, *, dis
         distributed: split shards by torch.distributed rank (Ray Train workers) as well as
             by DataLoader worker; a rank or worker with no shard yields nothing.
         handler: webdataset error policy (reraise by default).
+        split: split shards by DataLoader worker (and rank when distributed); False reads every
+            url given, for callers that choose each reader's shards themselves (unilseg.data).
     """
     stages: list[Any] = [wds.SimpleShardList(urls)]
-    if distributed:
+    if split and distributed:
         stages.append(wds.split_by_node)
-    stages.append(wds.split_by_worker)
+    if split:
+        stages.append(wds.split_by_worker)
     stages.append(_open_checked(expected or {}))
     stages.append(pipelinefilter(tar_file_expander)(handler=handler))
     stages.append(pipelinefilter(group_by_keys)(handler=handler))

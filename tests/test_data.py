@@ -1,0 +1,176 @@
+"""Training data: mixing ratios, rank/worker splits, no hang with few shards, flip rule, alignment."""
+
+import itertools
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from shards.converters.run import convert
+from shards.reader import ChecksumError, ShardReader
+from shards.synth import generate_shapes
+from unilseg.data import (AugmentConfig, TargetDataset, augment_sample, mentions_left_right, parse_data_spec,
+                          plan_epoch, resolve_split_dir, weighted_mix)
+from unilseg.model import build_tokenizer, load_preset
+from unilseg.transforms import letterbox_image, letterbox_mask
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """Synthetic referring set: train in 8 shards (6 images each), val in 2 shards."""
+    root = tmp_path_factory.mktemp("synth")
+    generate_shapes(root / "src", images=60, seed=0, size=SIZE)
+    for split in ("train", "val"):
+        convert("refcoco", root / "src", root / "out", split, max_count=6, progress=False)
+    return root / "out"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(load_preset("unilseg-tiny"))
+
+
+def _all_targets(split_dir):
+    return {(s.key, i) for s, i, _ in ShardReader(split_dir).targets(decode_images=False)}
+
+
+def _read_rank(ds, num_workers):
+    loader = DataLoader(ds, batch_size=None, num_workers=num_workers)
+    return [(m["key"], m["target"]) for *_, m in loader]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("world,workers", [(2, 2), (3, 2), (2, 3)])
+def test_rank_worker_split_covers_every_target_once(synth, tokenizer, world, workers):
+    """8 shards over 4 readers (whole shards), 6 readers (shards >= readers, uneven) and, for
+    val's 2 shards, fewer shards than readers (split by sample index): each target once."""
+    for split in ("train", "val"):
+        want = _all_targets(synth / split)
+        got = []
+        for rank in range(world):
+            ds = TargetDataset([(synth / split, 1.0)], tokenizer, SIZE, epochs=1, seed=3, rank=rank,
+                               world_size=world, return_meta=True, shuffle_buffer=16)
+            got += _read_rank(ds, workers)
+        assert len(got) == len(want) and set(got) == want, split
+
+
+def test_plan_epoch_modes():
+    urls = [f"s{i}.tar" for i in range(5)]
+    plans = [plan_epoch(urls, 0, 1, r, 2, w, 2) for r in range(2) for w in range(2)]
+    assert not any(p.by_sample for p in plans)
+    assert sorted(u for p in plans for u in p.urls) == urls  # a partition of the shards
+    assert plan_epoch(urls, 0, 1, 0, 1, 0, 1).urls != plan_epoch(urls, 1, 1, 0, 1, 0, 1).urls  # reshuffled
+    few = [plan_epoch(urls[:2], 0, 1, r, 3, 0, 1) for r in range(3)]
+    assert all(p.by_sample and len(p.urls) == 2 for p in few)
+    assert [[i for i in range(9) if p.keeps(i)] for p in few] == [[0, 3, 6], [1, 4, 7], [2, 5, 8]]
+
+
+@pytest.mark.timeout(60)
+def test_fewer_shards_than_readers_streams_without_hanging(synth, tokenizer):
+    """val has 2 shards; 2 ranks x 2 workers = 4 readers: every rank keeps producing (endless)."""
+    for rank in range(2):
+        ds = TargetDataset([(synth / "val", 1.0)], tokenizer, SIZE, augment=AugmentConfig(), rank=rank,
+                           world_size=2, return_meta=True, shuffle_buffer=8)
+        loader = DataLoader(ds, batch_size=4, num_workers=2)
+        batches = list(itertools.islice(iter(loader), 30))  # > one epoch of this rank's share
+        assert len(batches) == 30
+        images, ids, masks, _ = batches[0]
+        assert images.shape == (4, 3, SIZE, SIZE) and ids.dtype == torch.int64 and masks.shape == (4, SIZE, SIZE)
+
+
+def test_weighted_mix_ratios():
+    rng = np.random.default_rng(0)
+    draws = list(itertools.islice(weighted_mix([itertools.repeat("a"), itertools.repeat("b")], [3, 1], rng), 4000))
+    assert abs(draws.count("a") / 4000 - 0.75) < 0.03
+    # finite streams: everything comes out, then the mix ends
+    assert sorted(weighted_mix([range(3), range(10, 12)], [1, 5], rng)) == [0, 1, 2, 10, 11]
+    with pytest.raises(ValueError):
+        list(weighted_mix([range(3)], [0], rng))
+
+
+def test_dataset_mixes_sources_by_weight(synth, tokenizer):
+    ds = TargetDataset([(synth / "train", 1.0), (synth / "val", 4.0)], tokenizer, SIZE, seed=1,
+                       return_meta=True, shuffle_buffer=32)
+    sources = Counter(m["source"] for *_, m in itertools.islice(iter(ds), 600))
+    assert abs(sources[1] / 600 - 0.8) < 0.06
+
+
+def test_data_spec_and_split_resolution(synth):
+    assert parse_data_spec("data/x:2.5") == ("data/x", 2.5)
+    assert parse_data_spec("data/x") == ("data/x", 1.0)
+    assert parse_data_spec("s3:bucket") == ("s3:bucket", 1.0)  # not a number: part of the path
+    with pytest.raises(ValueError):
+        parse_data_spec("data/x:0")
+    assert resolve_split_dir(synth) == synth / "train"  # a dataset dir means its train split
+    assert resolve_split_dir(synth / "val") == synth / "val"
+    with pytest.raises(FileNotFoundError, match="not a shard split"):
+        resolve_split_dir(synth / "nope")
+
+
+def test_flip_rule():
+    assert mentions_left_right(["the circle on the left"]) and mentions_left_right(["x", "the RIGHTMOST star"])
+    assert not mentions_left_right(["the bright red square", "all circles", "the top tree"])
+    rng = np.random.default_rng(0)
+    img = np.zeros((40, 60, 3), np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:20, 5:15] = 1
+    always = AugmentConfig(flip_prob=1.0)
+    for texts, expect in ((["the square left of the tree"], False), (["a square", "the red square"], True)):
+        flips = {augment_sample(img, mask, texts, SIZE, rng, always)[2] for _ in range(10)}
+        assert flips == {expect}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augment_keeps_image_and_mask_aligned(seed):
+    """The image is red exactly where the mask is: after augmentation the red pixels are the mask."""
+    rng = np.random.default_rng(seed)
+    h, w = 50 + 7 * seed, 80 - 5 * seed
+    mask = np.zeros((h, w), np.uint8)
+    y0, x0 = int(rng.integers(0, h - 20)), int(rng.integers(0, w // 2))
+    mask[y0:y0 + 18, x0:x0 + 25] = 1
+    img = np.where(mask[..., None] > 0, [230, 20, 20], [20, 20, 230]).astype(np.uint8)
+    cfg = AugmentConfig(min_scale=0.5, max_scale=1.3, flip_prob=0.5)
+    x, m, _ = augment_sample(img, mask, ["the red one"], SIZE, rng, cfg)
+    assert x.shape == (3, SIZE, SIZE) and x.dtype == np.float32 and m.shape == (SIZE, SIZE)
+    red = (x[0] > x[2] + 0.5)  # normalised: red channel well above blue
+    assert m.sum() > 0 and set(np.unique(m)) <= {0, 1}
+    iou = (red & (m > 0)).sum() / (red | (m > 0)).sum()
+    assert iou > 0.9, iou
+    # never cropped: at most zoomed out by max_scale (area / max_scale^2 after letterboxing)
+    assert m.sum() >= mask.sum() * (SIZE / max(h, w) / cfg.max_scale) ** 2 * 0.85
+
+
+def test_no_augment_matches_inference_letterbox_and_null_masks(synth, tokenizer, tmp_path):
+    ds = TargetDataset([(synth / "val", 1.0)], tokenizer, SIZE, epochs=1, shuffle=False, random_text=False,
+                       return_meta=True)
+    x, ids, m, meta = next(iter(ds))
+    sample = next(s for s in ShardReader(synth / "val").samples() if s.key == meta["key"])
+    target = sample.targets[meta["target"]]
+    torch.testing.assert_close(x, torch.from_numpy(letterbox_image(sample.rgb, SIZE)[0]))
+    torch.testing.assert_close(m, torch.from_numpy(letterbox_mask(target.mask_array(), SIZE).astype(np.float32)))
+    torch.testing.assert_close(ids, tokenizer(target.texts[0])[0])
+
+    # a no-target expression trains on an empty mask
+    from shards.format import Target
+    from unilseg.data.dataset import _Entry
+    entry = _Entry(0, sample.key, 0, sample.image_bytes, Target(["nothing here"], None, "gres", "instance", "t"))
+    _, _, empty, _ = ds._make_item(entry, np.random.default_rng(0))
+    assert empty.shape == (SIZE, SIZE) and empty.sum() == 0
+
+
+def test_corrupt_shard_fails_checksum(synth, tokenizer, tmp_path):
+    import shutil
+    bad = tmp_path / "val"
+    shutil.copytree(synth / "val", bad)
+    info = json.loads((bad / "dataset.json").read_text())
+    shard = bad / info["shards"][0]["name"]
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # flip a bit in the end padding: tar still parses, the hash differs
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError):
+        list(TargetDataset([(bad, 1.0)], tokenizer, SIZE, epochs=1))

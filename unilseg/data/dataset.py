@@ -1,0 +1,165 @@
+"""The training stream: shards of several datasets -> one (image, token ids, mask) item per target.
+
+    ds = TargetDataset([("data/synth/train", 1.0), ("data/sod/train", 0.5)], model.tokenizer, 128,
+                       augment=AugmentConfig(), rank=ctx.get_world_rank(), world_size=ctx.get_world_size())
+    loader = DataLoader(ds, batch_size=8, num_workers=2)   # endless by default (epochs=None)
+
+Per reader (rank x DataLoader worker; see unilseg.data.split) and per source: each epoch's
+shards, read through shards.reader.raw_pipeline with checksum verification, expanded into one
+entry per target; sources mixed by weight (unilseg.data.mixing); a shuffle buffer of
+still-encoded entries; then decode, augment (or plain letterbox) and tokenize. A target with
+a null mask (no-target expression) trains on an all-zero mask. A record whose image or JSON
+cannot be decoded is logged and skipped; a shard whose checksum does not match raises.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from shards.format import FormatError, Target, parse_metadata
+from shards.images import decode_image
+from shards.reader import ShardReader, raw_pipeline
+from unilseg.data.augment import AugmentConfig, augment_sample, letterbox_sample
+from unilseg.data.mixing import normalize_weights, resolve_split_dir, weighted_mix
+from unilseg.data.split import plan_epoch, reader_identity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Entry:
+    """One target waiting in the shuffle buffer (image still encoded)."""
+
+    source: int
+    key: str
+    index: int  # target index within the sample
+    image_bytes: bytes
+    target: Target
+
+
+class TargetDataset(IterableDataset):
+    """One item per (image, target) of one or more shard splits, mixed by weight.
+
+    Args:
+        sources (Sequence[tuple[str | PathLike, float]]): (split or dataset dir, weight) pairs.
+        tokenizer (Callable): text(s) -> (B, L) int64 ids (a model's `tokenizer`).
+        size (int): square input side S.
+        augment (AugmentConfig | None): training augmentation; None = letterbox only.
+        epochs (int | None): epochs per source; None = endless (training).
+        seed (int): base seed, shared by every reader (shard order) and mixed with the reader id
+            (mixing, shuffling, augmentation, text choice).
+        shuffle (bool): shuffle shard order per epoch and items in a buffer.
+        shuffle_buffer (int): items held for shuffling.
+        random_text (bool): pick one of a target's texts at random (else the first).
+        rank, world_size (int | None): the Ray Train rank and size; None = torch.distributed's.
+        check_checksums (bool): verify every shard's sha256 against dataset.json.
+        return_meta (bool): also yield a dict (key, target index, source, text, flipped).
+
+    Yields:
+        tuple: image (3, S, S) float32 CLIP-normalised, token ids (L,) int64, mask (S, S)
+        float32 in {0, 1}[, meta].
+    """
+
+    def __init__(self, sources: Sequence[tuple[str | os.PathLike, float]], tokenizer: Callable, size: int, *,
+                 augment: AugmentConfig | None = None, epochs: int | None = None, seed: int = 0,
+                 shuffle: bool = True, shuffle_buffer: int = 256, random_text: bool = True,
+                 rank: int | None = None, world_size: int | None = None, check_checksums: bool = True,
+                 return_meta: bool = False) -> None:
+        super().__init__()
+        if not sources:
+            raise ValueError("no training data given")
+        self.readers = [ShardReader(resolve_split_dir(p), check_checksums=check_checksums) for p, _ in sources]
+        self.weights = normalize_weights([w for _, w in sources]).tolist()
+        for r in self.readers:
+            if not r.urls:
+                raise ValueError(f"{r.dir} has no shards")
+        self.tokenizer, self.size, self.augment = tokenizer, int(size), augment
+        self.epochs, self.seed, self.shuffle = epochs, int(seed), shuffle
+        self.shuffle_buffer = max(1, int(shuffle_buffer)) if shuffle else 1
+        self.random_text, self.return_meta = random_text, return_meta
+        self.rank, self.world_size = rank, world_size
+
+    @property
+    def num_targets(self) -> list[int]:
+        """Targets per source, from dataset.json."""
+        return [int(r.info["counts"]["targets"]) for r in self.readers]
+
+    def _entries(self, source: int, ident: tuple[int, int, int, int]) -> Iterator[_Entry]:
+        """This reader's targets of one source, epoch after epoch."""
+        reader = self.readers[source]
+        epochs = itertools.count() if self.epochs is None else range(self.epochs)
+        for epoch in epochs:
+            plan = plan_epoch(reader.urls, epoch, self.seed * 1009 + source, *ident, shuffle=self.shuffle)
+            n = 0
+            for i, record in enumerate(raw_pipeline(plan.urls, reader.expected, split=False)):
+                if not plan.keeps(i):
+                    continue
+                try:
+                    _, targets = parse_metadata(json.loads(record["json"]))
+                    image_bytes = record["jpg"] if "jpg" in record else record["png"]
+                except (KeyError, ValueError, FormatError) as e:
+                    log.warning("%s: skipping %s: %s", reader.dir, record.get("__key__"), e)
+                    continue
+                for k, t in enumerate(targets):
+                    n += 1
+                    yield _Entry(source, record["__key__"], k, image_bytes, t)
+            if n == 0 and self.epochs is None:
+                raise RuntimeError(f"{reader.dir}: reader {plan.index} of {plan.readers} found no target in a "
+                                   "whole epoch; an endless stream would spin forever")
+
+    def _shuffled(self, items: Iterator[_Entry], rng: np.random.Generator) -> Iterator[_Entry]:
+        buf: list[_Entry] = []
+        for item in items:
+            if len(buf) < self.shuffle_buffer:
+                buf.append(item)
+                continue
+            j = int(rng.integers(len(buf)))
+            buf[j], item = item, buf[j]
+            yield item
+        rng.shuffle(buf)
+        yield from buf
+
+    def _make_item(self, e: _Entry, rng: np.random.Generator) -> tuple[Any, ...] | None:
+        try:
+            rgb = decode_image(e.image_bytes)
+            mask = e.target.mask_array()
+        except Exception as err:  # a broken image or RLE: log and go on with the next target
+            log.warning("skipping %s target %d: %s", e.key, e.index, err)
+            return None
+        if mask is None:  # no-target expression: the model must predict nothing
+            mask = np.zeros(rgb.shape[:2], np.uint8)
+        if mask.shape != rgb.shape[:2]:
+            log.warning("skipping %s target %d: mask %s vs image %s", e.key, e.index, mask.shape, rgb.shape[:2])
+            return None
+        texts = e.target.texts
+        text = texts[int(rng.integers(len(texts)))] if self.random_text else texts[0]
+        flipped = False
+        if self.augment is not None:
+            x, m, flipped = augment_sample(rgb, mask, texts, self.size, rng, self.augment)
+        else:
+            x, m = letterbox_sample(rgb, mask, self.size)
+        ids = self.tokenizer(text)[0]
+        out = (torch.from_numpy(x), ids, torch.from_numpy(m.astype(np.float32)))
+        if self.return_meta:
+            out += ({"key": e.key, "target": e.index, "source": e.source, "text": text, "flipped": flipped},)
+        return out
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        ident = reader_identity(self.rank, self.world_size)
+        rank, world, worker, workers = ident
+        rng = np.random.default_rng([self.seed, rank * workers + worker, 1])
+        streams = [self._entries(s, ident) for s in range(len(self.readers))]
+        items = weighted_mix(streams, self.weights, rng) if len(streams) > 1 else streams[0]
+        for e in self._shuffled(items, rng):
+            item = self._make_item(e, rng)
+            if item is not None:
+                yield item
