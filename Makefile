@@ -22,5 +22,14 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
+# Start the local stack (Prefect server, Ray + dashboard, served deployments; all on
+# 127.0.0.1, state in .state/), run annotate-and-train/demo, wait, print where results are.
+demo: install
+	$(BIN)/python -m flows.stack demo
+
+# Stop every process `make demo` started.
+down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m flows.stack down; else echo "no .venv: nothing runs"; fi
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -62,6 +62,8 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         # Measured here: without it Ray's gcs/raylet/workers listen on all interfaces.
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
+        # Ray 2.60 turns token auth on; drivers joining the stack's head must say so.
+        "RAY_AUTH_MODE": "token",
         "HF_HUB_OFFLINE": "1",
     }
 
@@ -203,6 +205,27 @@ def down(cfg: StackConfig, timeout: float = 60) -> None:
     print("stack stopped")
 
 
+def demo(cfg: StackConfig, deployment: str = "annotate-and-train/demo", timeout: int = 3600) -> None:
+    """`make demo`: start the stack, run the demo deployment through the Prefect CLI as a user
+    would, wait for it, print where everything is. The stack keeps running."""
+    info = up(cfg)
+    print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}", flush=True)
+    env = {**os.environ, **stack_env(cfg), "UNILSEG_RAY_ADDRESS": info["ray_address"]}
+    run = subprocess.run([sys.executable, "-m", "prefect", "deployment", "run", deployment, "--watch",
+                          "--watch-timeout", str(timeout)], env=env, cwd=ROOT, check=False)
+    if run.returncode != 0:
+        sys.exit(f"demo run failed (exit {run.returncode}); logs: Prefect UI above, "
+                 f"{Path(cfg.state_dir) / 'logs' / 'serve.log'}")
+    print(f"""
+Demo finished. Results:
+  run directory   {ROOT / 'runs' / 'demo'}  (checkpoints, eval/<dataset>/report.md, previews/)
+  datasets        {ROOT / 'data'}
+  Prefect UI      {info['ui']}  (flow runs, artifacts: counts, evaluation tables, file paths)
+  Ray dashboard   {info['dashboard']}
+The stack keeps running: `set -a; . ./.env; set +a; . .venv/bin/activate` in another shell, then
+`prefect deployment run {deployment}`. Stop everything with `make down`.""")
+
+
 def main(argv: list[str]) -> None:
     cfg = StackConfig(prefect_port=int(os.environ.get("UNILSEG_PREFECT_PORT", 4200)),
                       dashboard_port=int(os.environ.get("UNILSEG_DASHBOARD_PORT", 8265)))
@@ -212,6 +235,8 @@ def main(argv: list[str]) -> None:
         print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}\nRay address:    {info['ray_address']}")
     elif cmd == "down":
         down(cfg)
+    elif cmd == "demo":
+        demo(cfg)
     elif cmd == "supervise":
         supervise(cfg)
     else:

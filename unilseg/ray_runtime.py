@@ -29,6 +29,12 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     for k, v in LOOPBACK_ENV.items():
         os.environ.setdefault(k, v)
     import ray
+    from ray._private import ray_constants
+
+    # Ray reads the loopback switch when first imported; if something imported it before
+    # unilseg did, apply the same choice now, before any Ray process is started.
+    if os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
     if not ray.is_initialized():
         address = address or os.environ.get(ADDRESS_ENV) or None
@@ -39,3 +45,18 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
             ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                      namespace="unilseg", logging_level="WARNING")
     return ray.get_runtime_context().gcs_address
+
+
+def dashboard_url() -> str | None:
+    """The Ray dashboard of the connected cluster as http://HOST:PORT, or None without one."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    try:
+        url = ray._private.worker.get_dashboard_url()  # not in Ray's public API (2.60)
+    except Exception:  # noqa: BLE001 - best effort: a missing dashboard must not fail a run
+        return None
+    if not url:
+        return None
+    return url if url.startswith("http") else f"http://{url}"

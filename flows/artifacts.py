@@ -1,0 +1,39 @@
+"""What a person looks at in the Prefect UI: tables of counts, evaluation tables, file links."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+
+def _key(text: str) -> str:
+    # artifact keys: lowercase letters, digits and dashes only
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def publish_counts(name: str, stats: dict[str, dict[str, Any]]) -> None:
+    """One table row per split: images, targets, no-target, quarantined, by task and granularity."""
+    rows = []
+    for split_dir, s in stats.items():
+        rows.append({
+            "split": str(Path(split_dir).relative_to(Path(split_dir).parents[1])),
+            "status": s["status"], "images": s["images"], "targets": s["targets"],
+            "no_target": s["no_target"], "quarantined": s["quarantined"],
+            "by_task": ", ".join(f"{k} {v}" for k, v in s["by_task"].items()),
+            "by_granularity": ", ".join(f"{k} {v}" for k, v in s["by_granularity"].items()),
+        })
+    create_table_artifact(rows, key=_key(f"counts-{name}"), description=f"Shard counts of {name}")
+
+
+def publish_files(name: str, files: dict[str, str | Path], description: str) -> None:
+    """A markdown list of result files (preview sheets, reports, checkpoints) with absolute paths."""
+    lines = [f"## {description}", ""] + [f"- {label}: `{Path(p).resolve()}`" for label, p in files.items()]
+    create_markdown_artifact("\n".join(lines), key=_key(f"files-{name}"), description=description)
+
+
+def publish_report(name: str, report_md: str | Path) -> None:
+    """The evaluation report (paper-style tables, conventions) as a markdown artifact."""
+    create_markdown_artifact(Path(report_md).read_text(encoding="utf-8"), key=_key(f"eval-{name}"),
+                             description=f"Evaluation of {name}")

@@ -1,0 +1,69 @@
+"""`convert` flow: labeled sets in their own layouts -> shards, one task per (set, split)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from flows.annotate import summarize_dataset
+from flows.config import ROOT, LabeledSet
+
+
+def _abs(p: str) -> Path:
+    return Path(p) if Path(p).is_absolute() else ROOT / p
+
+
+@task(name="generate-synth-shapes")
+def generate_synth(src: str, images: int) -> str:
+    """The synthetic referring set in refer's layout; kept when a complete one is there."""
+    from shards.synth import generate_shapes
+
+    if not (Path(src) / "refs(unc).p").exists():  # written last, by rename: its presence means complete
+        generate_shapes(src, images=images)
+    return src
+
+
+# Reading a network share or an object store can fail transiently; the writer skips what
+# is already written, so a retry continues instead of starting over.
+@task(name="convert-split", retries=2, retry_delay_seconds=10)
+def convert_split(fmt: str, src: str, out: str, split: str, images: str | None,
+                  options: dict[str, Any]) -> dict[str, Any]:
+    from shards.converters.run import convert
+
+    kwargs = dict(options)
+    if images:
+        kwargs["images"] = images
+    summary = convert(fmt, src, out, split, progress=False, **kwargs)
+    return {k: summary[k] for k in ("written", "skipped", "quarantined", "counts")}
+
+
+@flow(name="convert", log_prints=True)
+def convert(sets: list[LabeledSet], data_root: str = "data", preview_dir: str | None = None) -> dict[str, Any]:
+    """Converts every split of every labeled set into DATA_ROOT/<name>/<split>.
+
+    Args:
+        sets: the labeled sets (format, source folder, splits, options).
+        data_root: dataset root (relative paths from the project root).
+        preview_dir: where preview sheets go (default DATA_ROOT/previews).
+    """
+    log = get_run_logger()
+    root = _abs(data_root)
+    results: dict[str, Any] = {}
+    for s in sets:
+        fmt, src = s.format, s.src
+        if fmt == "synth-shapes":
+            src = generate_synth(str(_abs(src or f"{data_root}/sources/{s.name}")), s.synth_images)
+            fmt = "refcoco"
+        if src is None:
+            raise ValueError(f"labeled set {s.name}: `src` is required for format {fmt}")
+        out = root / s.name
+        for split in s.splits:
+            r = convert_split(fmt, str(_abs(src)), str(out), split, s.images, s.options)
+            log.info("%s/%s: %d written, %d already there, %d quarantined", s.name, split, r["written"],
+                     r["skipped"], r["quarantined"])
+        summary = summarize_dataset(s.name, str(out), preview_dir or str(root / "previews"))
+        results[s.name] = {"dataset": str(out), "splits": s.splits, "weight": s.weight,
+                           "previews": summary["previews"]}
+    return results

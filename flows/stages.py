@@ -1,0 +1,59 @@
+"""Stage done-markers: a stopped run started again skips the stages it already finished.
+
+A marker RUN/stages/<stage>.json holds a fingerprint of the stage's inputs and its outputs.
+A stage is skipped when the marker's fingerprint matches and every output path it lists
+still exists; otherwise it runs again (the library calls it makes resume on their own:
+the shard writer skips written keys, training resumes from its latest checkpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from shards.manifest import write_json_atomic
+
+
+def fingerprint(inputs: Any) -> str:
+    """sha256 of the JSON form of a stage's inputs (sorted keys, str() for paths)."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _marker(run_dir: Path, stage: str) -> Path:
+    return run_dir / "stages" / f"{stage}.json"
+
+
+def finished(run_dir: Path, stage: str, inputs: Any) -> dict[str, Any] | None:
+    """The recorded result of a finished stage with the same inputs, else None."""
+    path = _marker(run_dir, stage)
+    if not path.exists():
+        return None
+    doc = json.loads(path.read_text())
+    if doc.get("fingerprint") != fingerprint(inputs):
+        return None
+    if not all(os.path.exists(p) for p in doc.get("outputs", [])):
+        return None
+    return doc["result"]
+
+
+def mark_finished(run_dir: Path, stage: str, inputs: Any, result: Any, outputs: list[str | Path]) -> None:
+    """Records that a stage finished; `outputs` are paths whose loss invalidates the marker."""
+    path = _marker(run_dir, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"fingerprint": fingerprint(inputs), "outputs": [str(p) for p in outputs],
+                             "result": result})
+
+
+def run_stage(run_dir: Path, stage: str, inputs: Any, fn: Callable[[], Any],
+              outputs: Callable[[Any], list[str | Path]], log: Callable[[str], None] = print) -> Any:
+    """Runs `fn` unless the stage already finished with these inputs; returns its result."""
+    done = finished(run_dir, stage, inputs)
+    if done is not None:
+        log(f"stage {stage}: already finished with the same inputs, skipped")
+        return done
+    result = fn()
+    mark_finished(run_dir, stage, inputs, result, outputs(result))
+    return result
