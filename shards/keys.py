@@ -63,3 +63,14 @@ def parse_target_id(tid: str) -> tuple[str, int]:
     if not sep or not key or not index.isdigit() or not index.isascii():
         raise ValueError(f"{tid!r} is not a target id (<sample key>_<target index>)")
     return key, int(index)
+
+
+def expression_id(key: str, target_index: int, text_index: int) -> str:
+    """The id of one (target, text) pair: ``<target id>_<text index>``.
+
+    Used when every text of a target is scored as its own expression (RefCOCO's protocol).
+    Within one evaluation all ids are of one kind, so they stay unique.
+    """
+    if isinstance(text_index, bool) or not isinstance(text_index, int) or text_index < 0:
+        raise ValueError(f"text index must be a non-negative int, got {text_index!r}")
+    return f"{target_id(key, target_index)}_{text_index}"

@@ -37,3 +37,12 @@ def test_target_ids_are_dot_free_unique_and_parse_back():
         target_id("a.b", 0)
     with pytest.raises(ValueError):
         target_id("a", -1)
+
+
+def test_expression_ids_extend_target_ids():
+    from shards.keys import expression_id, parse_target_id, target_id
+
+    assert expression_id("k-1", 2, 3) == target_id("k-1", 2) + "_3"
+    assert parse_target_id(expression_id("k-1", 2, 3)) == (target_id("k-1", 2), 3)
+    with pytest.raises(ValueError):
+        expression_id("k", 0, -1)

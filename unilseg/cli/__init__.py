@@ -11,6 +11,7 @@ import click
 # Modules exporting a click command or group named `command`.
 COMMAND_MODULES = [
     "unilseg.cli.convert_cmd",
+    "unilseg.cli.eval_cmd",
     "unilseg.cli.shards_cmd",
     "unilseg.cli.synth_cmd",
 ]

@@ -1,0 +1,253 @@
+"""metrics.json and report.md of an evaluation: paper-layout tables, conventions, published rows.
+
+Which benchmark a split is: `--benchmark NAME` says it ("refcoco-val", "RefCOCO+ testA",
+"refcocom-val", or "none"); otherwise it is inferred from the targets' own provenance:
+one target source that a converter records for a published set (the refcoco converter
+writes "refcoco(unc)", "refcoco+(unc)", "refcocog(umd)") and a split named like the
+benchmark's (val/testA/testB/test). The report says which way it was decided. Published
+numbers are printed beside ours only when the scored set is that benchmark's whole set:
+no --limit truncation, no missing prediction, every text scored when targets carry
+several (the papers count every expression); otherwise the report says why not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from unilseg.eval.metrics import METRIC_CONVENTIONS, PREC_THRESHOLDS
+from unilseg.eval.published import BENCHMARK_FAMILY, PUBLISHED, render_comparison
+
+METRICS_JSON = "metrics.json"
+REPORT_MD = "report.md"
+OVERLAYS = "overlays.png"
+MAX_LISTED = 20
+
+# target source recorded by the converters -> published dataset name
+BENCHMARK_SOURCES = {"refcoco(unc)": "RefCOCO", "refcoco+(unc)": "RefCOCO+", "refcocog(umd)": "RefCOCOg",
+                     "refcocom": "RefCOCOm"}
+SPLIT_NAMES = {"val": "val", "testa": "testA", "testb": "testB", "test": "test"}
+# benchmark family -> the task whose group is compared with it
+COMPARED_TASK = {"RES": "res", "RefCOCOm": "part"}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # metric name in our dicts
+    header: str  # as the papers print it
+    fmt: str  # "pct" (x100, 2 decimals), "frac" (3 decimals) or "int"
+    convention: str | None = None  # METRIC_CONVENTIONS key
+
+
+@dataclass(frozen=True)
+class Layout:
+    title: str
+    source: str  # whose table layout this follows
+    columns: tuple[Column, ...]
+    binarised: bool = True  # metrics on thresholded masks (False: on the maps, SOD)
+
+
+LAYOUTS: dict[str, Layout] = {
+    "referring": Layout("Referring segmentation", "LAVT's RefCOCO tables (Prec@X, oIoU, mIoU)",
+                        tuple(Column(f"prec@{t}", f"P@{t}", "pct", f"prec@{t}") for t in PREC_THRESHOLDS)
+                        + (Column("oIoU", "oIoU", "pct", "oIoU"), Column("mIoU", "mIoU", "pct", "mIoU"))),
+    "gres": Layout("Generalised referring segmentation", "ReLA's gRefCOCO tables",
+                   (Column("cIoU", "cIoU", "pct", "cIoU"), Column("gIoU", "gIoU", "pct", "gIoU"),
+                    Column("N-acc", "N-acc.", "pct", "N-acc"), Column("T-acc", "T-acc.", "pct", "T-acc"),
+                    Column("n_no_target", "no-target", "int"))),
+    "part": Layout("Part-level referring segmentation", "MRES's RefCOCOm table",
+                   (Column("mIoU_part", "mIoU Part", "pct", "mIoU_part"),
+                    Column("mIoU_object_part", "mIoU Object+Part", "pct", "mIoU_object_part"),
+                    Column("n_part", "part exprs", "int"))),
+    "semantic": Layout("Semantic segmentation (\"all <class>\")", "semantic-segmentation tables (mIoU)",
+                       (Column("mIoU", "mIoU", "pct", "mIoU (semantic)"), Column("n_classes", "classes", "int"))),
+    "sod": Layout("Salient / camouflaged object detection", "SOD/COD tables (S-measure, max F, MAE)",
+                  (Column("S-measure", "S_alpha", "frac", "S-measure"), Column("maxF", "maxF_beta", "frac", "maxF"),
+                   Column("MAE", "MAE", "frac", "MAE")), binarised=False),
+}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9+]+", "-", name.lower()).strip("-")
+
+
+def parse_benchmark(arg: str | None) -> str | None:
+    """An explicit --benchmark value -> a PUBLISHED key, "none", or None (infer).
+
+    Raises:
+        ValueError: an unknown name, listing the known ones.
+    """
+    if arg is None or arg.lower() == "none":
+        return None if arg is None else "none"
+    by_slug = {_slug(b): b for b in PUBLISHED}
+    if _slug(arg) not in by_slug:
+        raise ValueError(f"unknown benchmark {arg!r}; known: {', '.join(sorted(by_slug))} (or 'none')")
+    return by_slug[_slug(arg)]
+
+
+def resolve_benchmark(arg: str | None, sources: Sequence[str], split: str) -> tuple[str | None, str]:
+    """(benchmark or None, how it was decided) for an explicit value or a split's provenance."""
+    chosen = parse_benchmark(arg)
+    if chosen == "none":
+        return None, "comparison turned off (--benchmark none)"
+    if chosen is not None:
+        return chosen, f"named by --benchmark {arg}"
+    srcs = sorted(set(sources))
+    if len(srcs) == 1 and srcs[0].lower() in BENCHMARK_SOURCES and split.lower() in SPLIT_NAMES:
+        name = f"{BENCHMARK_SOURCES[srcs[0].lower()]} {SPLIT_NAMES[split.lower()]}"
+        if name in PUBLISHED:
+            return name, f"inferred from the targets' source {srcs[0]!r} and the split name {split!r}"
+    return None, (f"no published benchmark matches the targets' source(s) {', '.join(map(repr, srcs))} and "
+                  f"split {split!r}; name one with --benchmark (e.g. refcoco-val)")
+
+
+def comparison_blockers(benchmark: str, metrics: dict[str, Any], missing_by_task: dict[str, int],
+                        run: dict[str, Any]) -> list[str]:
+    """Reasons the scored set is not the benchmark's set (empty: compare)."""
+    task = COMPARED_TASK[BENCHMARK_FAMILY[benchmark]]
+    reasons = []
+    if task not in metrics:
+        reasons.append(f"no '{task}' targets were scored, and {benchmark} is a '{task}' benchmark")
+    if run.get("truncated"):
+        reasons.append(f"only the first {run['limit']} expressions were scored (--limit)")
+    if missing_by_task.get(task):
+        reasons.append(f"{missing_by_task[task]} '{task}' prediction(s) are missing")
+    if run.get("texts") == "first" and run.get("multi_text_targets"):
+        reasons.append(f"{run['multi_text_targets']} targets carry several texts but only the first was "
+                       "scored, while the published numbers score every expression (use --texts all)")
+    return reasons
+
+
+def _fmt(v: Any, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return {"pct": f"{100 * v:.2f}", "frac": f"{v:.3f}", "int": f"{int(v)}"}[fmt]
+
+
+def render_table(layout: Layout, rows: list[tuple[str, dict[str, Any]]], threshold: float) -> str:
+    """A markdown table in the layout's column order, then the convention of every column."""
+    head = "| split (task) | " + " | ".join(c.header for c in layout.columns) + " | n |"
+    lines = [head, "|---|" + "---|" * (len(layout.columns) + 1)]
+    for label, m in rows:
+        lines.append(f"| {label} | " + " | ".join(_fmt(m.get(c.key), c.fmt) for c in layout.columns)
+                     + f" | {_fmt(m.get('n'), 'int')} |")
+    pct = any(c.fmt == "pct" for c in layout.columns)
+    lines += ["", f"Layout: {layout.source}. " + ("IoU-like values in percent. " if pct else
+                                                  "Values as fractions (lower MAE is better). ")
+              + "n = scored expressions.", ""]
+    if layout.binarised:
+        lines.append(f"- binarisation: {METRIC_CONVENTIONS['binarisation']} Threshold used here: {threshold:g}.")
+    else:
+        lines.append("- maps: the probability map itself is scored (no threshold); a model's map is kept as "
+                     "8 bits (value / 255), the form saved SOD maps have.")
+    for c in layout.columns:
+        if c.convention:
+            lines.append(f"- {c.header}: {METRIC_CONVENTIONS[c.convention]}")
+    return "\n".join(lines) + "\n"
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float):
+        return None if math.isnan(x) else x
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]], details: dict[str, Any],
+                 items: Sequence[Any], missing: Sequence[tuple[str, str]], run: dict[str, Any]) -> dict[str, Any]:
+    """Writes metrics.json and report.md; returns the metrics.json document.
+
+    Args:
+        out_dir: report dir.
+        metrics: task -> metric dict (as the metric functions return them).
+        details: task -> extra results (per-class IoU of semantic groups).
+        items: the scored items (for counts per task).
+        missing: (id, task) of every expression without a prediction.
+        run: what was run (split, predictor, threshold, texts, limit, truncated, sources,
+            benchmark_arg, overlays).
+    """
+    from unilseg.eval.run import family_of
+
+    out_dir = Path(out_dir)
+    scored: dict[str, int] = {}
+    for it in items:
+        scored[it.task] = scored.get(it.task, 0) + 1
+    missing_by_task: dict[str, int] = {}
+    for _, task in missing:
+        missing_by_task[task] = missing_by_task.get(task, 0) + 1
+    bench, how = resolve_benchmark(run.get("benchmark_arg"), run.get("sources", []), run["split"])
+    blockers = comparison_blockers(bench, metrics, missing_by_task, run) if bench else []
+    doc = {
+        "metrics": metrics, "details": details,
+        "families": {t: family_of(t).name for t in metrics},
+        "counts": {t: {"scored": scored.get(t, 0), "missing": missing_by_task.get(t, 0)}
+                   for t in sorted(set(scored) | set(missing_by_task))},
+        "missing": {"count": len(missing), "ids": [i for i, _ in missing[:MAX_LISTED]]},
+        "benchmark": {"name": bench, "how": how, "compared": bool(bench) and not blockers, "not_compared": blockers},
+        "run": run,
+    }
+    with open(out_dir / METRICS_JSON, "w", encoding="utf-8") as f:
+        json.dump(_json_safe(doc), f, indent=1, ensure_ascii=False, allow_nan=False)
+        f.write("\n")
+    (out_dir / REPORT_MD).write_text(render_report(doc), encoding="utf-8")
+    return doc
+
+
+def _predictor_line(p: dict[str, Any]) -> str:
+    if p.get("kind") == "checkpoint":
+        preset = f", preset `{p['preset']}`" if p.get("preset") else ""
+        return f"model checkpoint `{p['checkpoint']}`{preset} on {p.get('device', 'cpu')}"
+    return f"saved masks from `{p['predictions']}` (`<id>.png`)"
+
+
+def render_report(doc: dict[str, Any]) -> str:
+    """The markdown report of a metrics.json document."""
+    run, metrics = doc["run"], doc["metrics"]
+    label = f"{run['dataset']}/{run['split']}"
+    texts = ("every text of every target (id `<target id>_<text index>`)" if run["texts"] == "all"
+             else "one expression per target, its first text (id `<target id>`)")
+    n_scored = sum(c["scored"] for c in doc["counts"].values())
+    lines = [f"# Evaluation: {label}", "",
+             f"- Data: `{run['split_dir']}`; target sources: {', '.join(run['sources']) or '—'}",
+             f"- Predictions: {_predictor_line(run['predictor'])}",
+             f"- Scored: {n_scored} expressions, {texts}"
+             + (f"; stopped after --limit {run['limit']}" if run.get("truncated") else ""),
+             f"- Threshold: {run['threshold']:g} (prediction > threshold is foreground)", ""]
+    if doc["missing"]["count"]:
+        by_task = ", ".join(f"{t} {c['missing']}" for t, c in doc["counts"].items() if c["missing"])
+        lines += [f"**{doc['missing']['count']} prediction(s) missing** ({by_task}); they are not in the "
+                  f"metrics below. First ids: {', '.join(doc['missing']['ids'])}", ""]
+    by_family: dict[str, list[str]] = {}
+    for task, fam in doc["families"].items():
+        by_family.setdefault(fam, []).append(task)
+    for fam in sorted(by_family, key=list(LAYOUTS).index):
+        tasks, layout = by_family[fam], LAYOUTS[fam]
+        lines += [f"## {layout.title}", "",
+                  render_table(layout, [(f"{label} ({t})", metrics[t]) for t in tasks], run["threshold"])]
+        for t in tasks:
+            per_class = doc["details"].get(t, {}).get("per_class_iou")
+            if per_class:
+                lines += [f"Per-class IoU ({t}):", "", "| class | IoU |", "|---|---|"]
+                lines += [f"| {c} | {_fmt(v, 'pct')} |" for c, v in sorted(per_class.items())] + [""]
+    b = doc["benchmark"]
+    lines += ["## Published results", "", f"Benchmark: {b['name'] or 'none'} ({b['how']}).", ""]
+    if b["name"] and b["compared"]:
+        task = COMPARED_TASK[BENCHMARK_FAMILY[b["name"]]]
+        lines.append(render_comparison(b["name"], metrics[task], ours_name=f"ours ({task})"))
+    elif b["name"]:
+        lines += ["Not compared with the published numbers: " + "; ".join(b["not_compared"]) + ".", ""]
+    ov = run.get("overlays")
+    if ov:
+        lines += ["## Best and worst predictions", "",
+                  f"![best and worst predictions]({Path(ov['path']).name})", "",
+                  f"Top row: the {len(ov['best'])} best by IoU; bottom row: the {len(ov['worst'])} worst. "
+                  f"{ov['legend'].capitalize()}.", ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,434 @@
+"""`evaluate`: run a model (or read saved PNG masks) over a shard split and score it.
+
+One item per target (``texts="first"``: its first text, id ``<sample key>_<target index>``)
+or per (target, text) (``texts="all"``: RefCOCO's protocol, id ``<target id>_<text index>``);
+ids come from shards.keys. Each prediction is made, or read, at the image's original
+resolution; a saved mask of another size is an error naming the target, never resized.
+Items are grouped by task and each group is scored by its metric family (FAMILIES): res
+and anything unregistered -> referring, gres -> gres, part -> part, semantic -> semantic
+(class from "all <class>"), sod/cod -> sod. Predictions are kept compressed (RLE, or a
+zlib'd 8-bit map for SOD) and decoded lazily by the metrics, so memory stays flat over a
+10k-expression split. Writes metrics.json, report.md and overlays.png (report.py,
+overlays.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from shards.keys import expression_id, target_id
+from shards.manifest import read_dataset_json
+from shards.reader import DecodedSample, ShardReader
+from shards.rle import mask_to_rle, rle_to_mask
+from unilseg.eval.metrics import (gres_metrics, part_metrics, per_sample_iou, referring_metrics,
+                                  semantic_metrics, semantic_per_class_iou, sod_metrics)
+
+log = logging.getLogger(__name__)
+
+PNG_THRESHOLD = 0.5  # saved maps: foreground where value / 255 > 0.5 (0/255 masks: any value works)
+TEXT_MODES = ("first", "all")
+MAX_LISTED = 20  # ids listed in errors and in metrics.json per kind of problem
+
+
+class EvalError(ValueError):
+    """Inputs that cannot be scored as asked; the message names the target(s)."""
+
+
+@dataclass
+class EvalItem:
+    """One scored expression.
+
+    Attributes:
+        id (str): target id, or expression id when every text is scored.
+        key (str): sample key; target_index / text_index: positions in the sample.
+        text (str): the expression given to the model.
+        task, granularity, source (str): copied from the target.
+        height, width (int): the ground truth's (= image's) size.
+        gt (dict | None): ground-truth RLE, None for a no-target expression.
+        pred (Any): the stored prediction (RLE dict, or a _Map for SOD maps).
+        iou (float): per-sample IoU at the run's threshold.
+    """
+
+    id: str
+    key: str
+    target_index: int
+    text_index: int
+    text: str
+    task: str
+    granularity: str
+    source: str
+    height: int
+    width: int
+    gt: dict[str, Any] | None
+    pred: Any = None
+    iou: float = math.nan
+
+
+# ----------------------------------------------------------------------------- families
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """How one kind of task is scored.
+
+    Attributes:
+        name (str): family name, also the report's table layout.
+        score (Callable): (preds, gts, items) -> (metrics dict, details dict).
+        continuous (bool): scores the probability map itself (SOD), not a binary mask.
+    """
+
+    name: str
+    score: Callable[[Sequence[Any], Sequence[Any], list[EvalItem]], tuple[dict[str, float], dict[str, Any]]]
+    continuous: bool = False
+
+
+FAMILIES: dict[str, MetricFamily] = {}
+TASK_FAMILY: dict[str, str] = {}
+DEFAULT_FAMILY = "referring"  # auto, instance, open_vocab, ... are scored as referring segmentation
+
+
+def register_family(name: str, tasks: Sequence[str], continuous: bool = False):
+    """Decorator registering a scoring function for some tasks; a duplicate name or task fails."""
+
+    def deco(fn):
+        if name in FAMILIES:
+            raise ValueError(f"metric family {name!r} is already registered")
+        taken = [t for t in tasks if t in TASK_FAMILY]
+        if taken:
+            raise ValueError(f"tasks {taken} already have a metric family")
+        FAMILIES[name] = MetricFamily(name, fn, continuous)
+        TASK_FAMILY.update({t: name for t in tasks})
+        return fn
+
+    return deco
+
+
+def family_of(task: str) -> MetricFamily:
+    """The metric family scoring a task (referring for tasks without their own)."""
+    return FAMILIES[TASK_FAMILY.get(task, DEFAULT_FAMILY)]
+
+
+@register_family("referring", ["res"])
+def _referring(preds, gts, items):
+    return referring_metrics(preds, gts), {}
+
+
+@register_family("gres", ["gres"])
+def _gres(preds, gts, items):
+    return gres_metrics(preds, gts), {}
+
+
+@register_family("part", ["part"])
+def _part(preds, gts, items):
+    kinds = ["part" if it.granularity == "part" else "object" for it in items]
+    return part_metrics(preds, gts, kinds), {}
+
+
+def semantic_class(text: str) -> str:
+    """The class a semantic expression asks for: "all <class>" -> "<class>" (else the text)."""
+    text = text.strip()
+    return text[4:].strip() if text.lower().startswith("all ") else text
+
+
+@register_family("semantic", ["semantic"])
+def _semantic(preds, gts, items):
+    classes = [semantic_class(it.text) for it in items]
+    per_class = semantic_per_class_iou(preds, gts, classes)
+    return semantic_metrics(preds, gts, classes), {"per_class_iou": per_class}
+
+
+@register_family("sod", ["sod", "cod"], continuous=True)
+def _sod(preds, gts, items):
+    return sod_metrics(preds, gts), {}
+
+
+# ----------------------------------------------------------------------------- storage
+
+@dataclass(frozen=True)
+class _Map:
+    """An 8-bit probability map, zlib-compressed (the form SOD maps are saved in)."""
+
+    shape: tuple[int, int]
+    data: bytes
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray) -> "_Map":
+        u8 = np.asarray(probs, np.float32) * 255.0 + 0.5 if probs.dtype != np.bool_ else probs * 255.0
+        return cls(tuple(probs.shape), zlib.compress(np.clip(u8, 0, 255).astype(np.uint8).tobytes(), 1))
+
+    def probs(self) -> np.ndarray:
+        """(H, W) float32 in [0, 1]."""
+        return np.frombuffer(zlib.decompress(self.data), np.uint8).reshape(self.shape).astype(np.float32) / 255.0
+
+
+def _store(pred: np.ndarray, continuous: bool, threshold: float) -> Any:
+    if continuous:
+        return _Map.from_probs(pred)
+    return mask_to_rle(pred if pred.dtype == np.bool_ else pred > threshold)
+
+
+def decode_pred(stored: Any) -> np.ndarray:
+    """A stored prediction -> (H, W) bool mask, or float32 map for SOD."""
+    return stored.probs() if isinstance(stored, _Map) else rle_to_mask(stored)
+
+
+def pred_mask(item: EvalItem, threshold: float) -> np.ndarray:
+    """The item's prediction as a (H, W) bool mask (SOD maps binarised at threshold)."""
+    p = decode_pred(item.pred)
+    return p if p.dtype == np.bool_ else p > threshold
+
+
+class _Lazy(Sequence):
+    """Decodes entries on access, so metrics see full arrays one sample at a time."""
+
+    def __init__(self, entries: list[Any], decode: Callable[[Any], Any]):
+        self.entries, self.decode = entries, decode
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.decode(self.entries[i])
+
+
+def _decode_gt(rle: dict[str, Any] | None) -> np.ndarray | None:
+    return None if rle is None else rle_to_mask(rle)
+
+
+# ----------------------------------------------------------------------------- predictors
+
+def read_prediction_png(path: str | os.PathLike, item_id: str) -> np.ndarray:
+    """Reads a saved prediction.
+
+    Accepted: 8-bit grayscale 0/255 masks or probability maps (value / 255; a file holding
+    only 0 and 1 is read that way too, with a warning), 1-bit PNGs, palette PNGs with
+    indices 0/1, 16-bit maps (value / 65535), and RGB(A) PNGs whose channels are equal.
+
+    Returns:
+        np.ndarray: (H, W) bool mask, or float32 map in [0, 1].
+
+    Raises:
+        EvalError: unreadable file or a colour image, naming the target.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode, arr = im.mode, np.asarray(im)
+    except Exception as e:  # PIL raises many types for corrupt data
+        raise EvalError(f"target {item_id}: cannot read prediction {path}: {type(e).__name__}: {e}") from e
+    if mode == "1":
+        return arr.astype(bool)
+    if arr.ndim == 3:
+        if mode in ("LA", "La"):
+            arr = arr[..., 0]
+        elif not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+            raise EvalError(f"target {item_id}: prediction {path} is a colour image ({mode}); save a "
+                            "grayscale PNG (0/255 mask or probability map)")
+        else:
+            arr = arr[..., 0]
+    if mode == "P":
+        if arr.size and arr.max() > 1:
+            raise EvalError(f"target {item_id}: prediction {path} is a palette PNG with indices above 1")
+        return arr.astype(bool)  # palette indices 0/1: a mask
+    if arr.dtype == np.uint8 and arr.size and arr.max() == 1:
+        # ambiguous: most likely a 0/1 mask saved as 8-bit, which reads as probabilities <= 1/255
+        log.warning("prediction %s holds only 0 and 1: read as probabilities 0 and 1/255 (empty); "
+                    "save 0/1 masks as 0/255", path)
+    scale = 255.0 if arr.dtype == np.uint8 else 65535.0
+    return np.clip(arr.astype(np.float32) / scale, 0.0, 1.0)
+
+
+class ModelPredictor:
+    """Predicts with a checkpoint: ours (carries its config) or the released file with a preset."""
+
+    kind = "checkpoint"
+    needs_images = True
+
+    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None):
+        import torch
+
+        from unilseg.model.loading import load_model
+
+        self.model = load_model(checkpoint, preset)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+        self.threshold = float(self.model.config.threshold)
+        self.describe = {"checkpoint": str(checkpoint), "preset": preset, "device": self.device}
+
+    def __call__(self, sample: DecodedSample, item: EvalItem) -> np.ndarray:
+        from unilseg.model.predict import predict_probs
+
+        return predict_probs(self.model, sample.rgb, item.text)
+
+
+class PngPredictor:
+    """Reads ``DIR/<item id>.png`` saved by another tool; None when the file is missing."""
+
+    kind = "predictions"
+    needs_images = False
+    threshold = PNG_THRESHOLD
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+        if not self.dir.is_dir():
+            raise FileNotFoundError(f"predictions directory {self.dir} does not exist")
+        self.describe = {"predictions": str(self.dir)}
+
+    def __call__(self, sample: DecodedSample, item: EvalItem) -> np.ndarray | None:
+        path = self.dir / f"{item.id}.png"
+        return read_prediction_png(path, item.id) if path.exists() else None
+
+
+# ----------------------------------------------------------------------------- the run
+
+def resolve_split(data: str | os.PathLike, split: str) -> Path:
+    """A split dir as given, or DATA/split; FileNotFoundError if neither holds dataset.json."""
+    data = Path(data)
+    for cand in (data, data / split):
+        if read_dataset_json(cand):
+            return cand
+    raise FileNotFoundError(f"neither {data} nor {data / split} is a shard split (no dataset.json)")
+
+
+def _expressions(reader: ShardReader, texts: str, decode: bool) -> Iterator[tuple[DecodedSample, EvalItem]]:
+    for sample in reader.samples(decode_images=decode):
+        for ti, t in enumerate(sample.targets):
+            h, w = (t.mask["size"] if t.mask is not None else (sample.image.height, sample.image.width))
+            for xi in range(1 if texts == "first" else len(t.texts)):
+                iid = target_id(sample.key, ti) if texts == "first" else expression_id(sample.key, ti, xi)
+                yield sample, EvalItem(iid, sample.key, ti, xi, t.texts[xi], t.task, t.granularity, t.source,
+                                       int(h), int(w), t.mask)
+
+
+@dataclass
+class Collected:
+    """What one pass over a split produced."""
+
+    items: list[EvalItem] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (id, task)
+    truncated: bool = False
+    multi_text_targets: int = 0  # targets with more than one text (matters for texts="first")
+    sources: set[str] = field(default_factory=set)
+
+
+def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "first", limit: int | None = None,
+            progress: bool = True) -> Collected:
+    """Predicts (or reads) every expression of a split and stores it with its IoU.
+
+    Raises:
+        EvalError: predictions whose size differs from their image's (all listed, up to
+            MAX_LISTED), unreadable PNGs, or no prediction at all.
+    """
+    from tqdm import tqdm
+
+    if texts not in TEXT_MODES:
+        raise ValueError(f"texts must be one of {TEXT_MODES}, got {texts!r}")
+    reader = ShardReader(split_dir)
+    total = reader.info.get("counts", {}).get("targets") if texts == "first" else None
+    if limit is not None:
+        total = min(limit, total) if total is not None else limit
+    out, size_errors = Collected(), []
+    stream = _expressions(reader, texts, predictor.needs_images)
+    for sample, item in tqdm(islice(stream, limit), total=total, disable=not progress, desc="eval", unit="expr"):
+        if item.text_index == 0 and len(sample.targets[item.target_index].texts) > 1:
+            out.multi_text_targets += 1
+        out.sources.add(item.source)
+        pred = predictor(sample, item)
+        if pred is None:
+            out.missing.append((item.id, item.task))
+            continue
+        if pred.shape != (item.height, item.width):
+            size_errors.append(f"{item.id}: prediction is {pred.shape[1]}x{pred.shape[0]} (w x h), "
+                               f"the image is {item.width}x{item.height}")
+            continue
+        family = family_of(item.task)
+        item.pred = _store(pred, family.continuous, threshold)
+        gt = _decode_gt(item.gt)
+        item.iou = float(per_sample_iou([pred], [gt], threshold=threshold)[0])
+        out.items.append(item)
+    if limit is not None and next(stream, None) is not None:
+        out.truncated = True
+    if size_errors:
+        more = f" ... and {len(size_errors) - MAX_LISTED} more" if len(size_errors) > MAX_LISTED else ""
+        raise EvalError(f"{len(size_errors)} prediction(s) differ in size from their image (metrics never "
+                        f"resize; save masks at the original resolution): " + "; ".join(size_errors[:MAX_LISTED])
+                        + more)
+    if not out.items:
+        hint = f"; expected files named <target id>.png, e.g. {out.missing[0][0]}.png" if out.missing else ""
+        raise EvalError(f"nothing to score in {split_dir}: {len(out.missing)} prediction(s) missing{hint}")
+    return out
+
+
+def score(items: list[EvalItem]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
+    """Groups items by task and runs each group's metric family.
+
+    Returns:
+        tuple: (task -> metrics, task -> details such as per-class IoU).
+    """
+    groups: dict[str, list[EvalItem]] = {}
+    for it in items:
+        groups.setdefault(it.task, []).append(it)
+    metrics, details = {}, {}
+    for task in sorted(groups):
+        members = groups[task]
+        preds = _Lazy([it.pred for it in members], decode_pred)
+        gts = _Lazy([it.gt for it in members], _decode_gt)
+        metrics[task], details[task] = family_of(task).score(preds, gts, members)
+    return metrics, details
+
+
+def evaluate(data: str, out: str, *, checkpoint: str | None = None, preset: str | None = None,
+             predictions: str | None = None, split: str = "val", limit: int | None = None,
+             benchmark: str | None = None, progress: bool = True, texts: str = "first",
+             threshold: float | None = None, overlay_k: int = 8) -> dict:
+    """Scores a model, or saved PNG masks, on a shard split and writes the report.
+
+    Args:
+        data: a dataset dir (then DATA/split is read) or a split dir.
+        out: report dir; gets metrics.json, report.md and overlays.png.
+        checkpoint: our checkpoint, or the released UniLSeg-20 .pth with `preset`.
+        preset: preset for a released checkpoint (e.g. "unilseg-swin-b").
+        predictions: dir of ``<id>.png`` masks instead of a model (exactly one of the two).
+        split: split name when `data` is a dataset dir.
+        limit: score only the first `limit` expressions (then nothing is compared with
+            published numbers: the set is not the benchmark's).
+        benchmark: published benchmark to compare with ("refcoco-val", "RefCOCO val", ...),
+            "none" for no comparison, None to infer it from the targets' source and split.
+        progress: show a progress bar.
+        texts: "first" = one expression per target (its first text, id = target id);
+            "all" = every text (id = ``<target id>_<text index>``), as RefCOCO counts.
+        threshold: binarisation threshold; default the model's (0.35) or 0.5 for PNGs.
+        overlay_k: best and worst predictions drawn on the overlay sheet.
+
+    Returns:
+        dict: task -> metric name -> value (fractions; NaN where undefined).
+    """
+    from unilseg.eval import overlays, report
+
+    if (checkpoint is None) == (predictions is None):
+        raise ValueError("give exactly one of checkpoint (a model) or predictions (a dir of PNG masks)")
+    report.parse_benchmark(benchmark)  # an unknown name fails before any prediction is made
+    split_dir = resolve_split(data, split)
+    predictor = ModelPredictor(checkpoint, preset) if checkpoint is not None else PngPredictor(predictions)
+    thr = predictor.threshold if threshold is None else float(threshold)
+    got = collect(split_dir, predictor, thr, texts, limit, progress)
+    metrics, details = score(got.items)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sheet = overlays.write_best_worst(split_dir, got.items, out_dir / report.OVERLAYS, overlay_k,
+                                      lambda it: pred_mask(it, thr), lambda it: _decode_gt(it.gt))
+    run_info = {"split_dir": str(split_dir), "split": split_dir.name, "dataset": split_dir.parent.name,
+                "predictor": {"kind": predictor.kind, **predictor.describe}, "threshold": thr, "texts": texts,
+                "limit": limit, "truncated": got.truncated, "multi_text_targets": got.multi_text_targets,
+                "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet}
+    report.write_report(out_dir, metrics, details, got.items, got.missing, run_info)
+    return metrics
