@@ -1,0 +1,229 @@
+"""A weight-free referring-expression writer: colour, size, position, neighbours, nesting.
+
+It names a region by its mean colour ("the large dark-grey region at the top left"), and it
+turns any name (a model caption such as "a dog") into an expression that singles the region
+out among the others: "the dog on the left", "the small red region left of the blue one",
+"the red part of the large grey region at the top".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from skimage import color
+
+from annotation_engine.registry import CAPTIONERS
+from annotation_engine.regions import mask_bbox
+
+GENERIC = "region"  # the noun of weight-free names; parts are called "part"
+SMALL, LARGE = 0.03, 0.2  # area fractions for the size words
+_ARTICLES = re.compile(r"^(there is |there are |this is |an image of |a picture of |a photo of )?(a |an |the )?")
+_ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
+
+
+@dataclass
+class RegionAttrs:
+    """What the writer knows of one region.
+
+    Attributes:
+        area (float): fraction of the image covered.
+        cx (float): centroid x in [0, 1] (left to right).
+        cy (float): centroid y in [0, 1] (top to bottom).
+        colour (str): colour name of the mean colour ("dark-grey", "red", "light blue").
+        bbox (tuple[int, int, int, int]): (x0, y0, x1, y1) pixel box.
+    """
+
+    area: float
+    cx: float
+    cy: float
+    colour: str
+    bbox: tuple[int, int, int, int]
+
+    @property
+    def size_word(self) -> str:
+        return "small" if self.area < SMALL else "large" if self.area >= LARGE else ""
+
+    @property
+    def position(self) -> str:
+        """Where the centroid lies in a 3x3 grid: "at the top left", "in the centre"..."""
+        col = "left" if self.cx < 1 / 3 else "right" if self.cx > 2 / 3 else ""
+        row = "top" if self.cy < 1 / 3 else "bottom" if self.cy > 2 / 3 else ""
+        if row and col:
+            return f"at the {row} {col}"
+        if row:
+            return f"at the {row}"
+        if col:
+            return f"on the {col}"
+        return "in the centre"
+
+
+def colour_name(lab: np.ndarray) -> str:
+    """Name of a CIELAB colour (3,) for a person: "black", "dark-grey", "red", "light blue"...
+
+    Achromatic below a chroma of 12; hue bins of the Lab hue angle otherwise, with brown
+    and olive for dark oranges and yellows and pink for light reds and purples.
+    """
+    L, a, b = (float(v) for v in lab)
+    chroma, hue = np.hypot(a, b), np.degrees(np.arctan2(b, a)) % 360
+    if chroma < 12:
+        for limit, name in ((20, "black"), (40, "dark-grey"), (62, "grey"), (82, "light-grey")):
+            if L < limit:
+                return name
+        return "white"
+    if hue < 30 or hue >= 345:
+        name = "pink" if L > 70 else "red"
+    elif hue < 70:
+        name = "brown" if L < 55 else "orange" if chroma > 40 else "beige"
+    elif hue < 105:
+        name = "olive" if L < 50 else "yellow"
+    elif hue < 175:
+        name = "green"
+    elif hue < 230:
+        name = "teal"
+    elif hue < 300:
+        name = "blue"
+    else:
+        name = "pink" if L > 70 else "purple"
+    if name in ("brown", "olive", "beige", "pink"):
+        return name
+    if L < 35:
+        return f"dark {name}"
+    if L > 80 and name != "yellow":
+        return f"light {name}"
+    return name
+
+
+def region_attributes(rgb: np.ndarray, masks: list[np.ndarray]) -> list[RegionAttrs]:
+    """(H, W, 3) uint8 image + (H, W) bool masks -> one RegionAttrs per mask."""
+    lab = color.rgb2lab(rgb)
+    h, w = rgb.shape[:2]
+    out = []
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        if not len(ys):
+            out.append(RegionAttrs(0.0, 0.5, 0.5, "empty", (0, 0, 0, 0)))
+            continue
+        out.append(RegionAttrs(len(ys) / (h * w), float(xs.mean() + 0.5) / w, float(ys.mean() + 0.5) / h,
+                               colour_name(np.median(lab[ys, xs], 0)), mask_bbox(m)))
+    return out
+
+
+def clean_caption(text: str | None, max_words: int = 10) -> str | None:
+    """A model caption -> a noun phrase without its leading article ("a dog on a sofa" ->
+    "dog on a sofa"); None when nothing readable is left."""
+    if not text:
+        return None
+    t = re.sub(r"\s+", " ", text.strip().lower()).strip(" .,;:!?")
+    t = _ARTICLES.sub("", t)
+    t = re.sub(r"\b(arafed|araffe|arafe)\b\s*", "", t).strip()  # BLIP's known filler token
+    words = [w for w in t.split(" ") if w]
+    if not words or not any(c.isalpha() for c in t):
+        return None
+    return " ".join(words[:max_words])
+
+
+def _relation(a: RegionAttrs, b: RegionAttrs) -> str:
+    """Where region a is relative to region b."""
+    dx, dy = a.cx - b.cx, a.cy - b.cy
+    if abs(dx) >= abs(dy):
+        return "left of" if dx < 0 else "right of"
+    return "above" if dy < 0 else "below"
+
+
+def _noun(name: str, part: bool) -> str:
+    return name[: -len(GENERIC)] + "part" if part and name.endswith(GENERIC) else name
+
+
+def _short(name: str) -> str:
+    """The name used for a neighbour: "blue region" -> "blue one"."""
+    return name[: -len(GENERIC)] + "one" if name.endswith(GENERIC) else name
+
+
+def referring_texts(attrs: list[RegionAttrs], names: list[str], parents: list[int | None],
+                    neighbours: list[list[int]]) -> list[list[str]]:
+    """Expressions that single each region out among the others.
+
+    Args:
+        attrs (list[RegionAttrs]): one per region.
+        names (list[str]): one noun phrase per region ("dog", "dark-grey region").
+        parents (list[int | None]): index of the region each one is a part of, or None.
+        neighbours (list[list[int]]): indices of the regions touching each one.
+
+    Returns:
+        list[list[str]]: per region, the expressions (the first one unique within the image
+        where the attributes allow it), e.g. ["the large dark-grey region at the top left",
+        "the dark-grey region above the white one"].
+    """
+    n = len(attrs)
+    generic = [nm.endswith(GENERIC) for nm in names]
+    base = []
+    for i in range(n):
+        size = attrs[i].size_word if generic[i] else ""
+        phrase = " ".join(w for w in ("the", size, names[i]) if w)
+        base.append(f"{phrase} {attrs[i].position}")
+    relational: list[str | None] = []
+    for i in range(n):
+        others = [j for j in neighbours[i] if names[j] != names[i] and parents[j] is None] or \
+                 [j for j in neighbours[i] if names[j] != names[i]]
+        if not others:
+            relational.append(None)
+            continue
+        j = max(others, key=lambda k: attrs[k].area)
+        size = attrs[i].size_word if generic[i] else ""
+        subject = " ".join(w for w in ("the", size, names[i]) if w)
+        relational.append(f"{subject} {_relation(attrs[i], attrs[j])} the {_short(names[j])}")
+    texts: list[list[str]] = []
+    for i in range(n):
+        if parents[i] is None:
+            first = base[i]
+        else:
+            p = parents[i]
+            first = f"the {_noun(names[i], True)} of {base[p]}"
+        texts.append([first] + ([relational[i]] if relational[i] and parents[i] is None else []))
+    _disambiguate(texts, attrs)
+    return texts
+
+
+def _disambiguate(texts: list[list[str]], attrs: list[RegionAttrs]) -> None:
+    """Makes first expressions unique: the relational one when it is unique, else an ordinal
+    from the left ("..., the second from the left")."""
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        groups.setdefault(t[0], []).append(i)
+    for first, members in groups.items():
+        if len(members) < 2:
+            continue
+        rel = [texts[i][1] if len(texts[i]) > 1 else None for i in members]
+        if all(rel) and len(set(rel)) == len(rel) and not (set(rel) & set(groups)):
+            for i in members:
+                texts[i][0], texts[i][1] = texts[i][1], texts[i][0]
+            continue
+        for rank, i in enumerate(sorted(members, key=lambda k: attrs[k].cx)):
+            word = _ORDINALS[rank] if rank < len(_ORDINALS) else f"{rank + 1}th"
+            texts[i][0] = f"{first}, the {word} from the left"
+
+
+@CAPTIONERS.register("attributes")
+class AttributesCaptioner:
+    """Names every region by its colour ("dark-grey region"); the engine's attribute writer
+    adds size, position, neighbours and nesting.
+
+    Args:
+        noun (str): the noun after the colour; keep "region" so that parts read "... part".
+    """
+
+    version = "attributes-1"
+
+    def __init__(self, noun: str = GENERIC):
+        self.noun = noun
+
+    def identity(self) -> dict[str, str]:
+        return {"captioner": "attributes", "captioner_version": self.version}
+
+    def describe(self, rgb: np.ndarray, masks: list[np.ndarray],
+                 attrs: list[RegionAttrs] | None = None) -> list[str | None]:
+        """(H, W, 3) uint8 + masks -> "<colour> region" per mask."""
+        attrs = attrs if attrs is not None else region_attributes(rgb, masks)
+        return [f"{a.colour} {self.noun}" for a in attrs]
