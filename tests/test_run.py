@@ -1,0 +1,174 @@
+"""unilseg.eval.run: saved PNG masks scored by hand-computable metrics; missing and mis-sized files."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eval_fixtures import H, W, box, save_png, write_split
+from shards.keys import expression_id, make_key, target_id
+from unilseg.eval.run import EvalError, evaluate, family_of, read_prediction_png, semantic_class
+
+pytest.importorskip("py_sod_metrics")
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    gts = write_split(root / "ds" / "val")
+    return root, gts
+
+
+def _ids(gts):
+    """The target ids of the fixture, in SPEC order: res0, gres0 (no target), res1, sod1, gres2, sod2."""
+    return list(gts)
+
+
+def _write_preds(d, gts, **override):
+    for tid, m in gts.items():
+        save_png(d / f"{tid}.png", override.get(tid, m))
+
+
+def test_ground_truth_pngs_score_one(split, tmp_path):
+    root, gts = split
+    _write_preds(tmp_path / "pred", gts)
+    m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False,
+                 overlay_k=2)
+    assert set(m) == {"res", "gres", "sod"}
+    assert all(m["res"][k] == 1.0 for k in ("oIoU", "mIoU", "prec@0.5", "prec@0.9")) and m["res"]["n"] == 2
+    assert (m["gres"]["gIoU"], m["gres"]["cIoU"], m["gres"]["N-acc"], m["gres"]["T-acc"]) == (1.0, 1.0, 1.0, 1.0)
+    assert m["sod"]["MAE"] == 0.0 and m["sod"]["maxF"] == pytest.approx(1.0)
+    assert m["sod"]["S-measure"] == pytest.approx(1.0)
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert doc["metrics"]["res"] == m["res"] and doc["missing"]["count"] == 0
+    assert doc["families"] == {"gres": "gres", "res": "referring", "sod": "sod"}
+
+
+def test_wrong_pngs_give_the_hand_computed_values(split, tmp_path):
+    root, gts = split
+    res0, gres0, res1, _, gres2, _ = _ids(gts)
+    half = box(2, 12, 2, 7)  # inside res0's 10x10 box: I = 50, U = 100
+    speck = box(0, 2, 0, 3)  # 6 pixels on the no-target expression
+    _write_preds(tmp_path / "pred", gts, **{res0: half, gres0: speck})
+    m = evaluate(str(root / "ds" / "val"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"),
+                 progress=False, overlay_k=2)
+    assert m["res"]["oIoU"] == pytest.approx((50 + 224) / (100 + 224))
+    assert m["res"]["mIoU"] == pytest.approx(0.75)
+    assert m["res"]["prec@0.5"] == 1.0 and m["res"]["prec@0.6"] == 0.5  # IoU >= 0.5 counts
+    assert m["gres"]["gIoU"] == pytest.approx(0.5)
+    assert m["gres"]["cIoU"] == pytest.approx(212 / (212 + 6))
+    assert (m["gres"]["N-acc"], m["gres"]["T-acc"]) == (0.0, 1.0)
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert doc["run"]["overlays"]["worst"] == [gres0, res0]  # IoU 0, then 0.5
+
+
+def test_probability_pngs_are_thresholded_at_half(split, tmp_path):
+    root, gts = split
+    res0 = _ids(gts)[0]
+    _write_preds(tmp_path / "pred", gts)
+    probs = np.where(box(2, 12, 2, 12), 128, 0).astype(np.uint8)  # 128/255 > 0.5: foreground
+    probs[2:12, 2:7] = 127  # 127/255 < 0.5: background -> IoU 0.5
+    Image.fromarray(probs).save(tmp_path / "pred" / f"{res0}.png")
+    m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False)
+    assert m["res"]["mIoU"] == pytest.approx(0.75)
+    m = evaluate(str(root / "ds"), str(tmp_path / "out2"), predictions=str(tmp_path / "pred"), progress=False,
+                 threshold=0.49)
+    assert m["res"]["mIoU"] == 1.0
+
+
+def test_missing_pngs_are_counted_and_reported(split, tmp_path):
+    root, gts = split
+    ids = _ids(gts)
+    _write_preds(tmp_path / "pred", gts)
+    (tmp_path / "pred" / f"{ids[5]}.png").unlink()
+    m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False)
+    assert m["sod"]["n"] == 1 and m["res"]["n"] == 2
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert doc["missing"] == {"count": 1, "ids": [ids[5]]}
+    assert doc["counts"]["sod"] == {"scored": 1, "missing": 1}
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "1 prediction(s) missing" in report and ids[5] in report
+
+
+def test_mis_sized_png_is_an_error_naming_the_target(split, tmp_path):
+    root, gts = split
+    res1 = _ids(gts)[2]
+    _write_preds(tmp_path / "pred", gts)
+    save_png(tmp_path / "pred" / f"{res1}.png", None, shape=(H + 1, W))
+    with pytest.raises(EvalError, match=rf"1 prediction\(s\).*{res1}: prediction is {W}x{H + 1}"):
+        evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False)
+
+
+def test_no_prediction_at_all_names_the_expected_file(split, tmp_path):
+    root, gts = split
+    (tmp_path / "pred").mkdir()
+    with pytest.raises(EvalError, match=rf"6 prediction\(s\) missing.*{_ids(gts)[0]}\.png"):
+        evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False)
+
+
+def test_every_text_mode_uses_expression_ids(split, tmp_path):
+    root, gts = split
+    key = make_key("evaltest", "img0.png")
+    for tid, m in gts.items():
+        save_png(tmp_path / "pred" / f"{tid}_0.png", m)
+    save_png(tmp_path / "pred" / f"{expression_id(key, 0, 1)}.png", box(2, 12, 2, 7))  # 2nd text: IoU 0.5
+    m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False,
+                 texts="all")
+    assert m["res"]["n"] == 3 and m["res"]["mIoU"] == pytest.approx(2.5 / 3)
+    m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False,
+                 limit=2, texts="all")
+    assert set(m) == {"res"} and m["res"]["n"] == 2 and m["res"]["mIoU"] == pytest.approx(0.75)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["run"]["truncated"] is True
+
+
+def test_part_semantic_and_other_tasks_go_to_their_families(tmp_path):
+    spec = [[("part", "part", ["the wheel of the car"], box(0, 10, 0, 10)),
+             ("part", "instance", ["the car"], box(0, 20, 0, 20)),
+             ("semantic", "class", ["all cat"], box(0, 10, 0, 10)),
+             ("semantic", "class", ["all dog"], box(10, 20, 0, 10)),
+             ("auto", "instance", ["the small region"], box(0, 4, 0, 4))],
+            [("semantic", "class", ["all cat"], box(0, 10, 0, 10))]]
+    gts = write_split(tmp_path / "ds" / "val", "mixed", spec)
+    ids = list(gts)
+    _write_preds(tmp_path / "pred", gts, **{ids[0]: box(0, 10, 0, 5), ids[5]: box(0, 10, 0, 5)})
+    m = evaluate(str(tmp_path / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False)
+    assert m["part"] == {"mIoU_part": 0.5, "mIoU_object_part": 0.75, "n": 2.0, "n_part": 1.0}
+    assert m["semantic"]["mIoU"] == pytest.approx((150 / 200 + 1.0) / 2) and m["semantic"]["n_classes"] == 2
+    assert m["auto"]["oIoU"] == 1.0 and family_of("auto").name == "referring"
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert doc["details"]["semantic"]["per_class_iou"] == {"cat": 0.75, "dog": 1.0}
+    assert semantic_class("all traffic light") == "traffic light" and semantic_class("sky") == "sky"
+
+
+def test_read_prediction_png_modes(tmp_path):
+    m = box(2, 12, 2, 12)
+    Image.fromarray(m).save(tmp_path / "bit.png")  # mode "1"
+    assert np.array_equal(read_prediction_png(tmp_path / "bit.png", "t"), m)
+    Image.fromarray(np.stack([m.astype(np.uint8) * 255] * 3, -1)).save(tmp_path / "rgb.png")
+    assert np.array_equal(read_prediction_png(tmp_path / "rgb.png", "t") > 0.5, m)
+    Image.fromarray((m * 65535).astype(np.uint16)).save(tmp_path / "16.png")
+    assert np.array_equal(read_prediction_png(tmp_path / "16.png", "t") > 0.5, m)
+    p = Image.fromarray(m.astype(np.uint8), "P")
+    p.putpalette([0, 0, 0, 255, 255, 255])
+    p.save(tmp_path / "pal.png")
+    assert np.array_equal(read_prediction_png(tmp_path / "pal.png", "t"), m)
+    colour = np.zeros((H, W, 3), np.uint8)
+    colour[..., 0] = 255
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    with pytest.raises(EvalError, match="target t7: .*colour image"):
+        read_prediction_png(tmp_path / "colour.png", "t7")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(EvalError, match="target t8: cannot read"):
+        read_prediction_png(tmp_path / "bad.png", "t8")
+
+
+def test_bad_arguments_fail_before_any_work(split, tmp_path):
+    root, _ = split
+    with pytest.raises(ValueError, match="exactly one"):
+        evaluate(str(root / "ds"), str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        evaluate(str(root / "ds"), str(tmp_path / "o"), predictions=str(tmp_path), benchmark="refcoco-vall")
+    with pytest.raises(FileNotFoundError, match="is a shard split"):
+        evaluate(str(root), str(tmp_path / "o"), predictions=str(tmp_path), split="test")
+    assert target_id("k", 0) == "k_0"
