@@ -32,14 +32,16 @@ def sheet_size(k: int, n_best: int, n_worst: int) -> tuple[int, int]:
 def best_and_worst(ious: Sequence[float], k: int) -> tuple[list[int], list[int]]:
     """Indices of the k best (IoU descending) and k worst (ascending) samples, disjoint.
 
-    Ties keep input order. With fewer than 2k samples the worst row is filled first.
+    Ties keep input order. With fewer than 2k samples each row gets about half (the best
+    row the odd one out).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    order = sorted(range(len(ious)), key=lambda i: (ious[i], i))
-    worst = order[:k]
+    n_worst = min(k, len(ious) // 2)
+    n_best = min(k, len(ious) - n_worst)
+    worst = sorted(range(len(ious)), key=lambda i: (ious[i], i))[:n_worst]
     taken = set(worst)
-    best = [i for i in sorted(range(len(ious)), key=lambda i: (-ious[i], i)) if i not in taken][:k]
+    best = [i for i in sorted(range(len(ious)), key=lambda i: (-ious[i], i)) if i not in taken][:n_best]
     return best, worst
 
 

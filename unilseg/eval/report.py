@@ -241,7 +241,7 @@ def render_report(doc: dict[str, Any]) -> str:
     lines += ["## Published results", "", f"Benchmark: {b['name'] or 'none'} ({b['how']}).", ""]
     if b["name"] and b["compared"]:
         task = COMPARED_TASK[BENCHMARK_FAMILY[b["name"]]]
-        lines.append(render_comparison(b["name"], metrics[task], ours_name=f"ours ({task})"))
+        lines.append(render_comparison(b["name"], metrics[task], ours_name="ours"))
     elif b["name"]:
         lines += ["Not compared with the published numbers: " + "; ".join(b["not_compared"]) + ".", ""]
     ov = run.get("overlays")
