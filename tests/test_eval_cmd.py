@@ -1,0 +1,105 @@
+"""`unilseg eval` with a tiny model through the real loading path (our checkpoint and the
+released-file layout), and with saved masks."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from eval_fixtures import save_png, write_split
+from shards.reader import ShardReader
+from unilseg.checkpoint import RELEASED_PREFIXES, save_checkpoint
+from unilseg.cli import main
+from unilseg.eval.metrics import gres_metrics, referring_metrics
+from unilseg.eval.overlays import sheet_size
+from unilseg.eval.run import evaluate
+from unilseg.model import build_model, predict
+
+pytest.importorskip("py_sod_metrics")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("evalcmd")
+    gts = write_split(root / "ds" / "val")
+    model = build_model("unilseg-tiny").eval()
+    ckpt = save_checkpoint(root / "tiny.pt", model, step=3)
+    return root, gts, model, ckpt
+
+
+def _released_layout(model, path):
+    """Our weights under the released file's names: {'state_dict': {'module.<released name>': t}}."""
+    sd = {}
+    for name, t in model.state_dict().items():
+        old = next(o for o, n in RELEASED_PREFIXES if n and name.startswith(n))
+        new = next(n for o, n in RELEASED_PREFIXES if o == old)
+        sd["module." + old + name[len(new):]] = t
+    torch.save({"state_dict": sd}, path)
+
+
+def test_cli_runs_a_checkpoint_and_writes_the_three_files(setup, tmp_path):
+    root, gts, model, ckpt = setup
+    out = tmp_path / "report"
+    res = CliRunner().invoke(main, ["eval", "--checkpoint", str(ckpt), "--data", str(root / "ds"), "--out", str(out),
+                                    "--overlays", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "res (2): oIoU" in res.output and "metrics.json" in res.output
+    doc = json.loads((out / "metrics.json").read_text())
+    assert set(doc["metrics"]) == {"res", "gres", "sod"} and doc["run"]["threshold"] == 0.35
+    assert doc["run"]["predictor"]["checkpoint"] == str(ckpt)
+
+    # the same numbers from the public predict() and metric functions, target by target
+    preds, gt = {"res": [], "gres": []}, {"res": [], "gres": []}
+    for sample, _, t in ShardReader(root / "ds" / "val").targets():
+        if t.task in preds:
+            preds[t.task].append(predict(model, sample.rgb, t.texts[0]))
+            gt[t.task].append(t.mask_array())
+    assert doc["metrics"]["res"] == pytest.approx(referring_metrics(preds["res"], gt["res"]), nan_ok=True)
+    assert doc["metrics"]["gres"] == pytest.approx(gres_metrics(preds["gres"], gt["gres"]), nan_ok=True)
+
+    report = (out / "report.md").read_text()
+    for heading in ("## Referring segmentation", "## Generalised referring segmentation",
+                    "## Salient / camouflaged object detection", "| P@0.5 | P@0.6 | P@0.7 | P@0.8 | P@0.9 | oIoU |",
+                    "Threshold used here: 0.35", "Overall IoU: sum over samples", "Benchmark: none",
+                    "![best and worst predictions](overlays.png)"):
+        assert heading in report
+    assert Image.open(out / "overlays.png").size == sheet_size(2, 2, 2)
+
+
+def test_released_layout_with_a_preset_gives_the_same_metrics(setup, tmp_path):
+    root, _, model, ckpt = setup
+    _released_layout(model, tmp_path / "released.pth")
+    ours = evaluate(str(root / "ds"), str(tmp_path / "a"), checkpoint=str(ckpt), progress=False, limit=2)
+    released = evaluate(str(root / "ds" / "val"), str(tmp_path / "b"), checkpoint=str(tmp_path / "released.pth"),
+                        preset="unilseg-tiny", progress=False, limit=2)
+    assert set(released) == set(ours) == {"res", "gres"}
+    for task in ours:
+        assert released[task] == pytest.approx(ours[task], nan_ok=True)
+    res = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path / "released.pth"), "--data",
+                                    str(root / "ds"), "--out", str(tmp_path / "c"), "--no-progress"])
+    assert res.exit_code != 0 and "--preset unilseg-swin-b" in res.output
+    res = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path / "released.pth"), "--preset",
+                                    "unilseg-swin-b", "--data", str(root / "ds"), "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0 and "does not match the model" in res.output
+
+
+def test_cli_scores_saved_masks_and_reports_problems(setup, tmp_path):
+    root, gts, _, _ = setup
+    ids = list(gts)
+    for tid, m in gts.items():
+        save_png(tmp_path / "pred" / f"{tid}.png", m)
+    (tmp_path / "pred" / f"{ids[1]}.png").unlink()
+    args = ["eval", "--predictions", str(tmp_path / "pred"), "--data", str(root / "ds"), "--out",
+            str(tmp_path / "out"), "--no-progress"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "1 prediction(s) missing" in (tmp_path / "out" / "report.md").read_text()
+    save_png(tmp_path / "pred" / f"{ids[0]}.png", np.zeros((5, 5), bool), shape=(5, 5))
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code != 0 and f"{ids[0]}: prediction is 5x5 (w x h), the image is 32x24" in res.output
+    res = CliRunner().invoke(main, args[:1] + args[3:])
+    assert res.exit_code != 0 and "exactly one of --checkpoint" in res.output
