@@ -8,7 +8,7 @@ from PIL import Image
 
 from eval_fixtures import H, W, box, save_png, write_split
 from shards.keys import expression_id, make_key, target_id
-from unilseg.eval.run import EvalError, evaluate, family_of, read_prediction_png, semantic_class
+from unilseg.eval.run import EvalError, evaluate, family_of, semantic_class
 
 pytest.importorskip("py_sod_metrics")
 
@@ -139,28 +139,6 @@ def test_part_semantic_and_other_tasks_go_to_their_families(tmp_path):
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert doc["details"]["semantic"]["per_class_iou"] == {"cat": 0.75, "dog": 1.0}
     assert semantic_class("all traffic light") == "traffic light" and semantic_class("sky") == "sky"
-
-
-def test_read_prediction_png_modes(tmp_path):
-    m = box(2, 12, 2, 12)
-    Image.fromarray(m).save(tmp_path / "bit.png")  # mode "1"
-    assert np.array_equal(read_prediction_png(tmp_path / "bit.png", "t"), m)
-    Image.fromarray(np.stack([m.astype(np.uint8) * 255] * 3, -1)).save(tmp_path / "rgb.png")
-    assert np.array_equal(read_prediction_png(tmp_path / "rgb.png", "t") > 0.5, m)
-    Image.fromarray((m * 65535).astype(np.uint16)).save(tmp_path / "16.png")
-    assert np.array_equal(read_prediction_png(tmp_path / "16.png", "t") > 0.5, m)
-    p = Image.fromarray(m.astype(np.uint8), "P")
-    p.putpalette([0, 0, 0, 255, 255, 255])
-    p.save(tmp_path / "pal.png")
-    assert np.array_equal(read_prediction_png(tmp_path / "pal.png", "t"), m)
-    colour = np.zeros((H, W, 3), np.uint8)
-    colour[..., 0] = 255
-    Image.fromarray(colour).save(tmp_path / "colour.png")
-    with pytest.raises(EvalError, match="target t7: .*colour image"):
-        read_prediction_png(tmp_path / "colour.png", "t7")
-    (tmp_path / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(EvalError, match="target t8: cannot read"):
-        read_prediction_png(tmp_path / "bad.png", "t8")
 
 
 def test_bad_arguments_fail_before_any_work(split, tmp_path):

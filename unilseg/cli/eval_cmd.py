@@ -31,10 +31,11 @@ import click
               help="Foreground where probability > threshold [model's config (0.35); 0.5 for PNGs].")
 @click.option("--overlays", "overlay_k", default=8, show_default=True, type=click.IntRange(min=1),
               help="Best and worst predictions drawn on overlays.png (each).")
+@click.option("--device", help="torch device for the model [cuda if available, else cpu].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(data: str, split: str, out: str, checkpoint: str | None, preset: str | None, predictions: str | None,
             texts: str, benchmark: str | None, limit: int | None, threshold: float | None, overlay_k: int,
-            no_progress: bool) -> None:
+            device: str | None, no_progress: bool) -> None:
     """Run a model (or score saved masks) over a shard split and report the field's metrics.
 
     Targets are grouped by task: res -> oIoU/mIoU/Prec@X, gres -> gIoU/cIoU/N-acc/T-acc,
@@ -47,12 +48,12 @@ def command(data: str, split: str, out: str, checkpoint: str | None, preset: str
 
     if (checkpoint is None) == (predictions is None):
         raise click.UsageError("give exactly one of --checkpoint (run a model) or --predictions (saved masks)")
-    if preset and not checkpoint:
-        raise click.UsageError("--preset goes with --checkpoint")
+    if (preset or device) and not checkpoint:
+        raise click.UsageError("--preset and --device go with --checkpoint")
     try:
         metrics = evaluate(data, out, checkpoint=checkpoint, preset=preset, predictions=predictions, split=split,
                            limit=limit, benchmark=benchmark, progress=not no_progress, texts=texts,
-                           threshold=threshold, overlay_k=overlay_k)
+                           threshold=threshold, overlay_k=overlay_k, device=device)
     except (EvalError, CheckpointError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     for task, m in metrics.items():

@@ -8,8 +8,8 @@ Items are grouped by task and each group is scored by its metric family (FAMILIE
 and anything unregistered -> referring, gres -> gres, part -> part, semantic -> semantic
 (class from "all <class>"), sod/cod -> sod. Predictions are kept compressed (RLE, or a
 zlib'd 8-bit map for SOD) and decoded lazily by the metrics, so memory stays flat over a
-10k-expression split. Writes metrics.json, report.md and overlays.png (report.py,
-overlays.py).
+10k-expression split. Predictions come from predictors.py (a checkpoint or saved PNGs);
+metrics.json, report.md and overlays.png are written by report.py and overlays.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image
 
 from shards.keys import expression_id, target_id
 from shards.manifest import read_dataset_json
@@ -32,16 +31,12 @@ from shards.reader import DecodedSample, ShardReader
 from shards.rle import mask_to_rle, rle_to_mask
 from unilseg.eval.metrics import (gres_metrics, part_metrics, per_sample_iou, referring_metrics,
                                   semantic_metrics, semantic_per_class_iou, sod_metrics)
+from unilseg.eval.predictors import EvalError, ModelPredictor, PngPredictor
 
 log = logging.getLogger(__name__)
 
-PNG_THRESHOLD = 0.5  # saved maps: foreground where value / 255 > 0.5 (0/255 masks: any value works)
 TEXT_MODES = ("first", "all")
 MAX_LISTED = 20  # ids listed in errors and in metrics.json per kind of problem
-
-
-class EvalError(ValueError):
-    """Inputs that cannot be scored as asked; the message names the target(s)."""
 
 
 @dataclass
@@ -204,90 +199,6 @@ def _decode_gt(rle: dict[str, Any] | None) -> np.ndarray | None:
     return None if rle is None else rle_to_mask(rle)
 
 
-# ----------------------------------------------------------------------------- predictors
-
-def read_prediction_png(path: str | os.PathLike, item_id: str) -> np.ndarray:
-    """Reads a saved prediction.
-
-    Accepted: 8-bit grayscale 0/255 masks or probability maps (value / 255; a file holding
-    only 0 and 1 is read that way too, with a warning), 1-bit PNGs, palette PNGs with
-    indices 0/1, 16-bit maps (value / 65535), and RGB(A) PNGs whose channels are equal.
-
-    Returns:
-        np.ndarray: (H, W) bool mask, or float32 map in [0, 1].
-
-    Raises:
-        EvalError: unreadable file or a colour image, naming the target.
-    """
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode, arr = im.mode, np.asarray(im)
-    except Exception as e:  # PIL raises many types for corrupt data
-        raise EvalError(f"target {item_id}: cannot read prediction {path}: {type(e).__name__}: {e}") from e
-    if mode == "1":
-        return arr.astype(bool)
-    if arr.ndim == 3:
-        if mode in ("LA", "La"):
-            arr = arr[..., 0]
-        elif not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
-            raise EvalError(f"target {item_id}: prediction {path} is a colour image ({mode}); save a "
-                            "grayscale PNG (0/255 mask or probability map)")
-        else:
-            arr = arr[..., 0]
-    if mode == "P":
-        if arr.size and arr.max() > 1:
-            raise EvalError(f"target {item_id}: prediction {path} is a palette PNG with indices above 1")
-        return arr.astype(bool)  # palette indices 0/1: a mask
-    if arr.dtype == np.uint8 and arr.size and arr.max() == 1:
-        # ambiguous: most likely a 0/1 mask saved as 8-bit, which reads as probabilities <= 1/255
-        log.warning("prediction %s holds only 0 and 1: read as probabilities 0 and 1/255 (empty); "
-                    "save 0/1 masks as 0/255", path)
-    scale = 255.0 if arr.dtype == np.uint8 else 65535.0
-    return np.clip(arr.astype(np.float32) / scale, 0.0, 1.0)
-
-
-class ModelPredictor:
-    """Predicts with a checkpoint: ours (carries its config) or the released file with a preset."""
-
-    kind = "checkpoint"
-    needs_images = True
-
-    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None):
-        import torch
-
-        from unilseg.model.loading import load_model
-
-        self.model = load_model(checkpoint, preset)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device)
-        self.threshold = float(self.model.config.threshold)
-        self.describe = {"checkpoint": str(checkpoint), "preset": preset, "device": self.device}
-
-    def __call__(self, sample: DecodedSample, item: EvalItem) -> np.ndarray:
-        from unilseg.model.predict import predict_probs
-
-        return predict_probs(self.model, sample.rgb, item.text)
-
-
-class PngPredictor:
-    """Reads ``DIR/<item id>.png`` saved by another tool; None when the file is missing."""
-
-    kind = "predictions"
-    needs_images = False
-    threshold = PNG_THRESHOLD
-
-    def __init__(self, directory: str | os.PathLike):
-        self.dir = Path(directory)
-        if not self.dir.is_dir():
-            raise FileNotFoundError(f"predictions directory {self.dir} does not exist")
-        self.describe = {"predictions": str(self.dir)}
-
-    def __call__(self, sample: DecodedSample, item: EvalItem) -> np.ndarray | None:
-        path = self.dir / f"{item.id}.png"
-        return read_prediction_png(path, item.id) if path.exists() else None
-
-
 # ----------------------------------------------------------------------------- the run
 
 def resolve_split(data: str | os.PathLike, split: str) -> Path:
@@ -389,7 +300,7 @@ def score(items: list[EvalItem]) -> tuple[dict[str, dict[str, float]], dict[str,
 def evaluate(data: str, out: str, *, checkpoint: str | None = None, preset: str | None = None,
              predictions: str | None = None, split: str = "val", limit: int | None = None,
              benchmark: str | None = None, progress: bool = True, texts: str = "first",
-             threshold: float | None = None, overlay_k: int = 8) -> dict:
+             threshold: float | None = None, overlay_k: int = 8, device: str | None = None) -> dict:
     """Scores a model, or saved PNG masks, on a shard split and writes the report.
 
     Args:
@@ -408,6 +319,7 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, preset: str 
             "all" = every text (id = ``<target id>_<text index>``), as RefCOCO counts.
         threshold: binarisation threshold; default the model's (0.35) or 0.5 for PNGs.
         overlay_k: best and worst predictions drawn on the overlay sheet.
+        device: torch device for the model (default: cuda if available, else cpu).
 
     Returns:
         dict: task -> metric name -> value (fractions; NaN where undefined).
@@ -418,7 +330,7 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, preset: str 
         raise ValueError("give exactly one of checkpoint (a model) or predictions (a dir of PNG masks)")
     report.parse_benchmark(benchmark)  # an unknown name fails before any prediction is made
     split_dir = resolve_split(data, split)
-    predictor = ModelPredictor(checkpoint, preset) if checkpoint is not None else PngPredictor(predictions)
+    predictor = ModelPredictor(checkpoint, preset, device) if checkpoint is not None else PngPredictor(predictions)
     thr = predictor.threshold if threshold is None else float(threshold)
     got = collect(split_dir, predictor, thr, texts, limit, progress)
     metrics, details = score(got.items)
