@@ -72,12 +72,16 @@ class Engine:
         g = self.config.granularity
         parents = assign_parents(masks, g.containment, g.max_part_ratio) if g.parts else [None] * len(masks)
         texts = self._texts(work, proposals, parents)
+        # a region no expression singles out is no target; its parts lose their parent
+        alive = [t is not None for t in texts]
+        parents = [p if p is not None and alive[p] else None for p in parents]
         scores = [dict(p.scores) for p in proposals]
         if self.clip is not None:
-            for s, c in zip(scores, self.clip.score(work, masks, [t[0] for t in texts])):
-                s["clip"] = c
-        keep = [i for i in range(len(proposals))
-                if self.config.filters.clip_min_score is None or scores[i]["clip"] >= self.config.filters.clip_min_score]
+            idx = [i for i in range(len(masks)) if alive[i]]
+            for i, c in zip(idx, self.clip.score(work, [masks[i] for i in idx], [texts[i][0] for i in idx])):
+                scores[i]["clip"] = c
+        keep = [i for i in range(len(proposals)) if alive[i] and (
+            self.config.filters.clip_min_score is None or scores[i]["clip"] >= self.config.filters.clip_min_score)]
         index = {old: new for new, old in enumerate(keep)}
         targets = []
         for i in keep:
@@ -91,7 +95,7 @@ class Engine:
                 provenance={**self.provenance, "parent": index.get(parent) if parent is not None else None}))
         return targets
 
-    def _texts(self, work: np.ndarray, proposals: list, parents: list[int | None]) -> list[list[str]]:
+    def _texts(self, work: np.ndarray, proposals: list, parents: list[int | None]) -> list[list[str] | None]:
         """Expressions per proposal: its own texts (expression-driven sources), else the
         captioner's names made referential by the attribute writer."""
         masks = [p.mask for p in proposals]

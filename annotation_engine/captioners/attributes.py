@@ -75,9 +75,10 @@ def colour_name(lab: np.ndarray) -> str:
     if hue < 30 or hue >= 345:
         name = "pink" if L > 70 else "red"
     elif hue < 70:
-        name = "brown" if L < 55 else "orange" if chroma > 40 else "beige"
+        name = "brown" if L < 45 or (chroma < 35 and L < 60) else "orange" if chroma >= 35 else "beige"
     elif hue < 105:
-        name = "olive" if L < 50 else "yellow"
+        name = ("yellow" if L >= 60 and chroma >= 35 else "olive" if hue >= 85 and L < 50
+                else "brown" if L < 60 else "beige")
     elif hue < 175:
         name = "green"
     elif hue < 230:
@@ -142,7 +143,7 @@ def _short(name: str) -> str:
 
 
 def referring_texts(attrs: list[RegionAttrs], names: list[str], parents: list[int | None],
-                    neighbours: list[list[int]]) -> list[list[str]]:
+                    neighbours: list[list[int]]) -> list[list[str] | None]:
     """Expressions that single each region out among the others.
 
     Args:
@@ -152,8 +153,8 @@ def referring_texts(attrs: list[RegionAttrs], names: list[str], parents: list[in
         neighbours (list[list[int]]): indices of the regions touching each one.
 
     Returns:
-        list[list[str]]: per region, the expressions (the first one unique within the image
-        where the attributes allow it), e.g. ["the large dark-grey region at the top left",
+        list[list[str] | None]: per region, the expressions (the first one unique within the
+        image), or None for a part that its attributes cannot single out; e.g. ["the large dark-grey region at the top left",
         "the dark-grey region above the white one"].
     """
     n = len(attrs)
@@ -174,29 +175,52 @@ def referring_texts(attrs: list[RegionAttrs], names: list[str], parents: list[in
         size = attrs[i].size_word if generic[i] else ""
         subject = " ".join(w for w in ("the", size, names[i]) if w)
         relational.append(f"{subject} {_relation(attrs[i], attrs[j])} the {_short(names[j])}")
-    texts: list[list[str]] = []
+    texts: list[list[str] | None] = []
     for i in range(n):
-        if parents[i] is None:
-            first = base[i]
+        p = parents[i]
+        if p is None:
+            texts.append([base[i]] + ([relational[i]] if relational[i] else []))
+        elif generic[i] and names[i] == names[p]:
+            texts.append(None)  # "the grey part of the grey region" singles nothing out
         else:
-            p = parents[i]
-            first = f"the {_noun(names[i], True)} of {base[p]}"
-        texts.append([first] + ([relational[i]] if relational[i] and parents[i] is None else []))
+            where = _inside(attrs[i], attrs[p])
+            texts.append([f"the {_noun(names[i], True)} of {base[p]}",
+                          f"the {_noun(names[i], True)} {where} of {base[p]}"])
     _disambiguate(texts, attrs)
     return texts
 
 
-def _disambiguate(texts: list[list[str]], attrs: list[RegionAttrs]) -> None:
-    """Makes first expressions unique: the relational one when it is unique, else an ordinal
-    from the left ("..., the second from the left")."""
+def _inside(a: RegionAttrs, whole: RegionAttrs) -> str:
+    """Position of region a's box centre within the box of the region it is a part of."""
+    x0, y0, x1, y1 = whole.bbox
+    w, h = max(x1 - x0, 1), max(y1 - y0, 1)
+    return _grid(((a.bbox[0] + a.bbox[2]) / 2 - x0) / w, ((a.bbox[1] + a.bbox[3]) / 2 - y0) / h)
+
+
+def _grid(x: float, y: float) -> str:
+    col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else ""
+    row = "top" if y < 1 / 3 else "bottom" if y > 2 / 3 else ""
+    if row and col:
+        return f"at the {row} {col}"
+    if row:
+        return f"at the {row}"
+    if col:
+        return f"on the {col}"
+    return "in the middle"
+
+
+def _disambiguate(texts: list[list[str] | None], attrs: list[RegionAttrs]) -> None:
+    """Makes first expressions unique: the second expression when that one is unique, else
+    an ordinal from the left ("..., the second from the left")."""
     groups: dict[str, list[int]] = {}
     for i, t in enumerate(texts):
-        groups.setdefault(t[0], []).append(i)
+        if t is not None:
+            groups.setdefault(t[0], []).append(i)
     for first, members in groups.items():
         if len(members) < 2:
             continue
-        rel = [texts[i][1] if len(texts[i]) > 1 else None for i in members]
-        if all(rel) and len(set(rel)) == len(rel) and not (set(rel) & set(groups)):
+        alt = [texts[i][1] if len(texts[i]) > 1 else None for i in members]
+        if all(alt) and len(set(alt)) == len(alt) and not (set(alt) & set(groups)):
             for i in members:
                 texts[i][0], texts[i][1] = texts[i][1], texts[i][0]
             continue

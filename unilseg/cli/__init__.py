@@ -10,6 +10,7 @@ import click
 
 # Modules exporting a click command or group named `command`.
 COMMAND_MODULES = [
+    "unilseg.cli.annotate_cmd",
     "unilseg.cli.convert_cmd",
     "unilseg.cli.eval_cmd",
     "unilseg.cli.shards_cmd",

@@ -1,0 +1,203 @@
+"""The annotation driver: images -> engine in Ray actors -> shards (the single writer).
+
+Incremental: an image is done for an engine when its (sha256, engine version) pair is in
+the split's manifest, or in its quarantine as "no targets" or "bad input" for that
+version (an image with zero targets has no manifest row, and a corrupt file stays
+corrupt: without these records both would be redone on every run). Keys are
+``<sha256[:24]>-<version[:12]>``: a re-run, or a run resumed after a kill, can never write
+an image twice, and a new engine version annotates it again beside the old targets.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import fsspec
+from tqdm import tqdm
+
+from annotation_engine.config import engine_version, load_engine_config
+from shards.format import FormatError, ImageInfo, Sample
+from shards.images import sha256_bytes
+from shards.manifest import QUARANTINE, done_images
+from shards.writer import ShardWriter
+
+log = logging.getLogger(__name__)
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# Quarantine kinds that mark an image as processed for an engine version (not retried).
+DONE_KINDS = frozenset({"no_targets", "bad_input"})
+
+
+def sample_key(sha256: str, version: str) -> str:
+    """Deterministic, dot-free key of an image annotated by an engine version."""
+    return f"{sha256[:24]}-{version[:12]}"
+
+
+def list_images(images: str | os.PathLike | list[str]) -> list[str]:
+    """Image paths or URLs from a folder, a glob, an fsspec URL (folder or glob), or a list.
+
+    A folder is searched recursively for image extensions; an explicitly named file is kept
+    whatever its extension (a bad one is quarantined, not silently dropped).
+
+    Raises:
+        FileNotFoundError: a local path or pattern that matches nothing.
+    """
+    if isinstance(images, (list, tuple)):
+        return [p for x in images for p in list_images(x)]
+    s = str(images)
+    if "://" in s:
+        fs, root = fsspec.core.url_to_fs(s)
+        if glob.has_magic(root):
+            found = fs.glob(root)
+        elif fs.isdir(root):
+            found = [p for p in fs.find(root) if p.lower().endswith(IMAGE_EXTS)]
+        else:
+            return [s]
+        return sorted(fs.unstrip_protocol(p) for p in found)
+    if glob.has_magic(s):
+        found = sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
+    elif os.path.isdir(s):
+        found = sorted(str(p) for p in Path(s).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    elif os.path.exists(s):
+        found = [s]
+    else:
+        raise FileNotFoundError(f"no image at {s}")
+    if not found and glob.has_magic(s):
+        raise FileNotFoundError(f"no file matches {s}")
+    return found
+
+
+def read_bytes(path: str) -> bytes:
+    """Bytes of a local path or fsspec URL."""
+    if "://" in path:
+        with fsspec.open(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def quarantined_done(split_dir: Path) -> set[tuple[str, str]]:
+    """(sha256, engine version) pairs the quarantine marks as processed (DONE_KINDS)."""
+    path = split_dir / QUARANTINE
+    out: set[tuple[str, str]] = set()
+    if path.exists():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    if rec.get("kind") in DONE_KINDS and rec.get("sha256") and rec.get("engine_version"):
+                        out.add((rec["sha256"], rec["engine_version"]))
+    return out
+
+
+def _pending(paths: list[str], done: set, version: str, counts: dict[str, int],
+             unreadable: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(path, sha256) of the images still to annotate; one per distinct content."""
+    todo, seen = [], set()
+    for p in paths:
+        try:
+            sha = sha256_bytes(read_bytes(p))
+        except OSError as e:
+            unreadable.append((p, f"cannot read: {e}"))
+            continue
+        if (sha, version) in done or sha in seen:
+            counts["skipped"] += 1
+            continue
+        seen.add(sha)
+        todo.append((p, sha))
+    return todo
+
+
+def annotate_images(images: str | list[str], out: str, *, engine: str | dict = "weightfree", split: str = "train",
+                    actors: int = 1, gpus_per_actor: float = 0.0, ray_address: str | None = None,
+                    max_count: int = 1000, progress: bool = True) -> dict[str, Any]:
+    """Annotates unlabeled images into ``out/split`` with a pool of Ray actors.
+
+    Args:
+        images: folder, glob, fsspec URL, or list of paths/URLs.
+        out: dataset directory (``DATA_ROOT/NAME``); shards go to ``out/split``.
+        engine: preset name, YAML path, or config dict (``base: PRESET`` + overrides).
+        split: split to write.
+        actors: number of engine actors.
+        gpus_per_actor: GPUs per actor (overrides the config's resources.num_gpus when > 0).
+        ray_address: Ray cluster address (None: the shared one, or a private local Ray).
+        max_count: samples per shard.
+        progress: show a progress bar.
+
+    Returns:
+        dict: the split's dataset.json plus ``written``, ``skipped``, ``quarantined`` (this
+        run) and ``engine_version``.
+    """
+    cfg = load_engine_config(engine)
+    version = engine_version(cfg)
+    split_dir = Path(out) / split
+    paths = list_images(images)
+    counts = {"written": 0, "skipped": 0, "quarantined": 0}
+    done = done_images(split_dir) | quarantined_done(split_dir)
+    unreadable: list[tuple[str, str]] = []
+    todo = _pending(paths, done, version, counts, unreadable)
+    source = f"auto/{cfg.name}"
+    with ShardWriter(split_dir, max_count=max_count) as writer:
+        for path, reason in unreadable:
+            writer.quarantine(path, reason, kind="unreadable", engine_version=version)
+            counts["quarantined"] += 1
+        todo = [(p, sha) for p, sha in todo if not writer.has(sample_key(sha, version))]
+        if todo:
+            for item, ok, result in _run_pool(todo, cfg, version, actors, gpus_per_actor, ray_address, progress):
+                _record(writer, item, ok, result, version, source, counts)
+        summary = writer.close()
+    summary.update(counts, engine_version=version)
+    return summary
+
+
+def _run_pool(todo: list[tuple[str, str]], cfg, version: str, actors: int, gpus_per_actor: float,
+              ray_address: str | None, progress: bool) -> Iterator[tuple[Any, bool, Any]]:
+    from annotation_engine.actor import EnginePool
+    from unilseg.ray_runtime import ensure_ray
+
+    ensure_ray(ray_address)
+    r = cfg.resources
+    pool = EnginePool(cfg.to_dict(), actors=actors, num_cpus=r.num_cpus,
+                      num_gpus=gpus_per_actor if gpus_per_actor > 0 else r.num_gpus, torch_threads=r.torch_threads)
+    try:
+        versions = pool.ready()
+        if any(v != version for v in versions):  # e.g. a model file changed under us
+            raise RuntimeError(f"actors built engine versions {versions}, the driver computed {version}")
+        bar = tqdm(total=len(todo), desc=f"annotate {cfg.name}", unit="img", disable=not progress)
+        for item, ok, result in pool.map(todo, lambda it: read_bytes(it[0]), r.batch_size, r.inflight):
+            bar.update(1)
+            yield item, ok, result
+        bar.close()
+    finally:
+        pool.shutdown()
+
+
+def _record(writer: ShardWriter, item: tuple[str, str], ok: bool, result: Any, version: str, source: str,
+            counts: dict[str, int]) -> None:
+    """Writes one result: a sample, or a quarantine record saying why not."""
+    path, sha = item
+    if not ok:
+        kind, reason = result
+        writer.quarantine(path, f"{reason} (engine {version})", kind=kind, sha256=sha, engine_version=version)
+        counts["quarantined"] += 1
+        return
+    if not result["targets"]:
+        writer.quarantine(path, f"no targets (engine {version})", kind="no_targets", sha256=sha,
+                          engine_version=version)
+        counts["quarantined"] += 1
+        return
+    sample = Sample(key=sample_key(sha, version),
+                    image=ImageInfo(id=path, width=result["width"], height=result["height"], sha256=sha, source=source),
+                    image_bytes=result["data"], image_ext=result["ext"], targets=result["targets"])
+    try:
+        writer.write(sample)
+    except FormatError as e:
+        writer.quarantine(path, f"invalid sample: {e} (engine {version})", kind="engine_error", sha256=sha,
+                          engine_version=version)
+        counts["quarantined"] += 1
+        return
+    counts["written"] += 1
