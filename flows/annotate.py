@@ -50,7 +50,7 @@ def summarize_dataset(name: str, dataset_dir: str, preview_dir: str) -> dict[str
             sheet = Path(preview_dir) / f"{name}-{Path(split_dir).name}.png"
             sheet.parent.mkdir(parents=True, exist_ok=True)
             preview_split(split_dir, sheet)
-            sheets[f"{name}/{sheet.stem}"] = str(sheet)
+            sheets[f"{name}/{Path(split_dir).name}"] = str(sheet)
     if sheets:
         publish_files(f"preview-{name}", sheets, f"Preview sheets of {name}")
     return {"stats": stats, "previews": sheets}

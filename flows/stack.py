@@ -33,12 +33,27 @@ class StackConfig:
         prefect_port (int): Prefect API/UI port on 127.0.0.1.
         dashboard_port (int): Ray dashboard port on 127.0.0.1.
         num_cpus (int): CPUs Ray may use (0 = all).
+        env_file (str): where `up` writes the environment for other shells.
     """
 
     state_dir: str = str(ROOT / ".state")
     prefect_port: int = 4200
     dashboard_port: int = 8265
     num_cpus: int = 0
+    env_file: str = str(ROOT / ".env")
+
+    # The supervisor runs in its own process: the config travels there as environment.
+    _ENV = {"state_dir": "UNILSEG_STATE_DIR", "prefect_port": "UNILSEG_PREFECT_PORT",
+            "dashboard_port": "UNILSEG_DASHBOARD_PORT", "num_cpus": "UNILSEG_RAY_CPUS",
+            "env_file": "UNILSEG_ENV_FILE"}
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        kw = {f: type(getattr(cls, f))(os.environ[e]) for f, e in cls._ENV.items() if e in os.environ}
+        return cls(**kw)
+
+    def to_env(self) -> dict[str, str]:
+        return {e: str(getattr(self, f)) for f, e in self._ENV.items()}
 
     @property
     def api_url(self) -> str:
@@ -68,8 +83,9 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
     }
 
 
-def write_env_file(cfg: StackConfig, ray_address: str, path: Path = ROOT / ".env") -> None:
+def write_env_file(cfg: StackConfig, ray_address: str) -> None:
     """Writes .env so that `set -a; . ./.env` prepares another shell."""
+    path = Path(cfg.env_file)
     lines = [f"{k}={v}" for k, v in {**stack_env(cfg), "UNILSEG_RAY_ADDRESS": ray_address}.items()]
     path.write_text("# written by `python -m flows.stack up`\n" + "\n".join(lines) + "\n")
 
@@ -160,7 +176,8 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
     (state / "logs").mkdir(parents=True, exist_ok=True)
     log = open(state / "logs" / "stack.log", "ab")
     subprocess.Popen([sys.executable, "-m", "flows.stack", "supervise"], cwd=ROOT, stdout=log,
-                     stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **stack_env(cfg)})
+                     stderr=subprocess.STDOUT, start_new_session=True,
+                     env={**os.environ, **stack_env(cfg), **cfg.to_env()})
     _wait("stack", info_path.exists, timeout, state / "logs" / "stack.log")
     write_env_file(cfg, json.loads(info_path.read_text())["ray_address"])
     _wait("served deployments", lambda: _deployments_served(cfg), timeout, state / "logs" / "serve.log")
@@ -227,8 +244,7 @@ The stack keeps running: `set -a; . ./.env; set +a; . .venv/bin/activate` in ano
 
 
 def main(argv: list[str]) -> None:
-    cfg = StackConfig(prefect_port=int(os.environ.get("UNILSEG_PREFECT_PORT", 4200)),
-                      dashboard_port=int(os.environ.get("UNILSEG_DASHBOARD_PORT", 8265)))
+    cfg = StackConfig.from_env()
     cmd = argv[0] if argv else "status"
     if cmd == "up":
         info = up(cfg)
