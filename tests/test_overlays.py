@@ -27,6 +27,8 @@ def test_prediction_red_ground_truth_green():
     assert tuple(out[2, 2]) == tuple(int(c * 0.5) for c in GT_COLOR)  # inside gt, blended
     assert tuple(out[7, 7]) == tuple(int(c * 0.5) for c in PRED_COLOR)
     assert out[2, 7].max() == 0  # neither
+    covered = draw_prediction(rgb, box(0, 10, 0, 10, 10, 10), gt)  # prediction over everything
+    assert tuple(covered[4, 2]) == GT_COLOR and tuple(covered[2, 2]) != GT_COLOR  # gt outline stays on top
     with pytest.raises(ValueError, match="do not match"):
         draw_prediction(rgb, pred[:5], gt)
 

@@ -46,7 +46,8 @@ def best_and_worst(ious: Sequence[float], k: int) -> tuple[list[int], list[int]]
 
 
 def draw_prediction(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray | None) -> np.ndarray:
-    """(H, W, 3) uint8 image with gt (green) then pred (red) blended in and outlined.
+    """(H, W, 3) uint8 image with gt (green) then pred (red) blended in and outlined, and the
+    gt's outline drawn last.
 
     Args:
         rgb: (H, W, 3) uint8 image.
@@ -56,7 +57,9 @@ def draw_prediction(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray | None) ->
     if pred.shape != rgb.shape[:2] or (gt is not None and gt.shape != rgb.shape[:2]):
         raise ValueError(f"masks {pred.shape} / {None if gt is None else gt.shape} do not match the image "
                          f"{rgb.shape[:2]}")
-    return overlay(overlay(rgb, gt, GT_COLOR), pred, PRED_COLOR)
+    out = overlay(overlay(rgb, gt, GT_COLOR), pred, PRED_COLOR)
+    # the ground truth's outline again on top (alpha 0: edge only), so a prediction covering it hides nothing
+    return out if gt is None else overlay(out, gt, GT_COLOR, alpha=0.0)
 
 
 def _enlarge(pic: np.ndarray) -> np.ndarray:
