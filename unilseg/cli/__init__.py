@@ -14,7 +14,9 @@ COMMAND_MODULES = [
     "unilseg.cli.convert_cmd",
     "unilseg.cli.eval_cmd",
     "unilseg.cli.shards_cmd",
+    "unilseg.cli.predict_cmd",
     "unilseg.cli.synth_cmd",
+    "unilseg.cli.train_cmd",
 ]
 
 
