@@ -75,14 +75,35 @@ def merge_parts(parts: Iterable[Path], out: Path) -> int:
     return n
 
 
+def finished_shards(split_dir: str | os.PathLike) -> list[str]:
+    """Names of the shards a writer finished (tar and manifest part both on disk), in order.
+
+    The same rule as the writer's recovery: shard-000000.tar, shard-000001.tar, ... while
+    both files exist. A writer killed between a shard's rename and the next dataset.json
+    leaves a finished shard that dataset.json does not list yet; it counts.
+    """
+    from shards.writer import SHARD_PATTERN  # local: writer imports this module
+
+    split_dir, names, index = Path(split_dir), [], 0
+    while True:
+        name = SHARD_PATTERN.format(index)
+        if not ((split_dir / name).exists() and (split_dir / PARTS_DIR / (name + ".parquet")).exists()):
+            return names
+        names.append(name)
+        index += 1
+
+
 def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    """The manifest of a split: manifest.parquet, or the finished parts when a writer did not close."""
+    """The manifest of a split: manifest.parquet when the last writer closed and nothing was
+    finished after it, else the parts of every finished shard (a writer was killed or is running)."""
     split_dir = Path(split_dir)
     info = read_dataset_json(split_dir)
-    parts = [split_dir / PARTS_DIR / (s["name"] + ".parquet") for s in info.get("shards", [])]
-    if (split_dir / MANIFEST).exists() and info.get("status") == "complete":
+    listed = [s["name"] for s in info.get("shards", [])]
+    on_disk = finished_shards(split_dir)
+    if (split_dir / MANIFEST).exists() and info.get("status") == "complete" and on_disk == listed:
         return pq.read_table(split_dir / MANIFEST, columns=columns)
-    tables = [pq.read_table(p, columns=columns, schema=MANIFEST_SCHEMA) for p in parts if p.exists()]
+    tables = [pq.read_table(split_dir / PARTS_DIR / (name + ".parquet"), columns=columns, schema=MANIFEST_SCHEMA)
+              for name in on_disk]
     if not tables:
         schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
         return schema.empty_table()
@@ -108,8 +129,10 @@ def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
 
 
 def done_images(split_dir: str | os.PathLike) -> set[tuple[str, str | None]]:
-    """(image sha256, engine version) pairs already in a split: keys incremental annotation."""
-    if not (Path(split_dir) / DATASET_JSON).exists():
+    """(image sha256, engine version) pairs already in a split: keys incremental annotation.
+
+    Includes the shards of a writer that was killed (see read_manifest)."""
+    if not Path(split_dir).exists():
         return set()
     t = read_manifest(split_dir, columns=["image_sha256", "engine_version"])
     return set(zip(t.column("image_sha256").to_pylist(), t.column("engine_version").to_pylist()))

@@ -62,8 +62,9 @@ class RegionAttrs:
 def colour_name(lab: np.ndarray) -> str:
     """Name of a CIELAB colour (3,) for a person: "black", "dark-grey", "red", "light blue"...
 
-    Achromatic below a chroma of 12; hue bins of the Lab hue angle otherwise, with brown
-    and olive for dark oranges and yellows and pink for light reds and purples.
+    Achromatic below a chroma of 12; otherwise bins of the Lab hue angle, calibrated on
+    reference colours (pure red is at 37 degrees, orange 59-73, yellow 97, green 139, cyan
+    213, blue 299, purple 328), with brown/olive/beige for dark or dull oranges and yellows.
     """
     L, a, b = (float(v) for v in lab)
     chroma, hue = np.hypot(a, b), np.degrees(np.arctan2(b, a)) % 360
@@ -72,26 +73,27 @@ def colour_name(lab: np.ndarray) -> str:
             if L < limit:
                 return name
         return "white"
-    if hue < 30 or hue >= 345:
-        name = "pink" if L > 70 else "red"
-    elif hue < 70:
-        name = "brown" if L < 45 or (chroma < 35 and L < 60) else "orange" if chroma >= 35 else "beige"
-    elif hue < 105:
-        name = ("yellow" if L >= 60 and chroma >= 35 else "olive" if hue >= 85 and L < 50
-                else "brown" if L < 60 else "beige")
-    elif hue < 175:
+    if 15 <= hue < 48:
+        name = "red"
+    elif 48 <= hue < 80:
+        name = "brown" if L < 50 else "beige" if chroma < 30 else "orange"
+    elif 80 <= hue < 115:
+        name = "yellow" if L >= 70 and chroma >= 40 else "beige" if chroma < 30 and L >= 60 else "olive"
+    elif 115 <= hue < 180:
         name = "green"
-    elif hue < 230:
+    elif 180 <= hue < 240:
         name = "teal"
-    elif hue < 300:
+    elif 240 <= hue < 305:
         name = "blue"
+    elif 305 <= hue < 335:
+        name = "purple"
     else:
-        name = "pink" if L > 70 else "purple"
-    if name in ("brown", "olive", "beige", "pink"):
+        name = "pink" if L >= 60 else "magenta"
+    if name in ("brown", "olive", "beige", "pink", "yellow"):
         return name
-    if L < 35:
+    if L < 30:
         return f"dark {name}"
-    if L > 80 and name != "yellow":
+    if L > 75:
         return f"light {name}"
     return name
 

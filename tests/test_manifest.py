@@ -1,0 +1,60 @@
+"""What the manifest readers see after a writer was killed."""
+
+import numpy as np
+
+from shards.format import ImageInfo, Sample, Target
+from shards.manifest import DATASET_JSON, done_images, finished_shards, read_dataset_json, read_manifest, write_json_atomic
+from shards.rle import mask_to_rle
+from shards.writer import ShardWriter
+from conftest import encode
+
+
+def _sample(i: int) -> Sample:
+    rgb = np.full((8, 8, 3), i, np.uint8)
+    sha = f"{i:064x}"
+    t = Target(["the block"], mask_to_rle(np.ones((8, 8), bool)), "auto", "instance", "auto/x",
+               provenance={"engine_version": "v1"})
+    return Sample(f"k{i}", ImageInfo(str(i), 8, 8, sha, "x"), encode(rgb), "png", [t])
+
+
+def _kill(writer: ShardWriter) -> None:
+    """What SIGKILL leaves: the open shard's temp file, no close; the lock is released."""
+    writer._lock.close()
+
+
+def test_killed_writer_finished_shards_are_seen(tmp_path):
+    split = tmp_path / "s"
+    w = ShardWriter(split, max_count=1)
+    for i in range(3):
+        w.write(_sample(i))  # shards 0 and 1 finished, 2 open
+    _kill(w)
+    assert read_dataset_json(split)["status"] == "incomplete"
+    assert finished_shards(split) == ["shard-000000.tar", "shard-000001.tar"]
+    assert read_manifest(split).num_rows == 2
+    assert done_images(split) == {(f"{i:064x}", "v1") for i in range(2)}
+
+
+def test_shard_finished_after_the_last_dataset_json_is_seen(tmp_path):
+    split = tmp_path / "s"
+    with ShardWriter(split, max_count=1) as w:
+        for i in range(2):
+            w.write(_sample(i))
+    # a second run finishes one shard and is killed before dataset.json lists it
+    info = read_dataset_json(split)
+    w = ShardWriter(split, max_count=1)
+    w.write(_sample(2))
+    w.write(_sample(3))  # finishes shard 2
+    write_json_atomic(split / DATASET_JSON, info)  # as if killed between the rename and the summary
+    _kill(w)
+    assert read_dataset_json(split)["status"] == "complete"
+    assert (f"{2:064x}", "v1") in done_images(split)
+    assert read_manifest(split).num_rows == 3
+    # the next writer recovers it, and the closed split reads from manifest.parquet again
+    with ShardWriter(split, max_count=1) as w:
+        assert not w.write(_sample(2))
+    assert read_manifest(split).num_rows == 3 and len(done_images(split)) == 3
+
+
+def test_empty_split(tmp_path):
+    assert done_images(tmp_path / "none") == set()
+    assert read_manifest(tmp_path).num_rows == 0
