@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -31,12 +32,11 @@ class EngineWorker:
     """
 
     def __init__(self, config: dict[str, Any], torch_threads: int = 1):
-        import torch
-
-        torch.set_num_threads(max(1, int(torch_threads)))
         from annotation_engine.engine import Engine
 
         self.engine = Engine(config)
+        if "torch" in sys.modules:  # a weight-free engine never imports it (faster actor start)
+            sys.modules["torch"].set_num_threads(max(1, int(torch_threads)))
         self.max_pixels = self.engine.config.max_pixels
 
     def pid(self) -> int:

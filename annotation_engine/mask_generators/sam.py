@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from annotation_engine.config import path_identity
 from annotation_engine.mask_generators import Proposal
@@ -24,6 +23,7 @@ from annotation_engine.registry import MASK_GENERATORS
 def build_sam_tiny(seed: int = 0):
     """A small Sam: ImageEncoderViT(img_size=256, embed 64, depth 2), PromptEncoder on a
     16x16 grid, MaskDecoder with a depth-2, width-64 TwoWayTransformer; seeded weights."""
+    import torch
     from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     img, patch, dim = 256, 16, 64
@@ -69,6 +69,8 @@ def load_sam(model_type: str, checkpoint: str | None, device: str = "cpu"):
         ValueError: a checkpoint is required (every type but tiny) and missing.
         FileNotFoundError: the checkpoint path does not exist.
     """
+    import torch
+
     if model_type not in SAM_BUILDERS:
         raise KeyError(f"unknown SAM model type {model_type!r}; known: {', '.join(SAM_BUILDERS)}")
     if checkpoint is None and model_type != "tiny":
@@ -125,10 +127,12 @@ class SamGenerator:
         return {"generator": "sam", "generator_model": model,
                 "generator_version": f"segment-anything-{version('segment-anything')}"}
 
-    @torch.inference_mode()
     def generate(self, rgb: np.ndarray) -> list[Proposal]:
         """(H, W, 3) uint8 RGB -> proposals with predicted_iou and stability_score."""
-        records = self.amg.generate(rgb)
+        import torch
+
+        with torch.inference_mode():
+            records = self.amg.generate(rgb)
         return [Proposal(r["segmentation"].astype(bool),
                          {"predicted_iou": float(r["predicted_iou"]), "stability_score": float(r["stability_score"])})
                 for r in records]

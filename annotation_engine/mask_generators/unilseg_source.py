@@ -8,7 +8,6 @@ already carry their text, so the captioner leaves them as they are.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from annotation_engine.config import path_identity
 from annotation_engine.mask_generators import Proposal
@@ -41,14 +40,13 @@ class UniLSegSource:
         return {"generator": "unilseg", "generator_model": f"unilseg:{path_identity(self.checkpoint)}",
                 "generator_version": "unilseg-predict-1"}
 
-    @torch.inference_mode()
     def generate(self, rgb: np.ndarray) -> list[Proposal]:
         """(H, W, 3) uint8 RGB -> one proposal per expression whose mask is not empty.
 
         Scores: ``mean_prob`` (mean foreground probability inside the mask) and
         ``confident_fraction`` (share of mask pixels with probability > 0.8).
         """
-        from unilseg.model.predict import predict_probs
+        from unilseg.model.predict import predict_probs  # no_grad inside
 
         out = []
         for text in self.expressions:
