@@ -147,6 +147,8 @@ def test_bad_arguments_fail_before_any_work(split, tmp_path):
         evaluate(str(root / "ds"), str(tmp_path / "o"))
     with pytest.raises(ValueError, match="unknown benchmark"):
         evaluate(str(root / "ds"), str(tmp_path / "o"), predictions=str(tmp_path), benchmark="refcoco-vall")
+    with pytest.raises(ValueError, match="texts must be one of"):
+        evaluate(str(root / "ds"), str(tmp_path / "o"), predictions=str(tmp_path), texts="some")
     with pytest.raises(FileNotFoundError, match="is a shard split"):
         evaluate(str(root), str(tmp_path / "o"), predictions=str(tmp_path), split="test")
     assert target_id("k", 0) == "k_0"

@@ -328,7 +328,9 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, preset: str 
 
     if (checkpoint is None) == (predictions is None):
         raise ValueError("give exactly one of checkpoint (a model) or predictions (a dir of PNG masks)")
-    report.parse_benchmark(benchmark)  # an unknown name fails before any prediction is made
+    report.parse_benchmark(benchmark)  # bad arguments fail before a model is loaded
+    if texts not in TEXT_MODES:
+        raise ValueError(f"texts must be one of {TEXT_MODES}, got {texts!r}")
     split_dir = resolve_split(data, split)
     predictor = ModelPredictor(checkpoint, preset, device) if checkpoint is not None else PngPredictor(predictions)
     thr = predictor.threshold if threshold is None else float(threshold)
