@@ -14,6 +14,7 @@ import glob
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -130,8 +131,10 @@ def annotate_images(images: str | list[str], out: str, *, engine: str | dict = "
 
     Returns:
         dict: the split's dataset.json plus ``written``, ``skipped``, ``quarantined`` (this
-        run) and ``engine_version``.
+        run), ``engine_version`` and ``stats`` (seconds spent listing/hashing, starting the
+        actors and annotating; peak RSS of each actor in MB; actor restarts).
     """
+    t0 = time.perf_counter()
     cfg = load_engine_config(engine)
     version = engine_version(cfg)
     split_dir = Path(out) / split
@@ -140,6 +143,7 @@ def annotate_images(images: str | list[str], out: str, *, engine: str | dict = "
     done = done_images(split_dir) | quarantined_done(split_dir)
     unreadable: list[tuple[str, str]] = []
     todo = _pending(paths, done, version, counts, unreadable)
+    stats: dict[str, Any] = {"list_s": round(time.perf_counter() - t0, 3)}
     source = f"auto/{cfg.name}"
     with ShardWriter(split_dir, max_count=max_count) as writer:
         for path, reason in unreadable:
@@ -147,18 +151,21 @@ def annotate_images(images: str | list[str], out: str, *, engine: str | dict = "
             counts["quarantined"] += 1
         todo = [(p, sha) for p, sha in todo if not writer.has(sample_key(sha, version))]
         if todo:
-            for item, ok, result in _run_pool(todo, cfg, version, actors, gpus_per_actor, ray_address, progress):
+            for item, ok, result in _run_pool(todo, cfg, version, actors, gpus_per_actor, ray_address, progress,
+                                              stats):
                 _record(writer, item, ok, result, version, source, counts)
         summary = writer.close()
-    summary.update(counts, engine_version=version)
+    stats["total_s"] = round(time.perf_counter() - t0, 3)
+    summary.update(counts, engine_version=version, stats=stats)
     return summary
 
 
 def _run_pool(todo: list[tuple[str, str]], cfg, version: str, actors: int, gpus_per_actor: float,
-              ray_address: str | None, progress: bool) -> Iterator[tuple[Any, bool, Any]]:
+              ray_address: str | None, progress: bool, stats: dict[str, Any]) -> Iterator[tuple[Any, bool, Any]]:
     from annotation_engine.actor import EnginePool
     from unilseg.ray_runtime import ensure_ray
 
+    t0 = time.perf_counter()
     ensure_ray(ray_address)
     r = cfg.resources
     pool = EnginePool(cfg.to_dict(), actors=actors, num_cpus=r.num_cpus,
@@ -167,11 +174,16 @@ def _run_pool(todo: list[tuple[str, str]], cfg, version: str, actors: int, gpus_
         versions = pool.ready()
         if any(v != version for v in versions):  # e.g. a model file changed under us
             raise RuntimeError(f"actors built engine versions {versions}, the driver computed {version}")
+        stats["startup_s"] = round(time.perf_counter() - t0, 3)
+        t1 = time.perf_counter()
         bar = tqdm(total=len(todo), desc=f"annotate {cfg.name}", unit="img", disable=not progress)
         for item, ok, result in pool.map(todo, lambda it: read_bytes(it[0]), r.batch_size, r.inflight):
             bar.update(1)
             yield item, ok, result
         bar.close()
+        stats["annotate_s"] = round(time.perf_counter() - t1, 3)
+        stats["actor_restarts"] = pool.restarts
+        stats["actor_peak_rss_mb"] = [round(v, 1) for v in pool.peak_rss_mb()]
     finally:
         pool.shutdown()
 
