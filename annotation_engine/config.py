@@ -27,7 +27,7 @@ from shards.images import DEFAULT_MAX_PIXELS
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 # Bump when a change in this package changes what an engine config produces.
-ENGINE_CODE_VERSION = 1
+ENGINE_CODE_VERSION = 2
 _IDENTITY_BYTES = 1 << 20  # bytes hashed at each end of a model file
 
 

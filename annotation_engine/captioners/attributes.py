@@ -63,7 +63,7 @@ def colour_name(lab: np.ndarray) -> str:
     """Name of a CIELAB colour (3,) for a person: "black", "dark-grey", "red", "light blue"...
 
     Achromatic below a chroma of 12; otherwise bins of the Lab hue angle, calibrated on
-    reference colours (pure red is at 37 degrees, orange 59-73, yellow 97, green 139, cyan
+    reference colours (pure red is at 37-40 degrees, red-orange 43-48, orange 59-73, yellow 97, green 139, cyan
     213, blue 299, purple 328), with brown/olive/beige for dark or dull oranges and yellows.
     """
     L, a, b = (float(v) for v in lab)
@@ -73,9 +73,9 @@ def colour_name(lab: np.ndarray) -> str:
             if L < limit:
                 return name
         return "white"
-    if 15 <= hue < 48:
+    if 15 <= hue < 41:
         name = "red"
-    elif 48 <= hue < 80:
+    elif 41 <= hue < 80:
         name = "brown" if L < 50 else "beige" if chroma < 30 else "orange"
     elif 80 <= hue < 115:
         name = "yellow" if L >= 70 and chroma >= 40 else "beige" if chroma < 30 and L >= 60 else "olive"
