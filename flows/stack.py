@@ -11,11 +11,13 @@ State (Prefect's SQLite database, Ray's temp dir, logs, pids) lives in STATE_DIR
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -83,6 +85,15 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
     }
 
 
+def ray_temp_dir(state: Path) -> str:
+    """Ray's session dir: STATE/ray, unless that path is too long for Ray's unix sockets
+    (107 bytes including ~70 of Ray's own), then a short per-state-dir name in /tmp."""
+    path = state.resolve() / "ray"
+    if len(str(path)) <= 36:
+        return str(path)
+    return str(Path(tempfile.gettempdir()) / f"unilseg-ray-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}")
+
+
 def write_env_file(cfg: StackConfig, ray_address: str) -> None:
     """Writes .env so that `set -a; . ./.env` prepares another shell."""
     path = Path(cfg.env_file)
@@ -147,7 +158,7 @@ def supervise(cfg: StackConfig) -> None:
     import ray
 
     ray.init(address=None, _node_ip_address="127.0.0.1", include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=cfg.dashboard_port, num_cpus=cfg.num_cpus or None, _temp_dir=str(state / "ray"),
+             dashboard_port=cfg.dashboard_port, num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state),
              namespace="unilseg", logging_level="WARNING")
     gcs = ray.get_runtime_context().gcs_address
     os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
@@ -175,10 +186,16 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
         return json.loads(info_path.read_text())
     (state / "logs").mkdir(parents=True, exist_ok=True)
     log = open(state / "logs" / "stack.log", "ab")
-    subprocess.Popen([sys.executable, "-m", "flows.stack", "supervise"], cwd=ROOT, stdout=log,
+    sup = subprocess.Popen([sys.executable, "-m", "flows.stack", "supervise"], cwd=ROOT, stdout=log,
                      stderr=subprocess.STDOUT, start_new_session=True,
                      env={**os.environ, **stack_env(cfg), **cfg.to_env()})
-    _wait("stack", info_path.exists, timeout, state / "logs" / "stack.log")
+    def started() -> bool:
+        if sup.poll() is not None:
+            raise RuntimeError(f"stack supervisor exited with {sup.returncode}:\n"
+                               + (state / "logs" / "stack.log").read_text()[-3000:])
+        return info_path.exists()
+
+    _wait("stack", started, timeout, state / "logs" / "stack.log")
     write_env_file(cfg, json.loads(info_path.read_text())["ray_address"])
     _wait("served deployments", lambda: _deployments_served(cfg), timeout, state / "logs" / "serve.log")
     return json.loads(info_path.read_text())
@@ -191,12 +208,33 @@ def _deployments_served(cfg: StackConfig) -> bool:
     return "annotate-and-train" in out
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc; empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 def _alive(pid: int) -> bool:
+    """True while the process runs (a zombie waiting to be reaped counts as gone)."""
     try:
         os.kill(pid, 0)
-        return True
     except OSError:
         return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc (macOS): trust kill()
+        return True
 
 
 def down(cfg: StackConfig, timeout: float = 60) -> None:
@@ -207,17 +245,23 @@ def down(cfg: StackConfig, timeout: float = 60) -> None:
         return
     info = json.loads(info_path.read_text())
     pid = info["supervisor"]
+    tree = descendants(pid)
     if _alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.time() + timeout
         while _alive(pid) and time.time() < deadline:
             time.sleep(0.5)
-    for child in [pid, *info["children"]]:
-        if _alive(child):
-            try:
-                os.killpg(child, signal.SIGKILL)
-            except OSError:
-                pass
+    # Everything the supervisor started (Prefect, Ray's processes and their helpers, flow
+    # runs) is in its process tree: whatever outlived the orderly stop is killed.
+    leftovers = [p for p in [pid, *tree] if _alive(p)]
+    for p in leftovers:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.time() + 10
+    while any(_alive(p) for p in leftovers) and time.time() < deadline:
+        time.sleep(0.2)
     info_path.unlink(missing_ok=True)
     print("stack stopped")
 
