@@ -73,49 +73,6 @@ def test_list_images(tmp_path):
         list_images(tmp_path / "missing")
 
 
-def test_rerun_config_change_and_new_images(ray_cluster, tmp_path):
-    images = tmp_path / "images"
-    _write_photos(images, PHOTOS[:4])
-    out = tmp_path / "auto"
-    t0 = time.perf_counter()
-    first = annotate_images(str(images), str(out), engine=ENGINE, actors=2, progress=False)
-    t_first = time.perf_counter() - t0
-    assert (first["written"], first["skipped"], first["quarantined"]) == (4, 0, 0)
-    assert first["counts"]["samples"] == 4 and first["status"] == "complete"
-    split = out / "train"
-    m = read_manifest(split)
-    assert set(m.column("engine_version").to_pylist()) == {first["engine_version"]}
-    assert all(v.startswith("the ") for v in m.column("text").to_pylist())
-
-    # same images, same engine (as a YAML file): nothing to do, no actor started (the CLI path)
-    config = tmp_path / "engine.yaml"
-    config.write_text(yaml.safe_dump(ENGINE))
-    t0 = time.perf_counter()
-    res = CliRunner().invoke(main, ["annotate", str(images), "--out", str(out), "--engine", str(config),
-                                    "--no-progress"])
-    t_rerun = time.perf_counter() - t0
-    assert res.exit_code == 0, res.output
-    assert "0 written, 4 already done" in res.output
-    assert t_rerun < 0.3 * t_first
-    assert sum(_keys(split).values()) == 4
-
-    # a changed config re-annotates every image under a new engine version
-    changed = {**ENGINE, "filters": {"max_targets": 3}}
-    second = annotate_images(str(images), str(out), engine=changed, actors=1, progress=False)
-    assert second["written"] == 4 and second["engine_version"] != first["engine_version"]
-    m = read_manifest(split, columns=["key", "engine_version"])
-    new = [k for k, v in zip(m.column("key").to_pylist(), m.column("engine_version").to_pylist())
-           if v == second["engine_version"]]
-    assert len(set(new)) == 4 and max(Counter(new).values()) <= 3
-
-    # one new image: only it is annotated
-    _write_photos(images, ["immunohistochemistry"])
-    third = annotate_images(str(images), str(out), engine=ENGINE, actors=1, progress=False)
-    assert (third["written"], third["skipped"]) == (1, 4)
-    keys = _keys(split)
-    assert len(keys) == 9 and set(keys.values()) == {1}
-
-
 def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     """A PNG header claiming width x height pixels, with a tiny (truncated) body."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -124,9 +81,7 @@ def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
 
 
-def test_bad_images_are_quarantined_and_the_run_goes_on(ray_cluster, tmp_path):
-    images = tmp_path / "images"
-    _write_photos(images, ["coffee", "rocket"])
+def _write_bad_images(images: Path) -> set[str]:
     buf = io.BytesIO()
     Image.fromarray(photo("astronaut", 96)).save(buf, format="JPEG")
     (images / "truncated.jpg").write_bytes(buf.getvalue()[:400])
@@ -134,19 +89,61 @@ def test_bad_images_are_quarantined_and_the_run_goes_on(ray_cluster, tmp_path):
     (images / "text.jpg").write_text("this is not an image")
     (images / "bomb.png").write_bytes(_bomb_png())
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(images / "flat.png")  # no region: zero targets
+    return {"truncated.jpg", "empty.png", "text.jpg", "bomb.png", "flat.png"}
+
+
+def test_bad_images_rerun_config_change_and_new_images(ray_cluster, tmp_path):
+    images = tmp_path / "images"
+    _write_photos(images, PHOTOS[:4])
+    bad = _write_bad_images(images)
     out = tmp_path / "auto"
-    res = annotate_images(str(images), str(out), engine=ENGINE, actors=1, progress=False)
-    assert (res["written"], res["quarantined"]) == (2, 5)
-    q = {Path(r["input"]).name: r for r in _quarantine(out / "train")}
-    assert set(q) == {"truncated.jpg", "empty.png", "text.jpg", "bomb.png", "flat.png"}
+    split = out / "train"
+    t0 = time.perf_counter()
+    first = annotate_images(str(images), str(out), engine=ENGINE, actors=2, progress=False)
+    t_first = time.perf_counter() - t0
+
+    # bad inputs are quarantined with their reason, the good ones written
+    assert (first["written"], first["skipped"], first["quarantined"]) == (4, 0, 5)
+    assert first["counts"]["samples"] == 4 and first["status"] == "complete"
+    q = {Path(r["input"]).name: r for r in _quarantine(split)}
+    assert set(q) == bad
     assert "0 bytes" in q["empty.png"]["reason"] and "not a readable image" in q["text.jpg"]["reason"]
     assert "bomb" in q["bomb.png"]["reason"] or "pixels" in q["bomb.png"]["reason"]
+    assert "not a readable image" in q["truncated.jpg"]["reason"]
     assert q["flat.png"]["kind"] == "no_targets" and q["text.jpg"]["kind"] == "bad_input"
-    assert all(r["engine_version"] == res["engine_version"] for r in q.values())
-    # processed-with-no-result records count as done: the rerun does nothing
+    assert all(r["engine_version"] == first["engine_version"] for r in q.values())
+    m = read_manifest(split)
+    assert set(m.column("engine_version").to_pylist()) == {first["engine_version"]}
+    assert all(v.startswith("the ") for v in m.column("text").to_pylist())
+
+    # same images, same engine (as a YAML file): nothing to do, no actor started (the CLI path);
+    # "no targets" and bad inputs count as processed for this engine version
+    config = tmp_path / "engine.yaml"
+    config.write_text(yaml.safe_dump(ENGINE))
+    t0 = time.perf_counter()
+    res = CliRunner().invoke(main, ["annotate", str(images), "--out", str(out), "--engine", str(config),
+                                    "--no-progress"])
+    t_rerun = time.perf_counter() - t0
+    assert res.exit_code == 0, res.output
+    assert "0 written, 9 already done, 0 quarantined" in res.output
+    assert t_rerun < 0.3 * t_first
+    assert sum(_keys(split).values()) == 4 and len(_quarantine(split)) == 5
+
+    # one new image: only it is annotated
+    _write_photos(images, ["immunohistochemistry"])
     again = annotate_images(str(images), str(out), engine=ENGINE, actors=1, progress=False)
-    assert (again["written"], again["skipped"], again["quarantined"]) == (0, 7, 0)
-    assert len(_quarantine(out / "train")) == 5
+    assert (again["written"], again["skipped"], again["quarantined"]) == (1, 9, 0)
+
+    # a changed config re-annotates every image under a new engine version
+    changed = {**ENGINE, "filters": {"max_targets": 3}}
+    second = annotate_images(str(images), str(out), engine=changed, actors=1, progress=False)
+    assert second["written"] == 5 and second["engine_version"] != first["engine_version"]
+    m = read_manifest(split, columns=["key", "engine_version"])
+    new = [k for k, v in zip(m.column("key").to_pylist(), m.column("engine_version").to_pylist())
+           if v == second["engine_version"]]
+    assert len(set(new)) == 5 and max(Counter(new).values()) <= 3
+    keys = _keys(split)
+    assert len(keys) == 10 and set(keys.values()) == {1}
 
 
 def test_killed_actor_loses_and_duplicates_nothing(ray_cluster, tmp_path):
