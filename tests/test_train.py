@@ -89,3 +89,25 @@ def test_two_workers_survive_lost_worker_resume_and_rerun_noop(synth, ray_cluste
     assert time.perf_counter() - t0 < 5 and again["step"] == 4 and again["metrics"]["step"] == 4
     assert len([e for e in read_metrics(run) if e["event"] == "start"]) == 2
 
+
+
+def test_init_from_released_layout(tmp_path):
+    """--init with a file in the released UniLSeg-20 layout (here our tiny model's weights under the
+    released names, `module.` prefixed) loads through load_released_checkpoint, step 0."""
+    from unilseg.checkpoint import RELEASED_PREFIXES
+
+    torch.manual_seed(1)
+    src = build_model("unilseg-tiny")
+    inverse = [(ours, released) for released, ours in RELEASED_PREFIXES if ours is not None]
+    state = {}
+    for k, v in src.state_dict().items():
+        ours, released = next((o, r) for o, r in inverse if k.startswith(o))
+        state["module." + released + k[len(ours):]] = v
+    torch.save({"state_dict": state}, tmp_path / "released.pth")
+    cfg = TrainConfig(data=[("x", 1)], out=str(tmp_path / "run"), init=str(tmp_path / "released.pth"))
+    model = build_model("unilseg-tiny")
+    assert _restore(cfg, model, torch.optim.AdamW(model.parameters())) == (0, "init")
+    torch.testing.assert_close(model.state_dict(), src.state_dict())
+    with pytest.raises(ValueError, match="give the preset"):
+        run_training(TrainConfig(preset=None, data=[(str(tmp_path), 1)], out=str(tmp_path / "r2"),
+                                 init=str(tmp_path / "released.pth")))

@@ -308,7 +308,6 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         return {"checkpoint": str(latest), "step": checkpoint_step(latest), "metrics": metrics}
     if not cfg.data:
         raise ValueError("no training data: give at least one --data DST[:WEIGHT]")
-    resolved = [(str(resolve_split_dir(p).resolve()), w) for p, w in cfg.data]
     if cfg.init and not Path(cfg.init).is_file():
         raise FileNotFoundError(f"init checkpoint {cfg.init} does not exist")
     if cfg.preset is None:
@@ -317,6 +316,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         if not is_training_checkpoint(cfg.init):
             raise ValueError(f"{cfg.init} carries no model config (the released file?): give the preset "
                              "(unilseg-swin-b for UniLSeg20_no_finetune.pth)")
+    resolved = [(str(resolve_split_dir(p).resolve()), w) for p, w in cfg.data]
     out.mkdir(parents=True, exist_ok=True)
     worker_cfg = asdict(cfg) | {"data": resolved, "out": str(out),
                                 "init": str(Path(cfg.init).resolve()) if cfg.init else None}
