@@ -270,7 +270,9 @@ def demo(cfg: StackConfig, deployment: str = "annotate-and-train/demo", timeout:
     """`make demo`: start the stack, run the demo deployment through the Prefect CLI as a user
     would, wait for it, print where everything is. The stack keeps running."""
     info = up(cfg)
-    print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}", flush=True)
+    print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}\n"
+          f"Progress:       the flow run in the UI, or `tail -f {Path(cfg.state_dir) / 'logs' / 'serve.log'}`",
+          flush=True)
     env = {**os.environ, **stack_env(cfg), "UNILSEG_RAY_ADDRESS": info["ray_address"]}
     run = subprocess.run([sys.executable, "-m", "prefect", "deployment", "run", deployment, "--watch",
                           "--watch-timeout", str(timeout)], env=env, cwd=ROOT, check=False)
