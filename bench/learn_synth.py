@@ -7,8 +7,8 @@
    the real `refcoco` converter write DATA/train and DATA/val (skipped when already there).
 2. `unilseg.train.run_training` trains unilseg-tiny with Ray Train (a rerun with the same --out
    resumes, or returns at once when finished).
-3. Every (target, text) of the val split is predicted with `unilseg.model.predict` (threshold
-   0.35, the model's) and scored with `unilseg.eval.metrics.referring_metrics`, next to the
+3. Every target (its first text; --texts all: every (target, text)) of the val split is predicted
+   as `unilseg.model.predict` does (threshold 0.35, the model's), batched, and scored with `unilseg.eval.metrics.referring_metrics`, next to the
    empty-mask and whole-image baselines scored by the same function on the same items.
 Prints wall times and the machine load (`uptime`), and writes OUT/learn_synth.json.
 """
@@ -42,27 +42,39 @@ def make_data(root: Path, images: int, size: int, seed: int) -> Path:
     return out
 
 
-def evaluate(checkpoint: str, split_dir: Path, limit: int | None) -> dict:
-    """mIoU/oIoU of the model and of the two trivial baselines over (target, text) items of a split."""
+def evaluate(checkpoint: str, split_dir: Path, limit: int | None, texts: str = "first", batch: int = 32) -> dict:
+    """mIoU/oIoU of the model and of the two trivial baselines over the items of a split.
+
+    Items: one per target (its first text) or one per (target, text) (texts="all", RefCOCO's
+    protocol). Predictions are batched; each is exactly `unilseg.model.predict`'s (letterbox,
+    forward, inverse warp, probability > the model's threshold 0.35).
+    """
     import numpy as np
     import torch
 
     from shards.reader import ShardReader
     from unilseg.eval.metrics import referring_metrics
-    from unilseg.model import predict
     from unilseg.model.loading import load_model
+    from unilseg.transforms import letterbox_image, logits_to_probs
 
     torch.set_num_threads(2)
     model = load_model(checkpoint)
-    preds, gts, shapes = [], [], []
+    size, threshold = model.config.input_size, model.config.threshold
+    items = []  # (rgb, text, gt)
     for sample, _, target in ShardReader(split_dir).targets():
-        gt = target.mask_array()
-        for text in target.texts:
-            preds.append(predict(model, sample.rgb, text))
-            gts.append(gt)
-            shapes.append(sample.rgb.shape[:2])
-        if limit and len(preds) >= limit:
+        for text in (target.texts if texts == "all" else target.texts[:1]):
+            items.append((sample.rgb, text, target.mask_array()))
+        if limit and len(items) >= limit:
             break
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(items), batch):
+            chunk = items[i:i + batch]
+            x = torch.from_numpy(np.stack([letterbox_image(rgb, size)[0] for rgb, _, _ in chunk]))
+            logits = model(x, model.tokenizer([t for _, t, _ in chunk]))["logits"]  # (B, 1, S/4, S/4)
+            preds += [logits_to_probs(lg, rgb.shape[:2], size) > threshold for lg, (rgb, _, _) in zip(logits, chunk)]
+    gts = [gt for _, _, gt in items]
+    shapes = [rgb.shape[:2] for rgb, _, _ in items]
     return {"model": referring_metrics(preds, gts),
             "empty_mask": referring_metrics([np.zeros(s, bool) for s in shapes], gts),
             "whole_image": referring_metrics([np.ones(s, bool) for s in shapes], gts)}
@@ -85,6 +97,8 @@ def main() -> None:
     p.add_argument("--min-scale", type=float, default=0.7, help="augmentation: smallest crop (zoom-in) fraction")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--val-limit", type=int, default=0, help="score at most this many val items (0 = all)")
+    p.add_argument("--texts", choices=("first", "all"), default="first",
+                   help="val items: each target's first text, or every (target, text) pair")
     p.add_argument("--eval-only", action="store_true")
     args = p.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a redirected log
@@ -104,7 +118,7 @@ def main() -> None:
     print(f"trained in {train_s / 60:.1f} min: {result}")
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     t1 = time.perf_counter()
-    scores = evaluate(result["checkpoint"], data / "val", args.val_limit or None)
+    scores = evaluate(result["checkpoint"], data / "val", args.val_limit or None, args.texts)
     print(f"evaluated {int(scores['model']['n'])} val items in {time.perf_counter() - t1:.0f} s")
     print(f"{'':12s} {'mIoU':>7s} {'oIoU':>7s} {'P@0.5':>7s} {'P@0.7':>7s} {'P@0.9':>7s}")
     for name, m in scores.items():
