@@ -64,3 +64,60 @@ def test_validation_total_matches_pycocotools_on_many_masks(rng):
         if rng.random() < 0.5:  # long runs and large deltas
             m = np.zeros((h, w), bool); m[: rng.integers(0, h + 1)] = True
         assert _compressed_total(mask_to_rle(m)["counts"]) == h * w
+
+
+def _reference_runs(counts: str) -> list[int]:
+    """pycocotools' rleFrString, one character at a time, plus our checks (the spec of _decode_runs)."""
+    if any(not 48 <= ord(ch) <= 111 for ch in counts):
+        raise RLEError("invalid character")
+    runs, x, k = [], 0, 0
+    for ch in counts:
+        c = ord(ch) - 48
+        x |= (c & 0x1F) << (5 * k)
+        k += 1
+        if c & 0x20:
+            continue
+        if k > 12:
+            raise RLEError("overlong run")
+        if c & 0x10:
+            x -= 1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        runs.append(x)
+        x = k = 0
+    if k:
+        raise RLEError("truncated")
+    if any(r < 0 for r in runs):
+        raise RLEError("negative run length")
+    return runs
+
+
+def test_vectorised_run_decoder_matches_the_reference_on_masks_and_garbage(rng):
+    from shards.rle import _decode_runs
+
+    counts = [mask_to_rle(rng.random((h, w)) > rng.random())["counts"] for h, w in rng.integers(1, 90, (100, 2))]
+    counts += ["0", "1", "O", "P0", "oooooooooooO", "ooooooooooooO", "0" * 9, "b" * 5, "1a1", "ab", "P"]
+    alphabet = np.array([chr(i) for i in range(40, 120)])
+    counts += ["".join(rng.choice(alphabet, rng.integers(1, 25))) for _ in range(3000)]
+    counts += ["".join(chr(48 + int(v)) for v in rng.integers(0, 64, rng.integers(1, 25))) for _ in range(3000)]
+    ok = 0
+    for s in counts:
+        try:
+            want = _reference_runs(s)
+        except RLEError as e:
+            with pytest.raises(RLEError, match=str(e)):
+                _decode_runs(s)
+            continue
+        assert _decode_runs(s).tolist() == want, s
+        ok += 1
+    assert ok > 150  # the valid strings, not just the errors, were compared
+
+
+def test_single_chunk_and_multi_chunk_runs_give_totals_and_areas():
+    # "1" = run of 1; "O" = -1 as one chunk; "P1" = 0 + 1 * 32 = 32 in two chunks
+    assert validate_rle({"size": [1, 3], "counts": "12"}) == 2
+    assert validate_rle({"size": [4, 8], "counts": "0P1"}) == 32
+    with pytest.raises(RLEError, match="negative"):
+        validate_rle({"size": [1, 1], "counts": "O"})
+    with pytest.raises(RLEError, match="ASCII"):
+        validate_rle({"size": [1, 1], "counts": "1é"})
