@@ -5,7 +5,7 @@ A config is data (nanoGPT's GPTConfig habit): one dataclass per component, built
 to start from a preset and override some fields (deep merge).
 
 The engine version is a hash of everything that changes the output: the config (minus
-resources, which only change speed), a code version bumped when the engine's behaviour
+resources and device, which only change speed), a code version bumped when the engine's behaviour
 changes, and the identity of every local model file or folder the config names (size and
 a hash of its head and tail, so a replaced checkpoint re-annotates without hashing GBs).
 """
@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ class EngineConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     max_side: int = 512  # the generator and captioner see the image resized to this longest side
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger inputs are quarantined as decompression bombs
-    device: str = "cpu"  # torch device of the models ("cuda" on a GPU actor)
+    device: str = "cpu"  # torch device of the models; the driver uses "cuda" on GPU actors, "cpu" otherwise
 
     def __post_init__(self) -> None:
         for f, cls in _NESTED.items():
@@ -189,6 +190,24 @@ def path_identity(path: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
+def unset_variables(cfg: EngineConfig) -> list[str]:
+    """``$VARS`` left in the config's strings because the environment does not define them."""
+    found: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, str):
+            found.extend(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", v))
+
+    walk(cfg.to_dict())
+    return found
+
+
 def model_identities(cfg: EngineConfig) -> dict[str, str]:
     """Identity of every string in the config that names an existing local file or folder."""
     out: dict[str, str] = {}
@@ -213,6 +232,7 @@ def engine_version(cfg: EngineConfig) -> str:
     """16 hex digits that change whenever the engine's output can change (see module doc)."""
     d = cfg.to_dict()
     d.pop("resources")  # speed only
+    d.pop("device")  # where it runs, not what it computes
     doc = {"code": ENGINE_CODE_VERSION, "config": d, "models": model_identities(cfg)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import fsspec
 from tqdm import tqdm
 
-from annotation_engine.config import engine_version, load_engine_config
+from annotation_engine.config import engine_version, load_engine_config, unset_variables
 from shards.format import FormatError, ImageInfo, Sample
 from shards.images import sha256_bytes
 from shards.manifest import QUARANTINE, done_images
@@ -165,11 +165,22 @@ def _run_pool(todo: list[tuple[str, str]], cfg, version: str, actors: int, gpus_
     from annotation_engine.actor import EnginePool
     from unilseg.ray_runtime import ensure_ray
 
+    import ray
+
     t0 = time.perf_counter()
+    missing = unset_variables(cfg)
+    if missing:
+        raise ValueError(f"engine {cfg.name!r} names environment variables that are not set: {', '.join(missing)}")
     ensure_ray(ray_address)
     r = cfg.resources
-    pool = EnginePool(cfg.to_dict(), actors=actors, num_cpus=r.num_cpus,
-                      num_gpus=gpus_per_actor if gpus_per_actor > 0 else r.num_gpus, torch_threads=r.torch_threads)
+    gpus = gpus_per_actor if gpus_per_actor > 0 else r.num_gpus
+    have = ray.cluster_resources().get("GPU", 0.0)
+    if gpus * actors > have:  # the actors would wait for ever
+        raise ValueError(f"{actors} actor(s) x {gpus} GPU need {gpus * actors} GPUs; the Ray cluster has {have:g}. "
+                         "Use fewer actors, or a config with resources.num_gpus: 0 (CPU)")
+    config = cfg.to_dict()
+    config["device"] = ("cuda" if cfg.device == "cpu" else cfg.device) if gpus > 0 else "cpu"
+    pool = EnginePool(config, actors=actors, num_cpus=r.num_cpus, num_gpus=gpus, torch_threads=r.torch_threads)
     try:
         versions = pool.ready()
         if any(v != version for v in versions):  # e.g. a model file changed under us

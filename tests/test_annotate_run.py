@@ -202,3 +202,15 @@ def test_sam_tiny_hf_through_actors(ray_cluster, tmp_path, monkeypatch):
     targets = [t for s in samples for t in s.targets]
     assert targets and all(t.provenance["captioner"] == "hf" and t.provenance["generator"] == "sam"
                            and "predicted_iou" in t.scores for t in targets)
+
+
+def test_clear_errors_before_any_actor_starts(ray_cluster, tmp_path, monkeypatch):
+    images = _write_photos(tmp_path / "images", ["coffee"])
+    monkeypatch.delenv("SAM_CHECKPOINT", raising=False)
+    with pytest.raises(ValueError, match="SAM_CHECKPOINT"):
+        annotate_images([str(images[0])], str(tmp_path / "a"), engine="sam-blip", progress=False)
+    with pytest.raises(ValueError, match="GPU"):
+        annotate_images([str(images[0])], str(tmp_path / "b"), engine={**ENGINE, "resources": {"num_gpus": 1}},
+                        progress=False)
+    res = CliRunner().invoke(main, ["annotate", str(images[0]), "--out", str(tmp_path / "c"), "--engine", "nope"])
+    assert res.exit_code != 0 and "unknown engine preset" in res.output

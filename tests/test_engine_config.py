@@ -3,7 +3,7 @@
 import pytest
 
 from annotation_engine.config import (EngineConfig, engine_version, list_presets, load_engine_config,
-                                      path_identity)
+                                      path_identity, unset_variables)
 
 
 def test_presets_load():
@@ -42,6 +42,7 @@ def test_engine_version_tracks_output_not_speed(tmp_path):
     v = engine_version(base)
     assert len(v) == 16 and v == engine_version(load_engine_config("weightfree"))
     assert engine_version(EngineConfig.from_dict({"base": "weightfree", "resources": {"num_cpus": 2}})) == v
+    assert engine_version(EngineConfig.from_dict({"base": "weightfree", "device": "cuda"})) == v
     assert engine_version(EngineConfig.from_dict({"base": "weightfree", "filters": {"min_area": 0.01}})) != v
     # a model file named in the config: replacing its content changes the version
     ckpt = tmp_path / "m.pth"
@@ -51,3 +52,11 @@ def test_engine_version_tracks_output_not_speed(tmp_path):
     ident = path_identity(ckpt)
     ckpt.write_bytes(b"b" * 100)
     assert path_identity(ckpt) != ident and engine_version(cfg) != v1
+
+
+def test_environment_variables_in_presets(monkeypatch, tmp_path):
+    monkeypatch.delenv("SAM_CHECKPOINT", raising=False)
+    assert unset_variables(load_engine_config("sam-blip")) == ["SAM_CHECKPOINT"]
+    monkeypatch.setenv("SAM_CHECKPOINT", str(tmp_path / "sam_vit_h.pth"))
+    cfg = load_engine_config("sam-blip")
+    assert cfg.generator.params["checkpoint"] == str(tmp_path / "sam_vit_h.pth") and not unset_variables(cfg)
