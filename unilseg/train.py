@@ -72,6 +72,9 @@ class TrainConfig:
         max_failures (int): worker-group restarts Ray Train allows (FailureConfig).
         ray_address (str | None): Ray cluster to use (None: unilseg.ray_runtime default).
         name (str): Ray Train run name (its state lives in RUN/<name>).
+        time_limit_s (float | None): stop and save once this much training time (counted across
+            restarts, rank 0's clock) has passed; the cosine then follows elapsed / limit whenever
+            that is ahead of step / steps, so a budgeted run still ends at the low learning rate.
         fail_at_step (int | None): TEST ONLY: the last rank exits abruptly before this step, once
             (a marker file in RUN records it), to exercise recovery.
     """
@@ -101,6 +104,7 @@ class TrainConfig:
     max_failures: int = 2
     ray_address: str | None = None
     name: str = "train"
+    time_limit_s: float | None = None
     fail_at_step: int | None = None
 
     def __post_init__(self) -> None:
@@ -123,11 +127,14 @@ class TrainConfig:
         return cls(**d)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate of 1-based `step`: linear warm-up to cfg.lr, then cosine to lr * min_lr_ratio."""
+def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Learning rate of 1-based `step`: linear warm-up to cfg.lr, then cosine to lr * min_lr_ratio.
+
+    `time_fraction` (elapsed / time limit) moves the cosine on when it is ahead of the steps.
+    """
     if step <= cfg.warmup_steps:
         return cfg.lr * step / max(1, cfg.warmup_steps)
-    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    t = max((step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps), time_fraction)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
@@ -182,8 +189,8 @@ def _build_model(cfg: TrainConfig):
     return build_model(config)
 
 
-def _restore(cfg: TrainConfig, model, optimizer, ray_ckpt=None) -> tuple[int, str]:
-    """Loads the newest state (see the module docstring); returns (step, where from).
+def _restore(cfg: TrainConfig, model, optimizer, ray_ckpt=None) -> tuple[int, str, dict[str, Any]]:
+    """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
 
     Args:
         ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
@@ -193,17 +200,19 @@ def _restore(cfg: TrainConfig, model, optimizer, ray_ckpt=None) -> tuple[int, st
 
     if ray_ckpt is not None:
         with ray_ckpt.as_directory() as d:
-            return load_checkpoint(Path(d) / RAY_CKPT_FILE, model, optimizer).step, "ray"
+            loaded = load_checkpoint(Path(d) / RAY_CKPT_FILE, model, optimizer)
+            return loaded.step, "ray", loaded.extra
     latest = Path(cfg.out) / LATEST
     if latest.is_file():
-        return load_checkpoint(latest, model, optimizer).step, "latest"
+        loaded = load_checkpoint(latest, model, optimizer)
+        return loaded.step, "latest", loaded.extra
     if cfg.init:
         if is_training_checkpoint(cfg.init):
             load_checkpoint(cfg.init, model)  # weights only: a fine-tune starts its own schedule
         else:
             load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init)
-        return 0, "init"
-    return 0, "scratch"
+        return 0, "init", {}
+    return 0, "scratch", {}
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -229,7 +238,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = ray.train.torch.prepare_model(model)  # moves to the device; DDP when world > 1
     device = ray.train.torch.get_device()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, source = _restore(cfg, model, optimizer, ray.train.get_checkpoint())
+    start, source, extra = _restore(cfg, model, optimizer, ray.train.get_checkpoint())
+    # a run that finished by its time budget continues only if asked for a longer budget
+    trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
         _log_event(out, {"event": "start", "step": start, "from": source, "world_size": world, "time": time.time()})
         print(f"[unilseg train] rank 0 of {world}: starting at step {start} ({source}), target {cfg.steps}",
@@ -245,6 +256,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model.train()
     sums: dict[str, float] = {"loss": 0.0, "bce": 0.0, "dice": 0.0}
     n, t0 = 0, time.perf_counter()
+    t_begin = t0
     for step in range(start + 1, cfg.steps + 1):
         if cfg.fail_at_step == step and rank == world - 1:
             marker = out / f".injected-failure-step-{step}"
@@ -252,7 +264,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 marker.write_text(f"rank {rank} exited before step {step}\n")
                 os._exit(1)  # test hook: an abrupt worker loss, as a killed process
         images, ids, masks = next(batches)
-        lr = lr_at(step, cfg)
+        elapsed = trained_s + time.perf_counter() - t_begin
+        time_fraction, out_of_time = 0.0, False
+        if cfg.time_limit_s:
+            clock = torch.tensor([elapsed], dtype=torch.float64)
+            if world > 1:  # every rank must stop at the same step: rank 0's clock decides
+                torch.distributed.broadcast(clock, src=0)
+            elapsed = float(clock)
+            time_fraction, out_of_time = elapsed / cfg.time_limit_s, elapsed >= cfg.time_limit_s
+        lr = lr_at(step, cfg, time_fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr
         outputs = model(images.to(device, non_blocking=True), ids.to(device, non_blocking=True))
@@ -265,17 +285,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         for k in sums:
             sums[k] += float(losses[k].detach())
         n += 1
-        save = step % cfg.checkpoint_every == 0 or step == cfg.steps
+        save = step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time
         if not (save or step % cfg.log_every == 0):
             continue
         dt = time.perf_counter() - t0
-        metrics = {"step": step, "lr": lr, "samples_per_s": n * per_worker * world / dt,
+        metrics = {"step": step, "lr": lr, "train_seconds": elapsed, "samples_per_s": n * per_worker * world / dt,
                    **{k: v / n for k, v in sums.items()}}
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if save and rank == 0:
                 path = save_checkpoint(Path(tmp) / RAY_CKPT_FILE, model, optimizer, step,
-                                       extra={"world_size": world, "batch_size": cfg.batch_size, "lr": cfg.lr})
+                                       extra={"world_size": world, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                                              "train_seconds": elapsed, "time_limit_s": cfg.time_limit_s or 0.0,
+                                              "out_of_time": out_of_time})
                 _publish(path, out, step, cfg.keep_checkpoints)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)  # a barrier: every rank calls it
@@ -286,6 +308,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                   + (" [checkpoint]" if save else ""), flush=True)
         sums = dict.fromkeys(sums, 0.0)
         n, t0 = 0, time.perf_counter()
+        if out_of_time:
+            if rank == 0:
+                print(f"[unilseg train] time budget {cfg.time_limit_s:.0f} s used: stopped at step {step}", flush=True)
+            break
+
+
+def _finished(latest: Path, cfg: TrainConfig) -> bool:
+    """latest.pt holds the requested step, or ended the same (or a larger) time budget."""
+    ckpt = torch.load(latest, map_location="cpu", weights_only=True, mmap=True)
+    extra = ckpt.get("extra") or {}
+    budget_done = bool(extra.get("out_of_time")) and cfg.time_limit_s is not None and \
+        float(extra.get("time_limit_s", 0.0)) >= cfg.time_limit_s
+    return int(ckpt["step"]) >= cfg.steps or budget_done
 
 
 def run_training(cfg: TrainConfig) -> dict[str, Any]:
@@ -302,7 +337,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
 
     out = Path(cfg.out).resolve()
     latest = out / LATEST
-    if latest.is_file() and checkpoint_step(latest) >= cfg.steps:
+    if latest.is_file() and _finished(latest, cfg):
         reports = [r for r in read_metrics(out) if r.get("event") == "report"]
         metrics = {k: v for k, v in reports[-1].items() if k != "event"} if reports else {}
         return {"checkpoint": str(latest), "step": checkpoint_step(latest), "metrics": metrics}
