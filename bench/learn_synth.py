@@ -1,11 +1,12 @@
 """Does it learn? unilseg-tiny on the synthetic referring set, held-out mIoU vs trivial baselines.
 
-    .venv/bin/python bench/learn_synth.py --images 3000 --steps 1500 --workers 2 --batch-size 16 \
-        --lr 2e-3 --out runs/learn_synth
+    .venv/bin/python bench/learn_synth.py --images 3000 --minutes 18 --workers 2 --batch-size 8 \
+        --lr 1.5e-3 --no-augment --out runs/learn_synth
 
 1. `shards.synth.generate_shapes` (images at 128 px, splits train/val/testA/testB by image) and
    the real `refcoco` converter write DATA/train and DATA/val (skipped when already there).
-2. `unilseg.train.run_training` trains unilseg-tiny with Ray Train (a rerun with the same --out
+2. `unilseg.train.run_training` trains unilseg-tiny with Ray Train for a training-time budget
+   (--minutes; the cosine schedule follows the clock) or --steps (a rerun with the same --out
    resumes, or returns at once when finished).
 3. Every target (its first text; --texts all: every (target, text)) of the val split is predicted
    as `unilseg.model.predict` does (threshold 0.35, the model's), batched, and scored with `unilseg.eval.metrics.referring_metrics`, next to the
@@ -87,7 +88,9 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "runs" / "learn_synth"))
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=100_000, help="step cap (the schedule's length when no budget)")
+    p.add_argument("--minutes", type=float, default=18.0, help="training-loop time budget (0 = none); Ray start-up "
+                   "and evaluation come on top")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -111,7 +114,7 @@ def main() -> None:
     cfg = TrainConfig(preset="unilseg-tiny", data=[(str(data / "train"), 1.0)], out=args.out, workers=args.workers,
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
                       checkpoint_every=args.checkpoint_every, log_every=25, seed=args.seed,
-                      num_loader_workers=args.loader_workers,
+                      num_loader_workers=args.loader_workers, time_limit_s=args.minutes * 60 or None,
                       augment=None if args.no_augment else {"min_scale": args.min_scale, "max_scale": 1.05})
     result = run_training(cfg) if not args.eval_only else {"checkpoint": str(Path(args.out) / "latest.pt")}
     train_s = time.perf_counter() - t0

@@ -27,6 +27,8 @@ def _data_specs(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1), help="Total optimizer steps.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=2), help="Global batch size.")
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak AdamW learning rate.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Training-time budget: stop and save when it is used (the schedule follows the clock).")
 @click.option("--checkpoint-every", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--log-every", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint (ours or "
@@ -40,7 +42,7 @@ def _data_specs(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 @click.option("--ray-address", default=None, help="Ray cluster address (default: UNILSEG_RAY_ADDRESS or a "
               "private local Ray on 127.0.0.1).")
 def command(preset: str | None, data: list[tuple[str, float]], out: str, workers: int, gpus: bool, steps: int,
-            batch_size: int, lr: float, checkpoint_every: int, log_every: int, init: str | None, seed: int,
+            batch_size: int, lr: float, minutes: float | None, checkpoint_every: int, log_every: int, init: str | None, seed: int,
             loader_workers: int, no_augment: bool, max_failures: int, ray_address: str | None) -> None:
     """Train UniLSeg with Ray Train on shard datasets mixed by weight."""
     from unilseg.train import TrainConfig, run_training
@@ -51,7 +53,8 @@ def command(preset: str | None, data: list[tuple[str, float]], out: str, workers
         cfg = TrainConfig(preset=preset, data=data, out=out, workers=workers, gpus=gpus, steps=steps,
                           batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, log_every=log_every,
                           init=init, seed=seed, num_loader_workers=loader_workers, max_failures=max_failures,
-                          augment=None if no_augment else {}, ray_address=ray_address)
+                          augment=None if no_augment else {}, ray_address=ray_address,
+                          time_limit_s=minutes * 60 if minutes else None)
         result = run_training(cfg)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
