@@ -2,8 +2,11 @@
 
     .venv/bin/python bench/bench_shards.py [--samples 1000] [--repeat 3]
 
-Write: our ShardWriter (validation, manifest, hashing, rename) vs webdataset.TarWriter
-writing the same records. Read: our ShardReader (raw records, streaming sha256 check)
+Write: our ShardWriter vs webdataset.TarWriter(mtime=0) writing the same records, both
+starting from Sample objects (both encode KEY.json) into 250-sample shards; the run stops
+unless both wrote byte-identical shards. What the baseline does not do: validate samples
+(texts, task, RLE totals and areas, sizes, key), skip duplicate keys, hash the shards,
+write manifest parts, manifest.parquet and dataset.json, fsync, rename from a temp name. Read: our ShardReader (raw records, streaming sha256 check)
 vs webdataset.WebDataset over the same shards, both without image decoding, and both
 with JSON parsing + PIL decoding. Each pair runs interleaved in one process; the ratio
 is ours / baseline throughput (>= 0.8 is the target). Memory: peak RSS of a child
@@ -70,10 +73,19 @@ def write_plain(samples, d: Path) -> float:
     d.mkdir(parents=True)
     t = time.perf_counter()
     for k in range(0, len(samples), 250):
-        with wds.TarWriter(str(d / f"shard-{k // 250:06d}.tar")) as w:
+        # mtime=0 as ours: a float time.time() would add a PAX header to every member
+        with wds.TarWriter(str(d / f"shard-{k // 250:06d}.tar"), mtime=0) as w:
             for s in samples[k: k + 250]:
                 w.write(s.to_wds())
     return time.perf_counter() - t
+
+
+def same_bytes(ours: Path, plain: Path) -> None:
+    """Both writers must have written the same shards, byte for byte (like is compared with like)."""
+    names = sorted(p.name for p in plain.glob("shard-*.tar"))
+    if names != sorted(p.name for p in ours.glob("shard-*.tar")) or any(
+            (ours / n).read_bytes() != (plain / n).read_bytes() for n in names):
+        raise SystemExit("our shards differ from webdataset.TarWriter's: the comparison would be unfair")
 
 
 def read_ours(d: Path, decode: bool) -> float:
@@ -132,6 +144,7 @@ def main() -> None:
             ours, plain = Path(tmp) / "ours", Path(tmp) / "plain"
             res["w_plain"].append(write_plain(samples, plain))
             res["w_ours"].append(write_ours(samples, ours))
+            same_bytes(ours, plain)
             res["r_plain"].append(read_plain(plain, False))
             res["r_ours"].append(read_ours(ours, False))
             res["rd_plain"].append(read_plain(plain, True))

@@ -13,7 +13,7 @@ expression (gRefCOCO). See ../shared/DESIGN.md for the full description.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -103,15 +103,21 @@ class Sample:
     targets: list[Target]
 
     def metadata(self) -> dict[str, Any]:
-        """The JSON document stored as KEY.json."""
-        return {"image": asdict(self.image), "targets": [
-            {"texts": t.texts, "mask": t.mask, "task": t.task, "granularity": t.granularity, "source": t.source,
-             "scores": t.scores, "provenance": t.provenance} for t in self.targets]}
+        """The JSON document stored as KEY.json (built field by field: asdict deep-copies)."""
+        img = self.image
+        return {"image": {"id": img.id, "width": img.width, "height": img.height, "sha256": img.sha256,
+                          "source": img.source},
+                "targets": [{"texts": t.texts, "mask": t.mask, "task": t.task, "granularity": t.granularity,
+                             "source": t.source, "scores": t.scores, "provenance": t.provenance}
+                            for t in self.targets]}
+
+    def metadata_json(self) -> bytes:
+        """KEY.json's bytes: the metadata as UTF-8 JSON (non-ASCII text kept as is)."""
+        return json.dumps(self.metadata(), ensure_ascii=False).encode("utf-8")
 
     def to_wds(self) -> dict[str, Any]:
         """The dict that webdataset.TarWriter writes: key, image bytes, json bytes."""
-        return {"__key__": self.key, self.image_ext: self.image_bytes,
-                "json": json.dumps(self.metadata(), ensure_ascii=False).encode("utf-8")}
+        return {"__key__": self.key, self.image_ext: self.image_bytes, "json": self.metadata_json()}
 
 
 def validate_target(t: Target, height: int, width: int) -> int:
@@ -155,6 +161,8 @@ def validate_sample(s: Sample) -> list[int]:
     check_key(s.key)
     if s.image_ext not in IMAGE_EXTS:
         raise FormatError(f"image extension must be one of {sorted(IMAGE_EXTS)}, got {s.image_ext!r}")
+    if not isinstance(s.image_bytes, bytes):
+        raise FormatError(f"image bytes must be bytes (encoded {s.image_ext}), got {type(s.image_bytes).__name__}")
     if not s.image_bytes:
         raise FormatError("image bytes are empty")
     if s.image.width <= 0 or s.image.height <= 0:

@@ -21,6 +21,35 @@ class RLEError(ValueError):
 _BAD_CHAR = re.compile(r"[^0-o]")
 
 
+class EncodedRLE(dict):
+    """An RLE that pycocotools encoded here, so valid for its size by construction.
+
+    A plain ``{"size": [h, w], "counts": str}`` dict to everything else (JSON, equality,
+    pickling). It remembers the counts string it was made with, its size and its area:
+    ``validate_rle`` returns that area without decoding the counts while "counts" is still
+    that very string object and "size" still equals it. A replaced string, a changed size
+    or a copy into a plain dict (e.g. read back from a shard) is decoded and checked in full.
+    """
+
+    def __init__(self, size: Sequence[int], counts: str, area: int):
+        h, w = int(size[0]), int(size[1])
+        super().__init__(size=[h, w], counts=counts)
+        self._encoded = (counts, [h, w], int(area))
+
+    def checked_area(self) -> int | None:
+        """The area if the RLE is still as encoded, else None (then validate it in full)."""
+        counts, size, area = self._encoded
+        return area if self.get("counts") is counts and self.get("size") == size else None
+
+
+def _from_coco(rle: dict[str, Any]) -> EncodedRLE:
+    """pycocotools' output RLE (bytes counts) -> our JSON form, with its area (exact below 2**32 pixels)."""
+    h, w = int(rle["size"][0]), int(rle["size"][1])
+    area = int(mask_utils.area(rle)) if h * w < 2 ** 32 else validate_rle(
+        {"size": [h, w], "counts": rle["counts"].decode("ascii")})
+    return EncodedRLE([h, w], rle["counts"].decode("ascii"), area)
+
+
 def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
     """Encodes a 2-D mask as compressed COCO RLE.
 
@@ -28,13 +57,13 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
         mask (np.ndarray): (H, W) array; any nonzero value is foreground.
 
     Returns:
-        dict: ``{"size": [H, W], "counts": str}``.
+        dict: ``{"size": [H, W], "counts": str}`` (an EncodedRLE: validating it is free).
     """
     if mask.ndim != 2:
         raise RLEError(f"mask must be 2-D (H, W), got shape {mask.shape}")
     fortran = np.asfortranarray(mask.astype(np.uint8, copy=False) != 0, dtype=np.uint8)
     rle = mask_utils.encode(fortran)
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+    return EncodedRLE(rle["size"], rle["counts"].decode("ascii"), np.count_nonzero(fortran))
 
 
 def _as_coco(rle: dict[str, Any], check: bool = True) -> dict[str, Any]:
@@ -70,6 +99,8 @@ def validate_rle(rle: Any) -> int:
         return sum(counts[1::2])
     if not isinstance(counts, str) or not counts:
         raise RLEError("RLE counts must be a non-empty string (compressed COCO RLE)")
+    if type(rle) is EncodedRLE and (area := rle.checked_area()) is not None:
+        return area  # pycocotools encoded exactly this string for this size
     # pycocotools does not check that counts match the size: decode the run lengths
     # ourselves from its LEB128-like alphabet only to validate the total.
     runs = _decode_runs(counts)
@@ -109,10 +140,12 @@ def _decode_runs(counts: str) -> np.ndarray:
         low = c.astype(np.int64)
         x = (low & 0xF) - (low & 0x10)
     else:
-        chunks = np.diff(ends, prepend=-1)  # chunks per run
+        starts = np.empty_like(ends)  # first chunk of each run (np.diff is slow on short arrays)
+        starts[0] = 0
+        np.add(ends[:-1], 1, out=starts[1:])
+        chunks = ends - starts + 1  # chunks per run
         if chunks.max() > 12:
             raise RLEError("RLE counts has an overlong run")
-        starts = ends - (chunks - 1)
         k = np.arange(n) - np.repeat(starts, chunks)  # chunk index within its run
         x = np.add.reduceat((c & 0x1F).astype(np.int64) << (5 * k), starts)
         x -= (c[ends] & 0x10).astype(np.int64) << (5 * chunks - 4)  # sign bit 0x10 -> -2**(5 * chunks)
@@ -149,8 +182,7 @@ def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int
     if not polys or any(len(p) < 6 or len(p) % 2 for p in polys):
         raise RLEError("polygons must be lists of at least 3 (x, y) points")
     rles = mask_utils.frPyObjects(polys, height, width)
-    merged = mask_utils.merge(rles)
-    return {"size": [int(merged["size"][0]), int(merged["size"][1])], "counts": merged["counts"].decode("ascii")}
+    return _from_coco(mask_utils.merge(rles))
 
 
 def coco_segmentation_to_rle(segm: Any, height: int, width: int) -> dict[str, Any]:
@@ -162,10 +194,10 @@ def coco_segmentation_to_rle(segm: Any, height: int, width: int) -> dict[str, An
         if isinstance(counts, bytes):
             counts = counts.decode("ascii")
         rle = {"size": segm.get("size"), "counts": counts}
-        validate_rle(rle)
+        area = validate_rle(rle)
         if isinstance(counts, list):  # uncompressed (iscrowd) RLE: re-encode compressed
             return mask_to_rle(rle_to_mask(rle))
-        return {"size": [int(s) for s in rle["size"]], "counts": counts}
+        return EncodedRLE(rle["size"], counts, area)  # just checked in full
     raise RLEError(f"unsupported segmentation type {type(segm).__name__}")
 
 
@@ -173,5 +205,4 @@ def merge_rles(rles: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Union of several RLEs of one size."""
     if not rles:
         raise RLEError("merge_rles needs at least one RLE")
-    merged = mask_utils.merge([_as_coco(r) for r in rles], intersect=False)
-    return {"size": [int(merged["size"][0]), int(merged["size"][1])], "counts": merged["counts"].decode("ascii")}
+    return _from_coco(mask_utils.merge([_as_coco(r) for r in rles], intersect=False))

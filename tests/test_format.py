@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,20 @@ def test_unknown_target_key_fails_loudly():
         parse_metadata({"image": {"id": "x", "width": 1, "height": 1, "sha256": "0" * 64, "source": "t"},
                         "targets": [{"texts": ["a"], "mask": None, "task": "res", "granularity": "instance",
                                      "source": "t", "colour": "red"}]})
+
+
+def test_metadata_holds_every_image_field_and_is_the_json_member():
+    from dataclasses import asdict
+
+    s = Sample(make_key("t", "x.jpg"), ImageInfo("x", 5, 4, "0" * 64, "t"), b"\xff", "jpg",
+               [_target(texts=["le chat gris é"])])
+    assert s.metadata()["image"] == asdict(s.image)  # a new ImageInfo field must reach KEY.json
+    assert json.loads(s.metadata_json()) == s.metadata() and "é".encode() in s.metadata_json()
+    assert s.to_wds() == {"__key__": s.key, "jpg": b"\xff", "json": s.metadata_json()}
+
+
+@pytest.mark.parametrize("data", [np.zeros((4, 5, 3), np.uint8), "\xff", bytearray(b"\xff"), b""])
+def test_image_must_be_encoded_non_empty_bytes(data):
+    s = Sample(make_key("t", "x.jpg"), ImageInfo("x", 5, 4, "0" * 64, "t"), data, "jpg", [_target()])
+    with pytest.raises(FormatError, match="image bytes"):
+        validate_sample(s)

@@ -121,3 +121,48 @@ def test_single_chunk_and_multi_chunk_runs_give_totals_and_areas():
         validate_rle({"size": [1, 1], "counts": "O"})
     with pytest.raises(RLEError, match="ASCII"):
         validate_rle({"size": [1, 1], "counts": "1é"})
+
+
+def test_encoded_rles_skip_decoding_only_while_unchanged(rng, monkeypatch):
+    import pickle
+
+    import shards.rle as rle_mod
+
+    m = rng.random((30, 40)) > 0.5
+    rles = [mask_to_rle(m), polygons_to_rle([[1, 1, 8, 1, 8, 8, 1, 8]], 30, 40),
+            merge_rles([mask_to_rle(m), mask_to_rle(~m)]),
+            coco_segmentation_to_rle(dict(mask_to_rle(m)), 30, 40),
+            pickle.loads(pickle.dumps(mask_to_rle(m)))]
+    full = [rle_mod.validate_rle(dict(r)) for r in rles]  # plain dicts: decoded in full
+    assert full[0] == full[3] == full[4] == int(m.sum()) and full[2] == 30 * 40
+    monkeypatch.setattr(rle_mod, "_decode_runs", None)  # any decode now fails loudly
+    assert [rle_area(r) for r in rles] == full  # unchanged: the area known at encoding
+    with pytest.raises(TypeError):
+        validate_rle(dict(rles[0]))  # a plain copy is decoded in full
+    monkeypatch.undo()
+
+    for r in rles:
+        bad = pickle.loads(pickle.dumps(r))
+        bad["size"][0] += 1  # same counts for another size: covers the wrong number of pixels
+        with pytest.raises(RLEError, match="cover"):
+            validate_rle(bad)
+        bad = pickle.loads(pickle.dumps(r))
+        bad["counts"] = "zz"
+        with pytest.raises(RLEError, match="invalid character"):
+            validate_rle(bad)
+        bad = pickle.loads(pickle.dumps(r))
+        bad["counts"] = "".join(list(r["counts"])) + "1"  # an equal-looking but new string is re-checked
+        with pytest.raises(RLEError, match="cover"):
+            validate_rle(bad)
+        bad = pickle.loads(pickle.dumps(r))
+        bad["size"] = [0, 40]
+        with pytest.raises(RLEError, match="positive"):
+            validate_rle(bad)
+
+
+def test_encoded_rle_is_a_plain_rle_to_json_and_equality():
+    import json
+
+    r = mask_to_rle(np.eye(3, dtype=bool))
+    assert json.loads(json.dumps(r)) == r == {"size": [3, 3], "counts": r["counts"]}
+    assert list(r) == ["size", "counts"]

@@ -137,3 +137,33 @@ def test_killed_writer_leaves_no_half_shard_and_rerun_completes(tmp_path):
     keys = [s.key for s in ShardReader(split).samples(False)]
     assert keys == [make_sample(i).key for i in range(10)]
     assert verify_split(split).ok and not verify_split(split).warnings
+
+
+def test_shards_are_byte_identical_to_webdataset_tarwriter(tmp_path):
+    samples = [make_sample(i) for i in range(5)]
+    samples[1].key = "k" * 120  # a name over tar's 100 characters needs a PAX header
+    samples[2].targets[0].texts = ["le chat gris é"]
+    with ShardWriter(tmp_path / "s", max_count=10) as w:
+        for s in samples:
+            w.write(s)
+    with wds.TarWriter(str(tmp_path / "plain.tar"), mtime=0) as tw:
+        for s in samples:
+            tw.write(s.to_wds())
+    ours = (tmp_path / "s" / "shard-000000.tar").read_bytes()
+    assert ours == (tmp_path / "plain.tar").read_bytes()
+    assert read_dataset_json(tmp_path / "s")["shards"][0]["bytes"] == len(ours)
+    with tarfile.open(tmp_path / "s" / "shard-000000.tar") as tf:
+        assert tf.getnames()[2:4] == ["k" * 120 + ".json", "k" * 120 + ".png"]
+
+
+def test_template_headers_equal_tarfile_headers():
+    import random
+
+    from shards.writer import _member_header, _tarfile_header
+
+    rnd = random.Random(0)
+    names = ["", "a.json", "x" * 100, "x" * 101, "k" * 60 + ".png", "é.jpg", "a/b.jpg"]
+    names += ["".join(rnd.choice("abcXYZ019_-.") for _ in range(rnd.randint(1, 110))) for _ in range(500)]
+    for name in names:
+        for size in (0, 1, 511, 512, 513, rnd.randint(0, 10 ** 9), 8 ** 11 - 1, 8 ** 11):
+            assert _member_header(name, size) == _tarfile_header(name, size), (name, size)
