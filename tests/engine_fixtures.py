@@ -80,3 +80,18 @@ def save_tiny_unilseg(path: Path) -> Path:
 
     torch.manual_seed(0)
     return save_checkpoint(path, build_model("unilseg-tiny"))
+
+
+def save_tiny_git(path: Path) -> Path:
+    """A tiny GIT captioner (1-layer towers, 32-d) + processor in ``path``."""
+    from transformers import BertTokenizerFast, CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
+
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(WORDS)}, do_lower_case=True)
+    ip = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    cfg = GitConfig(vision_config=dict(**small, image_size=32, patch_size=8), vocab_size=len(WORDS), **small,
+                    max_position_embeddings=64, bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    torch.manual_seed(0)
+    GitForCausalLM(cfg).save_pretrained(path)
+    GitProcessor(image_processor=ip, tokenizer=tok).save_pretrained(path)
+    return path

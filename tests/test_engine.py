@@ -7,7 +7,7 @@ from annotation_engine.config import EngineConfig
 from annotation_engine.engine import Engine
 from annotation_engine.mask_generators.sam import load_sam
 from annotation_engine.registry import CAPTIONERS, MASK_GENERATORS, Registry
-from engine_fixtures import photo, save_tiny_blip, save_tiny_clip, save_tiny_unilseg
+from engine_fixtures import photo, save_tiny_blip, save_tiny_clip, save_tiny_git, save_tiny_unilseg
 from shards.format import validate_target
 from shards.rle import rle_to_mask
 
@@ -67,6 +67,16 @@ def test_every_captioner_runs_on_a_photo(models):
         assert len(names) == 3 and all(n is None or isinstance(n, str) for n in names), name
         assert cap.identity()["captioner"] == name
     assert CAPTIONERS.build("attributes").describe(rgb, masks)[0].endswith(" region")
+
+
+def test_hf_captioner_loads_git_too(tmp_path):
+    cap = CAPTIONERS.build("hf", model=str(save_tiny_git(tmp_path / "git")), max_new_tokens=4)
+    assert type(cap.model).__name__ == "GitForCausalLM"
+    rgb = photo("rocket", 64)
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[5:30, 5:30] = True
+    names = cap.describe(rgb, [mask, ~mask])
+    assert len(names) == 2 and all(n is None or isinstance(n, str) for n in names)
 
 
 def _check_targets(targets, rgb, engine):
