@@ -104,10 +104,13 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in res.items()}
     print(f"\n{n} images, engine {args.engine}, load average {os.getloadavg()[0]:.1f} (2 cores)")
     print(f"bare loop:       {n / med['bare']:6.2f} img/s")
-    print(f"pipeline 1 actor:{n / med['p1']:6.2f} img/s annotating ({n / med['p1_wall']:.2f} img/s wall incl. actor start)")
-    print(f"pipeline 2 actors:{n / med['p2']:5.2f} img/s annotating ({n / med['p2_wall']:.2f} img/s wall incl. actor start)")
-    print(f"ratio pipeline-1 / bare      = {med['bare'] / med['p1']:.2f}  (target >= 0.9; wall {med['bare'] / med['p1_wall']:.2f})")
-    print(f"ratio 2 actors / 1 actor     = {med['p1'] / med['p2']:.2f}  (target >= 1.6; wall {med['p1_wall'] / med['p2_wall']:.2f})")
+    for a in (1, 2):
+        print(f"pipeline {a} actor(s): {n / med[f'p{a}']:5.2f} img/s annotating "
+              f"({n / med[f'p{a}_wall']:.2f} img/s wall incl. actor start)")
+    print(f"ratio pipeline-1 / bare      = {med['bare'] / med['p1']:.2f}  "
+          f"(target >= 0.9; wall {med['bare'] / med['p1_wall']:.2f})")
+    print(f"ratio 2 actors / 1 actor     = {med['p1'] / med['p2']:.2f}  "
+          f"(target >= 1.6; wall {med['p1_wall'] / med['p2_wall']:.2f})")
     print(f"re-run / first run (2 actors)= {med['rerun'] * 100:.1f}%  (target <= 5%)")
     print(f"peak RSS per actor           = {max(rss):.0f} MB (max of {len(rss)} actors)")
 

@@ -78,7 +78,8 @@ def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 def _write_bad_images(images: Path) -> set[str]:
@@ -175,7 +176,7 @@ def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
             f"ray_address={ray_cluster!r}, progress=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "RAY_AUTH_MODE": "token"})
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 120  # a loaded machine starts the subprocess slowly
         while not (out / "train" / "shard-000001.tar").exists():
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.time() < deadline

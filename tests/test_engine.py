@@ -42,7 +42,8 @@ def test_sam_needs_a_checkpoint():
 def test_every_generator_runs_on_a_photo(models):
     rgb = photo("coffee", 128)
     params = {"superpixel": {},
-              "sam": {"model_type": "tiny", "points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+              "sam": {"model_type": "tiny", "points_per_side": 4, "pred_iou_thresh": 0.0,
+                      "stability_score_thresh": 0.0},
               "sam-tiny": {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
               "unilseg": {"checkpoint": models["unilseg"], "expressions": ["the cup", "the table"], "threshold": 0.0}}
     assert set(params) == set(MASK_GENERATORS.names())

@@ -3,7 +3,8 @@
 import numpy as np
 
 from shards.format import ImageInfo, Sample, Target
-from shards.manifest import DATASET_JSON, done_images, finished_shards, read_dataset_json, read_manifest, write_json_atomic
+from shards.manifest import (DATASET_JSON, done_images, finished_shards, read_dataset_json, read_manifest,
+                             write_json_atomic)
 from shards.rle import mask_to_rle
 from shards.writer import ShardWriter
 from conftest import encode

@@ -156,7 +156,8 @@ def referring_texts(attrs: list[RegionAttrs], names: list[str], parents: list[in
 
     Returns:
         list[list[str] | None]: per region, the expressions (the first one unique within the
-        image), or None for a part that its attributes cannot single out; e.g. ["the large dark-grey region at the top left",
+        image), or None for a part that its attributes cannot single out; e.g.
+        ["the large dark-grey region at the top left",
         "the dark-grey region above the white one"].
     """
     n = len(attrs)

@@ -123,7 +123,8 @@ class SamGenerator:
         import segment_anything  # noqa: F401  (version of the package that ran)
         from importlib.metadata import version
 
-        model = f"sam-{self.model_type}" + (f":{path_identity(self.checkpoint)}" if self.checkpoint else ":random-seed0")
+        weights = f":{path_identity(self.checkpoint)}" if self.checkpoint else ":random-seed0"
+        model = f"sam-{self.model_type}{weights}"
         return {"generator": "sam", "generator_model": model,
                 "generator_version": f"segment-anything-{version('segment-anything')}"}
 

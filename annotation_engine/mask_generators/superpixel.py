@@ -32,7 +32,8 @@ def _boundary_strength(labels: np.ndarray, edges: np.ndarray) -> dict[tuple[int,
     """(a, b) -> [sum, count] of the edge map along the boundary of neighbouring labels a < b."""
     a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
     b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
-    e = np.concatenate([np.maximum(edges[:, :-1], edges[:, 1:]).ravel(), np.maximum(edges[:-1, :], edges[1:, :]).ravel()])
+    e = np.concatenate([np.maximum(edges[:, :-1], edges[:, 1:]).ravel(),
+                        np.maximum(edges[:-1, :], edges[1:, :]).ravel()])
     keep = a != b
     lo, hi, e = np.minimum(a, b)[keep], np.maximum(a, b)[keep], e[keep]
     pairs, inverse = np.unique(np.stack([lo, hi], 1), axis=0, return_inverse=True)
