@@ -8,6 +8,7 @@ from typing import Any, Optional
 from prefect import flow, get_run_logger, task
 
 from flows.artifacts import publish_files, publish_report
+from shards.manifest import read_dataset_json
 
 
 @task(name="evaluate-dataset")
@@ -36,6 +37,8 @@ def evaluate(checkpoint: str, datasets: list[str], out: str, split: str = "val",
     for data in datasets:
         name = Path(data).name
         report_dir = Path(out) / name
+        targets = read_dataset_json(Path(data) / split).get("counts", {}).get("targets", "?")
+        log.info("evaluating %s/%s: %s targets%s", name, split, targets, f" (at most {limit})" if limit else "")
         metrics = evaluate_task(data, str(report_dir), checkpoint, preset, split, limit)
         publish_report(name, report_dir / "report.md")
         publish_files(f"eval-files-{name}", {p.name: p for p in sorted(report_dir.iterdir())},
