@@ -55,6 +55,53 @@ def sample_rows(sample: Sample, shard: str, areas: list[int]) -> list[dict[str, 
     } for i, (t, area) in enumerate(zip(sample.targets, areas))]
 
 
+class ManifestRows:
+    """The manifest rows of one shard, gathered column by column (no dict per row).
+
+    ``write`` gives the same table as ``write_rows(path, sample_rows(...))`` (tests check),
+    about 5x faster: pyarrow converts one Python list per column.
+
+    Attributes:
+        columns (dict[str, list]): one list per MANIFEST_SCHEMA field, in schema order.
+    """
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {name: [] for name in MANIFEST_SCHEMA.names}
+
+    def __len__(self) -> int:
+        return len(self.columns["key"])
+
+    def add(self, sample: Sample, shard: str, areas: list[int]) -> None:
+        """Appends one row per target of a sample (areas as validate_sample returns them)."""
+        c, img, n = self.columns, sample.image, len(sample.targets)
+        for name, value in (("key", sample.key), ("shard", shard), ("image_id", img.id),
+                            ("image_sha256", img.sha256), ("image_source", img.source), ("width", img.width),
+                            ("height", img.height)):
+            c[name] += [value] * n
+        c["target_index"] += range(n)
+        c["area"] += areas
+        for t in sample.targets:
+            c["source"].append(t.source)
+            c["task"].append(t.task)
+            c["granularity"].append(t.granularity)
+            c["text"].append(t.texts[0])
+            c["texts"].append(list(t.texts))
+            c["has_mask"].append(t.mask is not None)
+            c["scores"].append([(k, float(v)) for k, v in t.scores.items()])
+            c["engine_version"].append(t.provenance.get("engine_version"))
+
+    def table(self) -> pa.Table:
+        """The rows as a table of MANIFEST_SCHEMA."""
+        return pa.Table.from_arrays([pa.array(self.columns[f.name], type=f.type) for f in MANIFEST_SCHEMA],
+                                    schema=MANIFEST_SCHEMA)
+
+    def write(self, path: Path) -> None:
+        """Writes the rows as a parquet file atomically (temp name, then rename)."""
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(self.table(), tmp)
+        os.replace(tmp, path)
+
+
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Writes rows as a parquet file atomically (temp name, then rename)."""
     tmp = path.with_name(path.name + ".tmp")

@@ -14,7 +14,9 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import tarfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,8 +25,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from shards.format import SCHEMA_VERSION, Sample, validate_sample
-from shards.manifest import (DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, merge_parts,
-                             read_dataset_json, sample_rows, write_json_atomic, write_rows)
+from shards.manifest import (DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, ManifestRows, merge_parts,
+                             read_dataset_json, write_json_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 # Fixed member mtime so that the same samples give byte-identical shards.
 _MTIME = 0  # an int: a float mtime makes tarfile add a PAX header to every member
 _MODE, _OWNER = 0o444, "bigdata"  # webdataset.TarWriter's defaults
+_HASH_BACKLOG = 8  # samples written but not hashed yet, at most (bounds the memory they hold)
 
 
 class _ShardFile:
@@ -43,31 +46,46 @@ class _ShardFile:
     (same headers, user, mode and padding; tests check the bytes), but without its copies:
     TarWriter wraps each value in a BytesIO and tarfile's stream re-slices a 10 KB buffer,
     while here a header, the value and its padding go straight to the buffered file.
+    The sha256 runs on a helper thread (hashlib releases the GIL on large buffers), in
+    write order, at most _HASH_BACKLOG samples behind.
     """
 
     def __init__(self, path: Path):
         self._f = open(path, "wb")
-        self.sha256 = hashlib.sha256()
         self.size = 0
+        self.sha256 = hashlib.sha256()  # complete once close() returned
+        self._pending: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=_HASH_BACKLOG)
+        self._hasher = threading.Thread(target=self._hash_loop, name="shard-sha256", daemon=True)
+        self._hasher.start()
 
-    def _write(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.size += len(data)
-        self._f.write(data)
+    def _hash_loop(self) -> None:
+        while (pieces := self._pending.get()) is not None:
+            for piece in pieces:
+                self.sha256.update(piece)
 
-    def add(self, name: str, data: bytes) -> None:
-        """Appends one member: a ustar header (PAX only if the name needs it), data, padding."""
-        self._write(_member_header(name, len(data)))
-        self._write(data)
-        if len(data) % tarfile.BLOCKSIZE:
-            self._write(tarfile.NUL * (tarfile.BLOCKSIZE - len(data) % tarfile.BLOCKSIZE))
+    def _write(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self._f.write(piece)
+            self.size += len(piece)
+        self._pending.put(pieces)
+
+    def add(self, members: list[tuple[str, bytes]]) -> None:
+        """Appends members: each a ustar header (PAX only if the name needs it), data, padding."""
+        pieces = []
+        for name, data in members:
+            pieces += [_member_header(name, len(data)), data]
+            if len(data) % tarfile.BLOCKSIZE:
+                pieces.append(tarfile.NUL * (tarfile.BLOCKSIZE - len(data) % tarfile.BLOCKSIZE))
+        self._write(pieces)
 
     def flush(self) -> None:
         self._f.flush()
 
     def close(self) -> None:
         """Writes the end marker (two zero blocks, padded to a whole record), syncs, closes."""
-        self._write(tarfile.NUL * (_tar_bytes(self.size) - self.size))
+        self._write([tarfile.NUL * (_tar_bytes(self.size) - self.size)])
+        self._pending.put(None)
+        self._hasher.join()
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
@@ -141,7 +159,7 @@ class ShardWriter:
         self._quarantined: set[tuple[str, str]] = set()
         self._recover()
         self._file: _ShardFile | None = None
-        self._rows: list[dict[str, Any]] = []
+        self._rows = ManifestRows()
         self._count = 0
         self._payload = 0  # tar bytes of the members written to the open shard
         self.written = 0  # samples written by this writer (not counting earlier runs)
@@ -215,10 +233,9 @@ class ShardWriter:
             self._finish_shard()
         if self._file is None:
             self._open_shard()
-        for ext, data in members:  # sorted by extension, as webdataset.TarWriter writes them
-            self._file.add(f"{sample.key}.{ext}", data)
+        self._file.add([(f"{sample.key}.{ext}", data) for ext, data in members])  # sorted by extension
         self._payload += size
-        self._rows.extend(sample_rows(sample, self._current_name, areas))
+        self._rows.add(sample, self._current_name, areas)
         self._keys.add(sample.key)
         self._count += 1
         self.written += 1
@@ -239,18 +256,18 @@ class ShardWriter:
 
     def _open_shard(self) -> None:
         self._file = _ShardFile(self.dir / (self._current_name + ".tmp"))
-        self._rows, self._count, self._payload = [], 0, 0
+        self._rows, self._count, self._payload = ManifestRows(), 0, 0
 
     def _finish_shard(self) -> None:
         """Closes the open shard: part first, then the tar under its final name."""
         name = self._current_name
         self._file.close()
-        write_rows(self.dir / PARTS_DIR / (name + ".parquet"), self._rows)
+        self._rows.write(self.dir / PARTS_DIR / (name + ".parquet"))
         os.replace(self.dir / (name + ".tmp"), self.dir / name)
         self._shards.append(_shard_entry(
             name, self._file.sha256.hexdigest(), self._file.size, self._count,
-            [r["task"] for r in self._rows], [r["granularity"] for r in self._rows]))
-        self._file, self._rows, self._count = None, [], 0
+            self._rows.columns["task"], self._rows.columns["granularity"]))
+        self._file, self._rows, self._count = None, ManifestRows(), 0
         self._write_summary(status="incomplete")
 
     def _write_summary(self, status: str) -> None:

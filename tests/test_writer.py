@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import subprocess
@@ -151,7 +152,8 @@ def test_shards_are_byte_identical_to_webdataset_tarwriter(tmp_path):
             tw.write(s.to_wds())
     ours = (tmp_path / "s" / "shard-000000.tar").read_bytes()
     assert ours == (tmp_path / "plain.tar").read_bytes()
-    assert read_dataset_json(tmp_path / "s")["shards"][0]["bytes"] == len(ours)
+    entry = read_dataset_json(tmp_path / "s")["shards"][0]
+    assert entry["bytes"] == len(ours) and entry["sha256"] == hashlib.sha256(ours).hexdigest()
     with tarfile.open(tmp_path / "s" / "shard-000000.tar") as tf:
         assert tf.getnames()[2:4] == ["k" * 120 + ".json", "k" * 120 + ".png"]
 
@@ -167,3 +169,23 @@ def test_template_headers_equal_tarfile_headers():
     for name in names:
         for size in (0, 1, 511, 512, 513, rnd.randint(0, 10 ** 9), 8 ** 11 - 1, 8 ** 11):
             assert _member_header(name, size) == _tarfile_header(name, size), (name, size)
+
+
+def test_columnar_manifest_rows_equal_the_row_dicts(tmp_path):
+    import pyarrow as pa
+
+    from shards.manifest import MANIFEST_SCHEMA, ManifestRows, sample_rows
+
+    samples = [make_sample(i) for i in range(4)]
+    samples[1].targets[0].scores = {}
+    samples[2].targets[1].provenance = {"engine_version": "v7"}
+    rows, cols = [], ManifestRows()
+    for i, s in enumerate(samples):
+        areas = [i + 1, 0]
+        rows += sample_rows(s, f"shard-{i}", areas)
+        cols.add(s, f"shard-{i}", areas)
+    assert len(cols) == len(rows) == 8
+    want = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    assert cols.table().equals(want)
+    cols.write(tmp_path / "p.parquet")
+    assert pq.read_table(tmp_path / "p.parquet").to_pylist() == want.to_pylist()
