@@ -6,11 +6,12 @@ Write: our ShardWriter vs webdataset.TarWriter(mtime=0) writing the same records
 starting from Sample objects (both encode KEY.json) into 250-sample shards; the run stops
 unless both wrote byte-identical shards. What the baseline does not do: validate samples
 (texts, task, RLE totals and areas, sizes, key), skip duplicate keys, hash the shards,
-write manifest parts, manifest.parquet and dataset.json, fsync, rename from a temp name. Read: our ShardReader (raw records, streaming sha256 check)
-vs webdataset.WebDataset over the same shards, both without image decoding, and both
-with JSON parsing + PIL decoding. Each pair runs interleaved in one process; the ratio
+write manifest parts, manifest.parquet and dataset.json, fsync, rename from a temp name.
+Read: our ShardReader (raw records, streaming sha256 check) vs webdataset.WebDataset
+over the same shards, both without image decoding, and both with JSON parsing + PIL
+decoding. Each pair runs interleaved in one process; the ratio
 is ours / baseline throughput (>= 0.8 is the target). Memory: peak RSS of a child
-process writing 1k vs 10k samples.
+process writing 1k vs 10k samples (it imports the writer only, not webdataset/torch).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 from shards.format import ImageInfo, Sample, Target  # noqa: E402
 from shards.images import sha256_bytes  # noqa: E402
 from shards.keys import make_key  # noqa: E402
-from shards.reader import ShardReader  # noqa: E402
 from shards.rle import mask_to_rle  # noqa: E402
 from shards.writer import ShardWriter  # noqa: E402
 
@@ -89,6 +89,8 @@ def same_bytes(ours: Path, plain: Path) -> None:
 
 
 def read_ours(d: Path, decode: bool) -> float:
+    from shards.reader import ShardReader  # here: it imports webdataset (and torch), the writer does not
+
     t = time.perf_counter()
     n = 0
     if decode:
