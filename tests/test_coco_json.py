@@ -63,3 +63,44 @@ def test_find_one(tmp_path):
         find_one(tmp_path, ["annotations/instances_val*.json"], "x")
     with pytest.raises(FileNotFoundError, match="no x under"):
         find_one(tmp_path, ["nothing*.json"], "x")
+
+
+def test_streamed_index_equals_the_in_memory_one(tmp_path):
+    from shards.converters.coco_json import stream_coco
+
+    m = np.zeros((4, 4), bool)
+    m[1:3, 1:3] = True
+    doc = {"annotations": [{"id": 7, "image_id": 1, "category_id": 3, "segmentation": [[0.5, 0.5, 3, 0.5, 3, 3]],
+                            "area": 2.25},
+                           {"id": 8, "image_id": 2, "category_id": 3, "segmentation": uncompressed_rle(m)},
+                           {"id": 9, "image_id": 1, "category_id": 3, "segmentation": {"size": [4, 4], "counts": "05"},
+                            "caption": "é"}],
+           "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}, {"id": 2, "file_name": "b.jpg"}],
+           "categories": [{"id": 3, "name": "x"}]}  # COCO puts categories last
+    write_json(tmp_path / "i.json", doc)
+    want, got = index_coco(doc), stream_coco(tmp_path / "i.json")
+    assert got.images == want.images and got.cats == want.cats
+    assert dict(got.anns) == want.anns
+    assert {i: got.anns_by_image[i] for i in got.anns_by_image} == dict(want.anns_by_image)
+    assert got.anns_by_image[1][1]["caption"] == "é" and got.anns_by_image[5] == [] and 5 not in got.anns_by_image
+    sub = stream_coco(tmp_path / "i.json", image_ids={2}, ann_ids={7, 99})
+    assert set(sub.images) == {2} and set(sub.anns) == {7} and sub.anns.get(8) is None and len(sub.anns) == 1
+    assert not stream_coco(tmp_path / "i.json", annotations=False).anns
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("{nope", "i.json: not valid JSON"),
+    ('{"images": [], "categories": [], "annotations": [{"id": 1, "image_id": 1}', "i.json: not valid JSON"),
+    ("[]", "not a COCO-style document"),
+    ('{"images": {}, "categories": []}', "not a COCO-style document"),
+    ('{"images": [], "categories": [], "annotations": [{"image_id": 1}]}', "an annotation record lacks 'id'"),
+    ('{"images": [{"file_name": "a"}], "categories": []}', "an image record lacks 'id'"),
+])
+def test_streamed_index_rejects_what_the_in_memory_one_rejects(tmp_path, text, msg):
+    from shards.converters.coco_json import stream_coco
+
+    (tmp_path / "i.json").write_text(text)
+    with pytest.raises(ConvertError, match=msg):
+        stream_coco(tmp_path / "i.json")
+    with pytest.raises(FileNotFoundError):
+        stream_coco(tmp_path / "missing.json")

@@ -31,7 +31,7 @@ from PIL import Image
 
 from shards.converters import ConvertError, Item, Rejected, register_converter
 from shards.converters.coco_json import (annotation_problem, annotation_rle, clean_name, find_one, index_coco,
-                                         load_json, nonempty, read_image)
+                                         load_json, nonempty, read_image, stream_coco)
 from shards.format import ImageInfo, Sample, Target
 from shards.images import StoredImage
 from shards.keys import make_key
@@ -110,7 +110,7 @@ def convert_coco_instances(src: Path, split: str = "train", images: str | None =
         name: source name; default ``coco:<json stem>``.
     """
     ann_file = find_annotation_file(src, "instances", split, annotations)
-    idx = index_coco(load_json(ann_file), ann_file.name)
+    idx = stream_coco(ann_file)
     images_dir = images_folder(src, ann_file, "instances", images)
     source = name or f"coco:{ann_file.stem}"
     for image_id in sorted(idx.anns_by_image):

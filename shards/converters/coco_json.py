@@ -15,12 +15,16 @@ annotation is quarantined alone and the rest of its image still converts.
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import ijson
 import numpy as np
 
 from shards.converters import ConvertError
@@ -49,15 +53,15 @@ class CocoIndex:
 
     Attributes:
         images (dict[int, dict]): image id -> image record.
-        anns (dict[int, dict]): annotation id -> annotation.
+        anns (Mapping[int, dict]): annotation id -> annotation (a SpilledAnnotations when streamed).
         cats (dict[int, dict]): category id -> category record.
-        anns_by_image (dict[int, list[dict]]): image id -> its annotations, in file order.
+        anns_by_image (Mapping[int, list[dict]]): image id -> its annotations, in file order.
     """
 
     images: dict[int, dict] = field(default_factory=dict)
-    anns: dict[int, dict] = field(default_factory=dict)
+    anns: Mapping[int, dict] = field(default_factory=dict)
     cats: dict[int, dict] = field(default_factory=dict)
-    anns_by_image: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    anns_by_image: Mapping[int, list[dict]] = field(default_factory=lambda: defaultdict(list))
 
 
 def index_coco(doc: Any, name: str = "annotation file", annotations: bool = True) -> CocoIndex:
@@ -82,6 +86,115 @@ def index_coco(doc: Any, name: str = "annotation file", annotations: bool = True
         for ann in (doc.get("annotations") or []) if annotations else []:
             idx.anns[ann["id"]] = ann
             idx.anns_by_image[ann["image_id"]].append(ann)
+    except (KeyError, TypeError) as e:
+        raise ConvertError(f"{name}: {kind} record lacks {e}") from e
+    return idx
+
+
+class SpilledAnnotations(Mapping):
+    """Annotation id -> annotation, kept as JSON in an anonymous temporary file.
+
+    Memory holds only where each record is (offset, length) and each image's annotation
+    ids; a record is parsed again on every access, so a converter holding this for a whole
+    split keeps one image's annotations in memory at a time.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()
+        self._where: dict[Any, tuple[int, int]] = {}
+        self.ids_by_image: dict[Any, list[Any]] = defaultdict(list)  # image id -> ann ids, file order
+
+    def add(self, ann: dict) -> None:
+        """Stores an annotation (it needs an ``id`` and an ``image_id``)."""
+        data = json.dumps(ann, ensure_ascii=False).encode("utf-8")
+        self._file.seek(0, os.SEEK_END)
+        self._where[ann["id"]] = (self._file.tell(), len(data))
+        self.ids_by_image[ann["image_id"]].append(ann["id"])
+        self._file.write(data)
+
+    def __getitem__(self, ann_id: Any) -> dict:
+        offset, length = self._where[ann_id]
+        self._file.seek(offset)
+        return json.loads(self._file.read(length))
+
+    def __contains__(self, ann_id: object) -> bool:
+        return ann_id in self._where
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+class _AnnotationsByImage(Mapping):
+    """Image id -> its annotations in file order, read from a SpilledAnnotations on access."""
+
+    def __init__(self, anns: SpilledAnnotations):
+        self._anns = anns
+
+    def __getitem__(self, image_id: Any) -> list[dict]:
+        return [self._anns[i] for i in self._anns.ids_by_image[image_id]] if image_id in self else []
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._anns.ids_by_image
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._anns.ids_by_image)
+
+    def __len__(self) -> int:
+        return len(self._anns.ids_by_image)
+
+
+def stream_coco(path: str | Path, image_ids: set | None = None, ann_ids: set | None = None,
+                annotations: bool = True) -> CocoIndex:
+    """A CocoIndex of an annotation file, parsed incrementally (never the whole document in memory).
+
+    Holds the selected image records and every category; the selected annotations go to a
+    SpilledAnnotations (``idx.anns`` and ``idx.anns_by_image`` read them back on access).
+    Three passes over the file (categories, images, annotations), each streaming.
+
+    Args:
+        path: the JSON file.
+        image_ids: keep only these images (None: all).
+        ann_ids: keep only these annotations (None: all).
+        annotations: read ``annotations`` at all (COCO panoptic's records have no ``id``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConvertError: not valid JSON, not a COCO-style document, or a record without an id.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {path} does not exist")
+    name = path.name
+
+    def items(prefix: str) -> Iterator[Any]:
+        with open(path, "rb") as f:
+            try:
+                yield from ijson.items(f, prefix, use_float=True)
+            except ijson.JSONError as e:
+                raise ConvertError(f"{name}: not valid JSON: {e}") from e
+
+    cats = next(items("categories"), None)
+    images = next(items("images"), None)
+    if not isinstance(cats, list) or not isinstance(images, list):
+        raise ConvertError(f"{name}: not a COCO-style document (needs 'images' and 'categories' lists)")
+    spilled = SpilledAnnotations()
+    idx = CocoIndex(anns=spilled, anns_by_image=_AnnotationsByImage(spilled))
+    kind = "an image"
+    try:
+        for img in images:
+            if image_ids is None or img["id"] in image_ids:
+                idx.images[img["id"]] = img
+        del images
+        kind = "a category"
+        for cat in cats:
+            idx.cats[cat["id"]] = cat
+        kind = "an annotation"
+        for ann in items("annotations.item") if annotations else ():
+            if ann_ids is None or ann["id"] in ann_ids:
+                spilled.add(ann)
     except (KeyError, TypeError) as e:
         raise ConvertError(f"{name}: {kind} record lacks {e}") from e
     return idx

@@ -98,12 +98,11 @@ def convert_grefcoco(src: Path, split: str = "train", split_by: str | None = Non
         name: source name on every target; default ``<src folder>(<split_by>)``.
     """
     all_refs, split_by = load_grefs(src, split_by)
-    refs, idx = select_split(src, all_refs, split, exact=True)
-    del all_refs  # only the split's compact refs stay in memory
+    refs, idx = select_split(src, all_refs, split, exact=True)  # empties all_refs
     images_dir = Path(images) if images else default_images_dir(
         src, [src.parent / "images" / "train2014", src.parent / "images" / "mscoco" / "images" / "train2014"])
     source = name or f"{src.name}({split_by})"
-    by_image: dict[Any, list[tuple[dict, list[dict], list[str]]]] = defaultdict(list)
+    by_image: dict[Any, list[tuple[dict, list[Any], list[str]]]] = defaultdict(list)  # ref, ann ids, texts
     for ref in sorted(refs, key=lambda r: (id_order(r["image_id"]), id_order(r["ref_id"]))):
         label = f"gref {ref.get('ref_id')}"
         image = idx.images.get(ref.get("image_id"))
@@ -133,7 +132,7 @@ def convert_grefcoco(src: Path, split: str = "train", split_by: str | None = Non
             if problem:
                 break
             if not ann.get("iscrowd"):
-                anns.append(ann)
+                anns.append(ann["id"])  # read again when the image is built
         if problem or not anns:
             yield Rejected(label, problem or "every listed annotation is a crowd region")
             continue
@@ -141,4 +140,5 @@ def convert_grefcoco(src: Path, split: str = "train", split_by: str | None = Non
     for image_id, targets in by_image.items():
         image = idx.images[image_id]
         yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, ts=targets: build_sample(images_dir, im, ts, idx.cats, source))
+                   lambda im=image, ts=targets: build_sample(
+                       images_dir, im, [(r, [idx.anns[a] for a in ids], t) for r, ids, t in ts], idx.cats, source))

@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 
 from shards.converters import ConvertError, Item, Rejected, register_converter
 from shards.converters.coco_json import (CocoIndex, annotation_problem, annotation_rle, clean_name, find_one,
-                                         index_coco, load_json, nonempty, read_image)
+                                         nonempty, read_image, stream_coco)
 from shards.format import ImageInfo, Sample, Target
 from shards.keys import make_key
 from shards.rle import merge_rles
@@ -132,7 +132,7 @@ def convert_paco(src: Path, split: str = "train", subset: str = "lvis", images: 
         ann_file = find_one(src, [f"annotations/paco_{subset}_v1_{split}.json", f"paco_{subset}_v1_{split}.json",
                                   f"annotations/paco_{subset}_*{split}.json", f"paco_{subset}_*{split}.json"],
                             f"paco_{subset}_v1_{split}.json")
-    idx = index_coco(load_json(ann_file), ann_file.name)
+    idx = stream_coco(ann_file)
     if images:
         root = Path(images)
     else:
@@ -158,7 +158,7 @@ def convert_partimagenet(src: Path, split: str = "train", images: str | None = N
         f"{split}.json")
     if not ann_file.is_file():
         raise FileNotFoundError(f"annotation file {ann_file} does not exist")
-    idx = index_coco(load_json(ann_file), ann_file.name)
+    idx = stream_coco(ann_file)
     if images:
         root = Path(images)
     else:

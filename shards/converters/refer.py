@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from shards.converters import ConvertError, Item, Rejected, register_converter
-from shards.converters.coco_json import (CocoIndex, annotation_problem, annotation_rle, find_one, index_coco,
-                                         load_json, nonempty, read_image, subset_index)
+from shards.converters.coco_json import (CocoIndex, annotation_problem, annotation_rle, find_one, nonempty,
+                                         read_image, stream_coco)
 from shards.converters.safe_pickle import safe_load
 from shards.format import ImageInfo, Sample, Target
 from shards.keys import make_key
@@ -79,9 +79,13 @@ def compact_ref(ref: dict) -> dict[str, Any]:
 def select_split(src: Path, refs: list[dict], split: str, exact: bool = False) -> tuple[list[dict], CocoIndex]:
     """Compact refs of one split and the part of ``src/instances.json`` they use.
 
+    ``refs`` is emptied once the split's compact refs are taken, so that the raw refs are
+    freed before instances.json is read; that file is streamed (stream_coco): only the
+    split's images stay in memory, its annotations wait in a temporary file.
+
     Args:
         src: the dataset folder (holding instances.json).
-        refs: every ref of the refs file.
+        refs: every ref of the refs file (emptied).
         split: the split wanted; refer's matching (split_matches), or equality if exact.
         exact: match split names exactly (gRefCOCO).
 
@@ -90,12 +94,12 @@ def select_split(src: Path, refs: list[dict], split: str, exact: bool = False) -
     """
     chosen = [compact_ref(r) for r in refs if isinstance(r, dict)
               and (str(r.get("split")) == split if exact else split_matches(str(r.get("split")), split))]
+    have = sorted({str(r.get("split")) for r in refs if isinstance(r, dict)}) if not chosen else []
+    refs.clear()
     if not chosen:
-        have = sorted({str(r.get("split")) for r in refs if isinstance(r, dict)})
         raise ConvertError(f"no refs of split {split!r}; the refs file has {', '.join(have)}")
-    idx = index_coco(load_json(src / "instances.json"), "instances.json")
     ann_ids = {a for r in chosen for a in (r["ann_id"] if isinstance(r["ann_id"], list) else [r["ann_id"]])}
-    return chosen, subset_index(idx, {r["image_id"] for r in chosen}, ann_ids)
+    return chosen, stream_coco(src / "instances.json", {r["image_id"] for r in chosen}, ann_ids)
 
 
 def ref_texts(ref: dict) -> list[str]:
@@ -167,7 +171,8 @@ def convert_refcoco(src: Path, split: str = "train", split_by: str | None = None
 
 
 def _refer_items(refs: list[dict], idx: CocoIndex, images_dir: Path, source: str) -> Iterator[Item | Rejected]:
-    by_image: dict[Any, list[tuple[dict, dict, list[str]]]] = defaultdict(list)
+    # image id -> (ref, annotation id, texts); annotations are read again when the image is built
+    by_image: dict[Any, list[tuple[dict, Any, list[str]]]] = defaultdict(list)
     for ref in sorted(refs, key=lambda r: (id_order(r["image_id"]), id_order(r["ref_id"]))):
         label = f"ref {ref.get('ref_id')}"
         if not isinstance(ref["ann_id"], int) or isinstance(ref["ann_id"], bool):
@@ -193,8 +198,9 @@ def _refer_items(refs: list[dict], idx: CocoIndex, images_dir: Path, source: str
         if not texts:
             yield Rejected(label, "ref has no non-empty sentence")
             continue
-        by_image[image["id"]].append((ref, ann, texts))
+        by_image[image["id"]].append((ref, ann["id"], texts))
     for image_id, targets in by_image.items():
         image = idx.images[image_id]
         yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, ts=targets: build_sample(images_dir, im, ts, idx.cats, source, "res"))
+                   lambda im=image, ts=targets: build_sample(images_dir, im, [(r, idx.anns[a], t) for r, a, t in ts],
+                                                             idx.cats, source, "res"))
