@@ -53,3 +53,22 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
 def test_corrupt_pickle_is_a_convert_error():
     with pytest.raises(ConvertError, match="not a readable pickle"):
         safe_loads(pickle.dumps([1, 2, 3])[:-3], "refs(unc).p")
+
+
+def test_loading_restores_the_garbage_collector_state():
+    import gc
+
+    data = pickle.dumps([{"ref_id": i, "sentences": [{"sent": "a"}]} for i in range(3)], protocol=2)
+    assert gc.isenabled()
+    assert safe_loads(data)[2]["ref_id"] == 2 and gc.isenabled()
+    gc.disable()
+    try:
+        assert safe_loads(data)[0]["sentences"] == [{"sent": "a"}] and not gc.isenabled()
+        with pytest.raises(ConvertError):
+            safe_loads(data[:-5])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ConvertError):
+        safe_loads(b"garbage")
+    assert gc.isenabled()

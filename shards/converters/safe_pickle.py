@@ -12,6 +12,7 @@ are decoded (UTF-8, Latin-1 as a fallback) so callers always see ``str``.
 
 from __future__ import annotations
 
+import gc
 import io
 import pickle
 from pathlib import Path
@@ -72,6 +73,18 @@ def _decode_bytes(obj: Any) -> Any:
 
 
 def _load(f: BinaryIO, name: str) -> Any:
+    # The cyclic GC would scan the growing heap again and again while a refs file of tens
+    # of thousands of dicts loads (3x the time); plain data holds no cycles to collect.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_plain(f, name)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load_plain(f: BinaryIO, name: str) -> Any:
     try:
         obj = RestrictedUnpickler(f, encoding="bytes").load()
     except UnsafePickleError as e:
