@@ -29,7 +29,7 @@ from typing import Any, Iterator
 from shards.converters import ConvertError, Item, Rejected, register_converter
 from shards.converters.coco_json import (CocoIndex, annotation_problem, annotation_rle, find_one, nonempty,
                                          read_image, stream_coco)
-from shards.converters.safe_pickle import safe_load
+from shards.converters.safe_pickle import safe_load, safe_load_list
 from shards.format import ImageInfo, Sample, Target
 from shards.keys import make_key
 
@@ -76,12 +76,25 @@ def compact_ref(ref: dict) -> dict[str, Any]:
             "sent_ids": [s.get("sent_id") for s in ref.get("sentences") or [] if isinstance(s, dict)]}
 
 
+def in_split(ref: dict, split: str, exact: bool = False) -> bool:
+    """Whether a ref belongs to the split wanted: refer's matching (split_matches), or equality if exact."""
+    return str(ref.get("split")) == split if exact else split_matches(str(ref.get("split")), split)
+
+
+def split_index(src: Path, refs: list[dict]) -> CocoIndex:
+    """The part of ``src/instances.json`` that compact refs use, streamed (stream_coco).
+
+    Only the refs' images stay in memory; their annotations wait in a temporary file.
+    """
+    ann_ids = {a for r in refs for a in (r["ann_id"] if isinstance(r["ann_id"], list) else [r["ann_id"]])}
+    return stream_coco(src / "instances.json", {r["image_id"] for r in refs}, ann_ids)
+
+
 def select_split(src: Path, refs: list[dict], split: str, exact: bool = False) -> tuple[list[dict], CocoIndex]:
-    """Compact refs of one split and the part of ``src/instances.json`` they use.
+    """Compact refs of one split and the part of ``src/instances.json`` they use (split_index).
 
     ``refs`` is emptied once the split's compact refs are taken, so that the raw refs are
-    freed before instances.json is read; that file is streamed (stream_coco): only the
-    split's images stay in memory, its annotations wait in a temporary file.
+    freed before instances.json is read.
 
     Args:
         src: the dataset folder (holding instances.json).
@@ -92,14 +105,36 @@ def select_split(src: Path, refs: list[dict], split: str, exact: bool = False) -
     Raises:
         ConvertError: no ref has that split (the message lists the splits present).
     """
-    chosen = [compact_ref(r) for r in refs if isinstance(r, dict)
-              and (str(r.get("split")) == split if exact else split_matches(str(r.get("split")), split))]
+    chosen = [compact_ref(r) for r in refs if isinstance(r, dict) and in_split(r, split, exact)]
     have = sorted({str(r.get("split")) for r in refs if isinstance(r, dict)}) if not chosen else []
     refs.clear()
     if not chosen:
         raise ConvertError(f"no refs of split {split!r}; the refs file has {', '.join(have)}")
-    ann_ids = {a for r in chosen for a in (r["ann_id"] if isinstance(r["ann_id"], list) else [r["ann_id"]])}
-    return chosen, stream_coco(src / "instances.json", {r["image_id"] for r in chosen}, ann_ids)
+    return chosen, split_index(src, chosen)
+
+
+def load_split_refs(path: Path, split: str, exact: bool = False) -> list[dict]:
+    """The compact refs of one split, streamed from a refs pickle (restricted: plain data only).
+
+    Each ref is compacted or dropped as it is read (safe_load_list), so the whole file is
+    never in memory as Python objects (several times its size on disk).
+
+    Raises:
+        ConvertError: not a pickled list of dicts, or no ref has that split (the message lists
+            the splits present).
+    """
+    have: set[str] = set()
+
+    def keep(ref: Any) -> dict | None:
+        if not isinstance(ref, dict):
+            raise ConvertError(f"expected a list of ref dicts, got a {type(ref).__name__} in it")
+        have.add(str(ref.get("split")))
+        return compact_ref(ref) if in_split(ref, split, exact) else None
+
+    chosen = safe_load_list(path, keep)
+    if not chosen:
+        raise ConvertError(f"no refs of split {split!r}; the refs file has {', '.join(sorted(have))}")
+    return chosen
 
 
 def ref_texts(ref: dict) -> list[str]:
@@ -163,7 +198,8 @@ def convert_refcoco(src: Path, split: str = "train", split_by: str | None = None
         name: source name recorded on every target; default ``<src folder>(<split_by>)``.
     """
     refs_path, split_by = find_refs_file(src, split_by)
-    refs, idx = select_split(src, load_refs(refs_path), split)
+    refs = load_split_refs(refs_path, split)
+    idx = split_index(src, refs)
     images_dir = Path(images) if images else default_images_dir(
         src, [src.parent / "images" / "mscoco" / "images" / "train2014"])
     source = name or f"{src.name}({split_by})"

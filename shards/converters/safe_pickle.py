@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import gc
 import io
+import itertools
 import pickle
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from shards.converters import ConvertError
 
@@ -116,3 +117,140 @@ def safe_load(path: str | Path) -> Any:
     path = Path(path)
     with open(path, "rb", buffering=1 << 20) as f:
         return _load(f, path.name)
+
+
+class _SharedAcrossItems(Exception):
+    """A later item of the list refers to an object of an earlier one (memo entry pruned)."""
+
+
+_PRUNED = object()  # stands for a memo entry of an item already handed over
+
+
+class _ListStreamer(pickle._Unpickler):  # noqa: SLF001 - the pure-Python unpickler is the one with hooks
+    """Restricted like RestrictedUnpickler; hands each item of the top-level list to ``keep``.
+
+    Items are decoded (bytes -> str) and passed on as soon as they are appended, and only
+    what ``keep`` returns (unless None) is kept; the memo entries an item made are dropped
+    with it, so the whole raw list never exists. An item that refers back to an object of
+    an earlier one raises _SharedAcrossItems (the caller then loads the file whole).
+    """
+
+    def __init__(self, f: BinaryIO, keep: Callable[[Any], Any]):
+        super().__init__(f, encoding="bytes")
+        self._keep = keep
+        self._memo_seen = 0  # memo entries that existed at the last prune
+        self._top: list | None = None
+        self.kept: list[Any] = []
+
+    find_class = RestrictedUnpickler.find_class
+    persistent_load = RestrictedUnpickler.persistent_load
+
+    def _take(self, items: list[Any]) -> None:
+        for item in items:
+            out = self._keep(_decode_bytes(item))
+            if out is not None:
+                self.kept.append(out)
+        self._prune_memo()
+
+    def _prune_memo(self) -> None:
+        """Drops the memo entries made since the last item (newest last in the dict's order).
+
+        Placeholders, not deletions: MEMOIZE numbers entries by len(memo). A file whose
+        items are pickled one by one reuses small memo indices instead, and stays small.
+        """
+        new = len(self.memo) - self._memo_seen
+        for key in list(itertools.islice(reversed(self.memo), new)):
+            self.memo[key] = _PRUNED
+        self._memo_seen = len(self.memo)
+
+    def _check_get(self) -> None:
+        if self.stack[-1] is _PRUNED:
+            raise _SharedAcrossItems()
+
+    def load_get(self) -> None:
+        super().load_get()
+        self._check_get()
+
+    def load_binget(self) -> None:
+        super().load_binget()
+        self._check_get()
+
+    def load_long_binget(self) -> None:
+        super().load_long_binget()
+        self._check_get()
+
+    def _mark_top(self) -> None:
+        if self._top is None and not self.metastack and len(self.stack) == 1 and self.stack[0] == []:
+            self._top = self.stack[0]
+
+    def load_empty_list(self) -> None:  # protocol >= 1: EMPTY_LIST, then APPENDS batches
+        super().load_empty_list()
+        self._mark_top()
+
+    def load_list(self) -> None:  # protocol 0: MARK LIST, then one APPEND per item
+        super().load_list()
+        self._mark_top()
+
+    def load_append(self) -> None:
+        value = self.stack.pop()
+        if self.stack[-1] is self._top:
+            self._take([value])
+        else:
+            self.stack[-1].append(value)
+
+    def load_appends(self) -> None:
+        items = self.pop_mark()
+        if self.stack[-1] is self._top:
+            self._take(items)
+        else:
+            self.stack[-1].extend(items)
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # noqa: SLF001
+    dispatch[pickle.EMPTY_LIST[0]] = load_empty_list
+    dispatch[pickle.LIST[0]] = load_list
+    dispatch[pickle.APPEND[0]] = load_append
+    dispatch[pickle.APPENDS[0]] = load_appends
+    dispatch[pickle.GET[0]] = load_get
+    dispatch[pickle.BINGET[0]] = load_binget
+    dispatch[pickle.LONG_BINGET[0]] = load_long_binget
+
+
+def safe_load_list(path: str | Path, keep: Callable[[Any], Any]) -> list[Any]:
+    """Streams a pickled list from a file: ``keep(item)`` for each item, returns the non-None results.
+
+    Same restrictions and errors as safe_load; a pickle whose top level is not a list raises
+    ConvertError. Memory holds what ``keep`` returns and one item at a time. If an item
+    refers to an object of an earlier item (``pickle.dump`` stores a shared object once),
+    the file is loaded whole instead and ``keep`` runs again on every item: keep must be a
+    filter without other side effects than idempotent ones. About 10x slower than
+    safe_load (the pure-Python unpickler), ~1 s per 10 MB.
+
+    Raises:
+        UnsafePickleError: the pickle names a global or a persistent id.
+        ConvertError: unreadable, not a list, or whatever ``keep`` raises.
+    """
+    path = Path(path)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with open(path, "rb", buffering=1 << 20) as f:
+            loader = _ListStreamer(f, keep)
+            try:
+                top = loader.load()
+            except _SharedAcrossItems:
+                loader = None
+            except (UnsafePickleError, ConvertError) as e:
+                raise type(e)(f"{path.name}: {e}") from None
+            except Exception as e:  # truncated or corrupt pickles raise many types
+                raise ConvertError(f"{path.name}: not a readable pickle: {type(e).__name__}: {e}") from e
+    finally:
+        if was_enabled:
+            gc.enable()
+    if loader is None:
+        whole = safe_load(path)
+        if not isinstance(whole, list):
+            raise ConvertError(f"{path.name}: expected a pickled list, got {type(whole).__name__}")
+        return [out for item in whole if (out := keep(item)) is not None]
+    if top is not loader._top:
+        raise ConvertError(f"{path.name}: expected a pickled list, got {type(top).__name__}")
+    return loader.kept
