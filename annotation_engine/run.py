@@ -180,7 +180,8 @@ def _run_pool(todo: list[tuple[str, str]], cfg, version: str, actors: int, gpus_
                          "Use fewer actors, or a config with resources.num_gpus: 0 (CPU)")
     config = cfg.to_dict()
     config["device"] = ("cuda" if cfg.device == "cpu" else cfg.device) if gpus > 0 else "cpu"
-    pool = EnginePool(config, actors=actors, num_cpus=r.num_cpus, num_gpus=gpus, torch_threads=r.torch_threads)
+    pool = EnginePool(config, actors=actors, num_cpus=r.num_cpus, num_gpus=gpus, torch_threads=r.torch_threads,
+                      niceness=r.niceness)
     try:
         versions = pool.ready()
         if any(v != version for v in versions):  # e.g. a model file changed under us

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 import yaml
 from click.testing import CliRunner
 from PIL import Image
@@ -153,6 +154,7 @@ def test_killed_actor_loses_and_duplicates_nothing(ray_cluster, tmp_path):
     pool = EnginePool(cfg.to_dict(), actors=2, num_cpus=1)
     try:
         pool.ready()
+        assert ray.get([a.niceness.remote() for a in pool.actors]) == [0, 0]  # Ray's default is 15
         victim = pool.pids()[0]
         seen = []
         for item, ok, result in pool.map(paths, read_bytes, batch_size=1, inflight=2):
