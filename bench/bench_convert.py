@@ -7,8 +7,10 @@ own: (1) ``generate_shapes`` writes N images in refer's layout; (2) the ``refcoc
 converter turns every split (train, val, testA, testB) into shards, as
 ``unilseg convert refcoco`` does. Each child reports wall time and peak RSS
 (``resource.getrusage``). Flat memory means the 10k peaks stay close to the 1k peaks:
-images and masks never accumulate; what grows is only the annotation files the refer
-layout keeps in memory by design (one refs pickle, one instances.json).
+images and masks never accumulate, the refs pickle is streamed keeping only the split's
+compact refs, and instances.json is streamed (ijson) keeping the split's image records
+while its annotations wait in a temporary file; what still grows is only those compact
+per-split records (a few hundred bytes per ref and image).
 """
 
 from __future__ import annotations
