@@ -116,9 +116,14 @@ def read_plain(d: Path, decode: bool) -> float:
 
 
 def peak_rss_writing(n: int) -> float:
-    """Peak RSS (MB) of a child process that generates and writes n samples one by one."""
+    """Peak RSS (MB) of a child process that generates and writes n samples one by one.
+
+    Read from /proc/self/status (VmHWM, this process image only): ``ru_maxrss`` of a child
+    also counts the RSS the parent had when it forked (here ~800 MB of torch and samples),
+    which hid any growth.
+    """
     code = f"""
-import resource, sys, tempfile
+import re, resource, sys, tempfile
 sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})
 from bench_shards import make_samples
 from shards.writer import ShardWriter
@@ -128,7 +133,10 @@ with tempfile.TemporaryDirectory() as d, ShardWriter(d, max_count=250) as w:
         s = tmpl[i % 50]
         s.key = f"k{{i}}"
         w.write(s)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+try:
+    print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) / 1024)
+except OSError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
