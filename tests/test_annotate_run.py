@@ -101,7 +101,7 @@ def test_bad_images_rerun_config_change_and_new_images(ray_cluster, tmp_path):
     out = tmp_path / "auto"
     split = out / "train"
     t0 = time.perf_counter()
-    first = annotate_images(str(images), str(out), engine=ENGINE, actors=2, progress=False)
+    first = annotate_images(str(images), str(out), engine=ENGINE, actors=1, progress=False)
     t_first = time.perf_counter() - t0
 
     # bad inputs are quarantined with their reason, the good ones written
