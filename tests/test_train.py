@@ -75,6 +75,7 @@ def test_two_workers_survive_lost_worker_resume_and_rerun_noop(synth, ray_cluste
     # rank 1 died before step 4 (once); the group restarted from the step-2 checkpoint and finished
     assert (run / ".injected-failure-step-4").exists()
     starts = [(e["step"], e["from"]) for e in read_metrics(run) if e["event"] == "start"]
+    assert all(e["niceness"] == 0 for e in read_metrics(run) if e["event"] == "start")  # Ray's default is 15
     # Ray's checkpoint when its controller had registered the step-2 report before the loss,
     # else RUN/latest.pt (both hold step 2)
     assert starts[0] [:2] == (0, "scratch") and len(starts) == 2 and starts[1] in ((2, "ray"), (2, "latest"))
