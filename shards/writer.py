@@ -1,14 +1,20 @@
 """Shard writer: samples -> finished WebDataset shards, manifest, dataset.json, quarantine.
 
 Crash safety: a shard is written under ``shard-NNNNNN.tar.tmp`` and renamed to its final
-name only once complete, after its manifest part. A killed writer leaves at most a temp
-file; the next writer on the same directory removes it and continues after the last
+name only once complete, after its manifest part. A killed writer leaves at most temp
+files; the next writer on the same directory removes them and continues after the last
 finished shard, skipping every key already written. One writer per split at a time
 (an exclusive lock file enforces it).
+
+A full shard is finished (hash, fsync, manifest part, rename, dataset.json) by one
+background thread, in shard order, while the next shard is being written; ``close``
+waits for every finish and re-raises the first error. After an error no later shard is
+renamed into place, so finished shards always form a gap-free prefix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -20,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow.parquet as pq
 
@@ -37,6 +43,7 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 _MTIME = 0  # an int: a float mtime makes tarfile add a PAX header to every member
 _MODE, _OWNER = 0o444, "bigdata"  # webdataset.TarWriter's defaults
 _HASH_BACKLOG = 8  # samples written but not hashed yet, at most (bounds the memory they hold)
+_FINISH_BACKLOG = 1  # full shards queued for the finisher besides the one it works on
 
 
 class _ShardFile:
@@ -89,6 +96,67 @@ class _ShardFile:
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
+
+    def abandon(self) -> None:
+        """Stops the hasher and closes the file, unfinished (it stays a temp file)."""
+        self._pending.put(None)
+        self._hasher.join()
+        self._f.close()
+
+
+class _Finisher:
+    """Runs ``finish(job)`` for each submitted job on one thread, in submission order.
+
+    The first error stops the finishing: later jobs are only ``abandon(job)``-ed, and the
+    error is re-raised by the next ``submit`` or ``wait``.
+
+    Args:
+        finish (Callable): finishes one job (runs on the finisher thread).
+        abandon (Callable): releases a job that will not be finished.
+    """
+
+    def __init__(self, finish: Callable[[Any], None], abandon: Callable[[Any], None]):
+        self._finish, self._abandon = finish, abandon
+        self._jobs: queue.Queue[Any] = queue.Queue(maxsize=_FINISH_BACKLOG)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="shard-finisher", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                if self.error is None:
+                    self._finish(job)
+                else:
+                    self._abandon(job)
+            except BaseException as e:  # handed to the writer's thread by submit/wait
+                self.error = self.error or e
+                with contextlib.suppress(Exception):  # the first error is the one worth reporting
+                    self._abandon(job)
+            finally:
+                self._jobs.task_done()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"finishing a shard failed: {self.error}") from self.error
+
+    def submit(self, job: Any) -> None:
+        """Queues a job (blocks while the backlog is full), or abandons it and raises an earlier error."""
+        if self.error is not None:
+            self._abandon(job)
+            self._raise()
+        self._jobs.put(job)
+
+    def wait(self) -> None:
+        """Waits until every queued job is done; raises the first finish error, if any."""
+        self._jobs.join()
+        self._raise()
+
+    def stop(self) -> None:
+        """Waits for every queued job and ends the thread (idempotent); raises nothing."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
 
 
 def _tarfile_header(name: str, size: int) -> bytes:
@@ -158,10 +226,11 @@ class ShardWriter:
         self._keys: set[str] = set()
         self._quarantined: set[tuple[str, str]] = set()
         self._recover()
+        self._index = len(self._shards)  # index of the shard being written
+        self._finisher = _Finisher(self._finish_job, lambda job: job[1].abandon())
         self._file: _ShardFile | None = None
-        self._rows = ManifestRows()
-        self._count = 0
-        self._payload = 0  # tar bytes of the members written to the open shard
+        # the open shard's manifest rows, samples and tar bytes of its members
+        self._rows, self._count, self._payload = ManifestRows(), 0, 0
         self.written = 0  # samples written by this writer (not counting earlier runs)
         self.skipped = 0  # samples skipped because their key was already in the split
         self.closed = False
@@ -182,8 +251,6 @@ class ShardWriter:
             name = SHARD_PATTERN.format(index)
             tar, part = self.dir / name, self.dir / PARTS_DIR / (name + ".parquet")
             if not tar.exists():
-                if part.exists():  # killed between the part's and the tar's rename
-                    part.unlink()
                 break
             if not part.exists():
                 raise RuntimeError(f"{tar} has no manifest part {part}: the split is damaged; "
@@ -192,13 +259,14 @@ class ShardWriter:
             self._shards.append(entry)
             self._keys.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
             index += 1
+        finished = {SHARD_PATTERN.format(i) + ".parquet" for i in range(index)}
+        for part in (self.dir / PARTS_DIR).glob("*.parquet"):
+            if part.name not in finished:  # killed between the part's and the tar's rename
+                part.unlink()
         qpath = self.dir / QUARANTINE
         if qpath.exists():
-            with open(qpath, encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
-                        rec = json.loads(line)
-                        self._quarantined.add((rec.get("input", ""), rec.get("reason", "")))
+            recs = [json.loads(line) for line in qpath.read_text(encoding="utf-8").splitlines() if line.strip()]
+            self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in recs)
 
     @staticmethod
     def _describe(tar: Path, part: Path) -> dict[str, Any]:
@@ -241,6 +309,11 @@ class ShardWriter:
         self.written += 1
         return True
 
+    def flush(self) -> None:
+        """Waits until every full shard handed to the finisher is finished (renamed into place,
+        listed in dataset.json); re-raises a finish error. The open shard stays open."""
+        self._finisher.wait()
+
     def quarantine(self, input_name: str, reason: str, **extra: Any) -> None:
         """Records a rejected input with its reason (once per input and reason)."""
         if (input_name, reason) in self._quarantined:
@@ -252,58 +325,54 @@ class ShardWriter:
 
     @property
     def _current_name(self) -> str:
-        return SHARD_PATTERN.format(len(self._shards))
+        return SHARD_PATTERN.format(self._index)
 
     def _open_shard(self) -> None:
         self._file = _ShardFile(self.dir / (self._current_name + ".tmp"))
         self._rows, self._count, self._payload = ManifestRows(), 0, 0
 
     def _finish_shard(self) -> None:
-        """Closes the open shard: part first, then the tar under its final name."""
-        name = self._current_name
-        self._file.close()
-        self._rows.write(self.dir / PARTS_DIR / (name + ".parquet"))
-        os.replace(self.dir / (name + ".tmp"), self.dir / name)
-        self._shards.append(_shard_entry(
-            name, self._file.sha256.hexdigest(), self._file.size, self._count,
-            self._rows.columns["task"], self._rows.columns["granularity"]))
+        """Hands the open shard to the finisher thread; the next sample starts a new shard."""
+        job = (self._current_name, self._file, self._rows, self._count)
         self._file, self._rows, self._count = None, ManifestRows(), 0
+        self._index += 1
+        self._finisher.submit(job)
+
+    def _finish_job(self, job: tuple[str, _ShardFile, ManifestRows, int]) -> None:
+        """Finisher thread: closes a full shard, writes its part, then renames the tar into place."""
+        name, file, rows, count = job
+        file.close()
+        rows.write(self.dir / PARTS_DIR / (name + ".parquet"))
+        os.replace(self.dir / (name + ".tmp"), self.dir / name)
+        self._shards.append(_shard_entry(name, file.sha256.hexdigest(), file.size, count,
+                                         rows.columns["task"], rows.columns["granularity"]))
         self._write_summary(status="incomplete")
 
     def _write_summary(self, status: str) -> None:
-        by_task: Counter[str] = Counter()
-        by_gran: Counter[str] = Counter()
-        for s in self._shards:
-            by_task.update(s["tasks"])
-            by_gran.update(s["granularities"])
-        doc = {
-            "schema_version": SCHEMA_VERSION,
-            "status": status,
-            "counts": {"shards": len(self._shards), "samples": sum(s["samples"] for s in self._shards),
-                       "targets": sum(s["targets"] for s in self._shards),
-                       "quarantined": len(self._quarantined),
-                       "by_task": dict(sorted(by_task.items())),
-                       "by_granularity": dict(sorted(by_gran.items()))},
-            "shards": self._shards,
-        }
-        write_json_atomic(self.dir / DATASET_JSON, doc)
+        by_task: Counter[str] = sum((Counter(s["tasks"]) for s in self._shards), Counter())
+        by_gran: Counter[str] = sum((Counter(s["granularities"]) for s in self._shards), Counter())
+        counts = {"shards": len(self._shards), "samples": sum(s["samples"] for s in self._shards),
+                  "targets": sum(s["targets"] for s in self._shards), "quarantined": len(self._quarantined),
+                  "by_task": dict(sorted(by_task.items())), "by_granularity": dict(sorted(by_gran.items()))}
+        write_json_atomic(self.dir / DATASET_JSON, {"schema_version": SCHEMA_VERSION, "status": status,
+                                                    "counts": counts, "shards": self._shards})
 
     def close(self) -> dict[str, Any]:
         """Finishes the open shard, writes manifest.parquet and dataset.json; returns the summary."""
         if self.closed:
             return read_dataset_json(self.dir)
-        if self._file is not None:
-            if self._count:
-                self._finish_shard()
-            else:
-                self._file.close()
-                (self.dir / (self._current_name + ".tmp")).unlink()
-        parts = [self.dir / PARTS_DIR / (s["name"] + ".parquet") for s in self._shards]
-        merge_parts(parts, self.dir / MANIFEST)
-        self._write_summary(status="complete")
         self.closed = True
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
-        self._lock.close()
+        try:
+            if self._file is not None:
+                self._finish_shard()  # opened by a sample, so never empty
+            self._finisher.wait()
+            parts = [self.dir / PARTS_DIR / (s["name"] + ".parquet") for s in self._shards]
+            merge_parts(parts, self.dir / MANIFEST)
+            self._write_summary(status="complete")
+        finally:
+            self._finisher.stop()
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
         return read_dataset_json(self.dir)
 
     def __enter__(self) -> "ShardWriter":
@@ -326,6 +395,5 @@ def _tar_bytes(payload: int) -> int:
 
 def _shard_entry(name: str, sha256: str, size: int, samples: int, tasks: list[str],
                  granularities: list[str]) -> dict[str, Any]:
-    return {"name": name, "sha256": sha256, "bytes": size, "samples": samples,
-            "targets": len(tasks), "tasks": dict(Counter(tasks)),
-            "granularities": dict(Counter(granularities))}
+    return {"name": name, "sha256": sha256, "bytes": size, "samples": samples, "targets": len(tasks),
+            "tasks": dict(Counter(tasks)), "granularities": dict(Counter(granularities))}

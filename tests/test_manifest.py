@@ -19,7 +19,9 @@ def _sample(i: int) -> Sample:
 
 
 def _kill(writer: ShardWriter) -> None:
-    """What SIGKILL leaves: the open shard's temp file, no close; the lock is released."""
+    """What SIGKILL leaves once the full shards are finished: the open shard's temp file,
+    no close; the lock is released."""
+    writer.flush()
     writer._lock.close()
 
 
@@ -45,6 +47,7 @@ def test_shard_finished_after_the_last_dataset_json_is_seen(tmp_path):
     w = ShardWriter(split, max_count=1)
     w.write(_sample(2))
     w.write(_sample(3))  # finishes shard 2
+    w.flush()
     write_json_atomic(split / DATASET_JSON, info)  # as if killed between the rename and the summary
     _kill(w)
     assert read_dataset_json(split)["status"] == "complete"

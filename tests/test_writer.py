@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,7 @@ KILLER = textwrap.dedent("""
     for i in range(10):
         w.write(make_sample(i))
         if i == 7:  # mid-shard: shards 0 and 1 finished, shard 2 half written
+            w.flush()
             w._file.flush()
             os.kill(os.getpid(), 9)
 """)
@@ -189,3 +191,90 @@ def test_columnar_manifest_rows_equal_the_row_dicts(tmp_path):
     assert cols.table().equals(want)
     cols.write(tmp_path / "p.parquet")
     assert pq.read_table(tmp_path / "p.parquet").to_pylist() == want.to_pylist()
+
+
+def test_next_shard_is_written_while_the_full_one_is_finished(tmp_path, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    finish = ShardWriter._finish_job
+
+    def slow_finish(self, job):
+        started.set()
+        release.wait(10)  # a synchronous finish would block write() here, then fail below
+        finish(self, job)
+
+    monkeypatch.setattr(ShardWriter, "_finish_job", slow_finish)
+    split = tmp_path / "s"
+    with ShardWriter(split, max_count=3) as w:
+        for i in range(5):  # shard 0 is full after 3: samples 3 and 4 go to shard 1 meanwhile
+            w.write(make_sample(i))
+        assert started.wait(10) and not (split / "shard-000000.tar").exists()
+        release.set()
+    assert [s.key for s in ShardReader(split).samples(False)] == [make_sample(i).key for i in range(5)]
+    assert verify_split(split).ok
+
+
+def test_finish_error_is_raised_and_no_later_shard_is_renamed(tmp_path, monkeypatch):
+    from shards.manifest import ManifestRows
+
+    write_part = ManifestRows.write
+
+    def failing_write(self, path):
+        if path.name.startswith("shard-000001"):
+            raise OSError("disk full")
+        write_part(self, path)
+
+    monkeypatch.setattr(ManifestRows, "write", failing_write)
+    split = tmp_path / "s"
+    with pytest.raises(RuntimeError, match="finishing a shard failed: disk full"):
+        with ShardWriter(split, max_count=2) as w:
+            for i in range(9):
+                w.write(make_sample(i))
+    assert sorted(p.name for p in split.glob("shard-*.tar")) == ["shard-000000.tar"]
+    assert read_dataset_json(split)["status"] == "incomplete"
+    monkeypatch.setattr(ManifestRows, "write", write_part)
+    with ShardWriter(split, max_count=2) as w:  # the lock was released; the rest is redone
+        assert [w.write(make_sample(i)) for i in range(9)] == [False] * 2 + [True] * 7
+    assert len(list(ShardReader(split).samples(False))) == 9 and verify_split(split).ok
+
+
+PENDING_KILLER = textwrap.dedent("""
+    import os, sys, threading
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from shard_fixtures import make_sample
+    from shards.manifest import ManifestRows
+    from shards.writer import ShardWriter
+    write_part, parked = ManifestRows.write, threading.Event()
+
+    def park_after_part(self, path):  # shard 1's part is on disk, its tar not renamed yet
+        write_part(self, path)
+        if path.name.startswith("shard-000001"):
+            parked.set()
+            threading.Event().wait()
+
+    ManifestRows.write = park_after_part
+    w = ShardWriter(sys.argv[1], max_count=3)
+    for i in range(8):  # shard 1 full after sample 5; shard 2 half written
+        w.write(make_sample(i))
+    parked.wait()
+    w._file.flush()
+    os.kill(os.getpid(), 9)
+""")
+
+
+def test_writer_killed_with_a_finish_pending_is_redone(tmp_path):
+    split = tmp_path / "s"
+    script = tmp_path / "killer.py"
+    script.write_text(PENDING_KILLER.format(root=str(ROOT), tests=str(ROOT / "tests")))
+    proc = subprocess.run([sys.executable, str(script), str(split)], capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    assert sorted(p.name for p in split.glob("shard-*.tar")) == ["shard-000000.tar"]
+    assert (split / "_parts" / "shard-000001.tar.parquet").exists()  # orphan part of the pending shard
+    assert sorted(p.name for p in split.glob("*.tmp")) == ["shard-000001.tar.tmp", "shard-000002.tar.tmp"]
+    assert len(list(ShardReader(split).samples(False))) == 3
+    with ShardWriter(split, max_count=3) as w:
+        assert [w.write(make_sample(i)) for i in range(10)] == [False] * 3 + [True] * 7
+    assert not list(split.glob("*.tmp"))
+    assert sorted(p.name for p in (split / "_parts").iterdir()) == [f"shard-00000{i}.tar.parquet" for i in range(4)]
+    assert [s.key for s in ShardReader(split).samples(False)] == [make_sample(i).key for i in range(10)]
+    rep = verify_split(split)
+    assert rep.ok and not rep.warnings, (rep.errors, rep.warnings)
