@@ -43,6 +43,7 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 _MTIME = 0  # an int: a float mtime makes tarfile add a PAX header to every member
 _MODE, _OWNER = 0o444, "bigdata"  # webdataset.TarWriter's defaults
 _HASH_BACKLOG = 8  # samples written but not hashed yet, at most (bounds the memory they hold)
+_WRITE_BUFFER = 1 << 20  # bytes: one write syscall (and GIL release, a chance for the hasher to cut in) per MB
 _FINISH_BACKLOG = 1  # full shards queued for the finisher besides the one it works on
 
 
@@ -58,7 +59,7 @@ class _ShardFile:
     """
 
     def __init__(self, path: Path):
-        self._f = open(path, "wb")
+        self._f = open(path, "wb", buffering=_WRITE_BUFFER)
         self.size = 0
         self.sha256 = hashlib.sha256()  # complete once close() returned
         self._pending: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=_HASH_BACKLOG)
