@@ -367,8 +367,7 @@ class ShardWriter:
             if self._file is not None:
                 self._finish_shard()  # opened by a sample, so never empty
             self._finisher.wait()
-            parts = [self.dir / PARTS_DIR / (s["name"] + ".parquet") for s in self._shards]
-            merge_parts(parts, self.dir / MANIFEST)
+            merge_parts([self.dir / PARTS_DIR / (s["name"] + ".parquet") for s in self._shards], self.dir / MANIFEST)
             self._write_summary(status="complete")
         finally:
             self._finisher.stop()
