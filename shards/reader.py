@@ -175,7 +175,8 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 def _is_meta(fname: str) -> bool:
     """Members webdataset's tar_file_iterator skips ("__x__" at the top level, "__x__/...")."""
-    return ("/" not in fname and fname.startswith("__") and fname.endswith("__")) or bool(_SKIP_META.match(fname))
+    top_level = "/" not in fname and fname.startswith("__") and fname.endswith("__")
+    return top_level or bool(_SKIP_META.match(fname))
 
 
 def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], bool]) -> Callable:

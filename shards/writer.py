@@ -43,7 +43,7 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 _MTIME = 0  # an int: a float mtime makes tarfile add a PAX header to every member
 _MODE, _OWNER = 0o444, "bigdata"  # webdataset.TarWriter's defaults
 _HASH_BACKLOG = 8  # samples written but not hashed yet, at most (bounds the memory they hold)
-_WRITE_BUFFER = 1 << 20  # bytes: one write syscall (and GIL release, a chance for the hasher to cut in) per MB
+_WRITE_BUFFER = 1 << 20  # bytes per write syscall: each one lets the hasher take the GIL
 _FINISH_BACKLOG = 1  # full shards queued for the finisher besides the one it works on
 
 
@@ -189,13 +189,10 @@ def _member_header(name: str, size: int) -> bytes:
                      b"%06o\0 " % chksum, _TEMPLATE[156:]))
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class ShardWriter:
@@ -264,9 +261,9 @@ class ShardWriter:
         for part in (self.dir / PARTS_DIR).glob("*.parquet"):
             if part.name not in finished:  # killed between the part's and the tar's rename
                 part.unlink()
-        qpath = self.dir / QUARANTINE
-        if qpath.exists():
-            recs = [json.loads(line) for line in qpath.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if (qpath := self.dir / QUARANTINE).exists():
+            lines = qpath.read_text(encoding="utf-8").splitlines()
+            recs = [json.loads(line) for line in lines if line.strip()]
             self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in recs)
 
     @staticmethod
@@ -367,7 +364,8 @@ class ShardWriter:
             if self._file is not None:
                 self._finish_shard()  # opened by a sample, so never empty
             self._finisher.wait()
-            merge_parts([self.dir / PARTS_DIR / (s["name"] + ".parquet") for s in self._shards], self.dir / MANIFEST)
+            parts = [self.dir / PARTS_DIR / (s["name"] + ".parquet") for s in self._shards]
+            merge_parts(parts, self.dir / MANIFEST)
             self._write_summary(status="complete")
         finally:
             self._finisher.stop()

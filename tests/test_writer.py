@@ -274,7 +274,8 @@ def test_writer_killed_with_a_finish_pending_is_redone(tmp_path):
     with ShardWriter(split, max_count=3) as w:
         assert [w.write(make_sample(i)) for i in range(10)] == [False] * 3 + [True] * 7
     assert not list(split.glob("*.tmp"))
-    assert sorted(p.name for p in (split / "_parts").iterdir()) == [f"shard-00000{i}.tar.parquet" for i in range(4)]
+    parts = sorted(p.name for p in (split / "_parts").iterdir())
+    assert parts == [f"shard-00000{i}.tar.parquet" for i in range(4)]
     assert [s.key for s in ShardReader(split).samples(False)] == [make_sample(i).key for i in range(10)]
     rep = verify_split(split)
     assert rep.ok and not rep.warnings, (rep.errors, rep.warnings)
