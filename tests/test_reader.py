@@ -50,7 +50,8 @@ def _tar_of_every_kind(path, fmt):
     """A tar with regular members of many sizes and names, a directory, a symlink, meta files."""
     long_dir = "d" * 90 + "/" + "e" * 50  # over 100 characters: ustar prefix, GNU L record or PAX path
     files = {"a.json": b"{}", "empty.txt": b"", "k512.png": bytes(range(256)) * 2,
-             "big.jpg": os.urandom(3000), long_dir + ".png": b"long", "__meta__": b"m", "__x__/y.txt": b"m", "s/k.cls": b"7"}
+             "big.jpg": os.urandom(3000), long_dir + ".png": b"long",
+             "__meta__": b"m", "__x__/y.txt": b"m", "s/k.cls": b"7"}
     if fmt != tarfile.USTAR_FORMAT:
         files["é chat.jpg"] = b"unicode"
     with tarfile.open(path, "w", format=fmt) as tf:
