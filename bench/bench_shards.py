@@ -9,7 +9,8 @@ unless both wrote byte-identical shards. What the baseline does not do: validate
 write manifest parts, manifest.parquet and dataset.json, fsync, rename from a temp name.
 Read: our ShardReader (raw records, streaming sha256 check) vs webdataset.WebDataset
 over the same shards, both without image decoding, and both with JSON parsing + PIL
-decoding. Each pair runs interleaved in one process; the ratio
+decoding. Both use webdataset's grouping by key; ours expands the tars with its own
+block reader (shards/reader.py _TarMembers) where webdataset uses tarfile's stream mode. Each pair runs interleaved in one process; the ratio
 is ours / baseline throughput (>= 0.8 is the target). Memory: peak RSS of a child
 process writing 1k vs 10k samples (it imports the writer only, not webdataset/torch).
 """
