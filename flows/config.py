@@ -59,10 +59,10 @@ class TrainStage(_Strict):
     """Ray Train of the UniLSeg model on every train split above."""
 
     preset: str = "unilseg-tiny"
-    steps: int = Field(300, ge=1)
+    steps: int = Field(500, ge=1)
     batch_size: int = Field(16, ge=2, description="global batch (BatchNorm needs >= 2)")
     lr: float = Field(1e-3, gt=0)
-    workers: int = Field(1, ge=1, description="Ray Train workers")
+    workers: int = Field(2, ge=1, description="Ray Train workers (DDP ranks)")
     gpus: bool = False
     init: Optional[str] = Field(None, description="checkpoint to fine-tune from (ours or UniLSeg-20)")
 
