@@ -48,15 +48,7 @@ class RegionAttrs:
     @property
     def position(self) -> str:
         """Where the centroid lies in a 3x3 grid: "at the top left", "in the centre"..."""
-        col = "left" if self.cx < 1 / 3 else "right" if self.cx > 2 / 3 else ""
-        row = "top" if self.cy < 1 / 3 else "bottom" if self.cy > 2 / 3 else ""
-        if row and col:
-            return f"at the {row} {col}"
-        if row:
-            return f"at the {row}"
-        if col:
-            return f"on the {col}"
-        return "in the centre"
+        return _grid(self.cx, self.cy, centre="in the centre")
 
 
 def colour_name(lab: np.ndarray) -> str:
@@ -200,7 +192,8 @@ def _inside(a: RegionAttrs, whole: RegionAttrs) -> str:
     return _grid(((a.bbox[0] + a.bbox[2]) / 2 - x0) / w, ((a.bbox[1] + a.bbox[3]) / 2 - y0) / h)
 
 
-def _grid(x: float, y: float) -> str:
+def _grid(x: float, y: float, centre: str = "in the middle") -> str:
+    """A point in [0, 1]^2 named by its cell of a 3x3 grid ("at the top left", ..., `centre`)."""
     col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else ""
     row = "top" if y < 1 / 3 else "bottom" if y > 2 / 3 else ""
     if row and col:
@@ -209,7 +202,7 @@ def _grid(x: float, y: float) -> str:
         return f"at the {row}"
     if col:
         return f"on the {col}"
-    return "in the middle"
+    return centre
 
 
 def _disambiguate(texts: list[list[str] | None], attrs: list[RegionAttrs]) -> None:
