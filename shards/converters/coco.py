@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from shards.converters import ConvertError, Item, Rejected, register_converter
-from shards.converters.coco_json import (annotation_problem, annotation_rle, clean_name, find_one, index_coco,
+from shards.converters.coco_json import (checked_images, annotation_rle, clean_name, find_one, index_coco,
                                          load_json, nonempty, read_image, stream_coco)
 from shards.format import ImageInfo, Sample, Target
 from shards.images import StoredImage
@@ -113,19 +113,13 @@ def convert_coco_instances(src: Path, split: str = "train", images: str | None =
     idx = stream_coco(ann_file)
     images_dir = images_folder(src, ann_file, "instances", images)
     source = name or f"coco:{ann_file.stem}"
-    for image_id in sorted(idx.anns_by_image):
-        image = idx.images.get(image_id)
-        good = []
-        for ann in idx.anns_by_image[image_id]:
-            problem = annotation_problem(ann, image, idx.cats)
-            if problem:
-                label = image["file_name"] if image else f"image {image_id}"
-                yield Rejected(f"{label}#ann{ann.get('id')}", problem)
-            else:
-                good.append(ann)
-        if good:
-            yield Item(make_key(source, image["file_name"]), image["file_name"],
-                       lambda im=image, a=good: build_instances_sample(images_dir, im, a, idx.cats, source, instances))
+    for entry in checked_images(idx):
+        if isinstance(entry, Rejected):
+            yield entry
+            continue
+        image, good = entry
+        yield Item(make_key(source, image["file_name"]), image["file_name"],
+                   lambda im=image, a=good: build_instances_sample(images_dir, im, a, idx.cats, source, instances))
 
 
 def read_panoptic_ids(path: Path) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import ijson
 import numpy as np
 
-from shards.converters import ConvertError
+from shards.converters import ConvertError, Rejected
 from shards.images import StoredImage, prepare_image
 from shards.rle import RLEError, coco_segmentation_to_rle, rle_area, validate_rle
 
@@ -268,6 +268,23 @@ def segmentation_problem(segm: Any, height: int, width: int) -> str | None:
             return f"undecodable RLE: {e}"
         return None
     return f"unsupported segmentation type {type(segm).__name__}"
+
+
+def checked_images(idx: CocoIndex) -> Iterator[tuple[dict, list[dict]] | Rejected]:
+    """Per image (in id order): a Rejected for each annotation that cannot become a target,
+    then (image record, its good annotations) when any are left."""
+    for image_id in sorted(idx.anns_by_image):
+        image = idx.images.get(image_id)
+        good = []
+        for ann in idx.anns_by_image[image_id]:
+            problem = annotation_problem(ann, image, idx.cats)
+            if problem:
+                label = image["file_name"] if image else f"image {image_id}"
+                yield Rejected(f"{label}#ann{ann.get('id')}", problem)
+            else:
+                good.append(ann)
+        if good:
+            yield image, good
 
 
 def annotation_problem(ann: dict, image: dict | None, cats: dict[int, dict]) -> str | None:

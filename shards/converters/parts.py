@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from shards.converters import ConvertError, Item, Rejected, register_converter
-from shards.converters.coco_json import (CocoIndex, annotation_problem, annotation_rle, clean_name, find_one,
+from shards.converters.coco_json import (CocoIndex, checked_images, annotation_rle, clean_name, find_one,
                                          nonempty, read_image, stream_coco)
 from shards.format import ImageInfo, Sample, Target
 from shards.keys import make_key
@@ -96,18 +96,13 @@ def build_sample(path: Path, image: dict, anns: list[dict], cats: dict, source: 
 
 
 def _part_items(idx: CocoIndex, source: str, locate: Callable[[dict], Path]) -> Iterator[Item | Rejected]:
-    for image_id in sorted(idx.anns_by_image):
-        image = idx.images.get(image_id)
-        good = []
-        for ann in idx.anns_by_image[image_id]:
-            problem = annotation_problem(ann, image, idx.cats)
-            if problem:
-                yield Rejected(f"{image['file_name'] if image else f'image {image_id}'}#ann{ann.get('id')}", problem)
-            else:
-                good.append(ann)
-        if good:
-            yield Item(make_key(source, image["file_name"]), image["file_name"],
-                       lambda im=image, a=good: build_sample(locate(im), im, a, idx.cats, source))
+    for entry in checked_images(idx):
+        if isinstance(entry, Rejected):
+            yield entry
+            continue
+        image, good = entry
+        yield Item(make_key(source, image["file_name"]), image["file_name"],
+                   lambda im=image, a=good: build_sample(locate(im), im, a, idx.cats, source))
 
 
 @register_converter("paco")
