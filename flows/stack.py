@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -129,7 +130,7 @@ def supervise(cfg: StackConfig) -> None:
     children: list[subprocess.Popen] = []
     stopping = False
 
-    def stop(*_):
+    def stop(*_, exit_code: int = 0):
         nonlocal stopping
         if stopping:
             return
@@ -147,28 +148,32 @@ def supervise(cfg: StackConfig) -> None:
         if ray.is_initialized():
             ray.shutdown()  # the driver that started the local cluster stops all its processes
         (state / "stack.json").unlink(missing_ok=True)
-        sys.exit(0)
+        sys.exit(exit_code)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    prefect_log = open(logs / "prefect-server.log", "ab")
-    children.append(subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
-        env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
-    import ray
+    try:  # a failed start-up must not leave the already started children behind
+        prefect_log = open(logs / "prefect-server.log", "ab")
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
+            env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
+        import ray
 
-    ray.init(address=None, _node_ip_address="127.0.0.1", include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=cfg.dashboard_port, num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state),
-             namespace="unilseg", logging_level="WARNING")
-    gcs = ray.get_runtime_context().gcs_address
-    os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
-    _wait("Prefect server", lambda: _healthy(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
-    serve_log = open(logs / "serve.log", "ab")
-    children.append(subprocess.Popen([sys.executable, "-m", "flows.serve"], env=env, cwd=ROOT,
-                                      stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True))
-    info = {"supervisor": os.getpid(), "children": [p.pid for p in children], "ray_address": gcs,
-            "config": asdict(cfg), "dashboard": cfg.dashboard_url, "ui": cfg.api_url[:-4]}
-    (state / "stack.json").write_text(json.dumps(info, indent=1))
+        ray.init(address=None, _node_ip_address="127.0.0.1", include_dashboard=True, dashboard_host="127.0.0.1",
+                 dashboard_port=cfg.dashboard_port, num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state),
+                 namespace="unilseg", logging_level="WARNING")
+        gcs = ray.get_runtime_context().gcs_address
+        os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
+        _wait("Prefect server", lambda: _healthy(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
+        serve_log = open(logs / "serve.log", "ab")
+        children.append(subprocess.Popen([sys.executable, "-m", "flows.serve"], env=env, cwd=ROOT,
+                                          stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True))
+        info = {"supervisor": os.getpid(), "children": [p.pid for p in children], "ray_address": gcs,
+                "config": asdict(cfg), "dashboard": cfg.dashboard_url, "ui": cfg.api_url[:-4]}
+        (state / "stack.json").write_text(json.dumps(info, indent=1))
+    except Exception:
+        traceback.print_exc()
+        stop(exit_code=1)
     while True:
         for p in children:
             if p.poll() is not None:
