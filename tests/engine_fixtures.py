@@ -16,6 +16,13 @@ WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "the", "dog
          "left", "right", "red", "cup", "of", "coffee", "rocket", "sofa", "face", "hair", "sky", "with"]
 
 
+def box(y0: int, y1: int, x0: int, x1: int, shape: tuple[int, int]) -> np.ndarray:
+    """A (H, W) bool mask, True on rows y0:y1 and columns x0:x1."""
+    m = np.zeros(shape, bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
 def photo(name: str = "astronaut", side: int | None = None) -> np.ndarray:
     """A scikit-image bundled photo as (H, W, 3) uint8, optionally resized to a longest side."""
     import skimage.data

@@ -1,17 +1,16 @@
 """Area and score thresholds, mask NMS, CLIP text-region score."""
 
+from functools import partial
+
 import numpy as np
 
 from annotation_engine.config import FilterConfig
 from annotation_engine.filters import ClipScorer, filter_proposals, mask_nms
 from annotation_engine.mask_generators import Proposal
-from engine_fixtures import photo, save_tiny_clip
+from engine_fixtures import box, photo, save_tiny_clip
 
 
-def _box(y0, y1, x0, x1, shape=(50, 50)):
-    m = np.zeros(shape, bool)
-    m[y0:y1, x0:x1] = True
-    return m
+_box = partial(box, shape=(50, 50))
 
 
 def test_mask_nms_drops_duplicates_keeps_distinct():

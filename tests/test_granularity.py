@@ -1,14 +1,14 @@
 """Nesting -> part targets; neighbours."""
 
+from functools import partial
+
 import numpy as np
 
 from annotation_engine.granularity import assign_parents, granularity_of, touching
+from engine_fixtures import box
 
 
-def _box(y0, y1, x0, x1, shape=(40, 40)):
-    m = np.zeros(shape, bool)
-    m[y0:y1, x0:x1] = True
-    return m
+_box = partial(box, shape=(40, 40))
 
 
 def test_nested_masks_get_the_smallest_whole():

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 
 from .layers import conv_bn_relu
 from .position import PositionEmbeddingSine1D, PositionEmbeddingSine2D
+from .query_decoder import DecoderLayer
 
 
-class VisionLanguageBlock(nn.Module):
+class VisionLanguageBlock(DecoderLayer):
     """Post-norm block: joint self-attention over [visual; words] (visual part kept), cross-attention
     of visual tokens to the words, FFN.
 
@@ -33,15 +34,8 @@ class VisionLanguageBlock(nn.Module):
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  sr_ratio: int = 1) -> None:
-        super().__init__()
+        super().__init__(d_model, nhead, dim_feedforward, dropout)  # same modules and names as DETR's layer
         self.sr_ratio = sr_ratio
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.dropout, self.dropout1 = nn.Dropout(dropout), nn.Dropout(dropout)
-        self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout)
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, h: int, w: int, memory_key_padding_mask: torch.Tensor,
                 pos: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
@@ -64,9 +58,7 @@ class VisionLanguageBlock(nn.Module):
         tgt = self.norm1(tgt + self.dropout1(out))
         out = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_padding_mask=memory_key_padding_mask,
                                   need_weights=False)[0]
-        tgt = self.norm2(tgt + self.dropout2(out))
-        out = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
-        return self.norm3(tgt + self.dropout3(out))
+        return self.feed_forward(self.norm2(tgt + self.dropout2(out)))
 
 
 class CrossModalFPNDecoder(nn.Module):

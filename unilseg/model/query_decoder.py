@@ -44,7 +44,10 @@ class DecoderLayer(nn.Module):
         q = tgt + query_pos
         tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, q, tgt, need_weights=False)[0]))
         out = self.multihead_attn(tgt + query_pos, memory + pos, memory, need_weights=False)[0]
-        tgt = self.norm2(tgt + self.dropout2(out))
+        return self.feed_forward(self.norm2(tgt + self.dropout2(out)))
+
+    def feed_forward(self, tgt: torch.Tensor) -> torch.Tensor:
+        """The post-norm ReLU FFN with its residual: (N, B, C) -> (N, B, C)."""
         out = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
         return self.norm3(tgt + self.dropout3(out))
 
