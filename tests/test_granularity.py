@@ -2,8 +2,6 @@
 
 from functools import partial
 
-import numpy as np
-
 from annotation_engine.granularity import assign_parents, granularity_of, touching
 from engine_fixtures import box
 
