@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from prefect import flow, get_run_logger, task
 
-from flows.artifacts import publish_counts, publish_files
+from flows.artifacts import summarize_dataset
 from flows.config import ROOT
 
 
@@ -34,26 +34,6 @@ def annotate_images_task(images: str, out: str, engine: str, actors: int, gpus_p
 
     return annotate_images(images, out, engine=engine, actors=actors, gpus_per_actor=gpus_per_actor,
                            ray_address=ray_address, progress=False)
-
-
-@task(name="summarize-dataset")
-def summarize_dataset(name: str, dataset_dir: str, preview_dir: str) -> dict[str, Any]:
-    """Counts per split as an artifact, a preview sheet per split, their paths as an artifact."""
-    from shards.preview import preview_split
-    from shards.stats import dataset_stats
-
-    stats = dataset_stats(dataset_dir)
-    publish_counts(name, stats)
-    sheets = {}
-    for split_dir, s in stats.items():
-        if s["targets"]:
-            sheet = Path(preview_dir) / f"{name}-{Path(split_dir).name}.png"
-            sheet.parent.mkdir(parents=True, exist_ok=True)
-            preview_split(split_dir, sheet)
-            sheets[f"{name}/{Path(split_dir).name}"] = str(sheet)
-    if sheets:
-        publish_files(f"preview-{name}", sheets, f"Preview sheets of {name}")
-    return {"stats": stats, "previews": sheets}
 
 
 @flow(name="annotate", log_prints=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 
@@ -37,3 +38,23 @@ def publish_report(name: str, report_md: str | Path) -> None:
     """The evaluation report (paper-style tables, conventions) as a markdown artifact."""
     create_markdown_artifact(Path(report_md).read_text(encoding="utf-8"), key=_key(f"eval-{name}"),
                              description=f"Evaluation of {name}")
+
+
+@task(name="summarize-dataset")
+def summarize_dataset(name: str, dataset_dir: str, preview_dir: str) -> dict[str, Any]:
+    """Counts per split as an artifact, a preview sheet per split, their paths as an artifact."""
+    from shards.preview import preview_split
+    from shards.stats import dataset_stats
+
+    stats = dataset_stats(dataset_dir)
+    publish_counts(name, stats)
+    sheets = {}
+    for split_dir, s in stats.items():
+        if s["targets"]:
+            sheet = Path(preview_dir) / f"{name}-{Path(split_dir).name}.png"
+            sheet.parent.mkdir(parents=True, exist_ok=True)
+            preview_split(split_dir, sheet)
+            sheets[f"{name}/{Path(split_dir).name}"] = str(sheet)
+    if sheets:
+        publish_files(f"preview-{name}", sheets, f"Preview sheets of {name}")
+    return {"stats": stats, "previews": sheets}

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.annotate import summarize_dataset
+from flows.artifacts import summarize_dataset
 from flows.config import ROOT, LabeledSet
 
 
