@@ -13,7 +13,6 @@ a hash of its head and tail, so a replaced checkpoint re-annotates without hashi
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import os
@@ -24,9 +23,13 @@ from typing import Any
 
 import yaml
 
+from shards.errors import UnknownNameError
+from shards.settings import SettingsError, from_dict
+
 from shards.images import DEFAULT_MAX_PIXELS
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+DEFAULT_ENGINE = "weightfree"  # the preset that runs anywhere: no checkpoint, no download
 # Bump when a change in this package changes what an engine config produces.
 ENGINE_CODE_VERSION = 2
 _IDENTITY_BYTES = 1 << 20  # bytes hashed at each end of a model file
@@ -87,7 +90,7 @@ class ResourcesConfig:
 class EngineConfig:
     """The whole engine: generator -> filters -> granularity -> captions -> scores."""
 
-    name: str = "weightfree"  # written as every target's source ("auto/<name>")
+    name: str = DEFAULT_ENGINE  # written as every target's source ("auto/<name>")
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     captioner: CaptionerConfig = field(default_factory=CaptionerConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
@@ -101,21 +104,21 @@ class EngineConfig:
         for f, cls in _NESTED.items():
             value = getattr(self, f)
             if isinstance(value, dict):
-                setattr(self, f, cls(**value))
+                setattr(self, f, from_dict(cls, value, f"engine config section {f!r}"))
         if self.max_side < 32:
-            raise ValueError(f"max_side must be >= 32, got {self.max_side}")
+            raise SettingsError(f"max_side must be >= 32, got {self.max_side}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EngineConfig":
-        """Builds a config; ``base: PRESET`` starts from a preset; unknown keys raise TypeError."""
+        """Builds a config; ``base: PRESET`` starts from a preset; an unknown key raises SettingsError."""
         d = copy.deepcopy(d)
         base = d.pop("base", None)
         if base is not None:
             d = _deep_merge(load_engine_config(base).to_dict(), d)
-        return cls(**_expand(d))
+        return from_dict(cls, _expand(d), "engine config")
 
 
 _NESTED = {"generator": GeneratorConfig, "captioner": CaptionerConfig, "filters": FilterConfig,
@@ -155,8 +158,8 @@ def load_engine_config(engine: str | os.PathLike | dict[str, Any] | EngineConfig
     """A config from a preset name, a YAML path, a dict, or a config (returned as is).
 
     Raises:
-        KeyError: an unknown preset name.
-        TypeError: an unknown key anywhere in the config.
+        UnknownNameError: an unknown preset name.
+        SettingsError: an unknown key anywhere in the config.
     """
     if isinstance(engine, EngineConfig):
         return engine
@@ -166,12 +169,12 @@ def load_engine_config(engine: str | os.PathLike | dict[str, Any] | EngineConfig
     if not path.suffix and not path.exists():
         path = PRESETS_DIR / f"{engine}.yaml"
         if not path.exists():
-            raise KeyError(f"unknown engine preset {str(engine)!r}; presets: {', '.join(list_presets())} "
+            raise UnknownNameError(f"unknown engine preset {str(engine)!r}; presets: {', '.join(list_presets())} "
                            "(or pass a YAML file)")
     with open(path, encoding="utf-8") as f:
         doc = yaml.safe_load(f) or {}
     if not isinstance(doc, dict):
-        raise TypeError(f"{path}: an engine config is a mapping, got {type(doc).__name__}")
+        raise SettingsError(f"{path}: an engine config is a mapping, got {type(doc).__name__}")
     return EngineConfig.from_dict(doc)
 
 
@@ -236,8 +239,3 @@ def engine_version(cfg: EngineConfig) -> str:
     d.pop("device")  # where it runs, not what it computes
     doc = {"code": ENGINE_CODE_VERSION, "config": d, "models": model_identities(cfg)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def config_fields(cls: type) -> list[str]:
-    """Field names of a config dataclass (for CLI help and docs)."""
-    return [f.name for f in dataclasses.fields(cls)]

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from annotation_engine.captioners.attributes import GENERIC, referring_texts, region_attributes
-from annotation_engine.config import EngineConfig, engine_version, load_engine_config
+from annotation_engine.config import DEFAULT_ENGINE, EngineConfig, engine_version, load_engine_config
 from annotation_engine.filters import ClipScorer, filter_proposals
-from annotation_engine.granularity import assign_parents, granularity_of, touching
+from annotation_engine.granularity import assign_parents, part_or_instance, touching
 from annotation_engine.registry import CAPTIONERS, MASK_GENERATORS
 from annotation_engine.regions import resize_image, resize_mask
 from shards.format import Target
@@ -48,7 +48,7 @@ class Engine:
         provenance (dict): what every target's provenance starts with.
     """
 
-    def __init__(self, config: str | dict[str, Any] | EngineConfig = "weightfree"):
+    def __init__(self, config: str | dict[str, Any] | EngineConfig = DEFAULT_ENGINE):
         self.config = cfg = load_engine_config(config)
         self.version = engine_version(cfg)
         self.source = f"auto/{cfg.name}"
@@ -90,7 +90,7 @@ class Engine:
                 continue
             parent = parents[i] if parents[i] in index else None
             targets.append(Target(
-                texts=texts[i], mask=mask_to_rle(full), task=TASK, granularity=granularity_of(parent),
+                texts=texts[i], mask=mask_to_rle(full), task=TASK, granularity=part_or_instance(parent),
                 source=self.source, scores={**scores[i], "area_fraction": round(float(full.mean()), 6)},
                 provenance={**self.provenance, "parent": index.get(parent) if parent is not None else None}))
         return targets

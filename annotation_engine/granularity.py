@@ -33,7 +33,7 @@ def assign_parents(masks: list[np.ndarray], containment: float = 0.9, max_part_r
     return parents
 
 
-def granularity_of(parent: int | None) -> str:
+def part_or_instance(parent: int | None) -> str:
     """The shards-format granularity of a target: "part" when nested, else "instance"."""
     return "instance" if parent is None else "part"
 

@@ -34,7 +34,7 @@ from PIL import Image  # noqa: E402
 
 from annotation_engine.actor import EngineWorker  # noqa: E402
 from annotation_engine.config import load_engine_config  # noqa: E402
-from annotation_engine.run import _record, annotate_images, list_images, read_bytes  # noqa: E402
+from annotation_engine.driver import _record, annotate_images, list_images, read_bytes  # noqa: E402
 from shards.images import sha256_bytes  # noqa: E402
 from shards.writer import ShardWriter  # noqa: E402
 

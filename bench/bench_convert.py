@@ -45,7 +45,7 @@ def child_generate(n: int, src: Path, size: int) -> dict:
 def child_convert(src: Path, out: Path) -> dict:
     import logging
 
-    from shards.converters.run import convert
+    from shards.converters.convert import convert
 
     logging.disable(logging.WARNING)
     t = time.perf_counter()

@@ -32,10 +32,10 @@ def config(root: Path, synth: int, steps: int) -> PipelineConfig:
 
 def direct(cfg: PipelineConfig) -> None:
     """The demo's stages as plain library calls, in the flow's order."""
-    from annotation_engine.run import annotate_images
-    from shards.converters.run import convert
+    from annotation_engine.driver import annotate_images
+    from shards.converters.convert import convert
     from shards.synth import generate_shapes
-    from unilseg.eval.run import evaluate
+    from unilseg.eval.evaluate import evaluate
     from unilseg.train import TrainConfig, run_training
 
     a, s, t = cfg.annotate, cfg.labeled[0], cfg.train

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from shards.converters.run import convert  # noqa: E402
+from shards.converters.convert import convert  # noqa: E402
 from shards.synth import generate_shapes  # noqa: E402
 from unilseg.data import AugmentConfig, TargetDataset  # noqa: E402
 from unilseg.losses import unilseg_loss  # noqa: E402

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 def make_data(root: Path, images: int, size: int, seed: int) -> Path:
     """Synthetic set in refer's layout, converted to shards under root/shards."""
-    from shards.converters.run import convert
+    from shards.converters.convert import convert
     from shards.synth import generate_shapes
 
     src, out = root / "src", root / "shards"

@@ -1,112 +1,129 @@
 """Typed parameters of the annotate-and-train pipeline, validated before any stage runs.
 
-The defaults are the demo: the synthetic referring set as the labeled data, scikit-image's
-bundled photos through the weight-free engine, the tiny model, evaluation on the synthetic
-val split. `PipelineConfig.from_yaml(path)` reads the same fields from a file the user edits
-(flows/configs/default.yaml); unknown keys fail loudly.
+The stage sections are derived from the library's settings dataclasses, the one definition
+of each setting: `train:` takes TrainConfig's fields (but the run wiring: data, out,
+ray_address, name), `annotate:` AnnotateConfig's plus the pipeline's own (images, dataset
+name, mixing weight), `evaluate:` EvalConfig's plus the datasets to score. Defaults, bounds
+and help texts come from there; a bad value fails with the library's own message.
+`PipelineConfig.from_yaml(path)` reads a file the user edits (flows/configs/*.yaml); unknown
+keys fail loudly. Relative paths are taken from the project root (flows/paths.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-ROOT = Path(__file__).resolve().parents[1]
+from annotation_engine.annotate_config import AnnotateConfig
+from flows.paths import resolve
+from shards.converters import converter_names
+from shards.sample_photos import SAMPLE_PHOTOS_SOURCE
+from shards.settings import default_of, field_types
+from unilseg.eval.config import EvalConfig
+from unilseg.train_config import RUN_WIRING, TrainConfig
+
+SYNTH_FORMAT = "synth-shapes"  # a labeled set generated on the fly (shards.synth), then converted
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _SettingsSection(_Strict):
+    """A section whose fields mirror a settings dataclass; the dataclass checks the values."""
+
+    settings_cls: ClassVar[type]
+
+    @model_validator(mode="after")
+    def _check_with_library(self):
+        names = {f.name for f in dataclasses.fields(self.settings_cls)}
+        self.settings_cls(**{k: getattr(self, k) for k in type(self).model_fields if k in names})
+        return self
+
+    def settings(self) -> dict[str, Any]:
+        """The values that belong to the settings dataclass (to pass to the library)."""
+        names = {f.name for f in dataclasses.fields(self.settings_cls)}
+        return {k: v for k, v in self.model_dump().items() if k in names}
+
+
+def settings_section(model_name: str, cls: type, exclude: tuple[str, ...] = (), **extra: Any) -> type[_SettingsSection]:
+    """A pydantic model with one field per field of the dataclass `cls` (same type, default and
+    help) but `exclude`, plus `extra` fields ((type, Field) pairs)."""
+    types_ = field_types(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        default = default_of(f)
+        fields[f.name] = (types_[f.name], Field(... if default is dataclasses.MISSING else default,
+                                                description=f.metadata.get("help")))
+    model = create_model(model_name, __base__=_SettingsSection, **extra, **fields)
+    model.settings_cls = cls
+    model.__doc__ = f"Pipeline section mirroring {cls.__module__}.{cls.__name__}."
+    return model
+
+
+TrainStage = settings_section("TrainStage", TrainConfig, exclude=RUN_WIRING)
+AnnotateStage = settings_section(
+    "AnnotateStage", AnnotateConfig, exclude=("ray_address",),
+    images=(str, Field(SAMPLE_PHOTOS_SOURCE, description=f"folder, glob or fsspec URL; `{SAMPLE_PHOTOS_SOURCE}`"
+                                                         " = scikit-image's bundled photos")),
+    name=(str, Field("auto", description="dataset directory name under the data root")),
+    weight=(float, Field(1.0, gt=0, description="mixing weight of the annotated data in training")))
+EvaluateStage = settings_section(
+    "EvaluateStage", EvalConfig,
+    datasets=(Optional[list[str]], Field(None, description="dataset names to evaluate (default: every labeled "
+                                                           "set that has the split)")))
+
+
 class LabeledSet(_Strict):
     """A labeled dataset to convert into shards (DATA_ROOT/name/split)."""
 
     name: str = Field(description="dataset directory name under the data root")
-    format: str = Field(description="converter name (`unilseg convert --help`), or `synth-shapes` to generate")
+    format: str = Field(description=f"converter name (`unilseg convert --help`), or `{SYNTH_FORMAT}` to generate")
     src: Optional[str] = Field(None, description="source folder as downloaded (synth: where to generate)")
     splits: list[str] = Field(default_factory=lambda: ["train"], description="splits to convert")
     images: Optional[str] = Field(None, description="image folder for formats whose images live apart")
     options: dict[str, Any] = Field(default_factory=dict, description="converter options")
     weight: float = Field(1.0, gt=0, description="mixing weight of its train split in training")
-    synth_images: int = Field(1000, ge=1, description="synth-shapes only: number of images")
+    synth_images: int = Field(1000, ge=1, description=f"{SYNTH_FORMAT} only: number of images")
 
     @field_validator("format")
     @classmethod
     def _known_format(cls, v: str) -> str:
-        from shards.converters import converter_names
-
-        if v != "synth-shapes" and v not in converter_names():
-            raise ValueError(f"unknown format {v!r}; known: synth-shapes, {', '.join(converter_names())}")
+        if v != SYNTH_FORMAT and v not in converter_names():
+            raise ValueError(f"unknown format {v!r}; known: {SYNTH_FORMAT}, {', '.join(converter_names())}")
         return v
 
 
-class AnnotateStage(_Strict):
-    """Unlabeled images through the annotation engine."""
-
-    images: str = Field("sample-photos", description="folder, glob or fsspec URL; `sample-photos` = "
-                                                     "scikit-image's bundled photos")
-    name: str = Field("auto", description="dataset directory name under the data root")
-    engine: str = Field("weightfree", description="engine preset name or a YAML config path")
-    actors: int = Field(1, ge=1, description="Ray actors running the engine")
-    gpus_per_actor: float = Field(0.0, ge=0)
-    weight: float = Field(1.0, gt=0, description="mixing weight of the annotated data in training")
-
-
-class TrainStage(_Strict):
-    """Ray Train of the UniLSeg model on every train split above."""
-
-    preset: str = "unilseg-tiny"
-    steps: int = Field(500, ge=1)
-    batch_size: int = Field(16, ge=2, description="global batch (BatchNorm needs >= 2)")
-    lr: float = Field(1e-3, gt=0)
-    workers: int = Field(2, ge=1, description="Ray Train workers (DDP ranks)")
-    gpus: bool = False
-    init: Optional[str] = Field(None, description="checkpoint to fine-tune from (ours or UniLSeg-20)")
-
-
-class EvaluateStage(_Strict):
-    """Evaluation of the trained checkpoint."""
-
-    datasets: Optional[list[str]] = Field(None, description="dataset names to evaluate (default: every "
-                                                            "labeled set that has the split)")
-    split: str = "val"
-    limit: Optional[int] = Field(None, ge=1, description="targets per dataset at most")
-
-
 class PipelineConfig(_Strict):
-    """Everything one annotate-and-train run needs; the defaults are the demo."""
+    """Everything one annotate-and-train run needs (flows/configs/ has the demo and a template)."""
 
-    run_name: str = Field("demo", pattern=r"^[A-Za-z0-9_-]+$")
+    run_name: str = Field("default", pattern=r"^[A-Za-z0-9_-]+$")
     data_root: str = Field("data", description="where datasets are written (relative: to the project root)")
     runs_root: str = Field("runs", description="where runs (checkpoints, reports, stage markers) go")
     ray_address: Optional[str] = Field(None, description="Ray cluster; default: UNILSEG_RAY_ADDRESS or local")
-    annotate: Optional[AnnotateStage] = Field(default_factory=AnnotateStage)
-    labeled: list[LabeledSet] = Field(default_factory=lambda: [LabeledSet(
-        name="synth-shapes", format="synth-shapes", src="data/sources/synth-shapes", splits=["train", "val"],
-        synth_images=1500)])
-    train: TrainStage = Field(default_factory=TrainStage)
-    evaluate: EvaluateStage = Field(default_factory=EvaluateStage)
+    annotate: Optional[AnnotateStage] = Field(default_factory=AnnotateStage)  # type: ignore[valid-type]
+    labeled: list[LabeledSet] = Field(default_factory=list)
+    train: TrainStage = Field(default_factory=TrainStage)  # type: ignore[valid-type]
+    evaluate: EvaluateStage = Field(default_factory=EvaluateStage)  # type: ignore[valid-type]
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
-        """Reads a YAML file of these fields (missing fields keep the demo defaults)."""
+        """Reads a YAML file of these fields (missing fields keep their defaults)."""
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f) or {}
         if not isinstance(doc, dict):
             raise ValueError(f"{path}: expected a mapping of pipeline fields, got {type(doc).__name__}")
         return cls.model_validate(doc)
 
-    def path(self, p: str) -> Path:
-        """A configured path, relative paths taken from the project root."""
-        q = Path(p)
-        return q if q.is_absolute() else ROOT / q
-
     @property
     def run_dir(self) -> Path:
-        return self.path(self.runs_root) / self.run_name
+        return Path(resolve(self.runs_root)) / self.run_name
 
     def dataset_dir(self, name: str) -> Path:
-        return self.path(self.data_root) / name
+        return Path(resolve(self.data_root)) / name

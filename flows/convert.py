@@ -8,20 +8,16 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.artifacts import summarize_dataset
-from flows.config import ROOT, LabeledSet
-
-
-def _abs(p: str) -> Path:
-    return Path(p) if Path(p).is_absolute() else ROOT / p
+from flows.config import SYNTH_FORMAT, LabeledSet
+from flows.paths import resolve
+from shards.converters.convert import convert as convert_set
+from shards.synth import ensure_shapes
 
 
 @task(name="generate-synth-shapes")
 def generate_synth(src: str, images: int) -> str:
     """The synthetic referring set in refer's layout; kept when a complete one is there."""
-    from shards.synth import generate_shapes
-
-    if not (Path(src) / "refs(unc).p").exists():  # written last, by rename: its presence means complete
-        generate_shapes(src, images=images)
+    ensure_shapes(src, images=images)
     return src
 
 
@@ -30,12 +26,10 @@ def generate_synth(src: str, images: int) -> str:
 @task(name="convert-split", retries=2, retry_delay_seconds=10)
 def convert_split(fmt: str, src: str, out: str, split: str, images: str | None,
                   options: dict[str, Any]) -> dict[str, Any]:
-    from shards.converters.run import convert
-
     kwargs = dict(options)
     if images:
         kwargs["images"] = images
-    summary = convert(fmt, src, out, split, progress=False, **kwargs)
+    summary = convert_set(fmt, src, out, split, progress=False, **kwargs)
     return {k: summary[k] for k in ("written", "skipped", "quarantined", "counts")}
 
 
@@ -49,18 +43,18 @@ def convert(sets: list[LabeledSet], data_root: str = "data", preview_dir: str | 
         preview_dir: where preview sheets go (default DATA_ROOT/previews).
     """
     log = get_run_logger()
-    root = _abs(data_root)
+    root = Path(resolve(data_root))
     results: dict[str, Any] = {}
     for s in sets:
         fmt, src = s.format, s.src
-        if fmt == "synth-shapes":
-            src = generate_synth(str(_abs(src or f"{data_root}/sources/{s.name}")), s.synth_images)
-            fmt = "refcoco"
+        if fmt == SYNTH_FORMAT:
+            src = generate_synth(resolve(src or f"{data_root}/sources/{s.name}"), s.synth_images)
+            fmt = "refcoco"  # the synthetic set is written in refer's layout
         if src is None:
             raise ValueError(f"labeled set {s.name}: `src` is required for format {fmt}")
         out = root / s.name
         for split in s.splits:
-            r = convert_split(fmt, str(_abs(src)), str(out), split, s.images, s.options)
+            r = convert_split(fmt, resolve(src), str(out), split, s.images and resolve(s.images), s.options)
             log.info("%s/%s: %d written, %d already there, %d quarantined", s.name, split, r["written"],
                      r["skipped"], r["quarantined"])
         summary = summarize_dataset(s.name, str(out), preview_dir or str(root / "previews"))

@@ -4,47 +4,44 @@ annotation stage alone, for the cron-scheduled deployment.
 
 Each stage leaves a done-marker in RUN/stages/ (flows/stages.py): a run stopped mid-way and
 started again skips the stages that finished and resumes the one that did not.
+
+    python -m flows.pipeline flows/configs/demo.yaml    # one run in this process, no server
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from prefect import flow, get_run_logger
 
+from annotation_engine.driver import images_fingerprint
 from flows.annotate import annotate
 from flows.artifacts import publish_files
-from flows.config import ROOT, PipelineConfig
+from flows.config import PipelineConfig
 from flows.convert import convert
 from flows.evaluate import evaluate
+from flows.paths import resolve
 from flows.stages import run_stage
 from flows.train import train
+from shards.manifest import read_dataset_json
+from unilseg.ray_runtime import dashboard_url, ensure_ray
+
+DEFAULT_CONFIG = "flows/configs/default.yaml"  # the `default` and `nightly` deployments' parameters
+DEMO_CONFIG = "flows/configs/demo.yaml"  # the demo's parameters (`make demo`)
 
 
 def load_config(config: Optional[PipelineConfig], config_path: Optional[str]) -> PipelineConfig:
     """The run's parameters: a YAML file when given (relative to the project root), else `config`,
-    else the demo defaults."""
+    else the defaults."""
     if config_path:
-        path = Path(config_path) if Path(config_path).is_absolute() else ROOT / config_path
-        return PipelineConfig.from_yaml(path)
+        return PipelineConfig.from_yaml(resolve(config_path))
     return config or PipelineConfig()
 
 
-def images_fingerprint(images: str) -> Any:
-    """What identifies the unlabeled inputs: a local folder by its files' names, sizes and
-    mtimes (new images invalidate the annotate marker); anything else by its name."""
-    path = Path(images) if Path(images).is_absolute() else ROOT / images
-    if not path.is_dir():
-        return images
-    return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in path.rglob("*") if p.is_file())
-
-
 def _connect_ray(cfg: PipelineConfig, log) -> None:
-    from unilseg.ray_runtime import dashboard_url, ensure_ray
-
     address = ensure_ray(cfg.ray_address)
     log.info("Ray cluster %s; dashboard: %s", address, dashboard_url() or "not running")
 
@@ -54,45 +51,36 @@ def _annotate_stage(cfg: PipelineConfig, log) -> Optional[dict[str, Any]]:
         return None
     a = cfg.annotate
     out = cfg.dataset_dir(a.name)
-    inputs = {"annotate": a.model_dump(), "images": images_fingerprint(a.images), "out": str(out)}
+    inputs = {"annotate": a.model_dump(), "images": images_fingerprint(resolve(a.images)), "out": str(out)}
     return run_stage(cfg.run_dir, "annotate", inputs, lambda: annotate(
-        images=a.images, out=str(out), engine=a.engine, actors=a.actors, gpus_per_actor=a.gpus_per_actor,
-        ray_address=cfg.ray_address, preview_dir=str(cfg.run_dir / "previews")),
-        outputs=lambda r: [Path(r["dataset"]) / "train" / "dataset.json"], log=log.info)
+        stage=a, out=str(out), ray_address=cfg.ray_address, preview_dir=str(cfg.run_dir / "previews")),
+        outputs=lambda r: [Path(r["dataset"]) / r["split"] / "dataset.json"], log=log.info)
 
 
 def _convert_stage(cfg: PipelineConfig, log) -> dict[str, Any]:
     if not cfg.labeled:
         return {}
-    inputs = {"labeled": [s.model_dump() for s in cfg.labeled], "data_root": str(cfg.path(cfg.data_root))}
+    inputs = {"labeled": [s.model_dump() for s in cfg.labeled], "data_root": resolve(cfg.data_root)}
     return run_stage(cfg.run_dir, "convert", inputs, lambda: convert(
-        sets=cfg.labeled, data_root=str(cfg.path(cfg.data_root)), preview_dir=str(cfg.run_dir / "previews")),
+        sets=cfg.labeled, data_root=resolve(cfg.data_root), preview_dir=str(cfg.run_dir / "previews")),
         outputs=lambda r: [Path(d["dataset"]) / s / "dataset.json" for d in r.values() for s in d["splits"]],
         log=log.info)
-
-
-def _split_checksum(split_dir: Path) -> str:
-    from flows.stages import fingerprint
-    from shards.manifest import read_dataset_json
-
-    return fingerprint(read_dataset_json(split_dir).get("shards"))
 
 
 def _train_stage(cfg: PipelineConfig, annotated: Optional[dict], converted: dict, log) -> dict[str, Any]:
     data: list[tuple[str, float]] = []
     if annotated is not None:
-        data.append((str(Path(annotated["dataset"]) / "train"), cfg.annotate.weight))
+        data.append((str(Path(annotated["dataset"]) / annotated["split"]), cfg.annotate.weight))
     for d in converted.values():
         if "train" in d["splits"]:
             data.append((str(Path(d["dataset"]) / "train"), d["weight"]))
     if not data:
         raise ValueError("nothing to train on: configure `annotate` or a labeled set with a train split")
-    t = cfg.train
     out = cfg.run_dir / "train"
-    inputs = {"train": t.model_dump(), "data": [(p, w, _split_checksum(Path(p))) for p, w in data]}
+    # a split's dataset.json lists its shards with their checksums: new data retrains
+    inputs = {"train": cfg.train.model_dump(), "data": [(p, w, read_dataset_json(p).get("shards")) for p, w in data]}
     return run_stage(cfg.run_dir, "train", inputs, lambda: train(
-        data=data, out=str(out), preset=t.preset, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-        workers=t.workers, gpus=t.gpus, init=t.init, ray_address=cfg.ray_address),
+        data=data, out=str(out), stage=cfg.train, ray_address=cfg.ray_address),
         outputs=lambda r: [r["checkpoint"]], log=log.info)
 
 
@@ -107,7 +95,7 @@ def _evaluate_stage(cfg: PipelineConfig, trained: dict, converted: dict, log) ->
     inputs = {"evaluate": e.model_dump(), "datasets": datasets, "checkpoint": str(ckpt),
               "checkpoint_stat": [ckpt.stat().st_size, ckpt.stat().st_mtime_ns]}
     return run_stage(cfg.run_dir, "evaluate", inputs, lambda: evaluate(
-        checkpoint=str(ckpt), datasets=datasets, out=str(cfg.run_dir / "eval"), split=e.split, limit=e.limit),
+        checkpoint=str(ckpt), datasets=datasets, out=str(cfg.run_dir / "eval"), stage=e),
         outputs=lambda r: [Path(v["report_dir"]) / "metrics.json" for v in r.values()], log=log.info)
 
 
@@ -116,7 +104,7 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
     """Annotate new images, convert the labeled sets, train, evaluate.
 
     Args:
-        config: the parameters (default: the demo).
+        config: the parameters (default: PipelineConfig's defaults).
         config_path: a YAML file of the same fields, read at run time (edits apply to the next
             run without redeploying); wins over `config`.
     """
@@ -136,7 +124,7 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
 
 
 @flow(name="reannotate", log_prints=True)
-def reannotate(config_path: str = "flows/configs/default.yaml") -> dict[str, Any]:
+def reannotate(config_path: str = DEFAULT_CONFIG) -> dict[str, Any]:
     """The annotation stage alone: new images are annotated, and every image again when the
     engine config changed (its engine version differs); nothing else is redone."""
     log = get_run_logger()
@@ -145,14 +133,10 @@ def reannotate(config_path: str = "flows/configs/default.yaml") -> dict[str, Any
         log.info("%s has no `annotate` section: nothing to do", config_path)
         return {}
     _connect_ray(cfg, log)
-    a = cfg.annotate
-    return annotate(images=a.images, out=str(cfg.dataset_dir(a.name)), engine=a.engine, actors=a.actors,
-                    gpus_per_actor=a.gpus_per_actor, ray_address=cfg.ray_address,
+    return annotate(stage=cfg.annotate, out=str(cfg.dataset_dir(cfg.annotate.name)), ray_address=cfg.ray_address,
                     preview_dir=str(cfg.run_dir / "previews"))
 
 
 if __name__ == "__main__":  # python -m flows.pipeline [CONFIG.yaml]: one run in this process
-    import sys
-
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     annotate_and_train(config_path=sys.argv[1] if len(sys.argv) > 1 else None)

@@ -1,7 +1,7 @@
-"""Serves the deployments (one long-running process, started by `python -m flows.stack up`):
+"""Serves the deployments (one long-running process, started by `python -m cli.stack up`):
 
-    annotate-and-train/demo     the demo parameters, embedded
-    annotate-and-train/default  parameters from flows/configs/default.yaml, read at run time
+    annotate-and-train/demo     flows/configs/demo.yaml, read at run time
+    annotate-and-train/default  flows/configs/default.yaml, read at run time
     reannotate/nightly          cron-scheduled annotation of new images (or of all images
                                 again when the engine config changed)
 
@@ -15,19 +15,16 @@ import os
 
 from prefect import serve
 
-from flows.config import PipelineConfig
-from flows.pipeline import annotate_and_train, reannotate
+from flows.pipeline import DEFAULT_CONFIG, DEMO_CONFIG, annotate_and_train, reannotate
 
-DEFAULT_CONFIG = "flows/configs/default.yaml"
 # 03:00 every night; UNILSEG_REANNOTATE_CRON overrides it (standard 5-field cron).
 REANNOTATE_CRON = os.environ.get("UNILSEG_REANNOTATE_CRON", "0 3 * * *")
 
 
-def deployments(demo: PipelineConfig | None = None) -> list:
+def deployments(demo_config: str = DEMO_CONFIG) -> list:
     """The three deployments, ready for prefect.serve."""
-    demo = demo or PipelineConfig()
     return [
-        annotate_and_train.to_deployment(name="demo", parameters={"config": demo.model_dump()},
+        annotate_and_train.to_deployment(name="demo", parameters={"config_path": demo_config},
                                          description="The demo: synthetic set, sample photos, tiny model"),
         annotate_and_train.to_deployment(name="default", parameters={"config_path": DEFAULT_CONFIG},
                                          description=f"Parameters from {DEFAULT_CONFIG}"),

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from shards.errors import UniLSegError
 from shards.rle import RLEError, rle_area, rle_to_mask, validate_rle
 
 SCHEMA_VERSION = 1
@@ -26,11 +27,23 @@ SCHEMA_VERSION = 1
 TASKS = frozenset({"res", "gres", "semantic", "instance", "panoptic", "part", "sod", "cod",
                    "open_vocab", "auto"})
 GRANULARITIES = frozenset({"part", "instance", "group", "class", "scene"})
-IMAGE_EXTS = frozenset({"jpg", "png"})
+STORED_IMAGE_EXTS = frozenset({"jpg", "png"})
 
 
-class FormatError(ValueError):
+class FormatError(UniLSegError):
     """A record breaks the format; the message says which field and why."""
+
+
+def check_expression(text: object) -> str:
+    """The one rule for an expression, wherever it comes from (a dataset, the command line):
+    a string with something other than whitespace in it.
+
+    Raises:
+        FormatError: an empty, whitespace-only or non-string expression.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise FormatError(f"empty or non-string expression: {text!r}")
+    return text
 
 
 @dataclass
@@ -132,8 +145,7 @@ def validate_target(t: Target, height: int, width: int) -> int:
     if not isinstance(t.texts, list) or not t.texts:
         raise FormatError("target has an empty text list")
     for text in t.texts:
-        if not isinstance(text, str) or not text.strip():
-            raise FormatError(f"target has an empty or non-string text: {text!r}")
+        check_expression(text)
     if t.task not in TASKS:
         raise FormatError(f"unknown task {t.task!r}; known: {sorted(TASKS)}")
     if t.granularity not in GRANULARITIES:
@@ -159,8 +171,8 @@ def validate_sample(s: Sample) -> list[int]:
     from shards.keys import check_key  # local: keys imports nothing of ours
 
     check_key(s.key)
-    if s.image_ext not in IMAGE_EXTS:
-        raise FormatError(f"image extension must be one of {sorted(IMAGE_EXTS)}, got {s.image_ext!r}")
+    if s.image_ext not in STORED_IMAGE_EXTS:
+        raise FormatError(f"image extension must be one of {sorted(STORED_IMAGE_EXTS)}, got {s.image_ext!r}")
     if not isinstance(s.image_bytes, bytes):
         raise FormatError(f"image bytes must be bytes (encoded {s.image_ext}), got {type(s.image_bytes).__name__}")
     if not s.image_bytes:

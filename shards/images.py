@@ -17,13 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from shards.errors import UniLSegError
+
 # Larger images are treated as decompression bombs and rejected (~ 16k x 16k).
 DEFAULT_MAX_PIXELS = 268_435_456
+# File suffixes taken for images when a folder is listed (annotation inputs, mask-folder sets).
+IMAGE_FILE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 _KEEP_MODES = {"RGB", "L", "RGBA", "LA", "P"}
 _EXIF_ORIENTATION = 0x0112
 
 
-class ImageError(ValueError):
+class ImageError(UniLSegError):
     """An input is not an image we can store; the message is the quarantine reason."""
 
 
@@ -53,16 +57,8 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def prepare_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredImage:
-    """Validates and normalises an input image.
-
-    Args:
-        data (bytes): the input file's bytes.
-        max_pixels (int): pixel limit; larger images are rejected as decompression bombs.
-
-    Raises:
-        ImageError: empty file, not an image, truncated/corrupt, or over the pixel limit.
-    """
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Opens and fully decodes image bytes, or raises ImageError saying why not."""
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
@@ -78,6 +74,29 @@ def prepare_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredIm
         raise ImageError(f"decompression bomb: {e}") from e
     except Exception as e:  # PIL raises many types for corrupt data
         raise ImageError(f"not a readable image: {type(e).__name__}: {e}") from e
+    return img
+
+
+def read_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An input file's pixels as a person sees them: (H, W, 3) uint8 RGB, EXIF orientation applied.
+
+    Raises:
+        ImageError: empty file, not an image, truncated/corrupt, or over the pixel limit.
+    """
+    return np.asarray(_to_rgb(ImageOps.exif_transpose(_open_checked(data, max_pixels))))
+
+
+def prepare_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredImage:
+    """Validates and normalises an input image.
+
+    Args:
+        data (bytes): the input file's bytes.
+        max_pixels (int): pixel limit; larger images are rejected as decompression bombs.
+
+    Raises:
+        ImageError: empty file, not an image, truncated/corrupt, or over the pixel limit.
+    """
+    img = _open_checked(data, max_pixels)
     fmt = img.format
     orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
     keep = fmt in ("JPEG", "PNG") and orientation in (1, None) and img.mode in _KEEP_MODES

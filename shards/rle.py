@@ -12,8 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from shards.errors import UniLSegError
 
-class RLEError(ValueError):
+
+class RLEError(UniLSegError):
     """Raised when an RLE or polygon cannot be decoded or is not of our form."""
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# What pipeline configs write for "this folder of photos" (flows export it on first use).
+SAMPLE_PHOTOS_SOURCE = "sample-photos"
 # Photos shipped inside the scikit-image wheel (no pooch download); grey ones become RGB.
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "camera", "coins",
                  "moon", "clock", "hubble_deep_field", "immunohistochemistry", "colorwheel")

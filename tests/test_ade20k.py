@@ -5,7 +5,7 @@ from conftest import encode
 from converter_fixtures import read_quarantine, write_image
 from shards.converters import ConvertError
 from shards.converters.ade20k import load_class_names
-from shards.converters.run import convert
+from shards.converters.convert import convert
 from shards.reader import ShardReader
 
 H, W = 20, 28

@@ -4,7 +4,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from conftest import encode
-from unilseg.cli import main
+from cli import main
 
 
 def _sod_source(root, n=3):

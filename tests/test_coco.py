@@ -4,7 +4,7 @@ from conftest import encode
 from converter_fixtures import (box_mask, box_polygon, compressed_rle, polygon_mask, read_quarantine,
                                 uncompressed_rle, write_image, write_json)
 from shards.converters.coco_json import clean_name
-from shards.converters.run import convert
+from shards.converters.convert import convert
 from shards.reader import ShardReader
 
 H, W = 24, 32

@@ -1,21 +1,61 @@
-"""flows/config.py: typed pipeline parameters, YAML loading, loud failures."""
+"""flows/config.py: pipeline parameters derived from the library's settings, YAML loading, loud
+failures; and the one-source rule: CLI options, flow sections and YAML agree with the library."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import click
 import pydantic
 import pytest
+import yaml
 
-from flows.config import ROOT, LabeledSet, PipelineConfig
+from annotation_engine.annotate_config import AnnotateConfig
+from cli import main
+from cli.options import cli_fields, option_name
+from flows.config import AnnotateStage, EvaluateStage, LabeledSet, PipelineConfig, TrainStage
+from flows.paths import PROJECT_ROOT
+from flows.pipeline import DEFAULT_CONFIG, DEMO_CONFIG
+from shards.settings import default_of
+from unilseg.eval.config import EvalConfig
+from unilseg.train_config import RUN_WIRING, TrainConfig
+
+SECTIONS = [("train", TrainConfig, TrainStage, "train"), ("annotate", AnnotateConfig, AnnotateStage, "annotate"),
+            ("evaluate", EvalConfig, EvaluateStage, "eval")]
 
 
-def test_demo_yaml_matches_the_embedded_defaults():
-    # The demo deployment embeds PipelineConfig(); the YAML documents it: they must agree.
-    assert PipelineConfig.from_yaml(ROOT / "flows/configs/demo.yaml") == PipelineConfig()
+def _defaults(cls) -> dict:
+    return {f.name: default_of(f) for f in dataclasses.fields(cls)}
 
 
-def test_default_yaml_is_valid():
-    cfg = PipelineConfig.from_yaml(ROOT / "flows/configs/default.yaml")
-    assert cfg.run_name == "default" and cfg.annotate is not None
+@pytest.mark.parametrize("section, cls, stage, command", SECTIONS)
+def test_cli_options_are_the_library_settings(section, cls, stage, command):
+    params = {p.name: p for p in main.commands[command].params if isinstance(p, click.Option)}
+    for f in cli_fields(cls):
+        opt = params[f.name]
+        assert option_name(f) in opt.opts or any(o.startswith(option_name(f) + "/") for o in opt.opts)
+        assert opt.default == default_of(f), f.name
+        assert opt.help == f.metadata["help"]
+
+
+@pytest.mark.parametrize("section, cls, stage, command", SECTIONS)
+def test_flow_sections_are_the_library_settings(section, cls, stage, command):
+    expected = {k: v for k, v in _defaults(cls).items() if k not in RUN_WIRING + ("ray_address",)}
+    assert stage().settings() == expected
+
+
+def test_default_yaml_restates_library_defaults_only():
+    doc = yaml.safe_load((PROJECT_ROOT / DEFAULT_CONFIG).read_text())
+    for section, cls, stage, _ in SECTIONS:
+        defaults = {**_defaults(cls), **{k: f.default for k, f in stage.model_fields.items()}}
+        for key, value in doc[section].items():
+            assert value == defaults[key], f"{DEFAULT_CONFIG} {section}.{key}: {value!r} != default {defaults[key]!r}"
+    assert PipelineConfig.from_yaml(PROJECT_ROOT / DEFAULT_CONFIG).annotate is not None
+
+
+def test_demo_yaml_is_valid():
+    cfg = PipelineConfig.from_yaml(PROJECT_ROOT / DEMO_CONFIG)
+    assert cfg.run_name == "demo" and cfg.labeled[0].format == "synth-shapes"
 
 
 def test_unknown_key_fails(tmp_path):
@@ -30,11 +70,15 @@ def test_unknown_format_fails_up_front():
         LabeledSet(name="x", format="refcocoo", src="/x")
 
 
-def test_bad_values_fail():
+def test_bad_values_fail_with_the_library_message():
     with pytest.raises(pydantic.ValidationError):
         PipelineConfig(run_name="has space")
-    with pytest.raises(pydantic.ValidationError):
-        PipelineConfig.model_validate({"train": {"batch_size": 1}})
+    with pytest.raises(pydantic.ValidationError, match="at least 2 per worker"):
+        PipelineConfig.model_validate({"train": {"batch_size": 4, "workers": 4}})
+    with pytest.raises(pydantic.ValidationError, match="must be >= 1"):
+        PipelineConfig.model_validate({"annotate": {"actors": 0}})
+    with pytest.raises(pydantic.ValidationError, match="must be one of"):
+        PipelineConfig.model_validate({"evaluate": {"texts": "some"}})
 
 
 def test_not_a_mapping(tmp_path):
@@ -45,6 +89,6 @@ def test_not_a_mapping(tmp_path):
 
 
 def test_paths_relative_to_project_root(tmp_path):
-    cfg = PipelineConfig(data_root="data", runs_root=str(tmp_path))
-    assert cfg.dataset_dir("auto") == ROOT / "data" / "auto"
+    cfg = PipelineConfig(data_root="data", runs_root=str(tmp_path), run_name="demo")
+    assert cfg.dataset_dir("auto") == PROJECT_ROOT / "data" / "auto"
     assert cfg.run_dir == tmp_path / "demo"

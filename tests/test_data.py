@@ -9,11 +9,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from shards.converters.run import convert
+from shards.converters.convert import convert
 from shards.reader import ChecksumError, ShardReader
 from shards.synth import generate_shapes
-from unilseg.data import (AugmentConfig, TargetDataset, augment_sample, mentions_left_right, parse_data_spec,
-                          plan_epoch, resolve_split_dir, weighted_mix)
+from unilseg.data.augment import AugmentConfig, augment_sample, mentions_left_right
+from unilseg.data.dataset import TargetDataset
+from unilseg.data.mixing import parse_data_spec, resolve_split_dir, weighted_mix
+from unilseg.data.split import plan_epoch
 from unilseg.model import build_tokenizer, load_preset
 from unilseg.transforms import letterbox_image, letterbox_mask
 

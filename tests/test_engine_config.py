@@ -4,6 +4,7 @@ import pytest
 
 from annotation_engine.config import (EngineConfig, engine_version, list_presets, load_engine_config,
                                       path_identity, unset_variables)
+from shards.settings import SettingsError
 
 
 def test_presets_load():
@@ -15,13 +16,13 @@ def test_presets_load():
 
 
 def test_unknown_keys_fail(tmp_path):
-    with pytest.raises(TypeError, match="nms_iouu"):
+    with pytest.raises(SettingsError, match="nms_iouu"):
         EngineConfig.from_dict({"filters": {"nms_iouu": 0.5}})
-    with pytest.raises(TypeError, match="typo"):
+    with pytest.raises(SettingsError, match="typo"):
         EngineConfig.from_dict({"base": "weightfree", "typo": 1})
     p = tmp_path / "e.yaml"
     p.write_text("name: x\ngenerator: {name: superpixel, paramz: {}}\n")
-    with pytest.raises(TypeError, match="paramz"):
+    with pytest.raises(SettingsError, match="paramz"):
         load_engine_config(p)
     with pytest.raises(KeyError, match="weightfree"):
         load_engine_config("no-such-engine")

@@ -12,10 +12,10 @@ from PIL import Image
 from eval_fixtures import save_png, write_split
 from shards.reader import ShardReader
 from unilseg.checkpoint import RELEASED_PREFIXES, save_checkpoint
-from unilseg.cli import main
+from cli import main
 from unilseg.eval.metrics import gres_metrics, referring_metrics
 from unilseg.eval.overlays import sheet_size
-from unilseg.eval.run import evaluate
+from unilseg.eval.evaluate import evaluate
 from unilseg.model import build_model, predict
 
 pytest.importorskip("py_sod_metrics")

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import encode
-from shards.converters.run import convert
+from shards.converters.convert import convert
 from shards.reader import ShardReader
 from shards.verify import verify_split
 

@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from annotation_engine.granularity import assign_parents, granularity_of, touching
+from annotation_engine.granularity import assign_parents, part_or_instance, touching
 from engine_fixtures import box
 
 
@@ -16,7 +16,7 @@ def test_nested_masks_get_the_smallest_whole():
     other = _box(0, 40, 25, 40)
     parents = assign_parents([image_half, big, wheel, other], containment=0.9, max_part_ratio=0.6)
     assert parents == [None, None, 1, None]  # big is 75% of image_half: too big to be a part
-    assert [granularity_of(p) for p in parents] == ["instance", "instance", "part", "instance"]
+    assert [part_or_instance(p) for p in parents] == ["instance", "instance", "part", "instance"]
 
 
 def test_partial_overlap_is_no_part():

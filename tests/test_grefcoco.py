@@ -3,7 +3,7 @@ import pytest
 
 from converter_fixtures import box_mask, compressed_rle, read_quarantine, uncompressed_rle, write_image, write_json
 from shards.converters import ConvertError
-from shards.converters.run import convert
+from shards.converters.convert import convert
 from shards.reader import ShardReader
 
 H, W = 20, 30

@@ -10,6 +10,7 @@ import torch
 from unilseg.model import (UniLSeg, UniLSegConfig, build_model, build_tokenizer, list_presets, load_preset,
                            predict, predict_probs)
 from unilseg.model.config import HeadConfig
+from shards.settings import SettingsError
 
 REFERENCE = "/work/shared/reference/unilseg20_state_dict.json"
 
@@ -31,13 +32,13 @@ def test_presets_load_and_round_trip():
 
 def test_unknown_keys_fail_loudly(tmp_path):
     d = load_preset("unilseg-tiny").to_dict()
-    with pytest.raises(TypeError, match="conv_dimm"):
+    with pytest.raises(SettingsError, match="conv_dimm"):
         UniLSegConfig(**{**d, "head": {**d["head"], "conv_dimm": 3}})
     with pytest.raises(TypeError):
         UniLSegConfig(**{**d, "inputsize": 128})
     p = tmp_path / "bad.json"
     p.write_text(json.dumps({**d, "typo": 1}))
-    with pytest.raises(TypeError, match="typo"):
+    with pytest.raises(SettingsError, match="typo"):
         load_preset(p)
     with pytest.raises(KeyError, match="unilseg-tiny"):
         load_preset("no-such-preset")

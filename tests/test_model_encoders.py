@@ -17,7 +17,7 @@ def test_registries():
         register_visual_encoder("tiny")(lambda **kw: None)
     with pytest.raises(ValueError, match="already registered"):
         register_text_encoder("clip-b16", tokenizer=None)(lambda **kw: None)
-    with pytest.raises(KeyError, match="registered: "):
+    with pytest.raises(KeyError, match="known: "):
         create_visual_encoder("resnet-9000")
 
 

@@ -3,7 +3,7 @@ import numpy as np
 from converter_fixtures import (box_mask, box_polygon, compressed_rle, polygon_mask, read_quarantine, write_image,
                                 write_json)
 from shards.converters.parts import part_of
-from shards.converters.run import convert
+from shards.converters.convert import convert
 from shards.reader import ShardReader
 
 H, W = 24, 32

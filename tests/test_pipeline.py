@@ -29,7 +29,7 @@ def _mtimes(run_dir):
 
 
 def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
-    import unilseg.eval.run
+    import flows.evaluate
     from flows.pipeline import annotate_and_train
 
     cfg = tiny_config(tmp_path)
@@ -39,7 +39,7 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
         raise RuntimeError("run stopped during evaluation")
 
     with monkeypatch.context() as m:
-        m.setattr(unilseg.eval.run, "evaluate", stopped)
+        m.setattr(flows.evaluate, "evaluate_split", stopped)
         with pytest.raises(RuntimeError, match="stopped during evaluation"):
             annotate_and_train(config=cfg)
     assert set(_mtimes(cfg.run_dir)) == {"annotate.json", "convert.json", "train.json"}

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from unilseg.checkpoint import save_checkpoint
-from unilseg.cli import main
+from cli import main
 from unilseg.model import build_model, predict
 
 

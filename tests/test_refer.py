@@ -8,7 +8,7 @@ from converter_fixtures import (box_mask, box_polygon, compressed_rle, polygon_m
                                 write_json)
 from shards.converters import ConvertError
 from shards.converters.refer import split_matches
-from shards.converters.run import convert
+from shards.converters.convert import convert
 from shards.converters.safe_pickle import UnsafePickleError
 from shards.reader import ShardReader
 

@@ -7,7 +7,7 @@ import pytest
 from eval_fixtures import box, save_png, write_split
 from unilseg.eval.metrics import METRIC_CONVENTIONS
 from unilseg.eval.report import parse_benchmark, render_table, resolve_benchmark, LAYOUTS
-from unilseg.eval.run import evaluate
+from unilseg.eval.evaluate import evaluate
 
 REFCOCO_SPEC = [[("res", "instance", ["the left box", "the box on the left"], box(2, 12, 2, 12)),
                  ("res", "instance", ["the right box"], box(4, 20, 16, 30))]]

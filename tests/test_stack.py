@@ -1,4 +1,4 @@
-"""flows/stack.py + flows/serve.py: the local stack serves the deployments, a deployment
+"""cli/stack.py + flows/serve.py: the local stack serves the deployments, a deployment
 triggered through the Prefect CLI completes, nothing listens beyond 127.0.0.1, and `down`
 stops every process that `up` started."""
 
@@ -14,7 +14,7 @@ import psutil
 import pytest
 import yaml
 
-from flows.stack import ROOT, StackConfig, down, up
+from cli.stack import ROOT, StackConfig, down, up
 from tests.flow_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 from PIL import Image
 
-from shards.converters.run import convert
+from shards.converters.convert import convert
 from shards.converters.safe_pickle import safe_load
 from shards.reader import ShardReader
 from shards.rle import rle_to_mask

@@ -1,6 +1,6 @@
 from click.testing import CliRunner
 
-from unilseg.cli.synth_cmd import command
+from cli.synth_cmd import command
 
 
 def test_synth_shapes_command(tmp_path):

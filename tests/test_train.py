@@ -1,15 +1,35 @@
-"""Ray Train loop: 2 CPU workers train, checkpoint, survive a lost worker, resume, and a rerun is a no-op."""
+"""Ray Train driver: 2 CPU workers train, checkpoint, survive a lost worker, resume, and a rerun is a no-op;
+bad settings fail before Ray starts."""
 
+import os
+import sys
 import time
 
 import pytest
 import torch
 
-from shards.converters.run import convert
+from shards.converters.convert import convert
+from shards.errors import UniLSegError
 from shards.synth import generate_shapes
 from unilseg.checkpoint import load_checkpoint, save_checkpoint
 from unilseg.model import build_model
-from unilseg.train import LATEST, TrainConfig, _restore, lr_at, read_metrics, run_training
+from unilseg.train import _finished, run_training
+from unilseg.train_config import TrainConfig
+from unilseg.train_worker import LATEST, read_metrics, restore
+
+
+class ExitOnce:
+    """Step hook: the last rank exits abruptly (as a killed process) before `step`, once; a
+    marker file in RUN records that it happened."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def __call__(self, step, rank, world, out):
+        marker = out / f".injected-failure-step-{step}"
+        if step == self.step and rank == world - 1 and not marker.exists():
+            marker.write_text(f"rank {rank} exited before step {step}\n")
+            os._exit(1)
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +51,6 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_config_validation_and_schedule():
-    with pytest.raises(ValueError, match="at least 2 per worker"):
-        TrainConfig(data=[("x", 1)], workers=2, batch_size=2)
-    with pytest.raises(TypeError, match="unknown"):
-        TrainConfig.from_dict({"bogus": 1})
-    cfg = TrainConfig(data=[("x", 1)], steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
-    assert lr_at(5, cfg) == pytest.approx(5e-4) and lr_at(10, cfg) == pytest.approx(1e-3)
-    assert lr_at(100, cfg) == pytest.approx(1e-4) and lr_at(50, cfg) < lr_at(20, cfg)
-    assert TrainConfig.from_dict(cfg.__dict__) == cfg
-    assert lr_at(20, cfg, time_fraction=1.0) == pytest.approx(1e-4)  # a time budget moves the cosine on
-
-
 def test_restore_prefers_run_checkpoint_over_init(tmp_path):
     torch.manual_seed(0)
     a, b = build_model("unilseg-tiny"), build_model("unilseg-tiny")
@@ -50,32 +58,44 @@ def test_restore_prefers_run_checkpoint_over_init(tmp_path):
     save_checkpoint(tmp_path / "init.pt", a, opt, step=9)
     cfg = TrainConfig(data=[("x", 1)], out=str(tmp_path / "run"), init=str(tmp_path / "init.pt"))
     model = build_model("unilseg-tiny")
-    assert _restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (0, "init")  # fine-tune: step 0
+    assert restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (0, "init")  # fine-tune: step 0
     torch.testing.assert_close(model.state_dict(), a.state_dict())
     save_checkpoint(tmp_path / "run" / LATEST, b, torch.optim.AdamW(b.parameters()), step=3)
-    assert _restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (3, "latest")
+    assert restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (3, "latest")
     torch.testing.assert_close(model.state_dict(), b.state_dict())
     cfg.init = None
     (tmp_path / "run" / LATEST).unlink()
-    assert _restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (0, "scratch")
+    assert restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (0, "scratch")
 
 
-def test_missing_data_fails_before_ray(tmp_path):
+def test_bad_input_fails_before_ray(tmp_path, monkeypatch):
+    import unilseg.train
+
+    def no_ray(*a, **k):
+        raise AssertionError("Ray must not start for bad input")
+
+    monkeypatch.setattr(unilseg.train, "ensure_ray", no_ray)
     with pytest.raises(FileNotFoundError, match="not a shard split"):
         run_training(TrainConfig(data=[(tmp_path / "nothing", 1.0)], out=str(tmp_path / "run")))
+    with pytest.raises(UniLSegError, match="unknown preset 'nope'"):
+        run_training(TrainConfig(preset="nope", data=[(tmp_path, 1.0)], out=str(tmp_path / "run")))
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_workers_survive_lost_worker_resume_and_rerun_noop(synth, ray_cluster, tmp_path):
     run = tmp_path / "run"
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[ExitOnce.__module__])  # workers cannot import tests
     cfg = TrainConfig(data=[(str(synth), 1.0)], out=str(run), workers=2, steps=4, batch_size=4, checkpoint_every=2,
-                      log_every=2, fail_at_step=4, num_loader_workers=1, shuffle_buffer=8)
-    result = run_training(cfg)
+                      log_every=2, num_loader_workers=1, shuffle_buffer=8)
+    result = run_training(cfg, step_hook=ExitOnce(4))
     # rank 1 died before step 4 (once); the group restarted from the step-2 checkpoint and finished
     assert (run / ".injected-failure-step-4").exists()
     starts = [(e["step"], e["from"]) for e in read_metrics(run) if e["event"] == "start"]
-    assert all(e["niceness"] == 0 for e in read_metrics(run) if e["event"] == "start")  # Ray's default is 15
+    # the caller's priority (Ray starts its workers at 15)
+    assert all(e["niceness"] == os.getpriority(os.PRIO_PROCESS, 0) for e in read_metrics(run) if e["event"] == "start")
     # Ray's checkpoint when its controller had registered the step-2 report before the loss,
     # else RUN/latest.pt (both hold step 2)
     assert starts[0] [:2] == (0, "scratch") and len(starts) == 2 and starts[1] in ((2, "ray"), (2, "latest"))
@@ -108,16 +128,14 @@ def test_init_from_released_layout(tmp_path):
     torch.save({"state_dict": state}, tmp_path / "released.pth")
     cfg = TrainConfig(data=[("x", 1)], out=str(tmp_path / "run"), init=str(tmp_path / "released.pth"))
     model = build_model("unilseg-tiny")
-    assert _restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (0, "init")
+    assert restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (0, "init")
     torch.testing.assert_close(model.state_dict(), src.state_dict())
-    with pytest.raises(ValueError, match="give the preset"):
+    with pytest.raises(UniLSegError, match="give the preset"):
         run_training(TrainConfig(preset=None, data=[(str(tmp_path), 1)], out=str(tmp_path / "r2"),
                                  init=str(tmp_path / "released.pth")))
 
 
 def test_finished_by_steps_or_time_budget(tmp_path):
-    from unilseg.train import _finished
-
     model = build_model("unilseg-tiny")
     path = save_checkpoint(tmp_path / "latest.pt", model, step=7,
                            extra={"out_of_time": True, "time_limit_s": 60.0, "train_seconds": 61.0})

@@ -4,7 +4,7 @@ import torch
 from click.testing import CliRunner
 
 from unilseg.checkpoint import save_checkpoint
-from unilseg.cli import main
+from cli import main
 from unilseg.model import build_model
 
 

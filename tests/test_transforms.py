@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from unilseg.transforms import (CLIP_MEAN, CLIP_STD, letterbox_image, letterbox_mask, letterbox_matrices,
-                                logits_to_probs, normalize, postprocess)
+                                logits_to_probs, normalize)
 
 
 def test_matrix_for_wide_image():
@@ -56,13 +56,13 @@ def test_mask_letterbox_is_nearest_and_aligned():
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (79, 98, 59, 118) and out.sum() == 20 * 60
 
 
-def test_postprocess_inverts_the_letterbox():
+def test_logits_to_probs_inverts_the_letterbox():
     h, w, size = 90, 150, 160
     mask = np.zeros((h, w), bool)
     mask[20:70, 40:110] = True
     boxed = letterbox_mask(mask, size).astype(np.float32)
     logits = torch.from_numpy(boxed[::4, ::4] * 20 - 10)  # (S/4, S/4): +10 inside, -10 outside
-    out = postprocess(logits[None, None], (h, w), size)
+    out = logits_to_probs(logits[None, None], (h, w), size) > 0.5
     assert out.shape == (h, w) and out.dtype == bool
     # align_corners=True maps logit i to i * (S - 1) / (S/4 - 1), not 4i: the official pipeline
     # drifts by up to ~4 px towards the far edges, so only a band around the boundary may differ
@@ -72,9 +72,3 @@ def test_postprocess_inverts_the_letterbox():
     assert out[inner].all() and not out[outer].any()
     probs = logits_to_probs(logits, (h, w), size)
     assert probs.dtype == np.float32 and 0 <= probs.min() and probs.max() <= 1
-
-
-def test_postprocess_threshold():
-    logits = torch.zeros(1, 1, 8, 8)  # sigmoid = 0.5 everywhere
-    assert postprocess(logits, (20, 30), 32).all()
-    assert not postprocess(logits, (20, 30), 32, threshold=0.6).any()

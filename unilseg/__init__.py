@@ -1,8 +1,14 @@
-"""UniLSeg: the model, its training, evaluation and the command line."""
+"""UniLSeg: the model, its data loading, training and evaluation (the library layer).
+
+Ray decides when it is first imported whether its processes listen on all interfaces;
+``LOOPBACK_ENV`` keeps every Ray listener we start on 127.0.0.1 (measured on these machines:
+without it gcs, raylet and workers listened on ``*``). It is applied here, on import of the
+package, so that it precedes any ``import ray`` in our code; the local stack (``cli/stack.py``)
+writes the same variables into ``.env`` for other shells.
+"""
 
 import os as _os
 
-# Ray decides at import time whether its processes listen on all interfaces; this keeps
-# every Ray listener we start on 127.0.0.1 (measured on these machines). Set before any
-# `import ray`: annotation_engine and flows import this package first for that reason.
-_os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+for _k, _v in LOOPBACK_ENV.items():
+    _os.environ.setdefault(_k, _v)

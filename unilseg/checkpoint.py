@@ -9,11 +9,16 @@ Every load is strict and fails with an error that names the missing/unexpected k
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
+
+from shards.errors import MissingInputError, UniLSegError
+from unilseg.model import build_model
 
 # (released name prefix, our prefix or None = skip); the first match wins, so the skip rule
 # for the CLIP image tower comes before the text tower's "backbone." rule.
@@ -31,11 +36,45 @@ RELEASED_PREFIXES: tuple[tuple[str, str | None], ...] = (
 FORMAT = "unilseg-checkpoint-v1"
 
 
-class CheckpointError(KeyError):
-    """A checkpoint does not match the model: missing, unexpected or misshapen entries."""
+class CheckpointError(UniLSegError):
+    """A file that is no loadable checkpoint, or one that does not match the model (missing,
+    unexpected or misshapen entries, named in the message)."""
 
-    def __str__(self) -> str:  # KeyError quotes its message; show it as written
-        return str(self.args[0])
+
+def read_checkpoint_file(path: str | os.PathLike, mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``; whatever is wrong with the file becomes one line.
+
+    Args:
+        path (str | PathLike): the file.
+        mmap (bool): map the tensors instead of reading them (cheap peeks at the step or
+            config); files in torch's legacy format, which cannot be mapped, are read whole.
+
+    Raises:
+        MissingInputError: no such file.
+        CheckpointError: "not a loadable checkpoint: PATH: why" (a plain pickle, Python
+            objects that weights_only refuses, a truncated or foreign file).
+    """
+    if not os.path.isfile(path):
+        raise MissingInputError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except RuntimeError as e:
+        if mmap and "mmap can only be used" in str(e):  # legacy format: no mmap, same content
+            return read_checkpoint_file(path, mmap=False)
+        raise CheckpointError(f"not a loadable checkpoint: {path}: {_why(e)}") from e
+    except Exception as e:  # torch raises UnpicklingError, EOFError, zip and OS errors for bad files
+        raise CheckpointError(f"not a loadable checkpoint: {path}: {_why(e)}") from e
+
+
+def _why(e: BaseException) -> str:
+    """A torch.load failure in a few words (torch's own messages run to paragraphs)."""
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in text:
+        return "it holds Python objects that safe (weights_only) loading refuses; a plain pickle is never loaded"
+    if isinstance(e, (EOFError, zipfile.BadZipFile)) or "PytorchStreamReader" in text or "invalid load key" in text:
+        return "the file is truncated or not a torch checkpoint"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(e).__name__}: {first[:200]}"
 
 
 def map_released_key(key: str) -> str | None:
@@ -110,7 +149,7 @@ def load_released_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Mo
     Raises:
         CheckpointError: naming the missing/unexpected keys if the layouts differ.
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint_file(path)
     sd = ckpt["state_dict"] if isinstance(ckpt, dict) and "state_dict" in ckpt else ckpt
     converted, unmapped = convert_released_state_dict(sd)
     load_state_dict_strict(model, converted, f"released checkpoint {path}", unmapped)
@@ -162,13 +201,12 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
         model (nn.Module | None): model to load into; None builds one from the saved config.
         optimizer (torch.optim.Optimizer | None): restored too when given and saved.
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} file (for the released model use load_released_checkpoint)")
     if model is None:
         if ckpt["config"] is None:
             raise CheckpointError(f"{path} has no config; pass the model to load into")
-        from unilseg.model import build_model
         model = build_model(ckpt["config"])
     load_state_dict_strict(_unwrap(model), ckpt["model"], source=f"checkpoint {path}")
     if optimizer is not None:

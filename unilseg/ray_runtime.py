@@ -1,7 +1,7 @@
 """One way to reach Ray for every stage (annotation actors, Ray Train, flows).
 
 Order of preference: an already initialised Ray in this process; the address passed in;
-UNILSEG_RAY_ADDRESS (written to .env by `python -m flows.stack up`); otherwise a private
+UNILSEG_RAY_ADDRESS (written to .env by `python -m cli.stack up`); otherwise a private
 local Ray for this process, bound to 127.0.0.1, shut down at interpreter exit.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import os
 
+import ray
+from ray._private import ray_constants
+
 log = logging.getLogger(__name__)
 ADDRESS_ENV = "UNILSEG_RAY_ADDRESS"
-# Measured on these machines: without it Ray's gcs/raylet/workers listen on all interfaces.
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
@@ -26,11 +27,6 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     Returns:
         str: the GCS address of the cluster in use.
     """
-    for k, v in LOOPBACK_ENV.items():
-        os.environ.setdefault(k, v)
-    import ray
-    from ray._private import ray_constants
-
     # Ray reads the loopback switch when first imported; if something imported it before
     # unilseg did, apply the same choice now, before any Ray process is started.
     if os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
@@ -49,8 +45,6 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
 
 def dashboard_url() -> str | None:
     """The Ray dashboard of the connected cluster as http://HOST:PORT, or None without one."""
-    import ray
-
     if not ray.is_initialized():
         return None
     try:
@@ -60,3 +54,16 @@ def dashboard_url() -> str | None:
     if not url:
         return None
     return url if url.startswith("http") else f"http://{url}"
+
+
+def set_niceness(niceness: int | None) -> None:
+    """Sets this process's OS priority (Ray starts its workers at 15, where they lose every core
+    to ordinary processes on a shared machine); None keeps it. A value the process may not take
+    (lowering it needs CAP_SYS_NICE) is logged and skipped."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness is None or niceness == current:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except OSError as e:
+        log.warning("cannot set niceness %s (%s); keeping %s", niceness, e, current)

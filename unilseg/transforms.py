@@ -85,8 +85,3 @@ def logits_to_probs(logits: torch.Tensor, orig_hw: tuple[int, int], size: int) -
     _, inv = letterbox_matrices(h, w, size)
     probs = cv2.warpAffine(x, inv, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     return np.clip(probs, 0.0, 1.0, out=probs)
-
-
-def postprocess(logits: torch.Tensor, orig_hw: tuple[int, int], size: int, threshold: float = 0.35) -> np.ndarray:
-    """logits (S/4 square) -> (h, w) bool mask: probability > threshold after the inverse warp."""
-    return logits_to_probs(logits, orig_hw, size) > threshold

@@ -16,6 +16,7 @@ import numpy as np
 from annotation_engine.captioners.attributes import clean_caption
 from annotation_engine.registry import CAPTIONERS
 from annotation_engine.regions import crop_region
+from shards.errors import UniLSegError
 
 # Tried in order: the first Auto class that knows the model's config loads it.
 _AUTO_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM")
@@ -44,7 +45,7 @@ def load_image_to_text(model: str, device: str = "cpu", revision: str | None = N
         except ValueError as e:  # "Unrecognized configuration class ..."
             errors.append(f"{name}: {e}")
     else:
-        raise ValueError(f"{model} is not an image-to-text model transformers can load: {'; '.join(errors)}")
+        raise UniLSegError(f"{model} is not an image-to-text model transformers can load: {'; '.join(errors)}")
     return processor, net.to(device).eval()
 
 

@@ -17,6 +17,7 @@ from skimage import color, filters, segmentation
 
 from annotation_engine.mask_generators import Proposal
 from annotation_engine.registry import MASK_GENERATORS
+from shards.errors import UniLSegError
 
 
 def adjacency(labels: np.ndarray) -> np.ndarray:
@@ -140,7 +141,7 @@ class SuperpixelGenerator:
     def __init__(self, n_segments: int = 300, compactness: float = 10.0, levels: tuple[float, ...] = (14.0, 30.0),
                  small_region: float = 0.01, seed_sigma: float = 1.0, edge_weight: float = 20.0):
         if not levels:
-            raise ValueError("levels must name at least one merge threshold")
+            raise UniLSegError("levels must name at least one merge threshold")
         self.n_segments, self.compactness = int(n_segments), float(compactness)
         self.levels = sorted(float(t) for t in levels)
         self.small_region, self.seed_sigma = float(small_region), float(seed_sigma)

@@ -12,6 +12,7 @@ import numpy as np
 from annotation_engine.config import path_identity
 from annotation_engine.mask_generators import Proposal
 from annotation_engine.registry import MASK_GENERATORS
+from shards.errors import UniLSegError
 
 
 @MASK_GENERATORS.register("unilseg")
@@ -28,10 +29,13 @@ class UniLSegSource:
 
     def __init__(self, checkpoint: str, expressions: list[str], preset: str | None = None,
                  threshold: float | None = None, device: str = "cpu"):
+        # torch and the model are imported here, not at the top: the registry imports every
+        # generator module on first lookup, and a weight-free engine should not pay seconds
+        # of torch import for a source it never builds
         from unilseg.model.loading import load_model
 
         if not expressions or not all(isinstance(e, str) and e.strip() for e in expressions):
-            raise ValueError("the unilseg mask source needs a non-empty list of expressions")
+            raise UniLSegError("the unilseg mask source needs a non-empty list of expressions")
         self.checkpoint, self.expressions, self.preset = checkpoint, list(expressions), preset
         self.model = load_model(checkpoint, preset).to(device)
         self.threshold = self.model.config.threshold if threshold is None else float(threshold)
@@ -46,7 +50,7 @@ class UniLSegSource:
         Scores: ``mean_prob`` (mean foreground probability inside the mask) and
         ``confident_fraction`` (share of mask pixels with probability > 0.8).
         """
-        from unilseg.model.predict import predict_probs  # no_grad inside
+        from unilseg.model.predict import predict_probs  # no_grad inside; see __init__ for the import
 
         out = []
         for text in self.expressions:

@@ -9,14 +9,15 @@ raises (with the error message as the reason).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from shards.errors import UniLSegError
 from shards.format import Sample
+from shards.registry import Registry
 
 
-class ConvertError(ValueError):
+class ConvertError(UniLSegError):
     """A source record cannot be converted; the message is the quarantine reason."""
 
 
@@ -44,38 +45,10 @@ class Rejected:
 
 
 Converter = Callable[..., Iterator["Item | Rejected"]]
-CONVERTERS: dict[str, Converter] = {}
 # Modules that register converters; imported on first lookup so the CLI starts fast.
-_MODULES = ["shards.converters.folder_sets", "shards.converters.refer", "shards.converters.grefcoco",
-            "shards.converters.coco", "shards.converters.ade20k", "shards.converters.parts"]
-
-
-def register_converter(name: str) -> Callable[[Converter], Converter]:
-    """Decorator registering a converter under a format name; a duplicate name fails."""
-
-    def deco(fn: Converter) -> Converter:
-        if name in CONVERTERS:
-            raise ValueError(f"converter {name!r} is already registered")
-        CONVERTERS[name] = fn
-        return fn
-
-    return deco
-
-
-def _load_all() -> None:
-    for mod in _MODULES:
-        importlib.import_module(mod)
-
-
-def get_converter(name: str) -> Converter:
-    """The converter registered under ``name``; a KeyError lists the known formats."""
-    _load_all()
-    if name not in CONVERTERS:
-        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(CONVERTERS))}")
-    return CONVERTERS[name]
-
-
-def converter_names() -> list[str]:
-    """Every registered format name."""
-    _load_all()
-    return sorted(CONVERTERS)
+CONVERTERS = Registry("format", ["shards.converters.folder_sets", "shards.converters.refer",
+                                 "shards.converters.grefcoco", "shards.converters.coco",
+                                 "shards.converters.ade20k", "shards.converters.parts"])
+register_converter = CONVERTERS.register
+get_converter = CONVERTERS.get
+converter_names = CONVERTERS.names

@@ -100,7 +100,7 @@ def read_label_png(path: Path) -> np.ndarray:
     return np.asarray(img).astype(np.int64)
 
 
-def build_sample(image_path: Path, label_path: Path, rel: str, classes: list[str], scene: str | None,
+def ade20k_sample(image_path: Path, label_path: Path, rel: str, classes: list[str], scene: str | None,
                  source: str) -> Sample:
     """Reads one image and its class-index PNG into a Sample with a target per class present."""
     stored = prepare_image(image_path.read_bytes())
@@ -159,6 +159,6 @@ def convert_ade20k(src: Path, split: str = "train", classes: str | None = None,
             yield Rejected(rel, f"no annotation PNG annotations/{folder}/{image_path.stem}.png")
             continue
         yield Item(make_key(source, rel), rel,
-                   lambda i=image_path, l=label_path, r=rel: build_sample(i, l, r, names, scenes.get(i.stem), source))
+                   lambda i=image_path, l=label_path, r=rel: ade20k_sample(i, l, r, names, scenes.get(i.stem), source))
     for stem in sorted(set(labels) - stems):
         yield Rejected(f"annotations/{folder}/{stem}.png", f"annotation without an image in images/{folder}/")

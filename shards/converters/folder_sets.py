@@ -17,11 +17,10 @@ from PIL import Image
 
 from shards.converters import ConvertError, Item, Rejected, register_converter
 from shards.format import ImageInfo, Sample, Target
-from shards.images import prepare_image
+from shards.images import IMAGE_FILE_SUFFIXES, prepare_image
 from shards.keys import make_key
 from shards.rle import mask_to_rle
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 # (image folder name, mask folder name) of sibling folders.
 FOLDER_PAIRS = [("Imgs", "GT"), ("Image", "GT_Object"), ("Images", "GT"), ("images", "masks")]
 PROMPTS = {"sod": "the most salient object", "cod": "the camouflaged object"}
@@ -41,7 +40,7 @@ def find_folder_pairs(src: Path) -> list[tuple[Path, Path]]:
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+            if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES}
 
 
 def read_binary_mask(path: Path) -> np.ndarray:
@@ -57,7 +56,7 @@ def read_binary_mask(path: Path) -> np.ndarray:
     return np.asarray(img.convert("L")) > 127
 
 
-def build_sample(image_path: Path, mask_path: Path, task: str, source: str, rel: str) -> Sample:
+def mask_pair_sample(image_path: Path, mask_path: Path, task: str, source: str, rel: str) -> Sample:
     """Reads one image and its mask into a Sample with one target."""
     stored = prepare_image(image_path.read_bytes())
     mask = read_binary_mask(mask_path)
@@ -86,7 +85,7 @@ def _folder_set(src: Path, task: str, name: str | None) -> Iterator[Item | Rejec
                 yield Rejected(rel, f"no mask for this image in {mask_dir.name}/")
                 continue
             yield Item(make_key(source, rel), rel,
-                       lambda i=img_path, m=masks[stem], r=rel: build_sample(i, m, task, source, r))
+                       lambda i=img_path, m=masks[stem], r=rel: mask_pair_sample(i, m, task, source, r))
         for stem in sorted(set(masks) - set(images)):
             yield Rejected(str(masks[stem].relative_to(src)), f"mask without an image in {img_dir.name}/")
 

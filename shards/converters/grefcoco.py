@@ -61,7 +61,7 @@ def is_no_target(ref: dict) -> bool:
     return bool(ref.get("no_target")) or all(i in NO_TARGET_IDS for i in ids)
 
 
-def build_sample(images_dir: Path, image: dict, targets: list[tuple[dict, list[dict], list[str]]],
+def grefcoco_sample(images_dir: Path, image: dict, targets: list[tuple[dict, list[dict], list[str]]],
                  cats: dict, source: str) -> Sample:
     """Reads one image and turns its (gref, annotations, texts) triples into a Sample."""
     stored = read_image(images_dir, image)
@@ -140,5 +140,5 @@ def convert_grefcoco(src: Path, split: str = "train", split_by: str | None = Non
     for image_id, targets in by_image.items():
         image = idx.images[image_id]
         yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, ts=targets: build_sample(
+                   lambda im=image, ts=targets: grefcoco_sample(
                        images_dir, im, [(r, [idx.anns[a] for a in ids], t) for r, ids, t in ts], idx.cats, source))

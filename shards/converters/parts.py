@@ -62,7 +62,7 @@ def part_of(cat: dict) -> tuple[str, str] | None:
     return clean_name(obj), PART_FIXES.get(part, part)
 
 
-def build_sample(path: Path, image: dict, anns: list[dict], cats: dict, source: str) -> Sample:
+def parts_sample(path: Path, image: dict, anns: list[dict], cats: dict, source: str) -> Sample:
     """One image: a part target per (object, part) pair and an object target per object category."""
     stored = read_image(path.parent, image, path)
     parts: dict[tuple[str, str], list] = defaultdict(list)
@@ -102,7 +102,7 @@ def _part_items(idx: CocoIndex, source: str, locate: Callable[[dict], Path]) -> 
             continue
         image, good = entry
         yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, a=good: build_sample(locate(im), im, a, idx.cats, source))
+                   lambda im=image, a=good: parts_sample(locate(im), im, a, idx.cats, source))
 
 
 @register_converter("paco")

@@ -147,7 +147,7 @@ def ref_texts(ref: dict) -> list[str]:
     return texts
 
 
-def granularity_of(category: dict) -> str:
+def category_granularity(category: dict) -> str:
     """Granularity of a referred annotation from its category (see the module docstring)."""
     if category.get("name") == "group":
         return "group"
@@ -156,7 +156,7 @@ def granularity_of(category: dict) -> str:
     return "instance"
 
 
-def build_sample(images_dir: Path, image: dict, targets: list[tuple[dict, dict, list[str]]], cats: dict,
+def refer_sample(images_dir: Path, image: dict, targets: list[tuple[dict, dict, list[str]]], cats: dict,
                  source: str, task: str) -> Sample:
     """Reads one image and turns its (ref, annotation, texts) triples into a Sample."""
     stored = read_image(images_dir, image)
@@ -167,7 +167,7 @@ def build_sample(images_dir: Path, image: dict, targets: list[tuple[dict, dict, 
             log.warning("ref %s: annotation %s rasterises to an empty mask; dropped", ref["ref_id"], ann["id"])
             continue
         cat = cats[ann["category_id"]]
-        out.append(Target(texts, rle, task, granularity_of(cat), source, provenance={
+        out.append(Target(texts, rle, task, category_granularity(cat), source, provenance={
             "ref_id": ref["ref_id"], "ann_id": ann["id"], "category": cat.get("name"), "sent_ids": ref["sent_ids"]}))
     if not out:
         raise ConvertError("every referred mask of this image is empty")
@@ -238,5 +238,5 @@ def _refer_items(refs: list[dict], idx: CocoIndex, images_dir: Path, source: str
     for image_id, targets in by_image.items():
         image = idx.images[image_id]
         yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, ts=targets: build_sample(images_dir, im, [(r, idx.anns[a], t) for r, a, t in ts],
+                   lambda im=image, ts=targets: refer_sample(images_dir, im, [(r, idx.anns[a], t) for r, a, t in ts],
                                                              idx.cats, source, "res"))

@@ -7,6 +7,6 @@ tiny CPU model learns referring segmentation: small images, a small fixed vocabu
 (colours, shapes, sizes, positions, relations, parts, groups), and only unambiguous texts.
 """
 
-from shards.synth.generate import CATEGORIES, SynthConfig, generate_shapes, make_scene
+from shards.synth.generate import CATEGORIES, SynthConfig, ensure_shapes, generate_shapes, is_complete, make_scene
 
-__all__ = ["CATEGORIES", "SynthConfig", "generate_shapes", "make_scene"]
+__all__ = ["CATEGORIES", "SynthConfig", "ensure_shapes", "generate_shapes", "is_complete", "make_scene"]

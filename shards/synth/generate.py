@@ -159,6 +159,9 @@ class _PickledListWriter:
         self.f.write(pickle.STOP)
 
 
+REFS_FILE = "refs(unc).p"  # refer's name for the UNC split's refs
+
+
 def generate_shapes(out: str | os.PathLike, images: int = 1000, seed: int = 0, size: int = 128,
                     **options: Any) -> dict[str, Any]:
     """Generates the synthetic referring set in refer's layout under ``out``.
@@ -176,7 +179,7 @@ def generate_shapes(out: str | os.PathLike, images: int = 1000, seed: int = 0, s
     cfg = SynthConfig(images=images, seed=seed, size=size, **options)
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    refs_tmp, imgs_tmp, anns_tmp = out / "refs(unc).p.tmp", out / "images.json.tmp", out / "annotations.json.tmp"
+    refs_tmp, imgs_tmp, anns_tmp = out / f"{REFS_FILE}.tmp", out / "images.json.tmp", out / "annotations.json.tmp"
     counts = {"images": 0, "annotations": 0, "refs": 0, "sentences": 0, "splits": {s: 0 for s, _ in cfg.splits}}
     ann_id = ref_id = sent_id = 0
     with open(refs_tmp, "wb") as rf, open(imgs_tmp, "w") as imf, open(anns_tmp, "w") as af:
@@ -219,8 +222,21 @@ def generate_shapes(out: str | os.PathLike, images: int = 1000, seed: int = 0, s
             counts["splits"][scene.split] += 1
         refs.close()
     _assemble_instances(out / "instances.json", imgs_tmp, anns_tmp, cfg)
-    os.replace(refs_tmp, out / "refs(unc).p")
+    os.replace(refs_tmp, out / REFS_FILE)  # last: its presence says the set is complete
     return counts
+
+
+def is_complete(out: str | os.PathLike) -> bool:
+    """True when a generated set under ``out`` is complete (a killed run leaves no refs file)."""
+    return (Path(out) / REFS_FILE).is_file()
+
+
+def ensure_shapes(out: str | os.PathLike, images: int = 1000, **kwargs: Any) -> bool:
+    """Generates the set under ``out`` unless a complete one is there; True if it generated."""
+    if is_complete(out):
+        return False
+    generate_shapes(out, images=images, **kwargs)
+    return True
 
 
 def _assemble_instances(path: Path, imgs_tmp: Path, anns_tmp: Path, cfg: SynthConfig) -> None:

@@ -4,12 +4,7 @@
 - `split`: which shards/samples each Ray Train rank x DataLoader worker reads.
 - `mixing`: `--data DST[:WEIGHT]` parsing and weighted mixing.
 - `augment`: aligned image/mask augmentation with the left/right flip rule.
+
+Import from the submodules: this package imports nothing itself, so that the light ones
+(`mixing`, used by the command line) do not pull in torch.
 """
-
-from .augment import AugmentConfig, augment_sample, letterbox_sample, mentions_left_right
-from .dataset import TargetDataset
-from .mixing import parse_data_spec, resolve_split_dir, weighted_mix
-from .split import ReaderPlan, plan_epoch, reader_identity
-
-__all__ = ["AugmentConfig", "TargetDataset", "augment_sample", "letterbox_sample", "mentions_left_right",
-           "parse_data_spec", "resolve_split_dir", "weighted_mix", "ReaderPlan", "plan_epoch", "reader_identity"]

@@ -17,6 +17,8 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from shards.errors import MissingInputError, UniLSegError
+
 T = TypeVar("T")
 
 
@@ -31,7 +33,7 @@ def resolve_split_dir(path: str | os.PathLike, default_split: str = "train") -> 
         return p
     if (p / default_split / "dataset.json").is_file():
         return p / default_split
-    raise FileNotFoundError(f"{p}: not a shard split (no dataset.json) nor a dataset with a "
+    raise MissingInputError(f"{p}: not a shard split (no dataset.json) nor a dataset with a "
                             f"'{default_split}' split")
 
 
@@ -50,9 +52,9 @@ def parse_data_spec(spec: str) -> tuple[str, float]:
         except ValueError:
             pass
     if not path:
-        raise ValueError(f"empty dataset path in {spec!r}")
+        raise UniLSegError(f"empty dataset path in {spec!r}")
     if not weight > 0:
-        raise ValueError(f"dataset weight must be > 0, got {weight} in {spec!r}")
+        raise UniLSegError(f"dataset weight must be > 0, got {weight} in {spec!r}")
     return path, weight
 
 

@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from shards.errors import MissingInputError, UniLSegError
+
 log = logging.getLogger(__name__)
 
 PNG_THRESHOLD = 0.5  # saved maps: foreground where value / 255 > 0.5 (0/255 masks: any value works)
 
 
-class EvalError(ValueError):
+class EvalError(UniLSegError):
     """Inputs that cannot be scored as asked; the message names the target(s)."""
 
 
@@ -72,6 +74,8 @@ class ModelPredictor:
     needs_images = True
 
     def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None):
+        # torch and the model are imported here, not at the top: scoring saved PNGs needs
+        # neither, and torch's import costs seconds
         import torch
 
         from unilseg.model.loading import load_model
@@ -98,7 +102,7 @@ class PngPredictor:
     def __init__(self, directory: str | os.PathLike):
         self.dir = Path(directory)
         if not self.dir.is_dir():
-            raise FileNotFoundError(f"predictions directory {self.dir} does not exist")
+            raise MissingInputError(f"predictions directory {self.dir} does not exist")
         self.describe = {"predictions": str(self.dir)}
 
     def __call__(self, sample: Any, item: Any) -> np.ndarray | None:

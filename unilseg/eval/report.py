@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from unilseg.eval.families import family_of
 from unilseg.eval.metrics import METRIC_CONVENTIONS, PREC_THRESHOLDS
 from unilseg.eval.published import BENCHMARK_FAMILY, PUBLISHED, render_comparison
 
@@ -174,8 +175,6 @@ def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]
         run: what was run (split, predictor, threshold, texts, limit, truncated, sources,
             benchmark_arg, overlays).
     """
-    from unilseg.eval.run import family_of
-
     out_dir = Path(out_dir)
     scored: dict[str, int] = {}
     for it in items:

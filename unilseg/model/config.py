@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shards.errors import MissingInputError, UnknownNameError
+from shards.settings import SettingsError, from_dict
+
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
+DEFAULT_PRESET = "unilseg-tiny"  # what training, the demo and tests build when no preset is named
 
 
 @dataclass
@@ -43,10 +47,10 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if self.mask_dim != self.d_model:
-            raise ValueError(f"mask_dim ({self.mask_dim}) must equal d_model ({self.d_model}): "
+            raise SettingsError(f"mask_dim ({self.mask_dim}) must equal d_model ({self.d_model}): "
                              "logits are query . pixel features")
         if len(self.sr_ratios) != 4:
-            raise ValueError(f"sr_ratios needs one ratio per stage (4), got {self.sr_ratios}")
+            raise SettingsError(f"sr_ratios needs one ratio per stage (4), got {self.sr_ratios}")
         self.sr_ratios = list(self.sr_ratios)
 
 
@@ -63,25 +67,17 @@ class UniLSegConfig:
         for name, cls in (("visual", VisualEncoderConfig), ("text", TextEncoderConfig), ("head", HeadConfig)):
             value = getattr(self, name)
             if isinstance(value, dict):
-                setattr(self, name, _from_dict(cls, value, name))
+                setattr(self, name, from_dict(cls, value, name))
             elif not isinstance(value, cls):
-                raise TypeError(f"{name} must be a {cls.__name__} or dict, got {type(value).__name__}")
+                raise SettingsError(f"{name} must be a {cls.__name__} or dict, got {type(value).__name__}")
         if self.input_size % 32:
-            raise ValueError(f"input_size ({self.input_size}) must be a multiple of 32 (4 stages, stride 32)")
+            raise SettingsError(f"input_size ({self.input_size}) must be a multiple of 32 (4 stages, stride 32)")
         if self.input_size // 4 < max(self.head.sr_ratios):
-            raise ValueError(f"input_size ({self.input_size}) too small for sr_ratios {self.head.sr_ratios}")
+            raise SettingsError(f"input_size ({self.input_size}) too small for sr_ratios {self.head.sr_ratios}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON- and weights_only-safe) that `UniLSegConfig(**d)` reads back."""
         return dataclasses.asdict(self)
-
-
-def _from_dict(cls: type, d: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise TypeError(f"unknown key(s) in {where}: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**d)
 
 
 def list_presets() -> list[str]:
@@ -95,9 +91,8 @@ def load_preset(name_or_path: str | Path) -> UniLSegConfig:
     if path.suffix != ".json":
         path = PRESET_DIR / f"{name_or_path}.json"
         if not path.is_file():
-            raise KeyError(f"unknown preset {name_or_path!r}; shipped: {', '.join(list_presets())}")
-    d = json.loads(path.read_text())
-    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(UniLSegConfig)})
-    if unknown:
-        raise TypeError(f"unknown key(s) in preset {path}: {', '.join(unknown)}")
-    return UniLSegConfig(**d)
+            raise UnknownNameError(f"unknown preset {str(name_or_path)!r}; shipped: {', '.join(list_presets())} "
+                                   "(or a JSON file)")
+    elif not path.is_file():
+        raise MissingInputError(f"no preset file {path}")
+    return from_dict(UniLSegConfig, json.loads(path.read_text()), f"preset {path}")

@@ -9,17 +9,35 @@ from __future__ import annotations
 
 import os
 
-import torch
+from shards.errors import UniLSegError
+from unilseg.checkpoint import FORMAT, load_checkpoint, load_released_checkpoint, read_checkpoint_file
 
-from unilseg.checkpoint import FORMAT, load_checkpoint, load_released_checkpoint
-
+from .config import DEFAULT_PRESET, UniLSegConfig, load_preset
 from .unilseg import UniLSeg, build_model
 
 
 def is_training_checkpoint(path: str | os.PathLike) -> bool:
     """True for files written by unilseg.checkpoint.save_checkpoint."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    ckpt = read_checkpoint_file(path, mmap=True)
     return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
+
+
+def model_config(preset: str | None, init: str | os.PathLike | None = None) -> UniLSegConfig:
+    """The config a run builds: the preset when given, else the one saved in `init` (our
+    checkpoints carry it), else DEFAULT_PRESET.
+
+    Raises:
+        UnknownNameError: an unknown preset.
+        UniLSegError: `init` is the released file (it carries no config) and no preset is given.
+    """
+    if preset is not None:
+        return load_preset(preset)
+    if init is None:
+        return load_preset(DEFAULT_PRESET)
+    if not is_training_checkpoint(init):
+        raise UniLSegError(f"{init} carries no model config (the released file?): give the preset "
+                           "(unilseg-swin-b for UniLSeg20_no_finetune.pth)")
+    return UniLSegConfig(**read_checkpoint_file(init, mmap=True)["config"])
 
 
 def load_model(checkpoint: str | os.PathLike, preset: str | None = None) -> UniLSeg:
@@ -31,13 +49,13 @@ def load_model(checkpoint: str | os.PathLike, preset: str | None = None) -> UniL
             not needed for our own files (they carry their config).
 
     Raises:
-        ValueError: a released checkpoint without a preset.
+        UniLSegError: a released checkpoint without a preset.
         CheckpointError: keys or shapes that do not match (named in the message).
     """
     if is_training_checkpoint(checkpoint):
         model = load_checkpoint(checkpoint).model
     elif preset is None:
-        raise ValueError(f"{checkpoint} is not a unilseg training checkpoint; for the released UniLSeg-20 file "
+        raise UniLSegError(f"{checkpoint} is not a unilseg training checkpoint; for the released UniLSeg-20 file "
                          "pass --preset unilseg-swin-b")
     else:
         model = load_released_checkpoint(build_model(preset), checkpoint)

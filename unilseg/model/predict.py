@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from shards.format import check_expression
 from unilseg.transforms import letterbox_image, logits_to_probs
 
 from .unilseg import UniLSeg
@@ -15,7 +16,11 @@ def predict_probs(model: UniLSeg, image: np.ndarray, text: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB + expression -> (H, W) float32 foreground probability.
 
     Runs in eval mode (BatchNorm running stats, no dropout) and restores the previous mode.
+
+    Raises:
+        FormatError: an empty or whitespace-only expression (the rule datasets follow too).
     """
+    check_expression(text)
     was_training = model.training
     model.eval()
     try:
@@ -31,7 +36,7 @@ def predict_probs(model: UniLSeg, image: np.ndarray, text: str) -> np.ndarray:
 
 
 def predict(model: UniLSeg, image: np.ndarray, text: str, threshold: float | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB + expression -> (H, W) bool mask (probability > threshold,
-    config.threshold = 0.35 by default)."""
+    """(H, W, 3) uint8 RGB + expression -> (H, W) bool mask (probability > threshold, the
+    model config's by default)."""
     t = model.config.threshold if threshold is None else threshold
     return predict_probs(model, image, text) > t

@@ -18,52 +18,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-
-class Registry:
-    """A name -> constructor table with per-entry metadata.
-
-    Args:
-        kind (str): what is registered, used in error messages ("visual encoder").
-    """
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self._fns: dict[str, Callable[..., nn.Module]] = {}
-        self._meta: dict[str, dict[str, Any]] = {}
-
-    def register(self, name: str, **meta: Any) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-        """Returns a decorator that registers `fn` under `name` with metadata `meta`."""
-
-        def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-            if name in self._fns:
-                raise ValueError(f"{self.kind} {name!r} is already registered (by {self._fns[name].__module__}."
-                                 f"{self._fns[name].__qualname__})")
-            self._fns[name] = fn
-            self._meta[name] = dict(meta)
-            return fn
-
-        return decorator
-
-    def create(self, name: str, **kwargs: Any) -> nn.Module:
-        """Builds the module registered as `name`, passing `kwargs` to its constructor."""
-        return self._lookup(name)(**kwargs)
-
-    def meta(self, name: str) -> dict[str, Any]:
-        """The metadata given at registration."""
-        self._lookup(name)
-        return self._meta[name]
-
-    def names(self) -> list[str]:
-        return sorted(self._fns)
-
-    def _lookup(self, name: str) -> Callable[..., nn.Module]:
-        if name not in self._fns:
-            raise KeyError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
-        return self._fns[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._fns
-
+from shards.registry import Registry
 
 VISUAL_ENCODERS = Registry("visual encoder")
 TEXT_ENCODERS = Registry("text encoder")
@@ -93,12 +48,12 @@ def register_text_encoder(name: str, tokenizer: Callable) -> Callable:
 
 def create_visual_encoder(name: str, **kwargs: Any) -> nn.Module:
     """Builds the visual encoder registered as `name`."""
-    return VISUAL_ENCODERS.create(name, **kwargs)
+    return VISUAL_ENCODERS.build(name, **kwargs)
 
 
 def create_text_encoder(name: str, **kwargs: Any) -> nn.Module:
     """Builds the text encoder registered as `name`."""
-    return TEXT_ENCODERS.create(name, **kwargs)
+    return TEXT_ENCODERS.build(name, **kwargs)
 
 
 def list_visual_encoders() -> list[str]:

@@ -4,9 +4,7 @@ One item per target (``texts="first"``: its first text, id ``<sample key>_<targe
 or per (target, text) (``texts="all"``: RefCOCO's protocol, id ``<target id>_<text index>``);
 ids come from shards.keys. Each prediction is made, or read, at the image's original
 resolution; a saved mask of another size is an error naming the target, never resized.
-Items are grouped by task and each group is scored by its metric family (FAMILIES): res
-and anything unregistered -> referring, gres -> gres, part -> part, semantic -> semantic
-(class from "all <class>"), sod/cod -> sod. Predictions are kept compressed (RLE, or a
+Items are grouped by task and each group is scored by its metric family (families.py). Predictions are kept compressed (RLE, or a
 zlib'd 8-bit map for SOD) and decoded lazily by the metrics, so memory stays flat over a
 10k-expression split. Predictions come from predictors.py (a checkpoint or saved PNGs);
 metrics.json, report.md and overlays.png are written by report.py and overlays.py.
@@ -24,18 +22,21 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from shards.keys import expression_id, target_id
 from shards.manifest import read_dataset_json
 from shards.reader import DecodedSample, ShardReader
 from shards.rle import mask_to_rle, rle_to_mask
-from unilseg.eval.metrics import (gres_metrics, part_metrics, per_sample_iou, referring_metrics,
-                                  semantic_metrics, semantic_per_class_iou, sod_metrics)
+from shards.errors import UniLSegError
+from unilseg.eval.config import TEXT_MODES, EvalConfig
+from unilseg.eval import overlays, report
+from unilseg.eval.families import family_of
+from unilseg.eval.metrics import per_sample_iou
 from unilseg.eval.predictors import EvalError, ModelPredictor, PngPredictor
 
 log = logging.getLogger(__name__)
 
-TEXT_MODES = ("first", "all")
 MAX_LISTED = 20  # ids listed in errors and in metrics.json per kind of problem
 
 
@@ -67,83 +68,6 @@ class EvalItem:
     gt: dict[str, Any] | None
     pred: Any = None
     iou: float = math.nan
-
-
-# ----------------------------------------------------------------------------- families
-
-@dataclass(frozen=True)
-class MetricFamily:
-    """How one kind of task is scored.
-
-    Attributes:
-        name (str): family name, also the report's table layout.
-        score (Callable): (preds, gts, items) -> (metrics dict, details dict).
-        continuous (bool): scores the probability map itself (SOD), not a binary mask.
-    """
-
-    name: str
-    score: Callable[[Sequence[Any], Sequence[Any], list[EvalItem]], tuple[dict[str, float], dict[str, Any]]]
-    continuous: bool = False
-
-
-FAMILIES: dict[str, MetricFamily] = {}
-TASK_FAMILY: dict[str, str] = {}
-DEFAULT_FAMILY = "referring"  # auto, instance, open_vocab, ... are scored as referring segmentation
-
-
-def register_family(name: str, tasks: Sequence[str], continuous: bool = False):
-    """Decorator registering a scoring function for some tasks; a duplicate name or task fails."""
-
-    def deco(fn):
-        if name in FAMILIES:
-            raise ValueError(f"metric family {name!r} is already registered")
-        taken = [t for t in tasks if t in TASK_FAMILY]
-        if taken:
-            raise ValueError(f"tasks {taken} already have a metric family")
-        FAMILIES[name] = MetricFamily(name, fn, continuous)
-        TASK_FAMILY.update({t: name for t in tasks})
-        return fn
-
-    return deco
-
-
-def family_of(task: str) -> MetricFamily:
-    """The metric family scoring a task (referring for tasks without their own)."""
-    return FAMILIES[TASK_FAMILY.get(task, DEFAULT_FAMILY)]
-
-
-@register_family("referring", ["res"])
-def _referring(preds, gts, items):
-    return referring_metrics(preds, gts), {}
-
-
-@register_family("gres", ["gres"])
-def _gres(preds, gts, items):
-    return gres_metrics(preds, gts), {}
-
-
-@register_family("part", ["part"])
-def _part(preds, gts, items):
-    kinds = ["part" if it.granularity == "part" else "object" for it in items]
-    return part_metrics(preds, gts, kinds), {}
-
-
-def semantic_class(text: str) -> str:
-    """The class a semantic expression asks for: "all <class>" -> "<class>" (else the text)."""
-    text = text.strip()
-    return text[4:].strip() if text.lower().startswith("all ") else text
-
-
-@register_family("semantic", ["semantic"])
-def _semantic(preds, gts, items):
-    classes = [semantic_class(it.text) for it in items]
-    per_class = semantic_per_class_iou(preds, gts, classes)
-    return semantic_metrics(preds, gts, classes), {"per_class_iou": per_class}
-
-
-@register_family("sod", ["sod", "cod"], continuous=True)
-def _sod(preds, gts, items):
-    return sod_metrics(preds, gts), {}
 
 
 # ----------------------------------------------------------------------------- storage
@@ -239,10 +163,8 @@ def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "fir
         EvalError: predictions whose size differs from their image's (all listed, up to
             MAX_LISTED), unreadable PNGs, or no prediction at all.
     """
-    from tqdm import tqdm
-
     if texts not in TEXT_MODES:
-        raise ValueError(f"texts must be one of {TEXT_MODES}, got {texts!r}")
+        raise UniLSegError(f"texts must be one of {TEXT_MODES}, got {texts!r}")
     reader = ShardReader(split_dir)
     total = reader.info.get("counts", {}).get("targets") if texts == "first" else None
     if limit is not None:
@@ -297,42 +219,35 @@ def score(items: list[EvalItem]) -> tuple[dict[str, dict[str, float]], dict[str,
     return metrics, details
 
 
-def evaluate(data: str, out: str, *, checkpoint: str | None = None, preset: str | None = None,
-             predictions: str | None = None, split: str = "val", limit: int | None = None,
-             benchmark: str | None = None, progress: bool = True, texts: str = "first",
-             threshold: float | None = None, overlay_k: int = 8, device: str | None = None) -> dict:
+def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions: str | None = None,
+             progress: bool = True, **settings: Any) -> dict:
     """Scores a model, or saved PNG masks, on a shard split and writes the report.
 
     Args:
         data: a dataset dir (then DATA/split is read) or a split dir.
         out: report dir; gets metrics.json, report.md and overlays.png.
-        checkpoint: our checkpoint, or the released UniLSeg-20 .pth with `preset`.
-        preset: preset for a released checkpoint (e.g. "unilseg-swin-b").
+        checkpoint: our checkpoint, or the released UniLSeg-20 .pth (with the `preset` setting).
         predictions: dir of ``<id>.png`` masks instead of a model (exactly one of the two).
-        split: split name when `data` is a dataset dir.
-        limit: score only the first `limit` expressions (then nothing is compared with
-            published numbers: the set is not the benchmark's).
-        benchmark: published benchmark to compare with ("refcoco-val", "RefCOCO val", ...),
-            "none" for no comparison, None to infer it from the targets' source and split.
         progress: show a progress bar.
-        texts: "first" = one expression per target (its first text, id = target id);
-            "all" = every text (id = ``<target id>_<text index>``), as RefCOCO counts.
-        threshold: binarisation threshold; default the model's (0.35) or 0.5 for PNGs.
-        overlay_k: best and worst predictions drawn on the overlay sheet.
-        device: torch device for the model (default: cuda if available, else cpu).
+        **settings: EvalConfig fields (split, texts, limit, threshold, benchmark, overlay_k,
+            preset, device); an unknown one fails. ``texts="all"`` scores every text (id
+            ``<target id>_<text index>``), as RefCOCO counts; a ``limit`` means nothing is
+            compared with published numbers (the set is not the benchmark's).
 
     Returns:
         dict: task -> metric name -> value (fractions; NaN where undefined).
     """
-    from unilseg.eval import overlays, report
-
+    cfg = EvalConfig.from_dict(settings)
+    split, limit, benchmark, texts = cfg.split, cfg.limit, cfg.benchmark, cfg.texts
+    threshold, overlay_k = cfg.threshold, cfg.overlay_k
     if (checkpoint is None) == (predictions is None):
-        raise ValueError("give exactly one of checkpoint (a model) or predictions (a dir of PNG masks)")
+        raise UniLSegError("give exactly one of checkpoint (a model) or predictions (a dir of PNG masks)")
+    if (cfg.preset or cfg.device) and checkpoint is None:
+        raise UniLSegError("preset and device go with a checkpoint")
     report.parse_benchmark(benchmark)  # bad arguments fail before a model is loaded
-    if texts not in TEXT_MODES:
-        raise ValueError(f"texts must be one of {TEXT_MODES}, got {texts!r}")
     split_dir = resolve_split(data, split)
-    predictor = ModelPredictor(checkpoint, preset, device) if checkpoint is not None else PngPredictor(predictions)
+    predictor = ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None \
+        else PngPredictor(predictions)
     thr = predictor.threshold if threshold is None else float(threshold)
     got = collect(split_dir, predictor, thr, texts, limit, progress)
     metrics, details = score(got.items)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from shards.converters import converter_names
+from shards.writer import DEFAULT_MAX_COUNT
+
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
     """k=v pairs -> kwargs; true/false/ints are converted."""
@@ -19,12 +22,12 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
 
 @click.command("convert")
 @click.argument("fmt", metavar="FORMAT")
-@click.argument("src", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset dir; shards go to OUT/SPLIT.")
+@click.argument("src")
+@click.option("--out", required=True, help="Dataset dir; shards go to OUT/SPLIT.")
 @click.option("--split", default="train", show_default=True, help="Split to convert and write.")
-@click.option("--images", type=click.Path(exists=True, file_okay=False), help="Image folder, for formats whose "
-              "annotations and images live apart (refcoco, coco...).")
-@click.option("--max-count", default=1000, show_default=True, help="Samples per shard.")
+@click.option("--images", help="Image folder, for formats whose annotations and images live apart (refcoco, coco...).")
+@click.option("--max-count", default=DEFAULT_MAX_COUNT, show_default=True, type=click.IntRange(min=1),
+              help="Samples per shard.")
 @click.option("--option", "options", multiple=True, help="Converter option key=value (repeatable).")
 def command(fmt: str, src: str, out: str, split: str, images: str | None, max_count: int,
             options: tuple[str, ...]) -> None:
@@ -32,18 +35,14 @@ def command(fmt: str, src: str, out: str, split: str, images: str | None, max_co
 
     FORMAT is one of the registered converters (sod, cod, refcoco, ...).
     """
-    from shards.converters import converter_names
-    from shards.converters.run import convert
+    from shards.converters.convert import convert  # imports every converter: only when converting
 
     if fmt not in converter_names():
         raise click.BadParameter(f"unknown format {fmt!r}; known: {', '.join(converter_names())}", param_hint="FORMAT")
     kwargs = _parse_options(options)
     if images:
         kwargs["images"] = images
-    try:
-        summary = convert(fmt, src, out, split, max_count=max_count, **kwargs)
-    except (FileNotFoundError, TypeError, ValueError) as e:  # ConvertError is a ValueError
-        raise click.ClickException(str(e)) from e
+    summary = convert(fmt, src, out, split, max_count=max_count, **kwargs)
     c = summary["counts"]
     click.echo(f"{out}/{split}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "
                f"(this run: {summary['written']} written, {summary['skipped']} already there, "

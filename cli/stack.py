@@ -1,9 +1,9 @@
 """The local stack behind `make demo`: Prefect server, Ray head with its dashboard, and the
 process serving our deployments, all on 127.0.0.1, all children of one supervisor.
 
-    python -m flows.stack up      # start in the background, wait until healthy, write .env
-    python -m flows.stack down    # stop everything `up` started
-    python -m flows.stack status
+    python -m cli.stack up      # start in the background, wait until healthy, write .env
+    python -m cli.stack down    # stop everything `up` started
+    python -m cli.stack status
 
 State (Prefect's SQLite database, Ray's temp dir, logs, pids) lives in STATE_DIR
 (default ./.state). `down` signals the supervisor, which stops its children and Ray.
@@ -24,7 +24,12 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import click
+
+from flows.paths import PROJECT_ROOT
+from unilseg import LOOPBACK_ENV
+
+ROOT = PROJECT_ROOT
 
 
 @dataclass
@@ -77,9 +82,7 @@ def stack_env(cfg: StackConfig) -> dict[str, str]:
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         "PREFECT_UI_URL": f"http://127.0.0.1:{cfg.prefect_port}",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        # Measured here: without it Ray's gcs/raylet/workers listen on all interfaces.
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_USAGE_STATS_ENABLED": "0",
+        **LOOPBACK_ENV,  # Ray's listeners on 127.0.0.1
         # Ray 2.60 turns token auth on; drivers joining the stack's head must say so.
         "RAY_AUTH_MODE": "token",
         "HF_HUB_OFFLINE": "1",
@@ -99,7 +102,7 @@ def write_env_file(cfg: StackConfig, ray_address: str) -> None:
     """Writes .env so that `set -a; . ./.env` prepares another shell."""
     path = Path(cfg.env_file)
     lines = [f"{k}={v}" for k, v in {**stack_env(cfg), "UNILSEG_RAY_ADDRESS": ray_address}.items()]
-    path.write_text("# written by `python -m flows.stack up`\n" + "\n".join(lines) + "\n")
+    path.write_text("# written by `python -m cli.stack up`\n" + "\n".join(lines) + "\n")
 
 
 def _healthy(url: str) -> bool:
@@ -191,7 +194,7 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
         return json.loads(info_path.read_text())
     (state / "logs").mkdir(parents=True, exist_ok=True)
     log = open(state / "logs" / "stack.log", "ab")
-    sup = subprocess.Popen([sys.executable, "-m", "flows.stack", "supervise"], cwd=ROOT, stdout=log,
+    sup = subprocess.Popen([sys.executable, "-m", "cli.stack", "supervise"], cwd=ROOT, stdout=log,
                      stderr=subprocess.STDOUT, start_new_session=True,
                      env={**os.environ, **stack_env(cfg), **cfg.to_env()})
     def started() -> bool:
@@ -294,22 +297,42 @@ The stack keeps running: `set -a; . ./.env; set +a; . .venv/bin/activate` in ano
 `prefect deployment run {deployment}`. Stop everything with `make down`.""")
 
 
-def main(argv: list[str]) -> None:
-    cfg = StackConfig.from_env()
-    cmd = argv[0] if argv else "status"
-    if cmd == "up":
-        info = up(cfg)
-        print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}\nRay address:    {info['ray_address']}")
-    elif cmd == "down":
-        down(cfg)
-    elif cmd == "demo":
-        demo(cfg)
-    elif cmd == "supervise":
-        supervise(cfg)
-    else:
-        path = Path(cfg.state_dir) / "stack.json"
-        print(path.read_text() if path.exists() else "stack is not running")
+@click.group("stack")
+def command() -> None:
+    """The local stack behind `make demo`: Prefect server, Ray with its dashboard, served deployments."""
+
+
+@command.command("up")
+def up_cmd() -> None:
+    """Start the stack in the background; wait until healthy; write .env."""
+    info = up(StackConfig.from_env())
+    click.echo(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}\nRay address:    {info['ray_address']}")
+
+
+@command.command("down")
+def down_cmd() -> None:
+    """Stop every process `up` started."""
+    down(StackConfig.from_env())
+
+
+@command.command("demo")
+def demo_cmd() -> None:
+    """Start the stack, run annotate-and-train/demo through the Prefect CLI, print where results are."""
+    demo(StackConfig.from_env())
+
+
+@command.command("status")
+def status_cmd() -> None:
+    """What runs, with its pids and addresses."""
+    path = Path(StackConfig.from_env().state_dir) / "stack.json"
+    click.echo(path.read_text() if path.exists() else "stack is not running")
+
+
+@command.command("supervise", hidden=True)
+def supervise_cmd() -> None:
+    """The supervisor process itself (started by `up`)."""
+    supervise(StackConfig.from_env())
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    command()

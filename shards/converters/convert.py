@@ -10,10 +10,11 @@ from typing import Any
 from tqdm import tqdm
 
 from shards.converters import ConvertError, Item, Rejected, get_converter
+from shards.errors import MissingInputError
 from shards.format import FormatError
 from shards.images import ImageError
 from shards.rle import RLEError
-from shards.writer import ShardWriter
+from shards.writer import DEFAULT_MAX_COUNT, ShardWriter
 
 log = logging.getLogger(__name__)
 # Errors that mean "this input is bad": quarantined, the run goes on. Anything else is a bug.
@@ -21,7 +22,7 @@ BAD_INPUT = (ConvertError, ImageError, FormatError, RLEError, OSError)
 
 
 def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
-            max_count: int = 1000, progress: bool = True, **options: Any) -> dict[str, Any]:
+            max_count: int = DEFAULT_MAX_COUNT, progress: bool = True, **options: Any) -> dict[str, Any]:
     """Converts a source dataset into ``out/split``.
 
     Args:
@@ -38,7 +39,7 @@ def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
     """
     src = Path(src)
     if not src.exists():
-        raise FileNotFoundError(f"source {src} does not exist")
+        raise MissingInputError(f"source {src} does not exist")
     converter = get_converter(fmt)
     # Start the listing before the writer exists: a wrong split or a malformed annotation
     # file fails here and leaves no empty split marked complete behind.

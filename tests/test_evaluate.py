@@ -1,4 +1,4 @@
-"""unilseg.eval.run: saved PNG masks scored by hand-computable metrics; missing and mis-sized files."""
+"""unilseg.eval.evaluate: saved PNG masks scored by hand-computable metrics; missing and mis-sized files."""
 
 import json
 
@@ -8,7 +8,8 @@ from PIL import Image
 
 from eval_fixtures import H, W, box, save_png, write_split
 from shards.keys import expression_id, make_key, target_id
-from unilseg.eval.run import EvalError, evaluate, family_of, semantic_class
+from unilseg.eval.evaluate import EvalError, evaluate
+from unilseg.eval.families import family_of, semantic_class
 
 pytest.importorskip("py_sod_metrics")
 

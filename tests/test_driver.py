@@ -21,11 +21,11 @@ from PIL import Image
 
 from annotation_engine.actor import EnginePool
 from annotation_engine.config import load_engine_config
-from annotation_engine.run import annotate_images, list_images, read_bytes
+from annotation_engine.driver import annotate_images, list_images, read_bytes
 from engine_fixtures import photo, save_tiny_blip
 from shards.manifest import read_manifest
 from shards.reader import ShardReader
-from unilseg.cli import main
+from cli import main
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "coins"]
 # the weight-free engine on small images, one CPU per actor (two actors fit on 2 cores)
@@ -173,7 +173,7 @@ def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
     _write_photos(images, PHOTOS)
     out = tmp_path / "auto"
     cfg = {**ENGINE, "resources": {"num_cpus": 1, "batch_size": 1, "inflight": 1}}
-    code = (f"from annotation_engine.run import annotate_images\n"
+    code = (f"from annotation_engine.driver import annotate_images\n"
             f"annotate_images({str(images)!r}, {str(out)!r}, engine={cfg!r}, actors=1, max_count=1, "
             f"ray_address={ray_cluster!r}, progress=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "RAY_AUTH_MODE": "token"})

@@ -21,14 +21,15 @@ from typing import Any, Iterator
 import fsspec
 from tqdm import tqdm
 
+from annotation_engine.annotate_config import AnnotateConfig
 from annotation_engine.config import engine_version, load_engine_config, unset_variables
+from shards.errors import MissingInputError, UniLSegError
 from shards.format import FormatError, ImageInfo, Sample
-from shards.images import sha256_bytes
+from shards.images import IMAGE_FILE_SUFFIXES, sha256_bytes
 from shards.manifest import QUARANTINE, done_images
 from shards.writer import ShardWriter
 
 log = logging.getLogger(__name__)
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Quarantine kinds that mark an image as processed for an engine version (not retried).
 DONE_KINDS = frozenset({"no_targets", "bad_input"})
 
@@ -55,21 +56,32 @@ def list_images(images: str | os.PathLike | list[str]) -> list[str]:
         if glob.has_magic(root):
             found = fs.glob(root)
         elif fs.isdir(root):
-            found = [p for p in fs.find(root) if p.lower().endswith(IMAGE_EXTS)]
+            found = [p for p in fs.find(root) if os.path.splitext(p)[1].lower() in IMAGE_FILE_SUFFIXES]
         else:
             return [s]
         return sorted(fs.unstrip_protocol(p) for p in found)
     if glob.has_magic(s):
         found = sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
     elif os.path.isdir(s):
-        found = sorted(str(p) for p in Path(s).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        found = sorted(str(p) for p in Path(s).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES)
     elif os.path.exists(s):
         found = [s]
     else:
-        raise FileNotFoundError(f"no image at {s}")
+        raise MissingInputError(f"no image at {s}")
     if not found and glob.has_magic(s):
-        raise FileNotFoundError(f"no file matches {s}")
+        raise MissingInputError(f"no file matches {s}")
     return found
+
+
+def images_fingerprint(images: str | os.PathLike) -> Any:
+    """What identifies a set of unlabeled inputs for "is there anything new?": a local folder by
+    its files' names, sizes and modification times; anything else (a URL, a glob) by its name,
+    since listing it is the annotation's own first step."""
+    path = Path(images)
+    if "://" in str(images) or not path.is_dir():
+        return str(images)
+    return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in path.rglob("*") if p.is_file())
 
 
 def read_bytes(path: str) -> bytes:
@@ -113,27 +125,24 @@ def _pending(paths: list[str], done: set, version: str, counts: dict[str, int],
     return todo
 
 
-def annotate_images(images: str | list[str], out: str, *, engine: str | dict = "weightfree", split: str = "train",
-                    actors: int = 1, gpus_per_actor: float = 0.0, ray_address: str | None = None,
-                    max_count: int = 1000, progress: bool = True) -> dict[str, Any]:
+def annotate_images(images: str | list[str], out: str, *, progress: bool = True, **settings: Any) -> dict[str, Any]:
     """Annotates unlabeled images into ``out/split`` with a pool of Ray actors.
 
     Args:
         images: folder, glob, fsspec URL, or list of paths/URLs.
         out: dataset directory (``DATA_ROOT/NAME``); shards go to ``out/split``.
-        engine: preset name, YAML path, or config dict (``base: PRESET`` + overrides).
-        split: split to write.
-        actors: number of engine actors.
-        gpus_per_actor: GPUs per actor (overrides the config's resources.num_gpus when > 0).
-        ray_address: Ray cluster address (None: the shared one, or a private local Ray).
-        max_count: samples per shard.
         progress: show a progress bar.
+        **settings: AnnotateConfig fields (engine, split, actors, gpus_per_actor, max_count,
+            ray_address); an unknown one fails.
 
     Returns:
         dict: the split's dataset.json plus ``written``, ``skipped``, ``quarantined`` (this
         run), ``engine_version`` and ``stats`` (seconds spent listing/hashing, starting the
         actors and annotating; peak RSS of each actor in MB; actor restarts).
     """
+    run = AnnotateConfig.from_dict(settings)
+    engine, split, actors, gpus_per_actor = run.engine, run.split, run.actors, run.gpus_per_actor
+    ray_address, max_count = run.ray_address, run.max_count
     t0 = time.perf_counter()
     cfg = load_engine_config(engine)
     version = engine_version(cfg)
@@ -170,13 +179,13 @@ def _run_pool(todo: list[tuple[str, str]], cfg, version: str, actors: int, gpus_
     t0 = time.perf_counter()
     missing = unset_variables(cfg)
     if missing:
-        raise ValueError(f"engine {cfg.name!r} names environment variables that are not set: {', '.join(missing)}")
+        raise UniLSegError(f"engine {cfg.name!r} names environment variables that are not set: {', '.join(missing)}")
     ensure_ray(ray_address)
     r = cfg.resources
     gpus = gpus_per_actor if gpus_per_actor > 0 else r.num_gpus
     have = ray.cluster_resources().get("GPU", 0.0)
     if gpus * actors > have:  # the actors would wait for ever
-        raise ValueError(f"{actors} actor(s) x {gpus} GPU need {gpus * actors} GPUs; the Ray cluster has {have:g}. "
+        raise UniLSegError(f"{actors} actor(s) x {gpus} GPU need {gpus * actors} GPUs; the Ray cluster has {have:g}. "
                          "Use fewer actors, or a config with resources.num_gpus: 0 (CPU)")
     config = cfg.to_dict()
     config["device"] = ("cuda" if cfg.device == "cpu" else cfg.device) if gpus > 0 else "cpu"

@@ -1,0 +1,46 @@
+"""`unilseg eval --checkpoint CKPT | --predictions DIR --data DST --out REPORT_DIR`.
+
+Every option but --data, --out, --checkpoint, --predictions and --no-progress is derived
+from EvalConfig (one definition).
+"""
+
+from __future__ import annotations
+
+import click
+
+from cli.options import pick, settings_options
+from unilseg.eval.config import EvalConfig
+
+
+@click.command("eval")
+@click.option("--data", required=True, help="Dataset dir (DATA/SPLIT is read) or a split dir (with dataset.json).")
+@click.option("--out", required=True, help="Report dir: metrics.json, report.md, overlays.png.")
+@click.option("--checkpoint", help="Our training checkpoint, or the released UniLSeg20_no_finetune.pth (with "
+              "--preset).")
+@click.option("--predictions",
+              help="Score saved masks instead of a model: DIR/<target id>.png for every target, where "
+                   "<target id> = <sample key>_<target index> (with --texts all: "
+                   "<sample key>_<target index>_<text index>); 8-bit 0/255 masks or probability maps "
+                   "(value/255) at the image's own size. A size mismatch is an error naming the target; a "
+                   "missing file is counted and reported.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@settings_options(EvalConfig)
+def command(data: str, out: str, checkpoint: str | None, predictions: str | None, no_progress: bool,
+            **settings) -> None:
+    """Run a model (or score saved masks) over a shard split and report the field's metrics.
+
+    Targets are grouped by task: res -> oIoU/mIoU/Prec@X, gres -> gIoU/cIoU/N-acc/T-acc,
+    part -> RefCOCOm mIoU, semantic -> mIoU, sod/cod -> S-measure/maxF/MAE; other tasks are
+    scored as referring segmentation. Published numbers are printed beside ours when the
+    split is a known benchmark, scored whole.
+    """
+    from unilseg.eval.evaluate import evaluate  # shard reading, metrics, maybe torch: when it runs
+
+    if (checkpoint is None) == (predictions is None):
+        raise click.UsageError("give exactly one of --checkpoint (run a model) or --predictions (saved masks)")
+    metrics = evaluate(data, out, checkpoint=checkpoint, predictions=predictions, progress=not no_progress,
+                       **pick(settings, EvalConfig))
+    for task, m in metrics.items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "n")
+        click.echo(f"{task} ({int(m['n'])}): {shown}")
+    click.echo(f"wrote {out}/metrics.json, {out}/report.md, {out}/overlays.png")

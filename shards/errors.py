@@ -1,0 +1,30 @@
+"""The one base class for errors caused by what a user gave us (files, names, settings).
+
+Every layer raises subclasses of ``UniLSegError`` for bad input: a corrupt image, an unknown
+preset, a checkpoint that is not one, a wrong setting. The command line prints exactly these
+as one line and exits non-zero; anything else is a bug and keeps its traceback. It lives in
+``shards`` because that is the bottom layer, which every other layer may import.
+"""
+
+from __future__ import annotations
+
+
+class UniLSegError(ValueError):
+    """Bad user input: the message alone tells the user what to fix."""
+
+
+class UnknownNameError(UniLSegError, KeyError):
+    """A name looked up in a registry or preset folder that does not exist.
+
+    Also a KeyError, so ``name in registry``-style callers that catch KeyError keep working.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingInputError(UniLSegError, FileNotFoundError):
+    """A path or URL the user named does not exist (or holds nothing usable)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

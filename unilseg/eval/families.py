@@ -1,0 +1,93 @@
+"""Metric families: which metric function scores which task.
+
+Items are grouped by task and each group is scored by its family: res and any task without
+a family of its own -> referring, gres -> gres, part -> part, semantic -> semantic (class
+from "all <class>"), sod/cod -> sod. A family registers the tasks it scores; a task claimed
+twice fails at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from shards.registry import Registry
+from unilseg.eval.metrics import (gres_metrics, part_metrics, referring_metrics, semantic_metrics,
+                                  semantic_per_class_iou, sod_metrics)
+
+if TYPE_CHECKING:
+    from unilseg.eval.evaluate import EvalItem
+
+DEFAULT_FAMILY = "referring"  # auto, instance, open_vocab, ... are scored as referring segmentation
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """How one kind of task is scored.
+
+    Attributes:
+        name (str): family name, also the report's table layout.
+        score (Callable): (preds, gts, items) -> (metrics dict, details dict).
+        continuous (bool): scores the probability map itself (SOD), not a binary mask.
+    """
+
+    name: str
+    score: Callable[[Sequence[Any], Sequence[Any], "list[EvalItem]"], tuple[dict[str, float], dict[str, Any]]]
+    continuous: bool = False
+
+
+FAMILIES = Registry("metric family")
+TASK_FAMILY: dict[str, str] = {}  # task -> family name, filled by register_family
+
+
+def register_family(name: str, tasks: Sequence[str], continuous: bool = False):
+    """Decorator registering a scoring function for some tasks; a duplicate name or task fails."""
+
+    def deco(fn):
+        taken = [t for t in tasks if t in TASK_FAMILY]
+        if taken:
+            raise ValueError(f"tasks {taken} already have a metric family")
+        FAMILIES.register(name)(MetricFamily(name, fn, continuous))
+        TASK_FAMILY.update({t: name for t in tasks})
+        return fn
+
+    return deco
+
+
+def family_of(task: str) -> MetricFamily:
+    """The metric family scoring a task (referring for tasks without their own)."""
+    return FAMILIES.get(TASK_FAMILY.get(task, DEFAULT_FAMILY))
+
+
+@register_family("referring", ["res"])
+def _referring(preds, gts, items):
+    return referring_metrics(preds, gts), {}
+
+
+@register_family("gres", ["gres"])
+def _gres(preds, gts, items):
+    return gres_metrics(preds, gts), {}
+
+
+@register_family("part", ["part"])
+def _part(preds, gts, items):
+    kinds = ["part" if it.granularity == "part" else "object" for it in items]
+    return part_metrics(preds, gts, kinds), {}
+
+
+def semantic_class(text: str) -> str:
+    """The class a semantic expression asks for: "all <class>" -> "<class>" (else the text)."""
+    text = text.strip()
+    return text[4:].strip() if text.lower().startswith("all ") else text
+
+
+@register_family("semantic", ["semantic"])
+def _semantic(preds, gts, items):
+    classes = [semantic_class(it.text) for it in items]
+    per_class = semantic_per_class_iou(preds, gts, classes)
+    return semantic_metrics(preds, gts, classes), {"per_class_iou": per_class}
+
+
+@register_family("sod", ["sod", "cod"], continuous=True)
+def _sod(preds, gts, items):
+    return sod_metrics(preds, gts), {}

@@ -1,0 +1,258 @@
+"""What each Ray Train worker runs: set up, restore, step, checkpoint and report.
+
+A run directory RUN holds:
+  RUN/latest.pt                   the newest checkpoint (unilseg.checkpoint format: model,
+                                  optimizer, step, config): what `unilseg predict/eval` read
+  RUN/checkpoints/step-XXXXXX.pt  the last `keep_checkpoints` checkpoints
+  RUN/metrics.jsonl               one line per report (rank 0) and per (re)start
+  RUN/<name>/                     Ray Train's own run state and checkpoint copies
+
+Resume order when a worker group starts: Ray's checkpoint (ray.train.get_checkpoint(), set
+after a lost worker or for a rerun with the same name), else RUN/latest.pt, else `init`
+(weights only, step 0; our checkpoint or the released UniLSeg-20 file), else random weights.
+
+Every rank draws from an endless data stream (unilseg.data), so all ranks take exactly
+`steps` steps and no rank waits in an all-reduce for one that ran out of data. The learning
+rate is a pure function of the step (linear warm-up, cosine decay), so only the optimizer
+state needs saving.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import cv2
+import ray.train
+import ray.train.torch
+import torch
+from torch.utils.data import DataLoader
+
+from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, save_checkpoint
+from unilseg.data.augment import AugmentConfig
+from unilseg.data.dataset import TargetDataset
+from unilseg.losses import unilseg_loss
+from unilseg.model import UniLSeg, build_model
+from unilseg.model.loading import is_training_checkpoint, model_config
+from unilseg.ray_runtime import set_niceness
+from unilseg.train_config import TrainConfig
+
+LATEST = "latest.pt"
+CKPT_DIR = "checkpoints"
+METRICS = "metrics.jsonl"
+RAY_CKPT_FILE = "model.pt"
+# called as hook(step, rank, world_size, run_dir) before every step (tests inject faults with it)
+StepHook = Callable[[int, int, int, Path], None]
+
+
+def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Learning rate of 1-based `step`: linear warm-up to cfg.lr, then cosine to lr * min_lr_ratio.
+
+    `time_fraction` (elapsed / time limit) moves the cosine on when it is ahead of the steps.
+    """
+    if step <= cfg.warmup_steps:
+        return cfg.lr * step / max(1, cfg.warmup_steps)
+    t = max((step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps), time_fraction)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Lines of RUN/metrics.jsonl (reports and start events), oldest first."""
+    path = Path(out) / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _log_event(out: Path, record: dict[str, Any]) -> None:
+    with open(out / METRICS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _publish(src: Path, out: Path, step: int, keep: int) -> Path:
+    """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it (atomic)."""
+    ckpt_dir = out / CKPT_DIR
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    dst = ckpt_dir / f"step-{step:06d}.pt"
+    shutil.copyfile(src, dst.with_suffix(".tmp"))
+    os.replace(dst.with_suffix(".tmp"), dst)
+    tmp = out / (LATEST + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(dst, tmp)  # latest.pt shares the step file's bytes
+    except OSError:
+        shutil.copyfile(dst, tmp)
+    os.replace(tmp, out / LATEST)
+    for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep]:
+        old.unlink()
+    return dst
+
+
+def restore(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            ray_ckpt: Any = None) -> tuple[int, str, dict[str, Any]]:
+    """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
+
+    Args:
+        ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
+    """
+    if ray_ckpt is not None:
+        with ray_ckpt.as_directory() as d:
+            loaded = load_checkpoint(Path(d) / RAY_CKPT_FILE, model, optimizer)
+            return loaded.step, "ray", loaded.extra
+    latest = Path(cfg.out) / LATEST
+    if latest.is_file():
+        loaded = load_checkpoint(latest, model, optimizer)
+        return loaded.step, "latest", loaded.extra
+    if cfg.init:
+        if is_training_checkpoint(cfg.init):
+            load_checkpoint(cfg.init, model)  # weights only: a fine-tune starts its own schedule
+        else:
+            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init)
+        return 0, "init", {}
+    return 0, "scratch", {}
+
+
+@dataclass
+class WorkerState:
+    """Everything one worker holds between steps."""
+
+    cfg: TrainConfig
+    rank: int
+    world: int
+    out: Path
+    model: torch.nn.Module  # DDP-wrapped when world > 1
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    batches: Iterator
+    start: int  # the step restored from
+    trained_s: float  # training seconds before this (re)start
+    t_begin: float = field(default_factory=time.perf_counter)
+    sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "bce": 0.0, "dice": 0.0})
+    n: int = 0  # steps summed in `sums`
+    t_window: float = field(default_factory=time.perf_counter)
+
+    @property
+    def per_worker(self) -> int:
+        return self.cfg.batch_size // self.world
+
+
+def setup(cfg: TrainConfig) -> WorkerState:
+    """Builds the model, optimizer and data stream of this rank and restores the newest state."""
+    set_niceness(cfg.niceness)  # DataLoader workers fork from here: inherited
+    torch.set_num_threads(cfg.threads_per_worker)
+    cv2.setNumThreads(1)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    out = Path(cfg.out)
+    torch.manual_seed(cfg.seed)
+    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init))
+    tokenizer, size = model.tokenizer, model.config.input_size
+    wrapped = ray.train.torch.prepare_model(model)  # moves to the device; DDP when world > 1
+    optimizer = torch.optim.AdamW(wrapped.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint())
+    # a run that finished by its time budget continues only if asked for a longer budget
+    trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
+    if rank == 0:
+        _log_event(out, {"event": "start", "step": start, "from": source, "world_size": world, "time": time.time(),
+                         "niceness": os.getpriority(os.PRIO_PROCESS, 0)})
+        print(f"[unilseg train] rank 0 of {world}: starting at step {start} ({source}), target {cfg.steps}",
+              flush=True)
+    dataset = TargetDataset(cfg.data, tokenizer, size, seed=cfg.seed * 100_003 + start, rank=rank, world_size=world,
+                            augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
+                            shuffle_buffer=cfg.shuffle_buffer)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size // world, num_workers=cfg.num_loader_workers,
+                        pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None)
+    wrapped.train()
+    return WorkerState(cfg, rank, world, out, wrapped, optimizer, ray.train.torch.get_device(), iter(loader),
+                       start, trained_s)
+
+
+def clock(state: WorkerState) -> tuple[float, float, bool]:
+    """(elapsed training seconds, fraction of the time budget, budget used); rank 0's clock decides."""
+    cfg = state.cfg
+    elapsed = state.trained_s + time.perf_counter() - state.t_begin
+    if not cfg.time_limit_s:
+        return elapsed, 0.0, False
+    t = torch.tensor([elapsed], dtype=torch.float64)
+    if state.world > 1:  # every rank must stop at the same step
+        torch.distributed.broadcast(t, src=0)
+    elapsed = float(t)
+    return elapsed, elapsed / cfg.time_limit_s, elapsed >= cfg.time_limit_s
+
+
+def train_step(state: WorkerState, step: int, lr: float) -> None:
+    """One optimizer step on the next batch; losses are summed into state.sums."""
+    images, ids, masks = next(state.batches)
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    dev = state.device
+    outputs = state.model(images.to(dev, non_blocking=True), ids.to(dev, non_blocking=True))
+    losses = unilseg_loss(outputs, masks.to(dev, non_blocking=True), aux_weight=state.cfg.aux_weight)
+    state.optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    if state.cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), state.cfg.grad_clip)
+    state.optimizer.step()
+    for k in state.sums:
+        state.sums[k] += float(losses[k].detach())
+    state.n += 1
+
+
+def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool, out_of_time: bool) -> None:
+    """Reports the window's mean losses to Ray Train (a barrier: every rank calls it); rank 0 also
+    saves and publishes a checkpoint when `save`, and logs the line."""
+    cfg, per_worker = state.cfg, state.per_worker
+    dt = time.perf_counter() - state.t_window
+    metrics = {"step": step, "lr": lr, "train_seconds": elapsed,
+               "samples_per_s": state.n * per_worker * state.world / dt,
+               **{k: v / state.n for k, v in state.sums.items()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if save and state.rank == 0:
+            path = save_checkpoint(Path(tmp) / RAY_CKPT_FILE, state.model, state.optimizer, step,
+                                   extra={"world_size": state.world, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                                          "train_seconds": elapsed, "time_limit_s": cfg.time_limit_s or 0.0,
+                                          "out_of_time": out_of_time})
+            _publish(path, state.out, step, cfg.keep_checkpoints)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint)
+    if state.rank == 0:
+        _log_event(state.out, {"event": "report", **metrics})
+        print(f"[unilseg train] step {step}/{cfg.steps} loss {metrics['loss']:.4f} (bce {metrics['bce']:.4f} "
+              f"dice {metrics['dice']:.4f}) lr {lr:.2e} {metrics['samples_per_s']:.1f} samples/s"
+              + (" [checkpoint]" if save else ""), flush=True)
+    state.sums = dict.fromkeys(state.sums, 0.0)
+    state.n, state.t_window = 0, time.perf_counter()
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """The Ray Train worker function: set up, then step to cfg.steps, reporting and checkpointing.
+
+    Args:
+        loop_config (dict): {"config": TrainConfig as a dict, "step_hook": StepHook | None}.
+    """
+    cfg = TrainConfig.from_dict(loop_config["config"])
+    hook: StepHook | None = loop_config.get("step_hook")
+    state = setup(cfg)
+    for step in range(state.start + 1, cfg.steps + 1):
+        if hook is not None:
+            hook(step, state.rank, state.world, state.out)
+        elapsed, time_fraction, out_of_time = clock(state)
+        lr = lr_at(step, cfg, time_fraction)
+        train_step(state, step, lr)
+        save = step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time
+        if save or step % cfg.log_every == 0:
+            report(state, step, lr, elapsed, save, out_of_time)
+        if out_of_time:
+            if state.rank == 0:
+                print(f"[unilseg train] time budget {cfg.time_limit_s:.0f} s used: stopped at step {step}",
+                      flush=True)
+            break
