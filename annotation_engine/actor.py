@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from shards.images import ImageError, prepare_image
+from unilseg.ray_runtime import set_niceness
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,7 @@ class EngineWorker:
     def __init__(self, config: dict[str, Any], torch_threads: int = 1, niceness: int | None = None):
         from annotation_engine.engine import Engine
 
-        if niceness is not None and os.getpriority(os.PRIO_PROCESS, 0) != niceness:
-            try:
-                os.setpriority(os.PRIO_PROCESS, 0, niceness)
-            except OSError as e:  # lowering niceness needs CAP_SYS_NICE
-                log.warning("cannot set actor niceness to %s (%s); keeping %s", niceness, e,
-                            os.getpriority(os.PRIO_PROCESS, 0))
+        set_niceness(niceness)
 
         self.engine = Engine(config)
         if "torch" in sys.modules:  # a weight-free engine never imports it (faster actor start)
@@ -92,10 +88,6 @@ class _Job:
     attempts: int = 0  # actor deaths this job has seen
 
 
-class ActorDiedTwice(RuntimeError):
-    """An item was in flight on two actors that died: it is given up (probably the cause)."""
-
-
 class EnginePool:
     """N EngineWorker actors kept busy; dead actors replaced, their work resubmitted.
 
@@ -106,11 +98,11 @@ class EnginePool:
         num_gpus (float): GPUs per actor.
         torch_threads (int): OMP/torch threads per actor.
         max_restarts (int): replacements allowed in total before the pool gives up.
-        niceness (int | None): OS priority of the actors (see EngineWorker).
+        niceness (int | None): OS priority of the actors (see EngineWorker); None: the caller's.
     """
 
     def __init__(self, config: dict[str, Any], actors: int = 1, num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 torch_threads: int = 1, max_restarts: int | None = None, niceness: int | None = 0):
+                 torch_threads: int = 1, max_restarts: int | None = None, niceness: int | None = None):
         import ray
 
         if actors < 1:
@@ -121,7 +113,9 @@ class EnginePool:
             "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
             "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
             "TRANSFORMERS_OFFLINE": os.environ.get("TRANSFORMERS_OFFLINE", "0")}}}
-        self._config, self._threads, self._niceness = config, int(threads), niceness
+        # None: the caller's priority (a user who runs `nice -n 10 unilseg annotate` keeps it)
+        self._niceness = os.getpriority(os.PRIO_PROCESS, 0) if niceness is None else niceness
+        self._config, self._threads = config, int(threads)
         self._remote = ray.remote(EngineWorker)
         self.actors = [self._new_actor() for _ in range(actors)]
         self.restarts, self.max_restarts = 0, 3 * actors if max_restarts is None else max_restarts

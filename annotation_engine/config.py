@@ -83,7 +83,7 @@ class ResourcesConfig:
     torch_threads: int = 1  # torch/OMP threads inside each actor
     batch_size: int = 2  # images per actor call
     inflight: int = 2  # batches queued per actor (keeps actors busy while the driver writes)
-    niceness: int | None = 0  # OS priority of actor processes (Ray starts workers at 15; None keeps it)
+    niceness: int | None = None  # OS priority of the actors; None: the caller's (Ray would start them at 15)
 
 
 @dataclass

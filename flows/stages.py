@@ -4,6 +4,13 @@ A marker RUN/stages/<stage>.json holds a fingerprint of the stage's inputs and i
 A stage is skipped when the marker's fingerprint matches and every output path it lists
 still exists; otherwise it runs again (the library calls it makes resume on their own:
 the shard writer skips written keys, training resumes from its latest checkpoint).
+
+Why not Prefect's task caching (prefect 3.8, checked): a cache policy computes its key from
+the task's inputs before the task runs, and a hit returns the persisted return value with
+no look at the world; the outputs a stage leaves (datasets, checkpoints, reports) are only
+known from its result, after the key is fixed. A deleted checkpoint would still be a hit,
+and the next stage would fail on a missing file. Caching also needs result persistence
+configured per deployment. These ~50 lines check the outputs on every run.
 """
 
 from __future__ import annotations

@@ -20,15 +20,6 @@ from annotation_engine.registry import MASK_GENERATORS
 from shards.errors import UniLSegError
 
 
-def adjacency(labels: np.ndarray) -> np.ndarray:
-    """(H, W) int labels -> (E, 2) unique pairs (a < b) of 4-connected neighbouring labels."""
-    pairs = np.concatenate([
-        np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], 1),
-        np.stack([labels[:-1, :].ravel(), labels[1:, :].ravel()], 1)])
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.unique(np.sort(pairs, 1), axis=0)
-
-
 def _boundary_strength(labels: np.ndarray, edges: np.ndarray) -> dict[tuple[int, int], list[float]]:
     """(a, b) -> [sum, count] of the edge map along the boundary of neighbouring labels a < b."""
     a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])

@@ -88,11 +88,6 @@ class TargetDataset(IterableDataset):
         self.random_text, self.return_meta = random_text, return_meta
         self.rank, self.world_size = rank, world_size
 
-    @property
-    def num_targets(self) -> list[int]:
-        """Targets per source, from dataset.json."""
-        return [int(r.info["counts"]["targets"]) for r in self.readers]
-
     def _entries(self, source: int, ident: tuple[int, int, int, int]) -> Iterator[_Entry]:
         """This reader's targets of one source, epoch after epoch."""
         reader = self.readers[source]
