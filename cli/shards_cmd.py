@@ -18,7 +18,7 @@ def command() -> None:
 @click.option("--shallow", is_flag=True, help="Check checksums and counts only, not every sample.")
 def verify(path: str, shallow: bool) -> None:
     """Check every split under PATH; exit 1 and say what is wrong if anything is."""
-    from shards.verify import find_splits, verify_split
+    from shards.verify import find_splits, verify_split  # the reader imports webdataset: when it runs
 
     splits = find_splits(path)
     if not splits:
@@ -42,7 +42,7 @@ def verify(path: str, shallow: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(path: str, as_json: bool) -> None:
     """Counts of images and targets by task, granularity and source."""
-    from shards.stats import dataset_stats, format_stats
+    from shards.stats import dataset_stats, format_stats  # pyarrow: imported when it runs
 
     try:
         result = dataset_stats(path)
@@ -58,7 +58,7 @@ def stats(path: str, as_json: bool) -> None:
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (repeatable).")
 def preview(path: str, out: str, limit: int, tasks: tuple[str, ...]) -> None:
     """Contact sheet of images with masks overlaid and their texts."""
-    from shards.preview import preview_split
+    from shards.preview import preview_split  # the reader imports webdataset: when it runs
     from shards.verify import find_splits
 
     splits = find_splits(path)

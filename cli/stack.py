@@ -125,6 +125,8 @@ def _wait(what: str, check, timeout: float, log: Path | None = None) -> None:
 
 def supervise(cfg: StackConfig) -> None:
     """Runs the stack in the foreground until SIGTERM/SIGINT, then stops it all."""
+    import ray  # 3 s to import: only the supervisor pays it, not `unilseg --help`
+
     state = Path(cfg.state_dir)
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -146,8 +148,6 @@ def supervise(cfg: StackConfig) -> None:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        import ray
-
         if ray.is_initialized():
             ray.shutdown()  # the driver that started the local cluster stops all its processes
         (state / "stack.json").unlink(missing_ok=True)
@@ -160,8 +160,6 @@ def supervise(cfg: StackConfig) -> None:
         children.append(subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
             env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
-        import ray
-
         ray.init(address=None, _node_ip_address="127.0.0.1", include_dashboard=True, dashboard_host="127.0.0.1",
                  dashboard_port=cfg.dashboard_port, num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state),
                  namespace="unilseg", logging_level="WARNING")

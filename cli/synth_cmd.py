@@ -24,7 +24,7 @@ def shapes(out: str, n_images: int, seed: int, size: int) -> None:
     Writes OUT in refer's layout (RefCOCO's), splits train/val/testA/testB; convert it with
     `unilseg convert refcoco OUT --out DST --split train`.
     """
-    from shards.synth import generate_shapes
+    from shards.synth import generate_shapes  # scikit-image and PIL drawing: imported when it runs
 
     counts = generate_shapes(out, images=n_images, seed=seed, size=size)
     splits = ", ".join(f"{k} {v}" for k, v in counts["splits"].items())

@@ -8,6 +8,9 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from shards.preview import preview_split
+from shards.stats import dataset_stats
+
 
 def _key(text: str) -> str:
     # artifact keys: lowercase letters, digits and dashes only
@@ -43,9 +46,6 @@ def publish_report(name: str, report_md: str | Path) -> None:
 @task(name="summarize-dataset")
 def summarize_dataset(name: str, dataset_dir: str, preview_dir: str) -> dict[str, Any]:
     """Counts per split as an artifact, a preview sheet per split, their paths as an artifact."""
-    from shards.preview import preview_split
-    from shards.stats import dataset_stats
-
     stats = dataset_stats(dataset_dir)
     publish_counts(name, stats)
     sheets = {}

@@ -13,6 +13,10 @@ class UniLSegError(ValueError):
     """Bad user input: the message alone tells the user what to fix."""
 
 
+class FormatError(UniLSegError):
+    """A record breaks the shard format; the message says which field and why."""
+
+
 class UnknownNameError(UniLSegError, KeyError):
     """A name looked up in a registry or preset folder that does not exist.
 

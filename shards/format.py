@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from shards.errors import UniLSegError
+from shards.errors import FormatError
+from shards.keys import check_key
 from shards.rle import RLEError, rle_area, rle_to_mask, validate_rle
 
 SCHEMA_VERSION = 1
@@ -28,10 +29,6 @@ TASKS = frozenset({"res", "gres", "semantic", "instance", "panoptic", "part", "s
                    "open_vocab", "auto"})
 GRANULARITIES = frozenset({"part", "instance", "group", "class", "scene"})
 STORED_IMAGE_EXTS = frozenset({"jpg", "png"})
-
-
-class FormatError(UniLSegError):
-    """A record breaks the format; the message says which field and why."""
 
 
 def check_expression(text: object) -> str:
@@ -168,8 +165,6 @@ def validate_target(t: Target, height: int, width: int) -> int:
 
 def validate_sample(s: Sample) -> list[int]:
     """Checks a whole sample: key, image metadata and every target; returns the targets' areas."""
-    from shards.keys import check_key  # local: keys imports nothing of ours
-
     check_key(s.key)
     if s.image_ext not in STORED_IMAGE_EXTS:
         raise FormatError(f"image extension must be one of {sorted(STORED_IMAGE_EXTS)}, got {s.image_ext!r}")

@@ -11,6 +11,8 @@ import hashlib
 import re
 import unicodedata
 
+from shards.errors import FormatError
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_SLUG = 60
 
@@ -33,8 +35,6 @@ def make_key(source: str, name: str) -> str:
 
 def check_key(key: str) -> None:
     """Raises FormatError if a key could not round-trip through webdataset."""
-    from shards.format import FormatError
-
     if not key or "." in key or "/" in key or _UNSAFE.search(key):
         raise FormatError(f"invalid key {key!r}: keys use only [A-Za-z0-9_-], no dots")
 

@@ -9,6 +9,7 @@ cluster (a non-loopback master address) nothing changes.
 
 from __future__ import annotations
 
+import importlib
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +40,6 @@ def _loopback_store_factory(store_cls: Any) -> Any:
 def bind_rendezvous_to_loopback() -> None:
     """Makes torch.distributed's env:// and tcp:// rendezvous bind their store to 127.0.0.1
     when the master address is loopback (idempotent; run in each worker before DDP starts)."""
-    import importlib
-
     # `torch.distributed.rendezvous` is also a function name in torch.distributed: import the module
     rdzv = importlib.import_module("torch.distributed.rendezvous")
     if not getattr(rdzv, "_unilseg_loopback", False):

@@ -19,6 +19,9 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
+import torch.distributed as dist
+import torch.utils.data
+
 import numpy as np
 
 
@@ -50,9 +53,6 @@ def reader_identity(rank: int | None = None, world_size: int | None = None) -> t
     ray.train.get_context()'s), else from an initialised torch.distributed, else (0, 1);
     worker and num_workers from torch.utils.data.get_worker_info(), else (0, 1).
     """
-    import torch.distributed as dist
-    import torch.utils.data
-
     if rank is None or world_size is None:
         if dist.is_available() and dist.is_initialized():
             rank, world_size = dist.get_rank(), dist.get_world_size()

@@ -18,6 +18,8 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
+from unilseg.tokenizers import ClipTokenizer
+
 from .registry import register_text_encoder
 
 
@@ -138,7 +140,6 @@ def _is_torchscript(path: str) -> bool:
 
 
 def _clip_tokenizer(text_cfg):
-    from unilseg.tokenizers import ClipTokenizer
     return ClipTokenizer(text_cfg.context_length)
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from shards.settings import SettingsError
+from unilseg.tokenizers import HFTokenizer
+
 from .registry import register_text_encoder
 
 
@@ -25,6 +28,7 @@ class HFTextEncoder(nn.Module):
 
     def __init__(self, path: str, context_length: int = 17, sentence_dim: int = 512, pooling: str = "cls") -> None:
         super().__init__()
+        # transformers takes seconds to import (3.5 s measured here): paid only where it is used
         from transformers import AutoModel
 
         if pooling not in ("cls", "mean"):
@@ -48,9 +52,8 @@ class HFTextEncoder(nn.Module):
 
 
 def _hf_tokenizer(text_cfg):
-    from unilseg.tokenizers import HFTokenizer
     if not text_cfg.pretrained:
-        raise ValueError("text encoder 'bert' needs text.pretrained = a local model directory")
+        raise SettingsError("text encoder 'bert' needs text.pretrained = a local model directory")
     return HFTokenizer(text_cfg.pretrained, text_cfg.context_length)
 
 
