@@ -6,7 +6,8 @@ re-rounding). `PUBLISHED[benchmark][method]` maps metric name -> value, metric n
 matching the keys our metric functions return (`oIoU`, `mIoU`, `mIoU_part`,
 `mIoU_object_part`). `PUBLISHED_CONVENTIONS[benchmark]` says which convention those numbers
 follow; `METHOD_NOTES[family][method]` gives backbone and source (family from
-`BENCHMARK_FAMILY`); `PUBLISHED_DECIMALS[method][metric]` gives the number of decimals each value was printed with.
+`BENCHMARK_FAMILY`); `PUBLISHED_DECIMALS[method][metric]` gives the number of decimals
+each value was printed with.
 """
 
 from __future__ import annotations
