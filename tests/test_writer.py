@@ -176,7 +176,17 @@ def test_template_headers_equal_tarfile_headers():
 def test_columnar_manifest_rows_equal_the_row_dicts(tmp_path):
     import pyarrow as pa
 
-    from shards.manifest import MANIFEST_SCHEMA, ManifestRows, sample_rows
+    from shards.manifest import MANIFEST_SCHEMA, ManifestRows
+
+    def sample_rows(sample, shard, areas):  # one dict per row: the plain way ManifestRows must match
+        img = sample.image
+        return [{"key": sample.key, "shard": shard, "target_index": i, "image_id": img.id,
+                 "image_sha256": img.sha256, "image_source": img.source, "width": img.width,
+                 "height": img.height, "source": t.source, "task": t.task, "granularity": t.granularity,
+                 "text": t.texts[0], "texts": list(t.texts), "area": area, "has_mask": t.mask is not None,
+                 "scores": [(k, float(v)) for k, v in t.scores.items()],
+                 "engine_version": t.provenance.get("engine_version")}
+                for i, (t, area) in enumerate(zip(sample.targets, areas))]
 
     samples = [make_sample(i) for i in range(4)]
     samples[1].targets[0].scores = {}

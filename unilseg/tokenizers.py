@@ -25,7 +25,6 @@ import torch
 
 SOT_ID = 49406  # <start_of_text>
 EOT_ID = 49407  # <end_of_text>
-CLIP_VOCAB_SIZE = 49408
 
 
 class Tokenizer(Protocol):
