@@ -15,11 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards.format import Sample
-
-MANIFEST = "manifest.parquet"
-DATASET_JSON = "dataset.json"
-QUARANTINE = "quarantine.jsonl"
-PARTS_DIR = "_parts"
+from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, SHARD_PATTERN
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -109,8 +105,6 @@ def finished_shards(split_dir: str | os.PathLike) -> list[str]:
     both files exist. A writer killed between a shard's rename and the next dataset.json
     leaves a finished shard that dataset.json does not list yet; it counts.
     """
-    from shards.writer import SHARD_PATTERN  # local: writer imports this module
-
     split_dir, names, index = Path(split_dir), [], 0
     while True:
         name = SHARD_PATTERN.format(index)
@@ -144,6 +138,19 @@ def read_dataset_json(split_dir: str | os.PathLike) -> dict[str, Any]:
         return {}
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_quarantine(split_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The quarantine records of a split, in the order written ([] if there is none).
+
+    Each record has at least ``input`` (what was rejected) and ``reason``; writers add
+    their own fields (``format``, ``kind``, ``sha256``, ``engine_version``, ...).
+    """
+    path = Path(split_dir) / QUARANTINE
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:

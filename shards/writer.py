@@ -31,12 +31,11 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from shards.format import SCHEMA_VERSION, Sample, validate_sample
-from shards.manifest import (DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, ManifestRows, merge_parts,
-                             read_dataset_json, write_json_atomic)
+from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, SHARD_PATTERN
+from shards.manifest import ManifestRows, merge_parts, read_dataset_json, read_quarantine, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-SHARD_PATTERN = "shard-{:06d}.tar"
 DEFAULT_MAX_COUNT = 1000
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 # Fixed member mtime so that the same samples give byte-identical shards.
@@ -261,10 +260,7 @@ class ShardWriter:
         for part in (self.dir / PARTS_DIR).glob("*.parquet"):
             if part.name not in finished:  # killed between the part's and the tar's rename
                 part.unlink()
-        if (qpath := self.dir / QUARANTINE).exists():
-            lines = qpath.read_text(encoding="utf-8").splitlines()
-            recs = [json.loads(line) for line in lines if line.strip()]
-            self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in recs)
+        self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir))
 
     @staticmethod
     def _describe(tar: Path, part: Path) -> dict[str, Any]:
