@@ -26,7 +26,7 @@ from annotation_engine.config import engine_version, load_engine_config, unset_v
 from shards.errors import MissingInputError, UniLSegError
 from shards.format import FormatError, ImageInfo, Sample
 from shards.images import IMAGE_FILE_SUFFIXES, sha256_bytes
-from shards.manifest import QUARANTINE, done_images
+from shards.manifest import done_images, read_quarantine
 from shards.writer import ShardWriter
 
 log = logging.getLogger(__name__)
@@ -95,16 +95,8 @@ def read_bytes(path: str) -> bytes:
 
 def quarantined_done(split_dir: Path) -> set[tuple[str, str]]:
     """(sha256, engine version) pairs the quarantine marks as processed (DONE_KINDS)."""
-    path = split_dir / QUARANTINE
-    out: set[tuple[str, str]] = set()
-    if path.exists():
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    rec = json.loads(line)
-                    if rec.get("kind") in DONE_KINDS and rec.get("sha256") and rec.get("engine_version"):
-                        out.add((rec["sha256"], rec["engine_version"]))
-    return out
+    return {(r["sha256"], r["engine_version"]) for r in read_quarantine(split_dir)
+            if r.get("kind") in DONE_KINDS and r.get("sha256") and r.get("engine_version")}
 
 
 def _pending(paths: list[str], done: set, version: str, counts: dict[str, int],

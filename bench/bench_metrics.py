@@ -1,6 +1,7 @@
-"""Speed of referring_metrics / gres_metrics vs bare np.count_nonzero on the same masks.
+"""Speed of referring_metrics / gres_metrics vs bare np.count_nonzero on the same masks,
+and of sod_metrics' MAE and max F-measure through pysodmetrics vs our former hand-written code.
 
-    .venv/bin/python bench/bench_metrics.py [--pairs 5000] [--size 480] [--repeat 3]
+    .venv/bin/python bench/bench_metrics.py [--pairs 5000] [--size 480] [--repeat 3] [--sod-maps 300]
 
 Builds `--pairs` random (pred, gt) bool pairs of size x size once (5000 x 480 x 480 x 2
 bytes = 2.3 GB; pass --pairs 2000 on a small machine, the per-pair time is what matters),
@@ -8,6 +9,11 @@ a quarter of the ground truths None (no-target) for gres_metrics. Baseline: one
 np.count_nonzero on the prediction and one on the ground truth per pair, the least any
 metric must do. Each timing is the best of --repeat runs; the ratio is ours / baseline
 time. Prints one markdown table row per function.
+
+SOD (issue 12: a library where one does the job, unless it costs > 20 %): --sod-maps float
+maps with their ground truths; each of MAE and max F-measure through pysodmetrics (MAE,
+FmeasureV2) vs by hand (the MAE sod_metrics had before, kept below; the F curve
+sod_metrics keeps, `_f_curve`), same numbers checked; and the whole sod_metrics for scale.
 """
 
 from __future__ import annotations
@@ -22,7 +28,40 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from unilseg.eval.metrics import gres_metrics, referring_metrics  # noqa: E402
+from unilseg.eval.metrics import gres_metrics, referring_metrics, sod_metrics  # noqa: E402
+
+LEVELS, BETA2 = 256, 0.3
+
+
+def handwritten_mae(maps, gts) -> float:
+    """MAE as sod_metrics computed it by hand before issue 12."""
+    return float(np.mean([np.mean(np.abs(p - g)) for p, g in zip(maps, gts)]))
+
+
+def library_mae(maps, gts) -> float:
+    from py_sod_metrics import MAE
+
+    mae = MAE()
+    for p, g in zip(maps, gts):
+        mae.step(p, g, normalize=False)
+    return float(mae.get_results()["mae"])
+
+
+def handwritten_maxf(maps, gts) -> float:
+    """Max F-measure through one 512-bin bincount per map (unilseg.eval.metrics._f_curve)."""
+    from unilseg.eval.metrics import _f_curve
+
+    return float((sum(_f_curve(p, g, BETA2) for p, g in zip(maps, gts)) / len(maps)).max())
+
+
+def library_maxf(maps, gts) -> float:
+    """Max F-measure through pysodmetrics' FmeasureV2 (two np.histogram calls per map)."""
+    from py_sod_metrics import FmeasureHandler, FmeasureV2
+
+    fm = FmeasureV2({"f": FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=BETA2)})
+    for p, g in zip(maps, gts):
+        fm.step(p, g, normalize=False)
+    return float(fm.get_results()["f"]["dynamic"].max())
 
 
 def make_pairs(n: int, size: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
@@ -61,6 +100,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=5000)
     ap.add_argument("--size", type=int, default=480)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sod-maps", type=int, default=300)
     args = ap.parse_args()
 
     t = time.perf_counter()
@@ -79,6 +119,21 @@ def main() -> None:
         ours = best_of(lambda: fn(preds, g), args.repeat)
         print(f"| {name} | {args.pairs} | {ours:.3f} | {base:.3f} | {ours / base:.2f} | "
               f"{1e6 * ours / args.pairs:.0f} |")
+
+    rng = np.random.default_rng(1)
+    maps = [np.clip(g.astype(np.float64) * 0.6 + rng.random(g.shape) * 0.4, 0, 1) for g in gts[:args.sod_maps]]
+    sod_gts = gts[:args.sod_maps]
+    print(f"\n{len(maps)} SOD maps of {args.size}x{args.size} float64, best of {args.repeat}\n")
+    print("| SOD metric | hand-written (s) | pysodmetrics (s) | library / hand-written |")
+    print("|---|---|---|---|")
+    for name, hand_fn, lib_fn in [("MAE", handwritten_mae, library_mae), ("maxF", handwritten_maxf, library_maxf)]:
+        if abs(hand_fn(maps, sod_gts) - lib_fn(maps, sod_gts)) > 1e-12:
+            raise SystemExit(f"{name}: pysodmetrics and the hand-written code disagree")
+        hand = best_of(lambda: hand_fn(maps, sod_gts), args.repeat)
+        lib = best_of(lambda: lib_fn(maps, sod_gts), args.repeat)
+        print(f"| {name} | {hand:.3f} | {lib:.3f} | {lib / hand:.2f}x |")
+    whole = best_of(lambda: sod_metrics(maps, sod_gts, normalize=False), args.repeat)
+    print(f"| whole sod_metrics as shipped (MAE, maxF, S-measure) | {whole:.3f} | | |")
 
 
 if __name__ == "__main__":

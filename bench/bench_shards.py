@@ -1,6 +1,6 @@
 """Shard writer/reader throughput vs plain webdataset, and memory as the dataset grows.
 
-    .venv/bin/python bench/bench_shards.py [--samples 1000] [--repeat 3]
+    .venv/bin/python bench/bench_shards.py [--samples 1000] [--repeat 3] [--compare REV]
 
 Write: our ShardWriter vs webdataset.TarWriter(mtime=0) writing the same records, both
 starting from Sample objects (both encode KEY.json) into 250-sample shards; the run stops
@@ -9,15 +9,23 @@ unless both wrote byte-identical shards. What the baseline does not do: validate
 write manifest parts, manifest.parquet and dataset.json, fsync, rename from a temp name.
 Read: our ShardReader (raw records, streaming sha256 check) vs webdataset.WebDataset
 over the same shards, both without image decoding, and both with JSON parsing + PIL
-decoding. Both use webdataset's grouping by key; ours expands the tars with its own
-block reader (shards/reader.py _TarMembers) where webdataset uses tarfile's stream mode. Each pair runs interleaved in one process; the ratio
-is ours / baseline throughput (>= 0.8 is the target). Memory: peak RSS of a child
-process writing 1k vs 10k samples (it imports the writer only, not webdataset/torch).
+decoding. Both expand the tars with webdataset's tar_file_iterator (tarfile's stream
+mode) and group them by key; ours reads through a hashing file object. Each pair runs
+interleaved in one process; the ratio is ours / baseline throughput (>= 0.8 is the
+target). Memory: peak RSS of a child process writing 1k vs 10k samples (it imports the
+writer only, not webdataset/torch), and what importing webdataset would add to it.
+
+--compare REV also runs the writer and reader of git revision REV (shards/writer.py and
+shards/reader.py as they were there) in the same loop, so that two versions are compared
+in the same run (issue 12: the library-based tar code vs the hand-written one). REV's
+modules are imported from a temp dir and must find what they import from shards.* in
+this tree.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import resource
@@ -26,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -60,9 +69,24 @@ def make_samples(n: int, size: int = 256) -> list[Sample]:
     return out
 
 
-def write_ours(samples, d: Path) -> float:
+def load_revision(rev: str, tmp: Path) -> tuple[Any, Any]:
+    """(writer module, reader module) of git revision rev, imported from files in tmp."""
+    mods = []
+    for name in ("writer", "reader"):
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:shards/{name}.py"], capture_output=True,
+                             text=True, check=True).stdout
+        path = tmp / f"rev_{name}.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location(f"rev_{name}", path)
+        mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+        spec.loader.exec_module(mod)
+        mods.append(mod)
+    return mods[0], mods[1]
+
+
+def write_ours(samples, d: Path, writer_cls=ShardWriter) -> float:
     t = time.perf_counter()
-    with ShardWriter(d, max_count=250) as w:
+    with writer_cls(d, max_count=250) as w:
         for s in samples:
             w.write(s)
     return time.perf_counter() - t
@@ -89,16 +113,17 @@ def same_bytes(ours: Path, plain: Path) -> None:
         raise SystemExit("our shards differ from webdataset.TarWriter's: the comparison would be unfair")
 
 
-def read_ours(d: Path, decode: bool) -> float:
+def read_ours(d: Path, decode: bool, reader_cls=None) -> float:
     from shards.reader import ShardReader  # here: it imports webdataset (and torch), the writer does not
 
+    reader_cls = reader_cls or ShardReader
     t = time.perf_counter()
     n = 0
     if decode:
-        for _ in ShardReader(d).samples(decode_images=True):
+        for _ in reader_cls(d).samples(decode_images=True):
             n += 1
     else:
-        for _ in ShardReader(d).raw():
+        for _ in reader_cls(d).raw():
             n += 1
     return time.perf_counter() - t
 
@@ -142,34 +167,58 @@ except OSError:
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
+def import_cost(module: str) -> tuple[float, float]:
+    """(seconds, peak RSS MB) of a fresh process that imports only `module`."""
+    code = (f"import re, time; t = time.perf_counter(); import {module}; dt = time.perf_counter() - t; "
+            "print(dt, int(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)) / 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    seconds, mb = out.stdout.split()
+    return float(seconds), float(mb)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--compare", metavar="REV", help="also time the writer/reader of this git revision")
     args = ap.parse_args()
     samples = make_samples(args.samples)
     mb = sum(len(s.image_bytes) for s in samples) / 1e6
-    res: dict[str, list[float]] = {k: [] for k in ("w_ours", "w_plain", "r_ours", "r_plain", "rd_ours", "rd_plain")}
-    for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            ours, plain = Path(tmp) / "ours", Path(tmp) / "plain"
-            res["w_plain"].append(write_plain(samples, plain))
-            res["w_ours"].append(write_ours(samples, ours))
-            same_bytes(ours, plain)
-            res["r_plain"].append(read_plain(plain, False))
-            res["r_ours"].append(read_ours(ours, False))
-            res["rd_plain"].append(read_plain(plain, True))
-            res["rd_ours"].append(read_ours(ours, True))
+    kinds = ["ours", "plain"] + (["rev"] if args.compare else [])
+    res: dict[str, list[float]] = {f"{stage}_{k}": [] for stage in ("w", "r", "rd") for k in kinds}
+    with tempfile.TemporaryDirectory() as code_dir:
+        rev_w, rev_r = load_revision(args.compare, Path(code_dir)) if args.compare else (None, None)
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                ours, plain, rev = Path(tmp) / "ours", Path(tmp) / "plain", Path(tmp) / "rev"
+                res["w_plain"].append(write_plain(samples, plain))
+                res["w_ours"].append(write_ours(samples, ours))
+                same_bytes(ours, plain)
+                if rev_w:
+                    res["w_rev"].append(write_ours(samples, rev, rev_w.ShardWriter))
+                    same_bytes(rev, plain)
+                for stage, decode in (("r", False), ("rd", True)):
+                    res[f"{stage}_plain"].append(read_plain(plain, decode))
+                    res[f"{stage}_ours"].append(read_ours(ours, decode))
+                    if rev_r:
+                        res[f"{stage}_rev"].append(read_ours(rev, decode, rev_r.ShardReader))
     best = {k: min(v) for k, v in res.items()}
     print(f"{args.samples} samples, {mb:.1f} MB of JPEG, best of {args.repeat}")
-    print("| stage | ours (samples/s) | webdataset (samples/s) | ratio |")
-    print("|---|---|---|---|")
-    for name, a, b in [("write", "w_ours", "w_plain"), ("read raw", "r_ours", "r_plain"),
-                       ("read + decode", "rd_ours", "rd_plain")]:
-        ours, plain = args.samples / best[a], args.samples / best[b]
-        print(f"| {name} | {ours:,.0f} | {plain:,.0f} | {ours / plain:.2f}x |")
+    rev_cols = f" {args.compare} (samples/s) | ours / {args.compare} |" if rev_w else ""
+    print(f"| stage | ours (samples/s) | webdataset (samples/s) | ours / webdataset |{rev_cols}")
+    print("|---|---|---|---|" + ("---|---|" if rev_w else ""))
+    for name, stage in [("write", "w"), ("read raw", "r"), ("read + decode", "rd")]:
+        ours, plain = args.samples / best[f"{stage}_ours"], args.samples / best[f"{stage}_plain"]
+        row = f"| {name} | {ours:,.0f} | {plain:,.0f} | {ours / plain:.2f}x |"
+        if rev_w:
+            other = args.samples / best[f"{stage}_rev"]
+            row += f" {other:,.0f} | {ours / other:.2f}x |"
+        print(row)
     r1, r10 = peak_rss_writing(1000), peak_rss_writing(10000)
     print(f"peak RSS writing 1k samples: {r1:.0f} MB; 10k samples: {r10:.0f} MB (ratio {r10 / r1:.2f})")
+    for module in ("shards.writer", "webdataset"):
+        seconds, rss = import_cost(module)
+        print(f"import {module} in a fresh process: {seconds:.2f} s, peak RSS {rss:.0f} MB")
 
 
 if __name__ == "__main__":

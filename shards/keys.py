@@ -53,18 +53,6 @@ def target_id(key: str, target_index: int) -> str:
     return f"{key}_{target_index}"
 
 
-def parse_target_id(tid: str) -> tuple[str, int]:
-    """Inverse of target_id: ``<key>_<index>`` -> (key, index).
-
-    Raises:
-        ValueError: the string is not of that form.
-    """
-    key, sep, index = tid.rpartition("_")
-    if not sep or not key or not index.isdigit() or not index.isascii():
-        raise ValueError(f"{tid!r} is not a target id (<sample key>_<target index>)")
-    return key, int(index)
-
-
 def expression_id(key: str, target_index: int, text_index: int) -> str:
     """The id of one (target, text) pair: ``<target id>_<text index>``.
 

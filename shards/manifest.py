@@ -15,11 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards.format import Sample
-
-MANIFEST = "manifest.parquet"
-DATASET_JSON = "dataset.json"
-QUARANTINE = "quarantine.jsonl"
-PARTS_DIR = "_parts"
+from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, SHARD_PATTERN
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -42,24 +38,11 @@ MANIFEST_SCHEMA = pa.schema([
 ])
 
 
-def sample_rows(sample: Sample, shard: str, areas: list[int]) -> list[dict[str, Any]]:
-    """The manifest rows of one sample, one per target (areas as validate_sample returns them)."""
-    img = sample.image
-    return [{
-        "key": sample.key, "shard": shard, "target_index": i, "image_id": img.id,
-        "image_sha256": img.sha256, "image_source": img.source, "width": img.width,
-        "height": img.height, "source": t.source, "task": t.task, "granularity": t.granularity,
-        "text": t.texts[0], "texts": list(t.texts), "area": area, "has_mask": t.mask is not None,
-        "scores": [(k, float(v)) for k, v in t.scores.items()],
-        "engine_version": t.provenance.get("engine_version"),
-    } for i, (t, area) in enumerate(zip(sample.targets, areas))]
-
-
 class ManifestRows:
     """The manifest rows of one shard, gathered column by column (no dict per row).
 
-    ``write`` gives the same table as ``write_rows(path, sample_rows(...))`` (tests check),
-    about 5x faster: pyarrow converts one Python list per column.
+    The same table as ``pa.Table.from_pylist`` of one dict per row (tests check), about 5x
+    faster: pyarrow converts one Python list per column.
 
     Attributes:
         columns (dict[str, list]): one list per MANIFEST_SCHEMA field, in schema order.
@@ -102,13 +85,6 @@ class ManifestRows:
         os.replace(tmp, path)
 
 
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Writes rows as a parquet file atomically (temp name, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), tmp)
-    os.replace(tmp, path)
-
-
 def merge_parts(parts: Iterable[Path], out: Path) -> int:
     """Concatenates part files into one parquet file, one part in memory at a time."""
     tmp = out.with_name(out.name + ".tmp")
@@ -129,8 +105,6 @@ def finished_shards(split_dir: str | os.PathLike) -> list[str]:
     both files exist. A writer killed between a shard's rename and the next dataset.json
     leaves a finished shard that dataset.json does not list yet; it counts.
     """
-    from shards.writer import SHARD_PATTERN  # local: writer imports this module
-
     split_dir, names, index = Path(split_dir), [], 0
     while True:
         name = SHARD_PATTERN.format(index)
@@ -164,6 +138,19 @@ def read_dataset_json(split_dir: str | os.PathLike) -> dict[str, Any]:
         return {}
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_quarantine(split_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The quarantine records of a split, in the order written ([] if there is none).
+
+    Each record has at least ``input`` (what was rejected) and ``reason``; writers add
+    their own fields (``format``, ``kind``, ``sha256``, ``engine_version``, ...).
+    """
+    path = Path(split_dir) / QUARANTINE
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:

@@ -173,11 +173,6 @@ def rle_area(rle: dict[str, Any]) -> int:
     return validate_rle(rle)
 
 
-def rle_bbox(rle: dict[str, Any]) -> list[float]:
-    """Bounding box of an RLE as COCO [x, y, w, h]."""
-    return [float(v) for v in mask_utils.toBbox(_as_coco(rle))]
-
-
 def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int) -> dict[str, Any]:
     """Rasterises COCO polygons ([[x0, y0, x1, y1, ...], ...]) into one merged RLE."""
     polys = [list(map(float, p)) for p in polygons]

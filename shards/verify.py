@@ -11,8 +11,9 @@ from pathlib import Path
 
 from shards.format import FormatError, parse_metadata, validate_target
 from shards.keys import check_key
-from shards.manifest import DATASET_JSON, read_dataset_json, read_manifest
-from shards.writer import SHARD_PATTERN, sha256_file
+from shards.layout import DATASET_JSON, SHARD_PATTERN
+from shards.manifest import read_dataset_json, read_manifest
+from shards.writer import sha256_file
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Our training checkpoints round-trip; the released UniLSeg-20 layout loads strictly."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from unilseg.checkpoint import (CheckpointError, load_checkpoint, load_released_
 from unilseg.model import build_model, predict
 from unilseg.model.swin import relative_position_index
 
-REFERENCE = "/work/shared/reference/unilseg20_state_dict.json"
+REFERENCE = Path(__file__).parent / "data" / "unilseg20_state_dict.json"
 
 
 def _inputs(model, batch=2):

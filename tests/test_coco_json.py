@@ -4,7 +4,7 @@ import pytest
 from converter_fixtures import compressed_rle, uncompressed_rle, write_json
 from shards.converters import ConvertError
 from shards.converters.coco_json import (annotation_problem, annotation_rle, find_one, index_coco, load_json,
-                                         segmentation_problem, subset_index)
+                                         segmentation_problem)
 from shards.rle import rle_to_mask
 
 
@@ -42,8 +42,6 @@ def test_index_and_lookups(tmp_path):
     assert idx.anns_by_image[1][0]["id"] == 7
     assert "unknown category id 9" in annotation_problem({"id": 8, "category_id": 9}, idx.images[1], idx.cats)
     assert "not in the images list" in annotation_problem({"id": 8, "image_id": 5}, None, idx.cats)
-    sub = subset_index(idx, {2}, {7, 99})
-    assert set(sub.images) == {2} and set(sub.anns) == {7} and sub.cats == idx.cats
     with pytest.raises(ConvertError, match="an annotation record lacks 'id'"):
         index_coco({"images": [], "categories": [], "annotations": [{"image_id": 1}]}, "x.json")
     with pytest.raises(ConvertError, match="not a COCO-style document"):

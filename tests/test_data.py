@@ -14,7 +14,8 @@ from shards.reader import ChecksumError, ShardReader
 from shards.synth import generate_shapes
 from unilseg.data.augment import AugmentConfig, augment_sample, mentions_left_right
 from unilseg.data.dataset import TargetDataset
-from unilseg.data.mixing import parse_data_spec, resolve_split_dir, weighted_mix
+from shards.layout import resolve_split_dir
+from unilseg.data.mixing import parse_data_spec, weighted_mix
 from unilseg.data.split import plan_epoch
 from unilseg.model import build_tokenizer, load_preset
 from unilseg.transforms import letterbox_image, letterbox_mask

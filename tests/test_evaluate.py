@@ -150,6 +150,6 @@ def test_bad_arguments_fail_before_any_work(split, tmp_path):
         evaluate(str(root / "ds"), str(tmp_path / "o"), predictions=str(tmp_path), benchmark="refcoco-vall")
     with pytest.raises(ValueError, match="texts must be one of"):
         evaluate(str(root / "ds"), str(tmp_path / "o"), predictions=str(tmp_path), texts="some")
-    with pytest.raises(FileNotFoundError, match="is a shard split"):
+    with pytest.raises(FileNotFoundError, match="not a shard split"):
         evaluate(str(root), str(tmp_path / "o"), predictions=str(tmp_path), split="test")
     assert target_id("k", 0) == "k_0"

@@ -62,3 +62,15 @@ def test_shard_finished_after_the_last_dataset_json_is_seen(tmp_path):
 def test_empty_split(tmp_path):
     assert done_images(tmp_path / "none") == set()
     assert read_manifest(tmp_path).num_rows == 0
+
+
+def test_read_quarantine(tmp_path):
+    from shards.manifest import read_quarantine
+
+    assert read_quarantine(tmp_path / "none") == []
+    with ShardWriter(tmp_path / "s") as w:
+        w.quarantine("a.jpg", "unreadable", kind="x")
+        w.quarantine("b.jpg", "no targets")
+    recs = read_quarantine(tmp_path / "s")
+    assert [(r["input"], r["reason"]) for r in recs] == [("a.jpg", "unreadable"), ("b.jpg", "no targets")]
+    assert recs[0]["kind"] == "x" and read_dataset_json(tmp_path / "s")["counts"]["quarantined"] == 2

@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from unilseg.model import (UniLSeg, UniLSegConfig, build_model, build_tokenizer,
 from unilseg.model.config import HeadConfig
 from shards.settings import SettingsError
 
-REFERENCE = "/work/shared/reference/unilseg20_state_dict.json"
+REFERENCE = Path(__file__).parent / "data" / "unilseg20_state_dict.json"
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """CLIP BPE ids pinned against hand look-ups in bpe_simple_vocab_16e6.txt.gz.
 
-id = 256 + i for byte i + '</w>' (bytes in CLIP's printable order: '!' is 0, 'a' is 64), and
-512 + k for merge line k (line 0 is the header): 'm an</w>' is line 275 -> 786.
+id = i for byte i, 256 + i for byte i + '</w>' (bytes in CLIP's printable order: '!' is 0,
+'<' is 27, 'a' is 64), and 512 + k for merge line k (line 0 is the header): 'm an</w>' is
+line 275 -> 786. The special strings follow OpenAI's tokenizer (UniLSeg's), not open_clip's.
 """
 
 import gzip
@@ -9,7 +10,7 @@ import gzip
 import pytest
 import torch
 
-from unilseg.tokenizers import EOT_ID, SOT_ID, ClipTokenizer, HFTokenizer, clean_text, default_bpe_path
+from unilseg.tokenizers import EOT_ID, SOT_ID, ClipTokenizer, HFTokenizer, default_bpe_path
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,32 @@ def test_batch_empty_and_context_length():
     assert ids[1, :3].tolist() == [SOT_ID, 1929, EOT_ID]  # dog</w> = 1929
 
 
-def test_clean_text():
-    assert clean_text("  A&amp;amp;B \n\t Dog ") == "a&b dog"
+def test_cleaning(tok):
+    assert tok("  A&amp;amp;B \n\t Dog ").tolist() == tok("a&b dog").tolist()  # unescaped twice, folded
+
+
+def test_openai_special_strings_are_special_ids(tok):
+    """As OpenAI's tokenizer (UniLSeg's): the literal strings map to SOT/EOT, in any case,
+    also inside a word or HTML-escaped; open_clip's own spellings are ordinary text."""
+    assert tok("<|startoftext|>")[0, :3].tolist() == [SOT_ID, SOT_ID, EOT_ID]
+    want = [SOT_ID, 320, EOT_ID, 1929, EOT_ID]  # a</w> 320, dog</w> 1929
+    assert tok("a <|endoftext|> dog")[0, :5].tolist() == want
+    assert tok("A<|EndOfText|>dog")[0, :5].tolist() == want
+    assert tok("&lt;|endoftext|&gt;")[0, :3].tolist() == [SOT_ID, EOT_ID, EOT_ID]
+    # <</w> 283, start</w> 1572, _</w> 318, of</w> 539, text</w> 4160, ></w> 285
+    assert tok("<start_of_text>")[0, :9].tolist() == [SOT_ID, 283, 1572, 318, 539, 318, 4160, 285, EOT_ID]
+    # an unclosed one is text: < 27, |</w> 347, endof 40786
+    assert tok("<|endoftext|")[0, :7].tolist() == [SOT_ID, 27, 347, 40786, 4160, 347, EOT_ID]
+
+
+def test_vocabulary_comes_from_open_clip_without_importing_the_package():
+    import subprocess
+    import sys
+
+    code = ("import sys; from unilseg.tokenizers import ClipTokenizer; ClipTokenizer(17)('a dog'); "
+            "print('open_clip' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_hf_tokenizer_from_directory():

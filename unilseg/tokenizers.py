@@ -1,10 +1,18 @@
 """Tokenizers that turn expressions into the fixed-length id tensors the text encoders expect.
 
-`ClipTokenizer` is CLIP's byte-level BPE (vocabulary `bpe_simple_vocab_16e6.txt.gz`, shipped
-inside the open_clip package; found without importing open_clip, whose import costs
-seconds). Text is cleaned like CLIP's: ftfy, HTML unescaped twice, whitespace collapsed,
-lowercased. Ids are SOT (49406), BPE ids, EOT (49407), then zeros; an overlong expression is
-cut to `context_length` ids with the last one set to EOT, as the UniLSeg demo does.
+`ClipTokenizer` is open_clip's `SimpleTokenizer` (CLIP's byte-level BPE, vocabulary
+`bpe_simple_vocab_16e6.txt.gz` shipped with open_clip), set up to give exactly the ids of the
+tokenizer UniLSeg's released code uses (OpenAI CLIP's `simple_tokenizer.py`): text cleaned
+(ftfy, HTML unescaped twice, whitespace collapsed, lowercased); SOT (49406), BPE ids, EOT
+(49407), then zeros; an overlong expression cut to `context_length` ids with the last one
+set to EOT. One difference is adapted: OpenAI's tokenizer reads the literal strings
+`<|startoftext|>` and `<|endoftext|>` in a text as SOT/EOT, open_clip's reads
+`<start_of_text>` / `<end_of_text>` instead; we follow OpenAI's (tests pin both cases).
+
+open_clip's tokenizer module is loaded on its own, without the open_clip package:
+`import open_clip` builds its model zoo (torchvision, timm, ...), which measured +7.3 s in a
+process holding only the tiny model and +2.6 s where torchvision and timm were already
+imported (load 7, 2 cores); the module itself needs only ftfy, regex, numpy and torch.
 
 `HFTokenizer` wraps a Hugging Face tokenizer loaded from a model directory (BERT-style
 encoders; pad id 0, so `ids == 0` is the padding mask for every tokenizer here).
@@ -13,19 +21,22 @@ encoders; pad id 0, so `ids == 0` is the padding mask for every tokenizer here).
 from __future__ import annotations
 
 import functools
-import gzip
-import html
 import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol, Sequence
 
-import ftfy
 import regex
 import torch
 
-SOT_ID = 49406  # <start_of_text>
-EOT_ID = 49407  # <end_of_text>
-CLIP_VOCAB_SIZE = 49408
+SOT_ID = 49406  # <|startoftext|>
+EOT_ID = 49407  # <|endoftext|>
+# OpenAI CLIP's pre-tokenizer: its two special strings first, then words, digits, symbols.
+_OPENAI_PATTERN = regex.compile(
+    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
+    regex.IGNORECASE)
+_OPENAI_SPECIAL = {"<|startoftext|>": SOT_ID, "<|endoftext|>": EOT_ID}
 
 
 class Tokenizer(Protocol):
@@ -35,105 +46,63 @@ class Tokenizer(Protocol):
         """texts -> (B, context_length) int64 ids, 0 = padding."""
 
 
-def default_bpe_path() -> Path:
-    """open_clip's copy of CLIP's BPE merges, located without importing open_clip."""
+@functools.lru_cache(maxsize=1)
+def open_clip_tokenizer_module() -> ModuleType:
+    """open_clip's ``tokenizer`` module, loaded without importing the open_clip package.
+
+    The package import is what costs seconds (module docstring); if open_clip is already
+    imported, or a future tokenizer.py cannot load alone, the package's own module is used.
+    """
+    if "open_clip.tokenizer" in sys.modules:
+        return sys.modules["open_clip.tokenizer"]
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the CLIP vocabulary ships with open-clip-torch: pip install open-clip-torch")
-    path = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
-    if not path.is_file():
-        raise FileNotFoundError(f"CLIP BPE vocabulary not found at {path}")
-    return path
+        raise ModuleNotFoundError("the CLIP tokenizer comes from open-clip-torch: pip install open-clip-torch")
+    path = Path(list(spec.submodule_search_locations)[0]) / "tokenizer.py"
+    mod_spec = importlib.util.spec_from_file_location("unilseg._open_clip_tokenizer", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    try:
+        mod_spec.loader.exec_module(module)
+    except ImportError:
+        import open_clip.tokenizer as module
+    return module
 
 
-def clean_text(text: str) -> str:
-    """ftfy fix, HTML unescape (twice, as CLIP does), collapse whitespace, lowercase."""
-    text = html.unescape(html.unescape(ftfy.fix_text(text)))
-    return " ".join(text.split()).lower()
-
-
-@functools.lru_cache(maxsize=None)
-def _byte_to_unicode() -> dict[int, str]:
-    """CLIP's reversible byte -> printable character table (256 entries)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    table, extra = {b: chr(b) for b in printable}, 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
-@functools.lru_cache(maxsize=4)
-def _load_vocab(bpe_path: str) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-    """(token -> id, merge pair -> rank) as CLIP builds them: 256 bytes, 256 bytes + '</w>',
-    48894 merges, then SOT and EOT."""
-    lines = gzip.open(bpe_path).read().decode("utf-8").split("\n")
-    merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
-    base = list(_byte_to_unicode().values())
-    vocab = base + [b + "</w>" for b in base] + ["".join(m) for m in merges] + ["<start_of_text>", "<end_of_text>"]
-    return {tok: i for i, tok in enumerate(vocab)}, {m: i for i, m in enumerate(merges)}
+def default_bpe_path() -> Path:
+    """open_clip's copy of CLIP's BPE merges."""
+    return Path(open_clip_tokenizer_module().default_bpe())
 
 
 class ClipTokenizer:
-    """CLIP BPE tokenizer with a fixed context (17 for UniLSeg).
+    """CLIP BPE tokenizer with a fixed context (17 for UniLSeg), ids as OpenAI's tokenizer gives.
 
     Args:
         context_length (int): ids per expression, SOT and EOT included.
         bpe_path (str | None): merges file; None = open_clip's shipped copy.
     """
 
-    _pattern = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE)
-
     def __init__(self, context_length: int = 17, bpe_path: str | None = None) -> None:
         if context_length < 2:
             raise ValueError("context_length must hold at least SOT and EOT")
         self.context_length = context_length
-        self.encoder, self.bpe_ranks = _load_vocab(str(bpe_path or default_bpe_path()))
-        self._cache: dict[str, list[str]] = {}
-
-    def _bpe(self, word: str) -> list[str]:
-        """Greedy lowest-rank merging of one pre-token (already byte-mapped)."""
-        if word in self._cache:
-            return self._cache[word]
-        parts = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(parts) > 1:
-            rank, best = min((self.bpe_ranks.get(p, float("inf")), i) for i, p in enumerate(zip(parts, parts[1:])))
-            if rank == float("inf"):
-                break
-            first, second = parts[best], parts[best + 1]
-            merged, i = [], 0
-            while i < len(parts):  # merge every occurrence of the best pair, left to right
-                if i < len(parts) - 1 and parts[i] == first and parts[i + 1] == second:
-                    merged.append(first + second)
-                    i += 2
-                else:
-                    merged.append(parts[i])
-                    i += 1
-            parts = merged
-        self._cache[word] = parts
-        return parts
+        oc = open_clip_tokenizer_module()
+        self._bpe = oc.SimpleTokenizer(bpe_path or oc.default_bpe(), context_length=context_length)
+        if (self._bpe.sot_token_id, self._bpe.eot_token_id) != (SOT_ID, EOT_ID):
+            raise ValueError(f"{bpe_path}: not CLIP's vocabulary (SOT/EOT ids {self._bpe.sot_token_id}, "
+                             f"{self._bpe.eot_token_id})")
+        # OpenAI's special strings instead of open_clip's: pattern, BPE cache (a special string
+        # is one token, never split) and vocabulary entries (the same two ids).
+        self._bpe.pat = _OPENAI_PATTERN
+        self._bpe.cache = {s: s for s in _OPENAI_SPECIAL}
+        self._bpe.encoder.update(_OPENAI_SPECIAL)
 
     def encode(self, text: str) -> list[int]:
         """BPE ids of the cleaned text, without SOT/EOT."""
-        table = _byte_to_unicode()
-        ids: list[int] = []
-        for tok in self._pattern.findall(clean_text(text)):
-            ids.extend(self.encoder[p] for p in self._bpe("".join(table[b] for b in tok.encode("utf-8"))))
-        return ids
+        return self._bpe.encode(text)
 
     def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
         """texts -> (B, context_length) int64: SOT, ids, EOT, zeros; overlong cut with last = EOT."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        out = torch.zeros(len(texts), self.context_length, dtype=torch.long)
-        for i, text in enumerate(texts):
-            ids = [SOT_ID] + self.encode(text) + [EOT_ID]
-            if len(ids) > self.context_length:
-                ids = ids[:self.context_length]
-                ids[-1] = EOT_ID
-            out[i, :len(ids)] = torch.tensor(ids)
-        return out
+        return self._bpe([texts] if isinstance(texts, str) else list(texts))
 
 
 class HFTokenizer:

@@ -23,7 +23,7 @@ from ray.train.torch import TorchTrainer
 
 from shards.errors import MissingInputError, UniLSegError
 from unilseg.checkpoint import read_checkpoint_file
-from unilseg.data.mixing import resolve_split_dir
+from shards.layout import resolve_split_dir
 from unilseg.loopback_ddp import LoopbackTorchConfig  # DDP's rendezvous store on 127.0.0.1
 from unilseg.model.loading import model_config
 from unilseg.ray_runtime import ensure_ray

@@ -200,17 +200,6 @@ def stream_coco(path: str | Path, image_ids: set | None = None, ann_ids: set | N
     return idx
 
 
-def subset_index(idx: CocoIndex, image_ids: set, ann_ids: set) -> CocoIndex:
-    """A CocoIndex holding only the given images and annotations (and every category).
-
-    Converters keep this instead of the whole file, so memory follows the selected split.
-    """
-    sub = CocoIndex(cats=idx.cats)
-    sub.images = {i: idx.images[i] for i in image_ids if i in idx.images}
-    sub.anns = {i: idx.anns[i] for i in ann_ids if i in idx.anns}
-    return sub
-
-
 def clean_name(name: str) -> str:
     """A category name as words: ``car_(automobile)`` -> ``car``, ``wall-other-merged`` -> ``wall``."""
     name = re.sub(r"_\(.*?\)$", "", name.strip())

@@ -27,9 +27,10 @@ from torch.utils.data import IterableDataset
 
 from shards.format import FormatError, Target, parse_metadata
 from shards.images import decode_image
+from shards.layout import resolve_split_dir
 from shards.reader import ShardReader, raw_pipeline
 from unilseg.data.augment import AugmentConfig, augment_sample, letterbox_sample
-from unilseg.data.mixing import normalize_weights, resolve_split_dir, weighted_mix
+from unilseg.data.mixing import normalize_weights, weighted_mix
 from unilseg.data.split import plan_epoch, reader_identity
 
 log = logging.getLogger(__name__)

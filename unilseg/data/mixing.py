@@ -11,30 +11,13 @@ workers and Ray ranks would share).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from shards.errors import MissingInputError, UniLSegError
+from shards.errors import UniLSegError
 
 T = TypeVar("T")
-
-
-def resolve_split_dir(path: str | os.PathLike, default_split: str = "train") -> Path:
-    """A split directory from a split or dataset directory.
-
-    Raises:
-        FileNotFoundError: neither PATH/dataset.json nor PATH/<default_split>/dataset.json exists.
-    """
-    p = Path(path)
-    if (p / "dataset.json").is_file():
-        return p
-    if (p / default_split / "dataset.json").is_file():
-        return p / default_split
-    raise MissingInputError(f"{p}: not a shard split (no dataset.json) nor a dataset with a "
-                            f"'{default_split}' split")
 
 
 def parse_data_spec(spec: str) -> tuple[str, float]:

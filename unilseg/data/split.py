@@ -15,7 +15,6 @@ Training streams are endless (epoch after epoch), so ranks never run dry at diff
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -86,8 +85,3 @@ def plan_epoch(urls: Sequence[str], epoch: int, seed: int, rank: int, world_size
     if len(order) >= readers:
         return ReaderPlan(order[index::readers], index, readers, by_sample=False)
     return ReaderPlan(order, index, readers, by_sample=True)
-
-
-def shard_name(url: str) -> str:
-    """File name of a shard url (for messages)."""
-    return os.path.basename(url)

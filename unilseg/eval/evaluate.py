@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import zlib
 from dataclasses import dataclass, field
 from itertools import islice
@@ -25,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from shards.keys import expression_id, target_id
-from shards.manifest import read_dataset_json
+from shards.layout import resolve_split_dir
 from shards.reader import DecodedSample, ShardReader
 from shards.rle import mask_to_rle, rle_to_mask
 from shards.errors import UniLSegError
@@ -124,15 +123,6 @@ def _decode_gt(rle: dict[str, Any] | None) -> np.ndarray | None:
 
 
 # ----------------------------------------------------------------------------- the run
-
-def resolve_split(data: str | os.PathLike, split: str) -> Path:
-    """A split dir as given, or DATA/split; FileNotFoundError if neither holds dataset.json."""
-    data = Path(data)
-    for cand in (data, data / split):
-        if read_dataset_json(cand):
-            return cand
-    raise FileNotFoundError(f"neither {data} nor {data / split} is a shard split (no dataset.json)")
-
 
 def _expressions(reader: ShardReader, texts: str, decode: bool) -> Iterator[tuple[DecodedSample, EvalItem]]:
     for sample in reader.samples(decode_images=decode):
@@ -245,7 +235,7 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     if (cfg.preset or cfg.device) and checkpoint is None:
         raise UniLSegError("preset and device go with a checkpoint")
     report.parse_benchmark(benchmark)  # bad arguments fail before a model is loaded
-    split_dir = resolve_split(data, split)
+    split_dir = resolve_split_dir(data, split)
     predictor = ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None \
         else PngPredictor(predictions)
     thr = predictor.threshold if threshold is None else float(threshold)

@@ -12,6 +12,11 @@ Samples may differ in resolution from each other; a prediction and its ground tr
 not. All counting is vectorised per sample (`np.count_nonzero`), so 5,000 pairs of
 480 x 480 take about a second.
 
+SOD: MAE and S-measure come from pysodmetrics. The max F-measure stays hand-written
+(`_f_curve`, same numbers as pysodmetrics' FmeasureV2, tests check): FmeasureV2 took
+2.4-3.4x as long on 300 maps of 480 x 480 (two np.histogram calls over boolean-indexed
+copies per map; `bench/bench_metrics.py`, BENCHMARKS.md), over the 20 % allowed.
+
 `METRIC_CONVENTIONS` states in one sentence which convention each number follows, so a
 report can print it next to the number.
 """
@@ -346,9 +351,13 @@ def _sod_map(arr: Any, i: int, normalize: bool) -> np.ndarray:
 
 
 def _f_curve(pred: np.ndarray, gt: np.ndarray, beta2: float) -> np.ndarray:
-    """F-measure at each 8-bit threshold t (pred_u8 >= t), shape (256,), index = t."""
+    """F-measure at each 8-bit threshold t (pred_u8 >= t), shape (256,), index = t.
+
+    Hand-written rather than pysodmetrics' FmeasureV2 (same numbers; see the module
+    docstring for what the library cost): one bincount over 512 bins counts both halves.
+    """
     q = (pred * 255).astype(np.uint8)  # truncation, as pysodmetrics quantises
-    # one bincount over 512 bins: background pixels in 0..255, foreground in 256..511
+    # background pixels in bins 0..255, foreground in 256..511
     hist = np.bincount(q.ravel().astype(np.intp) + SOD_LEVELS * gt.ravel(), minlength=2 * SOD_LEVELS)
     bg, fg = hist[:SOD_LEVELS], hist[SOD_LEVELS:]
     tp = np.cumsum(fg[::-1])[::-1]  # foreground pixels with value >= t
@@ -380,21 +389,21 @@ def sod_metrics(preds: Sequence[Any], gts: Sequence[Any], *, normalize: bool = T
 
     Raises:
         ValueError: as `referring_metrics`.
-        ImportError: pysodmetrics (for the S-measure) is missing.
+        ImportError: pysodmetrics is missing.
     """
-    from py_sod_metrics import Smeasure  # scipy/skimage/cv2 behind it: imported only when used
+    # scipy/skimage/cv2 behind pysodmetrics: imported only when used
+    from py_sod_metrics import MAE, Smeasure
 
     n = _check_lengths(preds, gts)
-    sm = Smeasure(alpha=SOD_ALPHA)
-    mae = np.zeros(n, np.float64)
+    mae, sm = MAE(), Smeasure(alpha=SOD_ALPHA)
     f_sum = np.zeros(SOD_LEVELS, np.float64)
     for i in range(n):
         p = _sod_map(preds[i], i, normalize)
         g = _gt_mask(gts[i], i, p.shape)
         if g is None:
             g = np.zeros(p.shape, bool)
-        mae[i] = np.mean(np.abs(p - g))
-        f_sum += _f_curve(p, g, SOD_BETA2)
+        mae.step(p, g, normalize=False)  # the map is already in [0, 1]: no second stretch
         sm.step(p, g, normalize=False)
-    return {"MAE": float(mae.mean()), "maxF": float((f_sum / n).max()),
+        f_sum += _f_curve(p, g, SOD_BETA2)
+    return {"MAE": float(mae.get_results()["mae"]), "maxF": float((f_sum / n).max()),
             "S-measure": float(sm.get_results()["sm"]), "n": float(n)}

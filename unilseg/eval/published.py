@@ -1,12 +1,13 @@
 """Published numbers to print beside ours, as data, and a markdown table renderer.
 
-Values are copied from /work/shared/reference/published_results.md (the papers' official
-README figures), in percent, as printed (no re-rounding). `PUBLISHED[benchmark][method]`
-maps metric name -> value, metric names matching the keys our metric functions return
-(`oIoU`, `mIoU`, `mIoU_part`, `mIoU_object_part`). `PUBLISHED_CONVENTIONS[benchmark]`
-says which convention those numbers follow; `METHOD_NOTES[family][method]` gives backbone
-and source (family from `BENCHMARK_FAMILY`); `PUBLISHED_DECIMALS[method][metric]` gives
-the number of decimals each value was printed with.
+Values are copied from published_results.md (the papers' official README figures; a copy
+is in tests/data/, and tests check these values against it), in percent, as printed (no
+re-rounding). `PUBLISHED[benchmark][method]` maps metric name -> value, metric names
+matching the keys our metric functions return (`oIoU`, `mIoU`, `mIoU_part`,
+`mIoU_object_part`). `PUBLISHED_CONVENTIONS[benchmark]` says which convention those numbers
+follow; `METHOD_NOTES[family][method]` gives backbone and source (family from
+`BENCHMARK_FAMILY`); `PUBLISHED_DECIMALS[method][metric]` gives the number of decimals
+each value was printed with.
 """
 
 from __future__ import annotations
