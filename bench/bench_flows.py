@@ -36,18 +36,18 @@ def direct(cfg: PipelineConfig) -> None:
     from shards.converters.convert import convert
     from shards.synth import generate_shapes
     from unilseg.eval.evaluate import evaluate
-    from unilseg.train import TrainConfig, run_training
+    from unilseg.train import run_training
+    from unilseg.train_config import TrainConfig
 
     a, s, t = cfg.annotate, cfg.labeled[0], cfg.train
-    annotate_images(a.images, str(cfg.dataset_dir(a.name)), engine=a.engine, actors=a.actors, progress=False)
+    annotate_images(a.images, str(cfg.dataset_dir(a.name)), progress=False, **a.settings())
     generate_shapes(s.src, images=s.synth_images)
     for split in s.splits:
         convert("refcoco", s.src, str(cfg.dataset_dir(s.name)), split, progress=False)
     data = [(str(cfg.dataset_dir(a.name) / "train"), 1.0), (str(cfg.dataset_dir(s.name) / "train"), 1.0)]
-    r = run_training(TrainConfig(preset=t.preset, data=data, out=str(cfg.run_dir / "train"), steps=t.steps,
-                                 batch_size=t.batch_size, lr=t.lr, workers=t.workers))
+    r = run_training(TrainConfig(data=data, out=str(cfg.run_dir / "train"), **t.settings()))
     evaluate(str(cfg.dataset_dir(s.name)), str(cfg.run_dir / "eval" / s.name), checkpoint=str(r["checkpoint"]),
-             split="val", limit=cfg.evaluate.limit, progress=False)
+             progress=False, **cfg.evaluate.settings())
 
 
 def via_flow(cfg: PipelineConfig) -> None:

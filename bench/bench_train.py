@@ -32,10 +32,13 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from shards.converters.convert import convert  # noqa: E402
 from shards.synth import generate_shapes  # noqa: E402
-from unilseg.data import AugmentConfig, TargetDataset  # noqa: E402
+from unilseg.data.augment import AugmentConfig  # noqa: E402
+from unilseg.data.dataset import TargetDataset  # noqa: E402
 from unilseg.losses import unilseg_loss  # noqa: E402
 from unilseg.model import build_model  # noqa: E402
-from unilseg.train import TrainConfig, read_metrics, run_training  # noqa: E402
+from unilseg.train import run_training  # noqa: E402
+from unilseg.train_config import TrainConfig  # noqa: E402
+from unilseg.train_worker import read_metrics  # noqa: E402
 
 
 def loader_rate(split: Path, tokenizer, batch: int, batches: int, workers: int) -> float:
