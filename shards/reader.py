@@ -22,7 +22,6 @@ import re
 import struct
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -30,9 +29,10 @@ import webdataset as wds
 from webdataset.filters import pipelinefilter
 from webdataset.tariterators import group_by_keys
 
+from shards import storage
 from shards.format import ImageInfo, Target, parse_metadata
 from shards.images import decode_image
-from shards.manifest import read_dataset_json
+from shards.manifest import ShardError, read_dataset_json
 
 _BLOCK = 1 << 20  # bytes per read (and sha256 update) of a shard
 _ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)  # the end marker's first block
@@ -40,7 +40,7 @@ _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 _SKIP_META = re.compile(r"__[^/]*__($|/)")  # webdataset's tar_file_iterator default
 
 
-class ChecksumError(IOError):
+class ChecksumError(ShardError):
     """A shard's bytes do not match the sha256 recorded in dataset.json."""
 
 
@@ -72,12 +72,13 @@ class _TarMembers:
     a raw read through tarfile). Sparse members and bad header checksums raise ReadError.
 
     Args:
-        path (str): the tar file.
+        path (str): the tar file (a local path or URL: streamed, see shards.storage.open_read).
         hashed (bool): compute the file's sha256 (``drain_hexdigest``).
+        storage_options (dict | None): fsspec options for a URL.
     """
 
-    def __init__(self, path: str, hashed: bool):
-        self._f = open(path, "rb", buffering=0)
+    def __init__(self, path: str, hashed: bool, storage_options: storage.StorageOptions = None):
+        self._f = storage.open_read(path, storage_options)
         self.sha256 = hashlib.sha256() if hashed else None
         self._buf, self._pos = b"", 0
 
@@ -186,7 +187,8 @@ def _is_meta(fname: str) -> bool:
     return top_level or bool(_SKIP_META.match(fname))
 
 
-def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], bool]) -> Callable:
+def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], bool],
+                    storage_options: storage.StorageOptions = None) -> Callable:
     """Pipeline stage: {"url"} -> {"fname", "data", "__url__"} per member, {} after each shard.
 
     What webdataset's url_opener + tar_file_expander yield (same member filter), except
@@ -197,9 +199,9 @@ def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], boo
     def stage(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for item in src:
             url = item["url"]
-            want = expected.get(os.path.basename(url))
+            want = expected.get(storage.name(url))
             try:
-                tar = _TarMembers(url, hashed=want is not None)
+                tar = _TarMembers(url, hashed=want is not None, storage_options=storage_options)
                 try:
                     for fname, data in tar:
                         if not _is_meta(fname):
@@ -219,13 +221,13 @@ def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], boo
     return stage
 
 
-def shard_urls(split_dir: str | os.PathLike) -> list[str]:
-    """Paths of the finished shards of a split, in order, as listed in dataset.json."""
-    split_dir = Path(split_dir)
-    info = read_dataset_json(split_dir)
+def shard_urls(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[str]:
+    """Locations of the shards of a split, in order, as dataset.json lists them (the only
+    shards a reader reads: a split is never listed to discover shards)."""
+    info = read_dataset_json(split_dir, storage_options)
     if not info:
         raise FileNotFoundError(f"{split_dir} has no dataset.json: not a shard split")
-    return [str(split_dir / s["name"]) for s in info["shards"]]
+    return [storage.join(split_dir, s["name"]) for s in info["shards"]]
 
 
 def _decode(record: dict[str, Any], decode_images: bool) -> DecodedSample:
@@ -238,7 +240,7 @@ def _decode(record: dict[str, Any], decode_images: bool) -> DecodedSample:
 
 def raw_pipeline(urls: list[str], expected: dict[str, str] | None = None, *, distributed: bool = False,
                  handler: Callable[[Exception], bool] = wds.reraise_exception,
-                 split: bool = True) -> wds.DataPipeline:
+                 split: bool = True, storage_options: storage.StorageOptions = None) -> wds.DataPipeline:
     """webdataset pipeline over shards yielding raw {"__key__", "jpg"/"png", "json"} records.
 
     Args:
@@ -249,13 +251,14 @@ def raw_pipeline(urls: list[str], expected: dict[str, str] | None = None, *, dis
         handler: webdataset error policy (reraise by default).
         split: split shards by DataLoader worker (and rank when distributed); False reads every
             url given, for callers that choose each reader's shards themselves (unilseg.data).
+        storage_options: fsspec options for URLs.
     """
     stages: list[Any] = [wds.SimpleShardList(urls)]
     if split and distributed:
         stages.append(wds.split_by_node)
     if split:
         stages.append(wds.split_by_worker)
-    stages.append(_expand_checked(expected or {}, handler))
+    stages.append(_expand_checked(expected or {}, handler, storage_options))
     stages.append(pipelinefilter(group_by_keys)(handler=handler))
     return wds.DataPipeline(*stages)
 
@@ -264,15 +267,18 @@ class ShardReader:
     """Reads one split.
 
     Args:
-        split_dir (str | Path): a directory with dataset.json and shards.
+        split_dir (str | Path): a split with dataset.json and shards (local path or fsspec URL).
         check_checksums (bool): hash each shard while reading and raise on mismatch.
         distributed (bool): split shards across torch.distributed ranks too.
+        storage_options (dict | None): fsspec options for a URL.
     """
 
-    def __init__(self, split_dir: str | os.PathLike, check_checksums: bool = True, distributed: bool = False):
-        self.dir = Path(split_dir)
-        self.info = read_dataset_json(self.dir)
-        self.urls = shard_urls(self.dir)
+    def __init__(self, split_dir: str | os.PathLike, check_checksums: bool = True, distributed: bool = False,
+                 storage_options: storage.StorageOptions = None):
+        self.dir = os.fspath(split_dir)
+        self.storage_options = storage_options
+        self.info = read_dataset_json(self.dir, storage_options)
+        self.urls = shard_urls(self.dir, storage_options)
         self.expected = {s["name"]: s["sha256"] for s in self.info["shards"]} if check_checksums else None
         self.distributed = distributed
 
@@ -281,7 +287,8 @@ class ShardReader:
 
     def raw(self) -> wds.DataPipeline:
         """Raw webdataset records (bytes)."""
-        return raw_pipeline(self.urls, self.expected, distributed=self.distributed)
+        return raw_pipeline(self.urls, self.expected, distributed=self.distributed,
+                            storage_options=self.storage_options)
 
     def samples(self, decode_images: bool = True) -> Iterator[DecodedSample]:
         """Every image with all its targets."""

@@ -1,10 +1,14 @@
 """Shard writer: samples -> finished WebDataset shards, manifest, dataset.json, quarantine.
 
-Crash safety: a shard is written under ``shard-NNNNNN.tar.tmp`` and renamed to its final
-name only once complete, after its manifest part. A killed writer leaves at most temp
-files; the next writer on the same directory removes them and continues after the last
-finished shard, skipping every key already written. One writer per split at a time
-(an exclusive lock file enforces it).
+The split may be a local path or an fsspec URL (shards.storage); the commit protocol is in
+shards.commit. Crash safety: a shard is written to a staging file (``shard-NNNNNN.tar.tmp``
+in the split when local, in a local temp dir otherwise) and published under its final name
+(a rename, or one upload) only once complete, after its manifest part. A killed writer
+leaves at most staging files, an orphan part, or a finished shard dataset.json does not
+list yet; the next writer of the same identity removes the first two, adopts the third,
+and continues after its last finished shard, skipping every key already written. One
+writer per split and identity at a time: a lock file enforces it locally; on object
+storage (no locks) it is the driver's rule.
 
 A full shard is finished (hash, fsync, manifest part, rename, dataset.json) by one
 background thread, in shard order, while the next shard is being written; ``close``
@@ -25,7 +29,6 @@ webdataset, hence torch: +3 s and +550 MB of RSS in a converter process.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -34,15 +37,15 @@ import queue
 import tarfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-import pyarrow.parquet as pq
-
-from shards.format import SCHEMA_VERSION, Sample, validate_sample
-from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, SHARD_PATTERN
-from shards.manifest import ManifestRows, merge_parts, read_dataset_json, read_quarantine, write_json_atomic
+from shards import storage
+from shards.commit import commit_split, describe_shard, shard_entry, summary
+from shards.format import Sample, validate_sample
+from shards.layout import (DATASET_JSON, PARTS_DIR, QUARANTINE, check_writer_id, parse_shard_name, part_name,
+                           quarantine_part, shard_name, shard_order)
+from shards.manifest import ManifestRows, read_dataset_json, read_parquet, read_quarantine, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -198,41 +201,48 @@ def _member_header(name: str, size: int) -> bytes:
                      b"%06o\0 " % chksum, _TEMPLATE[156:]))
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 class ShardWriter:
-    """Writes samples of one split into size-limited shards.
+    """Writes samples of one split into size-limited shards (see shards.commit for the protocol).
 
     Args:
-        split_dir (str | Path): ``DATA_ROOT/NAME/SPLIT``; created if missing.
+        split_dir (str | Path): ``DATA_ROOT/NAME/SPLIT``, a local path or an fsspec URL.
         max_count (int): samples per shard at most.
         max_bytes (int): encoded bytes per shard at most (a single larger sample still fits alone).
+        writer_id (str | None): this writer's identity (letters, digits, _): its shards are
+            named ``shard-<writer_id>-NNNNNN.tar`` so that several writers of one split never
+            collide. None keeps ``shard-NNNNNN.tar``.
+        commit (bool): keep dataset.json up to date after each shard and commit the split
+            (manifest.parquet, dataset.json) on close. Parallel writers pass False and their
+            driver calls ``shards.commit.commit_split`` once they have all finished.
+        storage_options (dict | None): fsspec options for a URL.
 
     Use as a context manager; ``write`` returns False for a key already in the split.
     """
 
     def __init__(self, split_dir: str | os.PathLike, max_count: int = DEFAULT_MAX_COUNT,
-                 max_bytes: int = DEFAULT_MAX_BYTES):
+                 max_bytes: int = DEFAULT_MAX_BYTES, *, writer_id: str | None = None, commit: bool = True,
+                 storage_options: storage.StorageOptions = None):
         if max_count < 1 or max_bytes < 1:
             raise ValueError("max_count and max_bytes must be positive")
-        self.dir = Path(split_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / PARTS_DIR).mkdir(exist_ok=True)
+        self.dir = os.fspath(split_dir)
+        self.writer_id = None if writer_id is None else check_writer_id(writer_id)
+        self.commit, self.storage_options = commit, storage_options
         self.max_count, self.max_bytes = max_count, max_bytes
-        self._lock = open(self.dir / ".lock", "w")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            self._lock.close()
-            raise RuntimeError(f"another writer holds {self.dir}/.lock") from e
-        self._shards: list[dict[str, Any]] = []
+        storage.makedirs(storage.join(self.dir, PARTS_DIR))
+        self._lock = storage.lock(self.dir, ".lock" if writer_id is None else f".lock-{writer_id}")
+        self._staging = storage.staging_dir(self.dir)
+        self._quarantine_loc = (storage.join(self.dir, QUARANTINE) if writer_id is None else
+                                storage.join(self.dir, PARTS_DIR, quarantine_part(writer_id)))
+        self._shards: list[dict[str, Any]] = []  # this writer's finished shards
+        self._foreign: list[dict[str, Any]] = []  # other writers' shards dataset.json lists
         self._keys: set[str] = set()
         self._quarantined: set[tuple[str, str]] = set()
-        self._recover()
+        self._pending_quarantine: list[str] = []  # lines not yet written (object stores cannot append)
+        try:
+            self._recover()
+        except BaseException:
+            self._lock.release()
+            raise
         self._index = len(self._shards)  # index of the shard being written
         self._finisher = _Finisher(self._finish_job, lambda job: job[1].abandon())
         self._file: _ShardFile | None = None
@@ -244,41 +254,42 @@ class ShardWriter:
 
     # ---- recovery -------------------------------------------------------------------
 
-    def _recover(self) -> None:
-        """Loads finished shards, drops temp files and orphan parts of a killed writer."""
-        info = read_dataset_json(self.dir)
-        known = {s["name"]: s for s in info.get("shards", [])}
-        for tmp in self.dir.glob("*.tmp"):
-            log.warning("removing %s left by an interrupted writer", tmp)
-            tmp.unlink()
-        for tmp in (self.dir / PARTS_DIR).glob("*.tmp"):
-            tmp.unlink()
-        index = 0
-        while True:
-            name = SHARD_PATTERN.format(index)
-            tar, part = self.dir / name, self.dir / PARTS_DIR / (name + ".parquet")
-            if not tar.exists():
-                break
-            if not part.exists():
-                raise RuntimeError(f"{tar} has no manifest part {part}: the split is damaged; "
-                                   "run `unilseg shards verify` and remove the shard to redo it")
-            entry = known.get(name) or self._describe(tar, part)
-            self._shards.append(entry)
-            self._keys.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
-            index += 1
-        finished = {SHARD_PATTERN.format(i) + ".parquet" for i in range(index)}
-        for part in (self.dir / PARTS_DIR).glob("*.parquet"):
-            if part.name not in finished:  # killed between the part's and the tar's rename
-                part.unlink()
-        self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir))
+    def _own(self, shard: str) -> bool:
+        parsed = parse_shard_name(shard)
+        return parsed is not None and parsed[0] == self.writer_id
 
-    @staticmethod
-    def _describe(tar: Path, part: Path) -> dict[str, Any]:
-        """Summary entry of a finished shard missing from dataset.json (recomputed)."""
-        table = pq.read_table(part, columns=["key", "task", "granularity"])
-        return _shard_entry(tar.name, sha256_file(tar), tar.stat().st_size,
-                            len(set(table.column("key").to_pylist())), table.column("task").to_pylist(),
-                            table.column("granularity").to_pylist())
+    def _part(self, shard: str) -> str:
+        return storage.join(self.dir, PARTS_DIR, part_name(shard))
+
+    def _recover(self) -> None:
+        """Adopts this writer's finished shards; drops its staging files and orphan parts."""
+        so = self.storage_options
+        listed = {s["name"]: s for s in read_dataset_json(self.dir, so).get("shards", [])}
+        for tmp in self._staging.glob("*.tmp"):
+            if self._own(tmp.name[:-len(".tmp")]) or (self.commit and not parse_shard_name(tmp.name[:-4])):
+                log.warning("removing %s left by an interrupted writer", tmp)
+                tmp.unlink()
+        names = set(storage.listdir(self.dir, so))
+        parts = set(storage.listdir(storage.join(self.dir, PARTS_DIR), so))
+        for p in parts:
+            if p.endswith(".tmp") and self._own(p[:-len(".parquet.tmp")]):
+                storage.remove(storage.join(self.dir, PARTS_DIR, p), so)
+        index = 0
+        while (name := shard_name(index, self.writer_id)) in names:
+            if part_name(name) not in parts:
+                raise RuntimeError(f"{storage.join(self.dir, name)} has no manifest part {self._part(name)}: the "
+                                   "split is damaged; run `unilseg shards verify` and remove the shard to redo it")
+            self._shards.append(listed.get(name) or describe_shard(self.dir, name, so))
+            index += 1
+        own = {s["name"] for s in self._shards}
+        for p in parts:  # killed between a part's write and its shard's publication
+            if p.endswith(".tar.parquet") and self._own(p[:-len(".parquet")]) and p[:-len(".parquet")] not in own:
+                storage.remove(storage.join(self.dir, PARTS_DIR, p), so)
+        self._foreign = [e for n, e in listed.items() if not self._own(n)]
+        for entry in self._shards + self._foreign:
+            self._keys.update(read_parquet(self._part(entry["name"]), ["key"], storage_options=so)
+                              .column("key").to_pylist())
+        self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir, so))
 
     # ---- writing --------------------------------------------------------------------
 
@@ -314,25 +325,36 @@ class ShardWriter:
         return True
 
     def flush(self) -> None:
-        """Waits until every full shard handed to the finisher is finished (renamed into place,
-        listed in dataset.json); re-raises a finish error. The open shard stays open."""
+        """Waits until every full shard handed to the finisher is finished (published, listed
+        in dataset.json) and quarantine records are written; re-raises a finish error. The
+        open shard stays open."""
         self._finisher.wait()
+        self._flush_quarantine()
 
     def quarantine(self, input_name: str, reason: str, **extra: Any) -> None:
-        """Records a rejected input with its reason (once per input and reason)."""
+        """Records a rejected input with its reason (once per input and reason).
+
+        Written at once to a local split; to object storage with the next finished shard,
+        ``flush`` or ``close`` (an object is rewritten whole: no append)."""
         if (input_name, reason) in self._quarantined:
             return
         self._quarantined.add((input_name, reason))
         rec = {"input": input_name, "reason": reason, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
-        with open(self.dir / QUARANTINE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._pending_quarantine.append(json.dumps(rec, ensure_ascii=False) + "\n")
+        if storage.is_local(self.dir):
+            self._flush_quarantine()
+
+    def _flush_quarantine(self) -> None:
+        lines, self._pending_quarantine = self._pending_quarantine, []
+        if lines:
+            storage.append_text(self._quarantine_loc, "".join(lines), self.storage_options)
 
     @property
     def _current_name(self) -> str:
-        return SHARD_PATTERN.format(self._index)
+        return shard_name(self._index, self.writer_id)
 
     def _open_shard(self) -> None:
-        self._file = _ShardFile(self.dir / (self._current_name + ".tmp"))
+        self._file = _ShardFile(self._staging / (self._current_name + ".tmp"))
         self._rows, self._count, self._payload = ManifestRows(), 0, 0
 
     def _finish_shard(self) -> None:
@@ -343,41 +365,38 @@ class ShardWriter:
         self._finisher.submit(job)
 
     def _finish_job(self, job: tuple[str, _ShardFile, ManifestRows, int]) -> None:
-        """Finisher thread: closes a full shard, writes its part, then renames the tar into place."""
+        """Finisher thread: closes a full shard, writes its part, then publishes the shard."""
         name, file, rows, count = job
         file.close()
-        rows.write(self.dir / PARTS_DIR / (name + ".parquet"))
-        os.replace(self.dir / (name + ".tmp"), self.dir / name)
-        self._shards.append(_shard_entry(name, file.sha256.hexdigest(), file.size, count,
-                                         rows.columns["task"], rows.columns["granularity"]))
-        self._write_summary(status="incomplete")
-
-    def _write_summary(self, status: str) -> None:
-        by_task: Counter[str] = sum((Counter(s["tasks"]) for s in self._shards), Counter())
-        by_gran: Counter[str] = sum((Counter(s["granularities"]) for s in self._shards), Counter())
-        counts = {"shards": len(self._shards), "samples": sum(s["samples"] for s in self._shards),
-                  "targets": sum(s["targets"] for s in self._shards), "quarantined": len(self._quarantined),
-                  "by_task": dict(sorted(by_task.items())), "by_granularity": dict(sorted(by_gran.items()))}
-        write_json_atomic(self.dir / DATASET_JSON, {"schema_version": SCHEMA_VERSION, "status": status,
-                                                    "counts": counts, "shards": self._shards})
+        entry = shard_entry(name, file.sha256.hexdigest(), file.size, count, rows.columns["task"],
+                            rows.columns["granularity"])
+        rows.write(self._part(name), entry, self.storage_options)
+        storage.publish(self._staging / (name + ".tmp"), storage.join(self.dir, name), self.storage_options)
+        self._shards.append(entry)
+        if not storage.is_local(self.dir):
+            self._flush_quarantine()
+        if self.commit:
+            shards = sorted(self._foreign + self._shards, key=lambda s: shard_order(s["name"]))
+            write_json_atomic(storage.join(self.dir, DATASET_JSON), summary(shards, len(self._quarantined),
+                                                                            "incomplete"), self.storage_options)
 
     def close(self) -> dict[str, Any]:
-        """Finishes the open shard, writes manifest.parquet and dataset.json; returns the summary."""
+        """Finishes the open shard; with ``commit``, commits the split (manifest.parquet, then
+        dataset.json). Returns the split's summary (this writer's alone without ``commit``)."""
         if self.closed:
-            return read_dataset_json(self.dir)
+            return read_dataset_json(self.dir, self.storage_options)
         self.closed = True
         try:
             if self._file is not None:
                 self._finish_shard()  # opened by a sample, so never empty
             self._finisher.wait()
-            parts = [self.dir / PARTS_DIR / (s["name"] + ".parquet") for s in self._shards]
-            merge_parts(parts, self.dir / MANIFEST)
-            self._write_summary(status="complete")
+            self._flush_quarantine()
+            if self.commit:
+                return commit_split(self.dir, self.storage_options, known={s["name"]: s for s in self._shards})
+            return summary(self._shards, len(self._quarantined), "uncommitted")
         finally:
             self._finisher.stop()
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-        return read_dataset_json(self.dir)
+            self._lock.release()
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -395,9 +414,3 @@ def _member_bytes(n: int) -> int:
 def _tar_bytes(payload: int) -> int:
     """Size of a finished tar: members, the 1024-byte end marker, padded to 10240-byte records."""
     return -(-(payload + 1024) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
-
-
-def _shard_entry(name: str, sha256: str, size: int, samples: int, tasks: list[str],
-                 granularities: list[str]) -> dict[str, Any]:
-    return {"name": name, "sha256": sha256, "bytes": size, "samples": samples, "targets": len(tasks),
-            "tasks": dict(Counter(tasks)), "granularities": dict(Counter(granularities))}
