@@ -1,21 +1,37 @@
 """The manifest: one parquet row per target, and the dataset.json summary.
 
 Rows are written per shard into ``_parts/<shard>.parquet`` as each shard finishes
-(memory stays flat), and concatenated into ``manifest.parquet`` when a writer closes.
+(memory stays flat), and concatenated into ``manifest.parquet`` by the commit
+(shards.commit). Each part also carries its shard's dataset.json entry (name, sha256,
+bytes, counts) in its parquet metadata, so that the commit never re-reads a shard.
+
+Readers trust dataset.json only: the manifest of a split is ``manifest.parquet`` once the
+split is complete, else the parts of the shards dataset.json lists (a writer is running or
+was killed); a shard that dataset.json does not list is never read.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-from pathlib import Path
 from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shards import storage
 from shards.format import Sample
-from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, SHARD_PATTERN
+from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, part_name
+
+_ENTRY_KEY = b"unilseg.shard"  # parquet metadata key of a part's dataset.json entry
+
+
+class ShardError(ValueError):
+    """A damaged split or shard: the message names the shard (or file) and what is wrong.
+
+    Raised for data that is wrong, never for a transient failure: retrying does not help.
+    """
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -78,95 +94,142 @@ class ManifestRows:
         return pa.Table.from_arrays([pa.array(self.columns[f.name], type=f.type) for f in MANIFEST_SCHEMA],
                                     schema=MANIFEST_SCHEMA)
 
-    def write(self, path: Path) -> None:
-        """Writes the rows as a parquet file atomically (temp name, then rename)."""
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(self.table(), tmp)
-        os.replace(tmp, path)
+    def write(self, loc: str, entry: dict[str, Any] | None = None,
+              storage_options: storage.StorageOptions = None) -> None:
+        """Writes the rows as one parquet file that appears complete or not at all.
+
+        Args:
+            loc: the part's location.
+            entry: the shard's dataset.json entry, kept in the file's metadata.
+            storage_options: fsspec options for a URL.
+        """
+        table = self.table()
+        if entry is not None:
+            table = table.replace_schema_metadata({_ENTRY_KEY: json.dumps(entry).encode("utf-8")})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        storage.write_bytes(loc, buf.getvalue(), storage_options)
 
 
-def merge_parts(parts: Iterable[Path], out: Path) -> int:
-    """Concatenates part files into one parquet file, one part in memory at a time."""
-    tmp = out.with_name(out.name + ".tmp")
+def _parquet_source(loc: str, storage_options: storage.StorageOptions) -> Any:
+    """What pyarrow reads: a local path (memory-mapped), or a streamed fsspec file."""
+    p = storage.local_path(loc)
+    return p if p is not None else storage.open_read(loc, storage_options)
+
+
+def read_parquet(loc: str, columns: list[str] | None = None, schema: pa.Schema | None = None,
+                 storage_options: storage.StorageOptions = None) -> pa.Table:
+    """A parquet file at a location."""
+    src = _parquet_source(loc, storage_options)
+    try:
+        return pq.read_table(src, columns=columns, schema=schema)
+    finally:
+        if not isinstance(src, str):
+            src.close()
+
+
+def part_entry(loc: str, storage_options: storage.StorageOptions = None) -> dict[str, Any] | None:
+    """The dataset.json entry a part carries (None for a part written before parts carried one)."""
+    src = _parquet_source(loc, storage_options)
+    try:
+        meta = pq.read_schema(src).metadata or {}
+    finally:
+        if not isinstance(src, str):
+            src.close()
+    return json.loads(meta[_ENTRY_KEY]) if _ENTRY_KEY in meta else None
+
+
+def merge_parts(parts: Iterable[str], out: str, storage_options: storage.StorageOptions = None) -> int:
+    """Concatenates part files into one parquet file, one part in memory at a time; the
+    result is staged locally and published at ``out`` in one step."""
     n = 0
-    with pq.ParquetWriter(tmp, MANIFEST_SCHEMA) as writer:
-        for part in parts:
-            table = pq.read_table(part, schema=MANIFEST_SCHEMA)
-            writer.write_table(table)
-            n += table.num_rows
-    os.replace(tmp, out)
+    with storage.staged_output(out, storage_options) as staged:
+        with pq.ParquetWriter(staged, MANIFEST_SCHEMA) as writer:
+            for part in parts:
+                table = read_parquet(part, schema=MANIFEST_SCHEMA, storage_options=storage_options)
+                writer.write_table(table.replace_schema_metadata(None))
+                n += table.num_rows
     return n
 
 
-def finished_shards(split_dir: str | os.PathLike) -> list[str]:
-    """Names of the shards a writer finished (tar and manifest part both on disk), in order.
+def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None,
+                  storage_options: storage.StorageOptions = None) -> pa.Table:
+    """The manifest of a split: manifest.parquet when the split is complete, else the parts of
+    the shards dataset.json lists (a writer is running or was killed).
 
-    The same rule as the writer's recovery: shard-000000.tar, shard-000001.tar, ... while
-    both files exist. A writer killed between a shard's rename and the next dataset.json
-    leaves a finished shard that dataset.json does not list yet; it counts.
+    Raises:
+        ShardError: the split is complete but manifest.parquet is missing, or a listed
+            shard has no manifest part.
     """
-    split_dir, names, index = Path(split_dir), [], 0
-    while True:
-        name = SHARD_PATTERN.format(index)
-        if not ((split_dir / name).exists() and (split_dir / PARTS_DIR / (name + ".parquet")).exists()):
-            return names
-        names.append(name)
-        index += 1
-
-
-def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    """The manifest of a split: manifest.parquet when the last writer closed and nothing was
-    finished after it, else the parts of every finished shard (a writer was killed or is running)."""
-    split_dir = Path(split_dir)
-    info = read_dataset_json(split_dir)
-    listed = [s["name"] for s in info.get("shards", [])]
-    on_disk = finished_shards(split_dir)
-    if (split_dir / MANIFEST).exists() and info.get("status") == "complete" and on_disk == listed:
-        return pq.read_table(split_dir / MANIFEST, columns=columns)
-    tables = [pq.read_table(split_dir / PARTS_DIR / (name + ".parquet"), columns=columns, schema=MANIFEST_SCHEMA)
-              for name in on_disk]
+    info = read_dataset_json(split_dir, storage_options)
+    if info.get("status") == "complete":
+        path = storage.join(split_dir, MANIFEST)
+        if not storage.exists(path, storage_options):
+            raise ShardError(f"{split_dir}: {MANIFEST} is missing (dataset.json says the split is complete)")
+        return read_parquet(path, columns, storage_options=storage_options)
+    tables = []
+    for s in info.get("shards", []):
+        path = storage.join(split_dir, PARTS_DIR, part_name(s["name"]))
+        if not storage.exists(path, storage_options):
+            raise ShardError(f"{split_dir}: {s['name']} has no manifest part {PARTS_DIR}/{part_name(s['name'])}")
+        tables.append(read_parquet(path, columns, MANIFEST_SCHEMA, storage_options).replace_schema_metadata(None))
     if not tables:
         schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
         return schema.empty_table()
     return pa.concat_tables(tables)
 
 
-def read_dataset_json(split_dir: str | os.PathLike) -> dict[str, Any]:
+def read_dataset_json(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
     """dataset.json of a split, or an empty summary if there is none yet."""
-    path = Path(split_dir) / DATASET_JSON
-    if not path.exists():
+    path = storage.join(split_dir, DATASET_JSON)
+    if not storage.exists(path, storage_options):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(storage.read_bytes(path, storage_options))
 
 
-def read_quarantine(split_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The quarantine records of a split, in the order written ([] if there is none).
+def _jsonl(loc: str, storage_options: storage.StorageOptions) -> list[dict[str, Any]]:
+    if not storage.exists(loc, storage_options):
+        return []
+    text = storage.read_bytes(loc, storage_options).decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def read_quarantine(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None
+                    ) -> list[dict[str, Any]]:
+    """The quarantine records of a split ([] if there is none): quarantine.jsonl, then the
+    records of writers with an identity that no commit has merged yet, each (input, reason)
+    once, in the order written.
 
     Each record has at least ``input`` (what was rejected) and ``reason``; writers add
     their own fields (``format``, ``kind``, ``sha256``, ``engine_version``, ...).
     """
-    path = Path(split_dir) / QUARANTINE
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    recs = _jsonl(storage.join(split_dir, QUARANTINE), storage_options)
+    parts = storage.join(split_dir, PARTS_DIR)
+    for name in storage.listdir(parts, storage_options):
+        if name.startswith("quarantine-") and name.endswith(".jsonl"):
+            recs += _jsonl(storage.join(parts, name), storage_options)
+    seen, out = set(), []
+    for r in recs:
+        if (r.get("input"), r.get("reason")) not in seen:
+            seen.add((r.get("input"), r.get("reason")))
+            out.append(r)
+    return out
 
 
-def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    """Writes JSON to a temp name, then renames it over the target."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
+def write_json_atomic(path: str | os.PathLike, doc: dict[str, Any], storage_options: storage.StorageOptions = None
+                      ) -> None:
+    """Writes JSON so that it appears complete or not at all (temp name + rename, or one PUT)."""
+    data = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    storage.write_bytes(path, data.encode("utf-8"), storage_options)
 
 
-def done_images(split_dir: str | os.PathLike) -> set[tuple[str, str | None]]:
+def done_images(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None
+                ) -> set[tuple[str, str | None]]:
     """(image sha256, engine version) pairs already in a split: keys incremental annotation.
 
-    Includes the shards of a writer that was killed (see read_manifest)."""
-    if not Path(split_dir).exists():
+    From the shards dataset.json lists (see read_manifest); a writer also skips the keys of
+    a killed run's finished shards that dataset.json did not list yet."""
+    if not read_dataset_json(split_dir, storage_options):
         return set()
-    t = read_manifest(split_dir, columns=["image_sha256", "engine_version"])
+    t = read_manifest(split_dir, columns=["image_sha256", "engine_version"], storage_options=storage_options)
     return set(zip(t.column("image_sha256").to_pylist(), t.column("engine_version").to_pylist()))

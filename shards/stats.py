@@ -8,14 +8,16 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from shards import storage
+from shards.layout import find_splits
 from shards.manifest import read_dataset_json, read_manifest
-from shards.verify import find_splits
 
 
-def split_stats(split_dir: str | os.PathLike) -> dict[str, Any]:
+def split_stats(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
     """Counts of one split: images, targets, by task, by granularity, by source, no-target count."""
-    info = read_dataset_json(split_dir)
-    m = read_manifest(split_dir, columns=["key", "task", "granularity", "source", "has_mask", "area"])
+    info = read_dataset_json(split_dir, storage_options)
+    m = read_manifest(split_dir, columns=["key", "task", "granularity", "source", "has_mask", "area"],
+                      storage_options=storage_options)
     counts = info.get("counts", {})
     return {
         "status": info.get("status", "missing"),
@@ -30,12 +32,13 @@ def split_stats(split_dir: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def dataset_stats(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Stats of every split below a path (or of the split itself), keyed by split dir."""
-    splits = find_splits(path)
+def dataset_stats(path: str | os.PathLike, storage_options: storage.StorageOptions = None
+                  ) -> dict[str, dict[str, Any]]:
+    """Stats of every split below a path or URL (or of the split itself), keyed by split dir."""
+    splits = find_splits(path, storage_options)
     if not splits:
         raise FileNotFoundError(f"no split (dataset.json) under {path}")
-    return {str(s): split_stats(s) for s in splits}
+    return {str(s): split_stats(s, storage_options) for s in splits}
 
 
 def format_stats(stats: dict[str, dict[str, Any]]) -> str:

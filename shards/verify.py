@@ -1,4 +1,5 @@
-"""Checks a split on disk: every shard present and intact, manifest and shards agreeing."""
+"""Checks a split (local or at an fsspec URL): every listed shard present and intact,
+manifest and shards agreeing, and what a killed writer left behind (orphans)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import os
 import tarfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
+from shards import storage
+from shards.commit import finished_shards, orphans
 from shards.format import FormatError, parse_metadata, validate_target
 from shards.keys import check_key
-from shards.layout import DATASET_JSON, SHARD_PATTERN
+from shards.layout import find_splits, parse_shard_name  # noqa: F401 (find_splits: callers import it from here)
 from shards.manifest import read_dataset_json, read_manifest
-from shards.writer import sha256_file
+from shards.reader import _TarMembers
 
 
 @dataclass
@@ -23,7 +26,7 @@ class VerifyReport:
     Attributes:
         split_dir (str): the split checked.
         errors (list[str]): problems that make the split unusable as is.
-        warnings (list[str]): things worth knowing (interrupted writer, leftover temp files).
+        warnings (list[str]): things worth knowing (interrupted writer, orphans it left).
     """
 
     split_dir: str
@@ -35,96 +38,109 @@ class VerifyReport:
         return not self.errors
 
 
-def find_splits(path: str | os.PathLike) -> list[Path]:
-    """A split dir itself, or every split dir (with dataset.json) below a dataset dir."""
-    path = Path(path)
-    if (path / DATASET_JSON).exists():
-        return [path]
-    return sorted(p.parent for p in path.rglob(DATASET_JSON))
-
-
-def verify_split(split_dir: str | os.PathLike, deep: bool = True) -> VerifyReport:
+def verify_split(split_dir: str | os.PathLike, deep: bool = True,
+                 storage_options: storage.StorageOptions = None) -> VerifyReport:
     """Verifies one split.
 
     Args:
-        split_dir: directory with dataset.json.
-        deep: also open every shard and check its members against the manifest and format.
+        split_dir: the split (local path or fsspec URL) with dataset.json.
+        deep: also check every shard's members against the manifest and the format (the
+            shard is read once either way: its sha256 is always checked).
+        storage_options: fsspec options for a URL.
     """
-    split_dir = Path(split_dir)
-    rep = VerifyReport(str(split_dir))
-    info = read_dataset_json(split_dir)
+    split = os.fspath(split_dir)
+    so = storage_options
+    rep = VerifyReport(split)
+    info = read_dataset_json(split, so)
     if not info:
         rep.errors.append("dataset.json is missing")
         return rep
     if info.get("status") != "complete":
-        rep.warnings.append("the last writer did not close (interrupted run): finished shards are checked; "
-                            "re-run the job to complete the split")
-    for tmp in split_dir.glob("*.tmp"):
-        rep.warnings.append(f"leftover temp file {tmp.name} (removed by the next writer)")
+        rep.warnings.append("the last writer did not close (interrupted run): the shards dataset.json lists are "
+                            "checked; re-run the job to complete the split")
     listed = [s["name"] for s in info.get("shards", [])]
-    on_disk = sorted(p.name for p in split_dir.glob("shard-*.tar"))
-    for name in sorted(set(on_disk) - set(listed)):
-        rep.errors.append(f"{name} is on disk but not in dataset.json")
+    for rel in orphans(split, so):
+        rep.warnings.append(f"orphan {rel} (left by an interrupted writer; never read; the next run removes it)")
+    for name in sorted(set(finished_shards(split, so)) - set(listed)):
+        rep.warnings.append(f"{name} is finished but not in dataset.json yet (an interrupted writer; never read; "
+                            "the next run adopts it)")
     try:
-        manifest = read_manifest(split_dir, columns=["key", "shard", "target_index", "task"])
-    except Exception as e:  # unreadable parquet
+        manifest = read_manifest(split, columns=["key", "shard", "target_index", "task"], storage_options=so)
+    except Exception as e:  # unreadable parquet, missing manifest or part
         rep.errors.append(f"manifest unreadable: {e}")
         return rep
     rows_by_shard: Counter[str] = Counter(manifest.column("shard").to_pylist())
     keys_by_shard: dict[str, set[str]] = {}
     for key, shard in zip(manifest.column("key").to_pylist(), manifest.column("shard").to_pylist()):
         keys_by_shard.setdefault(shard, set()).add(key)
-    for i, entry in enumerate(info.get("shards", [])):
+    for name, n in Counter(listed).items():
+        if n > 1:
+            rep.errors.append(f"dataset.json lists {name} {n} times")
+    for entry in info.get("shards", []):
         name = entry["name"]
-        if name != SHARD_PATTERN.format(i):
-            rep.errors.append(f"shard {i} is named {name}, expected {SHARD_PATTERN.format(i)}")
-        path = split_dir / name
-        if not path.exists():
-            rep.errors.append(f"{name} is missing")
-            continue
-        if path.stat().st_size != entry["bytes"]:
-            rep.errors.append(f"{name}: size {path.stat().st_size} differs from dataset.json ({entry['bytes']})")
-        digest = sha256_file(path)
-        if digest != entry["sha256"]:
-            rep.errors.append(f"{name}: checksum mismatch (sha256 {digest[:12]}..., dataset.json "
-                              f"{entry['sha256'][:12]}...)")
+        if parse_shard_name(name) is None:
+            rep.errors.append(f"dataset.json lists {name!r}, which is not a shard name (shard-[W-]NNNNNN.tar)")
             continue
         if rows_by_shard.get(name, 0) != entry["targets"]:
             rep.errors.append(f"{name}: manifest has {rows_by_shard.get(name, 0)} targets, "
                               f"dataset.json says {entry['targets']}")
-        if deep:
-            _check_members(path, keys_by_shard.get(name, set()), entry, rep)
+        _check_shard(storage.join(split, name), entry, keys_by_shard.get(name, set()), deep, rep, so)
     for shard in sorted(set(rows_by_shard) - set(listed)):
         rep.errors.append(f"manifest lists shard {shard}, which dataset.json does not")
     return rep
 
 
-def _check_members(path: Path, manifest_keys: set[str], entry: dict, rep: VerifyReport) -> None:
-    """Opens a shard and checks its samples against the manifest and the format."""
-    name = path.name
-    keys: list[str] = []
-    targets = 0
+def _check_shard(loc: str, entry: dict[str, Any], manifest_keys: set[str], deep: bool, rep: VerifyReport,
+                 storage_options: storage.StorageOptions) -> None:
+    """Reads a shard once: its size and sha256 against dataset.json, and (deep) its samples
+    against the manifest and the format."""
+    name = entry["name"]
     try:
-        with tarfile.open(path) as tar:
-            members = {m.name: m for m in tar.getmembers()}
-            for mname, member in members.items():
-                key, _, ext = mname.partition(".")
-                if ext != "json":
-                    continue
-                keys.append(key)
-                if not (f"{key}.jpg" in members or f"{key}.png" in members):
-                    rep.errors.append(f"{name}: sample {key} has no image")
-                doc = json.loads(tar.extractfile(member).read())
-                image, tlist = parse_metadata(doc)
+        size = storage.size(loc, storage_options)
+    except FileNotFoundError:
+        rep.errors.append(f"{name} is missing")
+        return
+    if size != entry["bytes"]:
+        rep.errors.append(f"{name}: size {size} differs from dataset.json ({entry['bytes']})")
+    problems: list[str] = []
+    samples: dict[str, set[str]] = {}
+    targets = 0
+    tar = _TarMembers(loc, hashed=True, storage_options=storage_options)
+    try:
+        for mname, data in tar:
+            if not deep:
+                continue
+            key, _, ext = mname.partition(".")
+            samples.setdefault(key, set()).add(ext)
+            if ext != "json":
+                continue
+            try:
                 check_key(key)
+                image, tlist = parse_metadata(json.loads(data))
                 for t in tlist:
                     validate_target(t, image.height, image.width)
                 targets += len(tlist)
-    except (tarfile.TarError, OSError, ValueError, FormatError) as e:
-        rep.errors.append(f"{name}: unreadable or invalid: {e}")
+            except (ValueError, FormatError) as e:
+                problems.append(f"{name}: member {mname}: {e}")
+        digest = tar.drain_hexdigest()
+    except (tarfile.TarError, OSError, ValueError) as e:
+        rep.errors.append(f"{name}: unreadable: {e}")
         return
-    if set(keys) != manifest_keys:
-        rep.errors.append(f"{name}: {len(set(keys) ^ manifest_keys)} keys differ between the shard and the manifest")
-    if len(keys) != entry["samples"] or targets != entry["targets"]:
-        rep.errors.append(f"{name}: holds {len(keys)} samples / {targets} targets, dataset.json says "
+    finally:
+        tar.close()
+    if digest != entry["sha256"]:
+        rep.errors.append(f"{name}: checksum mismatch (sha256 {digest[:12]}..., dataset.json {entry['sha256'][:12]}...)")
+        return  # anything else wrong in it would follow from the damage
+    if not deep:
+        return
+    rep.errors += problems
+    for key, exts in samples.items():
+        if "json" not in exts:
+            rep.errors.append(f"{name}: sample {key} has no json")
+        if not exts & {"jpg", "png"}:
+            rep.errors.append(f"{name}: sample {key} has no image")
+    if set(samples) != manifest_keys:
+        rep.errors.append(f"{name}: {len(set(samples) ^ manifest_keys)} keys differ between the shard and the manifest")
+    if len(samples) != entry["samples"] or targets != entry["targets"]:
+        rep.errors.append(f"{name}: holds {len(samples)} samples / {targets} targets, dataset.json says "
                           f"{entry['samples']} / {entry['targets']}")

@@ -3,7 +3,8 @@
 import numpy as np
 
 from shards.format import ImageInfo, Sample, Target
-from shards.manifest import (DATASET_JSON, done_images, finished_shards, read_dataset_json, read_manifest,
+from shards.commit import finished_shards
+from shards.manifest import (DATASET_JSON, done_images, read_dataset_json, read_manifest,
                              write_json_atomic)
 from shards.rle import mask_to_rle
 from shards.writer import ShardWriter
@@ -22,7 +23,7 @@ def _kill(writer: ShardWriter) -> None:
     """What SIGKILL leaves once the full shards are finished: the open shard's temp file,
     no close; the lock is released."""
     writer.flush()
-    writer._lock.close()
+    writer._lock.release()
 
 
 def test_killed_writer_finished_shards_are_seen(tmp_path):
@@ -37,7 +38,7 @@ def test_killed_writer_finished_shards_are_seen(tmp_path):
     assert done_images(split) == {(f"{i:064x}", "v1") for i in range(2)}
 
 
-def test_shard_finished_after_the_last_dataset_json_is_seen(tmp_path):
+def test_shard_finished_after_the_last_dataset_json_is_never_read_and_then_adopted(tmp_path):
     split = tmp_path / "s"
     with ShardWriter(split, max_count=1) as w:
         for i in range(2):
@@ -48,12 +49,14 @@ def test_shard_finished_after_the_last_dataset_json_is_seen(tmp_path):
     w.write(_sample(2))
     w.write(_sample(3))  # finishes shard 2
     w.flush()
-    write_json_atomic(split / DATASET_JSON, info)  # as if killed between the rename and the summary
+    write_json_atomic(split / DATASET_JSON, info)  # as if killed between the publication and the summary
     _kill(w)
     assert read_dataset_json(split)["status"] == "complete"
-    assert (f"{2:064x}", "v1") in done_images(split)
-    assert read_manifest(split).num_rows == 3
-    # the next writer recovers it, and the closed split reads from manifest.parquet again
+    assert finished_shards(split) == [f"shard-00000{i}.tar" for i in range(3)]
+    # readers trust dataset.json only: the unlisted shard is not read
+    assert (f"{2:064x}", "v1") not in done_images(split)
+    assert read_manifest(split).num_rows == 2
+    # the next writer adopts it (its keys are skipped), and the commit lists it
     with ShardWriter(split, max_count=1) as w:
         assert not w.write(_sample(2))
     assert read_manifest(split).num_rows == 3 and len(done_images(split)) == 3

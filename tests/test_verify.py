@@ -44,9 +44,13 @@ def test_manifest_disagrees_with_shards(split):
     assert any("manifest has 1 targets" in e for e in errors), errors
 
 
-def test_unlisted_shard_on_disk(split):
-    (split / "shard-000009.tar").write_bytes(b"")
-    assert any("not in dataset.json" in e for e in verify_split(split).errors)
+def test_unlisted_files_are_reported_as_orphans(split):
+    (split / "shard-000009.tar").write_bytes(b"")  # a shard without its part
+    (split / PARTS_DIR / "shard-000007.tar.parquet").write_bytes(b"")  # a part without its shard
+    rep = verify_split(split)
+    assert rep.ok
+    assert any("orphan shard-000009.tar" in w for w in rep.warnings), rep.warnings
+    assert any(f"orphan {PARTS_DIR}/shard-000007.tar.parquet" in w for w in rep.warnings), rep.warnings
 
 
 def test_no_dataset_json(tmp_path):

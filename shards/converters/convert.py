@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from shards import storage
 from shards.converters import ConvertError, Item, Rejected, get_converter
 from shards.errors import MissingInputError
 from shards.format import FormatError
@@ -28,7 +29,8 @@ def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
     Args:
         fmt: registered converter name (``unilseg convert --help`` lists them).
         src: the dataset folder as downloaded.
-        out: the dataset directory (``DATA_ROOT/NAME``); shards go to ``out/split``.
+        out: the dataset directory (``DATA_ROOT/NAME``, a local path or fsspec URL); shards go
+            to ``out/split``.
         split: split name to write (and, for sets that have splits, to select).
         max_count: samples per shard.
         progress: show a progress bar.
@@ -47,7 +49,7 @@ def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
     first = next(items, None)
     items = itertools.chain([first] if first is not None else [], items)
     written = skipped = rejected = 0
-    with ShardWriter(Path(out) / split, max_count=max_count) as writer:
+    with ShardWriter(storage.join(out, split), max_count=max_count) as writer:
         for item in tqdm(items, desc=f"convert {fmt}", unit="img", disable=not progress):
             if isinstance(item, Rejected):
                 writer.quarantine(item.name, item.reason, format=fmt)

@@ -1,0 +1,145 @@
+"""The commit: every writer's finished shards -> manifest.parquet + dataset.json.
+
+How a split becomes readable (the protocol holds on object storage, where nothing can be
+renamed atomically):
+
+1. A writer writes a shard to a local staging file; when it is full it writes the shard's
+   manifest part (``_parts/<shard>.parquet``, carrying the shard's sha256 and counts), then
+   publishes the shard under its final name in one step (a rename, or one upload).
+   A shard with both files is *finished*.
+2. ``dataset.json`` lists the shards readers may read, with their checksums. Readers never
+   list a split to discover shards: a file dataset.json does not list is never read.
+3. The commit (``commit_split``, or a single writer's ``close``) lists the split once,
+   takes every finished shard of every writer, merges their parts into
+   ``manifest.parquet`` (staged, published in one step), merges writers' quarantine files,
+   removes orphans, and writes ``dataset.json`` last (status "complete").
+
+A killed writer leaves at most: a staging file (local, removed by the next writer), a part
+whose shard was never published (an orphan: removed by the next writer or commit), or a
+finished shard that dataset.json does not list yet (adopted by the next writer or commit).
+``verify`` reports all of them. Several writers may write one split at once if each has its
+own identity (``ShardWriter(writer_id=...)``, shard names ``shard-W-NNNNNN.tar``) and none
+writes dataset.json (``commit=False``); the driver calls ``commit_split`` once they have all
+finished, and again on resume. Locally a lock file keeps a second writer of the same
+identity out; object stores have no lock, so there the rule is on the driver.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shards import storage
+from shards.format import SCHEMA_VERSION
+from shards.layout import (DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, parse_shard_name, part_name,
+                           shard_order)
+from shards.manifest import (MANIFEST_SCHEMA, merge_parts, part_entry, read_dataset_json, read_parquet,
+                             read_quarantine, write_json_atomic)
+
+log = logging.getLogger(__name__)
+
+
+def shard_entry(name: str, sha256: str, size: int, samples: int, tasks: list[str],
+                granularities: list[str]) -> dict[str, Any]:
+    """A shard's dataset.json entry."""
+    return {"name": name, "sha256": sha256, "bytes": size, "samples": samples, "targets": len(tasks),
+            "tasks": dict(Counter(tasks)), "granularities": dict(Counter(granularities))}
+
+
+def describe_shard(split_dir: str, name: str, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
+    """The entry of a finished shard: from its part's metadata, else recomputed (hashing it)."""
+    part = storage.join(split_dir, PARTS_DIR, part_name(name))
+    entry = part_entry(part, storage_options)
+    if entry is not None:
+        return entry
+    table = read_parquet(part, ["key", "task", "granularity"], storage_options=storage_options)
+    tar = storage.join(split_dir, name)
+    return shard_entry(name, storage.sha256(tar, storage_options), storage.size(tar, storage_options),
+                       len(set(table.column("key").to_pylist())), table.column("task").to_pylist(),
+                       table.column("granularity").to_pylist())
+
+
+def finished_shards(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[str]:
+    """Names of every writer's finished shards (shard and manifest part both present), in
+    shard order. Lists the split: for writers and the commit, never for readers."""
+    split_dir = os.fspath(split_dir)
+    names = {n for n in storage.listdir(split_dir, storage_options) if parse_shard_name(n)}
+    parts = set(storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options))
+    return sorted((n for n in names if part_name(n) in parts), key=shard_order)
+
+
+def orphans(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[str]:
+    """Paths (relative to the split) of what a killed writer left that no reader reads:
+    staging files, parts whose shard was never published, and shards without a part."""
+    split_dir = os.fspath(split_dir)
+    names = storage.listdir(split_dir, storage_options)
+    parts = storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options)
+    out = [n for n in names if n.endswith(".tmp")]
+    out += [f"{PARTS_DIR}/{p}" for p in parts if p.endswith(".tmp")]
+    shards = {n for n in names if parse_shard_name(n)}
+    out += [f"{PARTS_DIR}/{p}" for p in parts if p.endswith(".tar.parquet") and p[:-len(".parquet")] not in shards]
+    out += [n for n in sorted(shards) if part_name(n) not in parts]
+    return out
+
+
+def summary(shards: list[dict[str, Any]], quarantined: int, status: str) -> dict[str, Any]:
+    """dataset.json's document for a list of shard entries."""
+    by_task: Counter[str] = sum((Counter(s["tasks"]) for s in shards), Counter())
+    by_gran: Counter[str] = sum((Counter(s["granularities"]) for s in shards), Counter())
+    counts = {"shards": len(shards), "samples": sum(s["samples"] for s in shards),
+              "targets": sum(s["targets"] for s in shards), "quarantined": quarantined,
+              "by_task": dict(sorted(by_task.items())), "by_granularity": dict(sorted(by_gran.items()))}
+    return {"schema_version": SCHEMA_VERSION, "status": status, "counts": counts, "shards": shards}
+
+
+def commit_split(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
+                 known: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Makes every finished shard of every writer readable: manifest.parquet, quarantine.jsonl,
+    then dataset.json (status "complete"); removes orphans. Call it when no writer runs.
+
+    Args:
+        split_dir: the split (local path or URL).
+        storage_options: fsspec options for a URL.
+        known: entries the caller already has (a closing writer's own shards), by name.
+
+    Returns:
+        dict: the dataset.json written.
+    """
+    split_dir = os.fspath(split_dir)
+    for rel in orphans(split_dir, storage_options):
+        if not parse_shard_name(rel):  # a shard without its part is damage, left for verify to report
+            log.warning("removing %s left by an interrupted writer", storage.join(split_dir, rel))
+            storage.remove(storage.join(split_dir, *rel.split("/")), storage_options)
+    listed = {s["name"]: s for s in read_dataset_json(split_dir, storage_options).get("shards", [])}
+    entries = []
+    for name in finished_shards(split_dir, storage_options):
+        entry = (known or {}).get(name) or listed.get(name) or describe_shard(split_dir, name, storage_options)
+        entries.append(entry)
+    parts = [storage.join(split_dir, PARTS_DIR, part_name(e["name"])) for e in entries]
+    manifest = storage.join(split_dir, MANIFEST)
+    if parts:
+        merge_parts(parts, manifest, storage_options)
+    else:  # an empty split still has a (empty) manifest, so that "complete" always has one
+        _write_empty_manifest(manifest, storage_options)
+    quarantine = read_quarantine(split_dir, storage_options)
+    if quarantine and any(n.startswith("quarantine-") for n in storage.listdir(storage.join(split_dir, PARTS_DIR),
+                                                                               storage_options)):
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in quarantine)
+        storage.write_bytes(storage.join(split_dir, QUARANTINE), text.encode("utf-8"), storage_options)
+    doc = summary(entries, len(quarantine), "complete")
+    write_json_atomic(storage.join(split_dir, DATASET_JSON), doc, storage_options)
+    return doc
+
+
+def _write_empty_manifest(loc: str, storage_options: storage.StorageOptions) -> None:
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([], schema=MANIFEST_SCHEMA), buf)
+    storage.write_bytes(loc, buf.getvalue(), storage_options)
+

@@ -1,0 +1,41 @@
+"""A real S3 API on 127.0.0.1 for tests: moto's server, started and stopped around each test.
+
+    from s3_fixtures import s3_bucket  # noqa: F401 (a fixture)
+
+    def test_x(s3_bucket):  # "s3://<bucket>", AWS_ENDPOINT_URL pointing at the server
+        ...
+
+s3fs, boto3 and pyarrow all read AWS_ENDPOINT_URL, so code under test needs no setting;
+subprocesses inherit it. The dummy credentials keep the real AWS credential chain out.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    s3fs.S3FileSystem.clear_instance_cache()  # a cached instance would keep an earlier server's endpoint
+    s3fs.S3FileSystem().mkdir("unilseg-test")
+    try:
+        yield "s3://unilseg-test"
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        # moto keeps its buckets in the process, not in the server: empty them for the next test
+        urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"))
+        server.stop()
