@@ -17,6 +17,13 @@ class FormatError(UniLSegError):
     """A record breaks the shard format; the message says which field and why."""
 
 
+class ShardError(UniLSegError):
+    """A damaged split or shard: the message names the shard (or file) and what is wrong.
+
+    Raised for data that is wrong, never for a transient failure: retrying does not help.
+    """
+
+
 class UnknownNameError(UniLSegError, KeyError):
     """A name looked up in a registry or preset folder that does not exist.
 

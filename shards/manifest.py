@@ -21,17 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards import storage
+from shards.errors import ShardError
 from shards.format import Sample
 from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, part_name
 
 _ENTRY_KEY = b"unilseg.shard"  # parquet metadata key of a part's dataset.json entry
-
-
-class ShardError(ValueError):
-    """A damaged split or shard: the message names the shard (or file) and what is wrong.
-
-    Raised for data that is wrong, never for a transient failure: retrying does not help.
-    """
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()),
