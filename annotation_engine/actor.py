@@ -1,11 +1,15 @@
-"""The engine in Ray actors: a thin worker and a pool that survives actor deaths.
+"""The engine as a Ray Data stage: a callable class that Ray runs in a pool of actors.
 
-``EngineWorker`` builds the Engine once and maps batches of encoded images to
-``(ok, result)`` pairs (img2dataset's habit: the same callable runs in a loop or in Ray).
-``EnginePool`` keeps N such actors busy with a bounded number of batches in flight each;
-when an actor dies (``RayActorError``) it starts a replacement and resubmits that actor's
-in-flight batches, so every item comes back exactly once. Results go back to the caller,
-the only writer.
+``EngineActor`` builds the Engine once per actor and maps blocks of images to result rows;
+Ray Data supplies the pool (``map_batches(EngineActor, compute=ActorPoolStrategy(size=n))``),
+backpressure, retries of a dead actor's blocks on a fresh actor, and the operator's progress
+in the dashboard. The per-image work is ``image_task.annotate_one``, the same in a bare loop, a
+test, an actor or a child process (img2dataset's habit: the caller decides what a failure means).
+
+Images that were in flight when an actor died are *suspects* (the run's ledger says so):
+each is annotated alone in a child process (``image_task.annotate_isolated``). If the child dies, the image killed it, and it
+is quarantined with the signal or exit code; the run goes on. An actor killed from outside
+never gets the image it was working on quarantined: that image simply succeeds in its child.
 """
 
 from __future__ import annotations
@@ -14,42 +18,74 @@ import logging
 import os
 import resource
 import sys
-from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+import time
+from typing import Any
 
-from shards.images import ImageError, prepare_image
+import numpy as np
+import ray
+from ray.util.metrics import Counter, Histogram
+
+from annotation_engine.engine import Engine, sample_key
+from annotation_engine.image_task import UNREADABLE, annotate_isolated, annotate_one
+from annotation_engine.ledger import SUSPECT
+from shards.format import ImageInfo, Sample
 from unilseg.ray_runtime import set_niceness
 
 log = logging.getLogger(__name__)
-
-
-class EngineWorker:
-    """Builds the Engine once; annotates encoded images.
+class EngineActor:
+    """Builds the Engine once; maps a block of pending images to result rows (Ray Data UDF).
 
     Args:
         config (dict): EngineConfig as a dict.
+        ledger: the run's Ledger actor (crash bookkeeping, progress).
         torch_threads (int): intra-op threads for torch in this process.
-        niceness (int | None): OS priority to run at. Ray starts its workers at niceness 15,
-            so on a shared machine the actors lose every core to ordinary processes (a bare
-            loop at 0 ran twice as fast); None keeps Ray's.
+        niceness (int | None): OS priority to run at (Ray starts its workers at 15); None keeps it.
     """
 
-    def __init__(self, config: dict[str, Any], torch_threads: int = 1, niceness: int | None = None):
-        from annotation_engine.engine import Engine
-
+    def __init__(self, config: dict[str, Any], ledger: Any, torch_threads: int = 1, niceness: int | None = None):
         set_niceness(niceness)
-
+        self.config, self.ledger = config, ledger
         self.engine = Engine(config)
         if "torch" in sys.modules:  # a weight-free engine never imports it (faster actor start)
             sys.modules["torch"].set_num_threads(max(1, int(torch_threads)))
-        self.max_pixels = self.engine.config.max_pixels
+        tags = {"engine": self.engine.config.name}
+        self._images = Counter("unilseg_annotate_images", "images through the engine, by outcome",
+                               tag_keys=("engine", "outcome"))
+        self._targets = Counter("unilseg_annotate_targets", "targets written by the engine", tag_keys=("engine",))
+        self._seconds = Histogram("unilseg_annotate_image_seconds", "engine seconds per image",
+                                  boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120], tag_keys=("engine",))
+        self._tags = tags
 
-    def pid(self) -> int:
-        return os.getpid()
+    def _one(self, data: bytes, suspect: bool) -> tuple[bool, Any]:
+        t0 = time.perf_counter()
+        ok, result = annotate_isolated(self.config, data) if suspect else annotate_one(self.engine, data)
+        self._seconds.observe(time.perf_counter() - t0, tags=self._tags)
+        self._images.inc(tags={**self._tags, "outcome": "annotated" if ok else result[0]})
+        if ok:
+            self._targets.inc(len(result["targets"]), tags=self._tags)
+        return ok, result
 
-    def niceness(self) -> int:
-        return os.getpriority(os.PRIO_PROCESS, 0)
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        out: dict[str, list] = {k: [] for k in RESULT_COLUMNS}
+        for path, sha, data, problem in zip(batch["path"], batch["sha256"], batch["data"], batch["problem"]):
+            if problem:
+                _add(out, path, sha, UNREADABLE, reason=problem)
+                self.ledger.end.remote(sha or path, UNREADABLE)
+                continue
+            status, _ = ray.get(self.ledger.begin.remote(sha))
+            ok, result = self._one(bytes(data), status == SUSPECT)
+            if ok:
+                info = ImageInfo(id=path, width=result["width"], height=result["height"], sha256=sha,
+                                 source=self.engine.source)
+                sample = Sample(sample_key(sha, self.engine.version), info, result["data"], result["ext"],
+                                result["targets"])
+                _add(out, path, sha, "sample", key=sample.key, image=sample.image_bytes, ext=sample.image_ext,
+                     meta=sample.metadata_json())
+            else:
+                kind, reason = result
+                _add(out, path, sha, kind, reason=reason)
+            self.ledger.end.remote(sha, "annotated" if ok else result[0])
+        return out
 
     def version(self) -> str:
         return self.engine.version
@@ -58,144 +94,16 @@ class EngineWorker:
         """Peak resident memory of this process in MB."""
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
-    def annotate_one(self, data: bytes) -> tuple[bool, Any]:
-        """Encoded image -> (True, result dict) or (False, (kind, reason)).
-
-        The result holds the bytes to store, their extension, the size as seen, the sha256
-        of the input and the targets; kinds of failure are ``bad_input`` (ImageError) and
-        ``engine_error`` (anything the engine raised, with its type).
-        """
-        try:
-            img = prepare_image(data, self.max_pixels)
-        except ImageError as e:
-            return False, ("bad_input", str(e))
-        try:
-            targets = self.engine.annotate(img.rgb)
-        except Exception as e:  # one image must not stop the run; the reason is quarantined
-            log.exception("engine failed on an image")
-            return False, ("engine_error", f"{type(e).__name__}: {e}")
-        return True, {"data": img.data, "ext": img.ext, "width": img.width, "height": img.height,
-                      "sha256": img.sha256, "targets": targets}
-
-    def annotate(self, batch: list[bytes]) -> list[tuple[bool, Any]]:
-        """A batch of encoded images -> one (ok, result) per image, in order."""
-        return [self.annotate_one(data) for data in batch]
+    def pid(self) -> int:
+        return os.getpid()
 
 
-@dataclass
-class _Job:
-    items: list[Any]  # the caller's items
-    attempts: int = 0  # actor deaths this job has seen
+# one row per image: a sample (kind "sample", key, image bytes, ext, KEY.json bytes) or a
+# quarantine record (kind and reason)
+RESULT_COLUMNS = ("path", "sha256", "kind", "reason", "key", "image", "ext", "meta")
 
 
-class EnginePool:
-    """N EngineWorker actors kept busy; dead actors replaced, their work resubmitted.
-
-    Args:
-        config (dict): EngineConfig as a dict.
-        actors (int): number of actors.
-        num_cpus (float): CPUs reserved per actor.
-        num_gpus (float): GPUs per actor.
-        torch_threads (int): OMP/torch threads per actor.
-        max_restarts (int): replacements allowed in total before the pool gives up.
-        niceness (int | None): OS priority of the actors (see EngineWorker); None: the caller's.
-    """
-
-    def __init__(self, config: dict[str, Any], actors: int = 1, num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 torch_threads: int = 1, max_restarts: int | None = None, niceness: int | None = None):
-        import ray
-
-        if actors < 1:
-            raise ValueError(f"actors must be >= 1, got {actors}")
-        self._ray = ray
-        threads = str(max(1, int(torch_threads)))
-        self._options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "runtime_env": {"env_vars": {
-            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
-            "TRANSFORMERS_OFFLINE": os.environ.get("TRANSFORMERS_OFFLINE", "0")}}}
-        # None: the caller's priority (a user who runs `nice -n 10 unilseg annotate` keeps it)
-        self._niceness = os.getpriority(os.PRIO_PROCESS, 0) if niceness is None else niceness
-        self._config, self._threads = config, int(threads)
-        self._remote = ray.remote(EngineWorker)
-        self.actors = [self._new_actor() for _ in range(actors)]
-        self.restarts, self.max_restarts = 0, 3 * actors if max_restarts is None else max_restarts
-
-    def _new_actor(self):
-        return self._remote.options(**self._options).remote(self._config, self._threads, self._niceness)
-
-    def ready(self) -> list[str]:
-        """Waits until every actor has built its engine; returns their engine versions.
-
-        Raises:
-            ray.exceptions.RayActorError: an engine failed to build (its error is in the message).
-        """
-        return self._ray.get([a.version.remote() for a in self.actors])
-
-    def pids(self) -> list[int]:
-        return self._ray.get([a.pid.remote() for a in self.actors])
-
-    def peak_rss_mb(self) -> list[float]:
-        return self._ray.get([a.peak_rss_mb.remote() for a in self.actors])
-
-    def map(self, items: Iterable[Any], load: Callable[[Any], bytes], batch_size: int = 2,
-            inflight: int = 2) -> Iterator[tuple[Any, bool, Any]]:
-        """Annotates items in the actors; yields (item, ok, result) as results arrive.
-
-        Args:
-            items: the caller's items (e.g. paths); each is loaded only when submitted.
-            load: item -> encoded image bytes.
-            batch_size: items per actor call.
-            inflight: calls queued per actor.
-
-        An item whose actor died is resubmitted; after two deaths it is yielded as
-        ``(item, False, ("actor_died", reason))``.
-        """
-        from ray.exceptions import RayActorError
-
-        items = list(items)
-        queue = deque(_Job(items[i:i + batch_size]) for i in range(0, len(items), batch_size))
-        running: dict[Any, tuple[int, Any, _Job]] = {}  # ref -> (slot, actor handle, job)
-
-        def fill(slot: int) -> None:
-            while queue and sum(1 for s, _, _ in running.values() if s == slot) < inflight:
-                job = queue.popleft()
-                actor = self.actors[slot]
-                running[actor.annotate.remote([load(it) for it in job.items])] = (slot, actor, job)
-
-        for slot in range(len(self.actors)):
-            fill(slot)
-        while running:
-            ready, _ = self._ray.wait(list(running), num_returns=1)
-            ref = ready[0]
-            slot, actor, job = running.pop(ref)
-            try:
-                results = self._ray.get(ref)
-            except RayActorError as e:
-                yield from self._on_death(slot, actor, job, queue, e)
-                fill(slot)
-                continue
-            for item, (ok, result) in zip(job.items, results):
-                yield item, ok, result
-            fill(slot)
-
-    def _on_death(self, slot: int, actor: Any, job: _Job, queue: deque, err: Exception) -> Iterator:
-        if self.actors[slot] is actor:  # first failed call of this actor: replace it once
-            self.restarts += 1
-            if self.restarts > self.max_restarts:
-                raise RuntimeError(f"{self.restarts} actor deaths, more than max_restarts={self.max_restarts}; "
-                                   f"last: {err}") from err
-            log.warning("actor %d died (%s); starting a replacement and resubmitting its work",
-                        slot, type(err).__name__)
-            self.actors[slot] = self._new_actor()
-        job.attempts += 1
-        if job.attempts >= 2 and len(job.items) == 1:
-            yield job.items[0], False, ("actor_died", f"the actor died twice while annotating it: {err}")
-        elif job.attempts >= 2:  # isolate the culprit: resubmit one by one
-            queue.extendleft(_Job([it], 1) for it in reversed(job.items))
-        else:
-            queue.appendleft(job)
-
-    def shutdown(self) -> None:
-        for a in self.actors:
-            self._ray.kill(a)
-        self.actors = []
+def _add(out: dict[str, list], path: str, sha: str, kind: str, *, reason: str = "", key: str = "",
+         image: bytes = b"", ext: str = "", meta: bytes = b"") -> None:
+    for k, v in zip(RESULT_COLUMNS, (path, sha, kind, reason, key, image, ext, meta)):
+        out[k].append(v)

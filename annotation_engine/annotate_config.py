@@ -26,6 +26,9 @@ class AnnotateConfig:
     gpus_per_actor: float = setting(0.0, "GPUs per actor (fractions share a GPU; 0: the engine config's)", min=0)
     max_count: int = setting(DEFAULT_MAX_COUNT, "samples per shard", min=1)
     ray_address: str | None = setting(None, "Ray cluster [default: UNILSEG_RAY_ADDRESS or a private local Ray]")
+    node_resources: dict = setting(help="custom Ray resources a node must offer to run the engine actors and the "
+                                        "shard writers, e.g. {annotate: 1} to keep them off the head node",
+                                   factory=dict, cli=False)
 
     def __post_init__(self) -> None:
         check_settings(self)

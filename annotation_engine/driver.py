@@ -1,228 +1,196 @@
-"""The annotation driver: images -> engine in Ray actors -> shards (the single writer).
+"""The annotation run: a streaming Ray Data pipeline from listed images to committed shards.
 
-Incremental: an image is done for an engine when its (sha256, engine version) pair is in
-the split's manifest, or in its quarantine as "no targets" or "bad input" for that
-version (an image with zero targets has no manifest row, and a corrupt file stays
-corrupt: without these records both would be redone on every run). Keys are
-``<sha256[:24]>-<version[:12]>``: a re-run, or a run resumed after a kill, can never write
-an image twice, and a new engine version annotates it again beside the old targets.
+    list (tasks, streamed)  ->  read + hash (tasks)  ->  engine (actor pool)  ->  write (tasks)
+    ListingDatasource           sources.read_and_hash     actor.EngineActor       sink.ShardDatasink
+
+The driver only plans and commits: it splits the listing into tasks, starts the run's
+ledger (``annotation_engine.ledger``) and the pipeline, polls the ledger for progress, and
+commits the split when the writers are done. No image bytes or masks pass through it, and
+the engine starts on the first images while the rest is still being listed.
+
+Incremental: an image is done for an engine version when its (sha256, version) pair is in
+the split's manifest, or in its quarantine as "no targets", "bad input" or "crashed the
+engine" for that version. Keys are ``<sha256[:24]>-<version[:12]>``. A run that stops early
+(a failure, a kill of the driver) leaves finished shards that the next run adopts, and the
+split marked incomplete; the next run skips what is written and finishes it.
 """
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
 import os
+import secrets
+import threading
 import time
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
-import fsspec
+import ray
+from ray.data import ActorPoolStrategy, DataContext
 from tqdm import tqdm
 
+from annotation_engine.actor import EngineActor
+from annotation_engine.image_task import BAD_INPUT, CRASHED, NO_TARGETS
 from annotation_engine.annotate_config import AnnotateConfig
 from annotation_engine.config import engine_version, load_engine_config, unset_variables
-from shards.errors import MissingInputError, UniLSegError
-from shards.format import FormatError, ImageInfo, Sample
-from shards.images import IMAGE_FILE_SUFFIXES, sha256_bytes
-from shards.manifest import done_images, read_quarantine
-from shards.writer import ShardWriter
+from annotation_engine.ledger import start_ledger
+from annotation_engine.sink import ShardDatasink
+from annotation_engine.sources import ListingDatasource, read_and_hash
+from shards import storage
+from shards.commit import commit_split
+from shards.errors import UniLSegError
+from shards.layout import DATASET_JSON, PARTS_DIR
+from shards.manifest import done_images, read_dataset_json, read_quarantine
+from unilseg.ray_runtime import ensure_ray
 
 log = logging.getLogger(__name__)
 # Quarantine kinds that mark an image as processed for an engine version (not retried).
-DONE_KINDS = frozenset({"no_targets", "bad_input"})
+DONE_KINDS = frozenset({NO_TARGETS, BAD_INPUT, CRASHED})
+_POLL_S = 1.0  # seconds between progress polls of the ledger
 
 
-def sample_key(sha256: str, version: str) -> str:
-    """Deterministic, dot-free key of an image annotated by an engine version."""
-    return f"{sha256[:24]}-{version[:12]}"
+class RunStopped(UniLSegError):
+    """The pipeline stopped before every image was annotated; the split is marked incomplete."""
 
 
-def list_images(images: str | os.PathLike | list[str]) -> list[str]:
-    """Image paths or URLs from a folder, a glob, an fsspec URL (folder or glob), or a list.
+def done_shas(split_dir: str, version: str, storage_options: dict | None = None) -> list[str]:
+    """sha256 of the images already annotated, or quarantined for good, with this engine version."""
+    done = {sha for sha, v in done_images(split_dir, storage_options) if v == version}
+    done |= {r["sha256"] for r in read_quarantine(split_dir, storage_options)
+             if r.get("kind") in DONE_KINDS and r.get("sha256") and r.get("engine_version") == version}
+    return sorted(done)
 
-    A folder is searched recursively for image extensions; an explicitly named file is kept
-    whatever its extension (a bad one is quarantined, not silently dropped).
 
-    Raises:
-        FileNotFoundError: a local path or pattern that matches nothing.
-    """
+def _absolute(images: str | list) -> str | list:
+    """Local inputs as absolute paths (every node and task resolves them the same way)."""
     if isinstance(images, (list, tuple)):
-        return [p for x in images for p in list_images(x)]
-    s = str(images)
-    if "://" in s:
-        fs, root = fsspec.core.url_to_fs(s)
-        if glob.has_magic(root):
-            found = fs.glob(root)
-        elif fs.isdir(root):
-            found = [p for p in fs.find(root) if os.path.splitext(p)[1].lower() in IMAGE_FILE_SUFFIXES]
-        else:
-            return [s]
-        return sorted(fs.unstrip_protocol(p) for p in found)
-    if glob.has_magic(s):
-        found = sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
-    elif os.path.isdir(s):
-        found = sorted(str(p) for p in Path(s).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES)
-    elif os.path.exists(s):
-        found = [s]
-    else:
-        raise MissingInputError(f"no image at {s}")
-    if not found and glob.has_magic(s):
-        raise MissingInputError(f"no file matches {s}")
-    return found
+        return [_absolute(x) for x in images]
+    s = os.fspath(images)
+    return s if storage.is_url(s) else os.path.abspath(s)
 
 
-def images_fingerprint(images: str | os.PathLike) -> Any:
-    """What identifies a set of unlabeled inputs for "is there anything new?": a local folder by
-    its files' names, sizes and modification times; anything else (a URL, a glob) by its name,
-    since listing it is the annotation's own first step."""
-    path = Path(images)
-    if "://" in str(images) or not path.is_dir():
-        return str(images)
-    return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in path.rglob("*") if p.is_file())
+def _adopt_leftovers(split_dir: str, storage_options: dict | None) -> None:
+    """Commits what a killed run finished (its keys then count as done), marking the split
+    incomplete until this run ends."""
+    if storage.exists(storage.join(split_dir, DATASET_JSON), storage_options) or \
+            storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options):
+        commit_split(split_dir, storage_options, status="incomplete")
 
 
-def read_bytes(path: str) -> bytes:
-    """Bytes of a local path or fsspec URL."""
-    if "://" in path:
-        with fsspec.open(path, "rb") as f:
-            return f.read()
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def quarantined_done(split_dir: Path) -> set[tuple[str, str]]:
-    """(sha256, engine version) pairs the quarantine marks as processed (DONE_KINDS)."""
-    return {(r["sha256"], r["engine_version"]) for r in read_quarantine(split_dir)
-            if r.get("kind") in DONE_KINDS and r.get("sha256") and r.get("engine_version")}
-
-
-def _pending(paths: list[str], done: set, version: str, counts: dict[str, int],
-             unreadable: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(path, sha256) of the images still to annotate; one per distinct content."""
-    todo, seen = [], set()
-    for p in paths:
-        try:
-            sha = sha256_bytes(read_bytes(p))
-        except OSError as e:
-            unreadable.append((p, f"cannot read: {e}"))
-            continue
-        if (sha, version) in done or sha in seen:
-            counts["skipped"] += 1
-            continue
-        seen.add(sha)
-        todo.append((p, sha))
-    return todo
-
-
-def annotate_images(images: str | list[str], out: str, *, progress: bool = True, **settings: Any) -> dict[str, Any]:
-    """Annotates unlabeled images into ``out/split`` with a pool of Ray actors.
+def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
+                    on_progress: Callable[[dict[str, Any]], None] | None = None,
+                    storage_options: dict | None = None, **settings: Any) -> dict[str, Any]:
+    """Annotates unlabeled images into ``out/split`` with a streaming Ray Data pipeline.
 
     Args:
         images: folder, glob, fsspec URL, or list of paths/URLs.
-        out: dataset directory (``DATA_ROOT/NAME``); shards go to ``out/split``.
-        progress: show a progress bar.
+        out: dataset directory (``DATA_ROOT/NAME``, local or a URL); shards go to ``out/split``.
+        progress: show a progress bar on the console.
+        on_progress: called with the ledger's counters about once a second (the flow
+            publishes them as a Prefect progress artifact).
+        storage_options: fsspec options for the dataset's location.
         **settings: AnnotateConfig fields (engine, split, actors, gpus_per_actor, max_count,
-            ray_address); an unknown one fails.
+            ray_address, node_resources); an unknown one fails.
 
     Returns:
-        dict: the split's dataset.json plus ``written``, ``skipped``, ``quarantined`` (this
-        run), ``engine_version`` and ``stats`` (seconds spent listing/hashing, starting the
-        actors and annotating; peak RSS of each actor in MB; actor restarts).
+        dict: the split's dataset.json plus this run's ``written``, ``skipped`` (already done or
+        second copies), ``quarantined``, ``engine_version`` and ``stats`` (seconds; counters).
+
+    Raises:
+        MissingInputError: no such input, or no images under it.
+        RunStopped: the pipeline failed part-way (the split stays incomplete; run again).
     """
     run = AnnotateConfig.from_dict(settings)
-    engine, split, actors, gpus_per_actor = run.engine, run.split, run.actors, run.gpus_per_actor
-    ray_address, max_count = run.ray_address, run.max_count
     t0 = time.perf_counter()
-    cfg = load_engine_config(engine)
+    cfg = load_engine_config(run.engine)
     version = engine_version(cfg)
-    split_dir = Path(out) / split
-    paths = list_images(images)
-    counts = {"written": 0, "skipped": 0, "quarantined": 0}
-    done = done_images(split_dir) | quarantined_done(split_dir)
-    unreadable: list[tuple[str, str]] = []
-    todo = _pending(paths, done, version, counts, unreadable)
-    stats: dict[str, Any] = {"list_s": round(time.perf_counter() - t0, 3)}
-    source = f"auto/{cfg.name}"
-    with ShardWriter(split_dir, max_count=max_count) as writer:
-        for path, reason in unreadable:
-            writer.quarantine(path, reason, kind="unreadable", engine_version=version)
-            counts["quarantined"] += 1
-        todo = [(p, sha) for p, sha in todo if not writer.has(sample_key(sha, version))]
-        if todo:
-            for item, ok, result in _run_pool(todo, cfg, version, actors, gpus_per_actor, ray_address, progress,
-                                              stats):
-                _record(writer, item, ok, result, version, source, counts)
-        summary = writer.close()
-    stats["total_s"] = round(time.perf_counter() - t0, 3)
-    summary.update(counts, engine_version=version, stats=stats)
-    return summary
-
-
-def _run_pool(todo: list[tuple[str, str]], cfg, version: str, actors: int, gpus_per_actor: float,
-              ray_address: str | None, progress: bool, stats: dict[str, Any]) -> Iterator[tuple[Any, bool, Any]]:
-    from annotation_engine.actor import EnginePool
-    from unilseg.ray_runtime import ensure_ray
-
-    import ray
-
-    t0 = time.perf_counter()
     missing = unset_variables(cfg)
     if missing:
         raise UniLSegError(f"engine {cfg.name!r} names environment variables that are not set: {', '.join(missing)}")
-    ensure_ray(ray_address)
+    images = _absolute(images)
+    listing = ListingDatasource(images)  # a missing input fails here, before Ray starts
+    split_dir = storage.join(_absolute(out), run.split)
+    ensure_ray(run.ray_address)
     r = cfg.resources
-    gpus = gpus_per_actor if gpus_per_actor > 0 else r.num_gpus
+    gpus = run.gpus_per_actor if run.gpus_per_actor > 0 else r.num_gpus
     have = ray.cluster_resources().get("GPU", 0.0)
-    if gpus * actors > have:  # the actors would wait for ever
-        raise UniLSegError(f"{actors} actor(s) x {gpus} GPU need {gpus * actors} GPUs; the Ray cluster has {have:g}. "
-                         "Use fewer actors, or a config with resources.num_gpus: 0 (CPU)")
+    if gpus * run.actors > have:  # the actors would wait for ever
+        raise UniLSegError(f"{run.actors} actor(s) x {gpus} GPU need {gpus * run.actors} GPUs; the Ray cluster has "
+                           f"{have:g}. Use fewer actors, or a config with resources.num_gpus: 0 (CPU)")
     config = cfg.to_dict()
     config["device"] = ("cuda" if cfg.device == "cpu" else cfg.device) if gpus > 0 else "cpu"
-    pool = EnginePool(config, actors=actors, num_cpus=r.num_cpus, num_gpus=gpus, torch_threads=r.torch_threads,
-                      niceness=r.niceness)
-    try:
-        versions = pool.ready()
-        if any(v != version for v in versions):  # e.g. a model file changed under us
-            raise RuntimeError(f"actors built engine versions {versions}, the driver computed {version}")
-        stats["startup_s"] = round(time.perf_counter() - t0, 3)
-        t1 = time.perf_counter()
-        bar = tqdm(total=len(todo), desc=f"annotate {cfg.name}", unit="img", disable=not progress)
-        for item, ok, result in pool.map(todo, lambda it: read_bytes(it[0]), r.batch_size, r.inflight):
-            bar.update(1)
-            yield item, ok, result
-        bar.close()
-        stats["annotate_s"] = round(time.perf_counter() - t1, 3)
-        stats["actor_restarts"] = pool.restarts
-        stats["actor_peak_rss_mb"] = [round(v, 1) for v in pool.peak_rss_mb()]
-    finally:
-        pool.shutdown()
+    niceness = os.getpriority(os.PRIO_PROCESS, 0) if r.niceness is None else r.niceness
+
+    _adopt_leftovers(split_dir, storage_options)
+    run_id = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+    ledger = start_ledger(split_dir, done_shas(split_dir, version, storage_options), storage_options, run_id)
+    pinned = {"resources": dict(run.node_resources)} if run.node_resources else {}
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False  # ours below (one bar); the dashboard shows the operators
+    ds = ray.data.read_datasource(listing, num_cpus=0, concurrency=2)
+    ds = ds.map_batches(read_and_hash, fn_kwargs={"ledger": ledger}, batch_size=r.batch_size * 8, num_cpus=0,
+                        concurrency=max(2, run.actors), batch_format="numpy")
+    ds = ds.map_batches(EngineActor, fn_constructor_kwargs={"config": config, "ledger": ledger,
+                                                            "torch_threads": r.torch_threads, "niceness": niceness},
+                        compute=ActorPoolStrategy(size=run.actors), num_cpus=r.num_cpus, num_gpus=gpus,
+                        batch_size=r.batch_size, batch_format="numpy", **pinned)
+    sink = ShardDatasink(split_dir, run_id, version, ledger, run.max_count, storage_options)
+    stats: dict[str, Any] = {}
+    with _Progress(ledger, cfg.name, progress, on_progress) as watcher:
+        try:
+            ds.write_datasink(sink, ray_remote_args={"num_cpus": 0, **pinned}, concurrency=max(1, run.actors))
+        except Exception as e:
+            counts = watcher.poll()
+            commit_split(split_dir, storage_options, status="incomplete")
+            raise RunStopped(f"annotation stopped early after {counts.get('annotated', 0)} annotated image(s): "
+                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; the split is marked "
+                             f"incomplete, run again to finish it") from e
+        finally:
+            ray.get(ledger.save_index.remote())
+        counts = watcher.poll()
+    ray.kill(ledger)
+    if not counts.get("listed"):
+        raise UniLSegError(f"no images under {images}")
+    summary = sink.summary or read_dataset_json(split_dir, storage_options)
+    stats.update(total_s=round(time.perf_counter() - t0, 3), counts=counts)
+    summary.update(written=counts.get("written", 0), quarantined=counts.get("quarantine_records", 0),
+                   skipped=counts.get("skipped", 0) + counts.get("duplicates", 0), engine_version=version,
+                   stats=stats)
+    return summary
 
 
-def _record(writer: ShardWriter, item: tuple[str, str], ok: bool, result: Any, version: str, source: str,
-            counts: dict[str, int]) -> None:
-    """Writes one result: a sample, or a quarantine record saying why not."""
-    path, sha = item
-    if not ok:
-        kind, reason = result
-        writer.quarantine(path, f"{reason} (engine {version})", kind=kind, sha256=sha, engine_version=version)
-        counts["quarantined"] += 1
-        return
-    if not result["targets"]:
-        writer.quarantine(path, f"no targets (engine {version})", kind="no_targets", sha256=sha,
-                          engine_version=version)
-        counts["quarantined"] += 1
-        return
-    sample = Sample(key=sample_key(sha, version),
-                    image=ImageInfo(id=path, width=result["width"], height=result["height"], sha256=sha, source=source),
-                    image_bytes=result["data"], image_ext=result["ext"], targets=result["targets"])
-    try:
-        writer.write(sample)
-    except FormatError as e:
-        writer.quarantine(path, f"invalid sample: {e} (engine {version})", kind="engine_error", sha256=sha,
-                          engine_version=version)
-        counts["quarantined"] += 1
-        return
-    counts["written"] += 1
+class _Progress:
+    """Polls the ledger in a thread: a console bar and/or a callback with the counters."""
+
+    def __init__(self, ledger: Any, name: str, bar: bool, callback: Callable | None):
+        self.ledger, self.callback = ledger, callback
+        self.last: dict[str, Any] = {}
+        self.bar = tqdm(total=0, desc=f"annotate {name}", unit="img", disable=not bar)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="annotate-progress", daemon=True)
+
+    def poll(self) -> dict[str, Any]:
+        self.last = ray.get(self.ledger.progress.remote())
+        done = self.last.get("annotated", 0) + self.last.get("quarantined", 0)
+        listed = self.last.get("listed", 0) - self.last.get("skipped", 0) - self.last.get("duplicates", 0)
+        self.bar.total = max(listed, done)
+        self.bar.n = done
+        self.bar.refresh()
+        if self.callback is not None:
+            self.callback(self.last)
+        return self.last
+
+    def _loop(self) -> None:
+        while not self._stop.wait(_POLL_S):
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - progress must never fail the run
+                log.debug("progress poll failed", exc_info=True)
+
+    def __enter__(self) -> "_Progress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.bar.close()

@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 TASK = "auto"
 
 
+def sample_key(sha256: str, version: str) -> str:
+    """Deterministic, dot-free key of an image annotated by an engine version: a re-run, or a run
+    resumed after a kill, can never write an image twice, and a new engine version annotates it
+    again beside the old targets."""
+    return f"{sha256[:24]}-{version[:12]}"
+
+
 def _build(registry, name: str, params: dict[str, Any], device: str) -> Any:
     """Builds a registry entry, passing the engine's device when the class takes one."""
     cls = registry.get(name)

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from prefect import flow, get_run_logger
 
-from annotation_engine.driver import images_fingerprint
+from annotation_engine.sources import images_fingerprint
 from flows.annotate import annotate
 from flows.artifacts import publish_files
 from flows.config import PipelineConfig

@@ -100,9 +100,10 @@ def summary(shards: list[dict[str, Any]], quarantined: int, status: str) -> dict
 
 
 def commit_split(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
-                 known: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                 known: dict[str, dict[str, Any]] | None = None, status: str = "complete") -> dict[str, Any]:
     """Makes every finished shard of every writer readable: manifest.parquet, quarantine.jsonl,
-    then dataset.json (status "complete"); removes orphans. Call it when no writer runs.
+    then dataset.json (with ``status``: "complete", or "incomplete" for a run that stopped early
+    and will be finished by the next); removes orphans. Call it when no writer runs.
 
     Args:
         split_dir: the split (local path or URL).
@@ -133,7 +134,7 @@ def commit_split(split_dir: str | os.PathLike, storage_options: storage.StorageO
                                                                                storage_options)):
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in quarantine)
         storage.write_bytes(storage.join(split_dir, QUARANTINE), text.encode("utf-8"), storage_options)
-    doc = summary(entries, len(quarantine), "complete")
+    doc = summary(entries, len(quarantine), status)
     write_json_atomic(storage.join(split_dir, DATASET_JSON), doc, storage_options)
     return doc
 

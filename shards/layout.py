@@ -25,6 +25,7 @@ DATASET_JSON = "dataset.json"
 MANIFEST = "manifest.parquet"
 QUARANTINE = "quarantine.jsonl"
 PARTS_DIR = "_parts"
+SOURCE_INDEX = "source_index.parquet"  # annotated splits: (path, size, version) -> sha256 of the inputs
 SHARD_PATTERN = "shard-{:06d}.tar"  # the default writer's names
 _WRITER_ID = re.compile(r"[A-Za-z0-9_]+")
 _SHARD_NAME = re.compile(r"shard-(?:([A-Za-z0-9_]+)-)?(\d{6,})\.tar")

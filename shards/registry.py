@@ -5,7 +5,9 @@ captioners, visual and text encoders, metric families. Registering a name twice 
 (two modules silently shadowing each other is a bug); an unknown name lists the known ones.
 Entries may carry metadata (a text encoder's tokenizer, the tasks a metric family scores).
 Modules that register entries can be named up front and are imported on the first lookup,
-so importing a registry stays cheap (the command line starts without torch).
+so importing a registry stays cheap (the command line starts without torch). A name of the
+form ``package.module:Class`` is a plug-in: it is imported and used without registration
+(a user's own mask generator in an engine config, a test's crashing one).
 """
 
 from __future__ import annotations
@@ -66,14 +68,24 @@ class Registry:
             UnknownNameError: ``name`` is not registered (the message lists the known names).
         """
         self._load()
+        if name not in self._entries and ":" in name:
+            return self._plugin(name)
         if name not in self._entries:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())} "
+                                   "(or package.module:Class)")
         return self._entries[name]
 
+    def _plugin(self, name: str) -> Callable[..., Any]:
+        module, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise UnknownNameError(f"{self.kind} {name!r}: cannot import it ({e})") from e
+
     def meta(self, name: str) -> dict[str, Any]:
-        """The metadata given at registration."""
+        """The metadata given at registration ({} for a plug-in)."""
         self.get(name)
-        return self._meta[name]
+        return self._meta.get(name, {})
 
     def items(self) -> list[tuple[str, Callable[..., Any]]]:
         """(name, entry) pairs, sorted by name."""

@@ -215,18 +215,22 @@ class ShardWriter:
             (manifest.parquet, dataset.json) on close. Parallel writers pass False and their
             driver calls ``shards.commit.commit_split`` once they have all finished.
         storage_options (dict | None): fsspec options for a URL.
+        skip_existing (bool): read the keys (and quarantine records) already in the split so
+            that ``write`` skips them. A pipeline that removes what is done before it writes
+            (the annotation pipeline's parallel writers) passes False: a writer then reads
+            nothing of the others' shards, which matters when hundreds of them start.
 
     Use as a context manager; ``write`` returns False for a key already in the split.
     """
 
     def __init__(self, split_dir: str | os.PathLike, max_count: int = DEFAULT_MAX_COUNT,
                  max_bytes: int = DEFAULT_MAX_BYTES, *, writer_id: str | None = None, commit: bool = True,
-                 storage_options: storage.StorageOptions = None):
+                 storage_options: storage.StorageOptions = None, skip_existing: bool = True):
         if max_count < 1 or max_bytes < 1:
             raise ValueError("max_count and max_bytes must be positive")
         self.dir = os.fspath(split_dir)
         self.writer_id = None if writer_id is None else check_writer_id(writer_id)
-        self.commit, self.storage_options = commit, storage_options
+        self.commit, self.storage_options, self.skip_existing = commit, storage_options, skip_existing
         self.max_count, self.max_bytes = max_count, max_bytes
         storage.makedirs(storage.join(self.dir, PARTS_DIR))
         self._lock = storage.lock(self.dir, ".lock" if writer_id is None else f".lock-{writer_id}")
@@ -286,10 +290,11 @@ class ShardWriter:
             if p.endswith(".tar.parquet") and self._own(p[:-len(".parquet")]) and p[:-len(".parquet")] not in own:
                 storage.remove(storage.join(self.dir, PARTS_DIR, p), so)
         self._foreign = [e for n, e in listed.items() if not self._own(n)]
-        for entry in self._shards + self._foreign:
+        for entry in self._shards + (self._foreign if self.skip_existing else []):
             self._keys.update(read_parquet(self._part(entry["name"]), ["key"], storage_options=so)
                               .column("key").to_pylist())
-        self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir, so))
+        if self.skip_existing:
+            self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir, so))
 
     # ---- writing --------------------------------------------------------------------
 

@@ -1,39 +1,42 @@
-"""EngineWorker in-process: the same callable the Ray actors run, (ok, result) per image."""
+"""The engine stage as a Ray Data UDF: one result row per image (sample or quarantine record),
+the ledger told how each went."""
 
+import json
+
+import numpy as np
 import pytest
+import ray
 
-from annotation_engine.actor import EnginePool, EngineWorker
+from annotation_engine.actor import RESULT_COLUMNS, EngineActor
+from annotation_engine.ledger import Ledger
 from conftest import encode
 from engine_fixtures import photo
+from shards.format import parse_metadata
 
 ENGINE = {"base": "weightfree", "max_side": 96, "generator": {"params": {"n_segments": 80}}}
 
 
 @pytest.fixture(scope="module")
-def worker():
-    return EngineWorker(ENGINE)
+def local_ray():
+    from unilseg.ray_runtime import ensure_ray
+
+    ensure_ray(num_cpus=2)
+    yield
+    ray.shutdown()
 
 
-def test_annotates_a_batch_in_order(worker):
-    good = encode(photo("coffee", 96), "JPEG")
-    results = worker.annotate([good, b"", b"GIF89a-not-really"])
-    assert [ok for ok, _ in results] == [True, False, False]
-    ok, result = results[0]
-    assert result["ext"] == "jpg" and result["data"] == good and result["targets"]
-    assert (result["width"], result["height"]) == (96, 64)
-    assert results[1][1][0] == "bad_input" and "0 bytes" in results[1][1][1]
-    assert worker.version() == worker.engine.version and worker.pid() > 0 and worker.peak_rss_mb() > 10
-
-
-def test_engine_errors_are_reported_not_raised(worker, monkeypatch):
-    def boom(rgb):
-        raise RuntimeError("model exploded")
-
-    monkeypatch.setattr(worker.engine, "annotate", boom)
-    ok, (kind, reason) = worker.annotate_one(encode(photo("rocket", 64)))
-    assert not ok and kind == "engine_error" and "RuntimeError: model exploded" in reason
-
-
-def test_pool_needs_an_actor():
-    with pytest.raises(ValueError, match="actors"):
-        EnginePool({}, actors=0)
+def test_engine_actor_rows(local_ray, tmp_path):
+    ledger = ray.remote(Ledger).remote(str(tmp_path), [])
+    udf = EngineActor(ENGINE, ledger)
+    good = encode(photo("chelsea", 96))
+    batch = {"path": np.array(["/a.png", "/b.png", "/c.png"], object),
+             "sha256": np.array(["s" * 64, "t" * 64, ""], object),
+             "data": np.array([good, b"", b""], object),
+             "problem": np.array(["", "", "cannot read: Permission denied"], object)}
+    out = udf(batch)
+    assert set(out) == set(RESULT_COLUMNS) and out["kind"] == ["sample", "bad_input", "unreadable"]
+    info, targets = parse_metadata(json.loads(out["meta"][0]))
+    assert out["key"][0] == f"{'s' * 24}-{udf.engine.version[:12]}" and info.id == "/a.png" and targets
+    assert out["image"][0] == good and out["reason"][2] == "cannot read: Permission denied"
+    progress = ray.get(ledger.progress.remote())
+    assert progress["annotated"] == 1 and progress["quarantined"] == 2

@@ -25,7 +25,7 @@ def test_register_get_build_and_meta():
 def test_unknown_names_and_parameters_are_user_errors():
     r = Registry("thing")
     r.register("a")(Thing)
-    with pytest.raises(UnknownNameError, match="unknown thing 'b'; known: a") as e:
+    with pytest.raises(UnknownNameError, match="unknown thing 'b'; known: a ") as e:
         r.get("b")
     assert isinstance(e.value, KeyError) and str(e.value).startswith("unknown thing")  # not quoted
     with pytest.raises(UniLSegError, match="thing 'a':.*colour"):
@@ -41,3 +41,10 @@ def test_modules_are_imported_on_first_lookup(tmp_path, monkeypatch):
 
 
 LAZY = Registry("lazy thing", ["reg_mod_xyz"])
+
+
+def test_plugin_names_import_a_class():
+    r = Registry("thing")
+    assert r.get("collections:OrderedDict").__name__ == "OrderedDict" and r.meta("collections:OrderedDict") == {}
+    with pytest.raises(UnknownNameError, match="cannot import"):
+        r.get("no_such_module_xyz:Thing")

@@ -1,0 +1,340 @@
+"""Unlabeled inputs: listing them as a Ray Data source, and the index that spares re-reading them.
+
+Listing streams. The driver only splits the work: a folder (or URL prefix) becomes one
+listing task per subdirectory plus one for the files directly in it, a glob one task, an
+explicit list of files tasks of ``_FILES_PER_TASK``. Each task yields rows (path, size,
+version) as it walks, so the engine starts on the first images while the rest is still
+being listed, and no path list is ever held by the driver. ``version`` says whether a file
+changed: the modification time in nanoseconds for local files, the ETag (or modification
+time) for objects; an empty version means "unknown": such a file is always read.
+
+Entries a local walk cannot take (a symlink loop, a broken link, an unreadable directory)
+are not passed over silently: they come out as rows with a ``problem`` and are quarantined
+with it.
+
+The source index (``SPLIT/source_index.parquet``) maps (path, size, version) to the sha256
+of the file's bytes. A scheduled re-annotation over an unchanged bucket compares listings
+with it and reads nothing; new or changed files are read and hashed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import io
+import os
+import stat
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
+
+from shards import storage
+from shards.errors import MissingInputError
+from shards.images import IMAGE_FILE_SUFFIXES
+from shards.layout import SOURCE_INDEX
+
+_FILES_PER_TASK = 1000  # explicit files per listing task
+_ROWS_PER_BLOCK = 256  # rows a listing task yields at a time
+LISTING_SCHEMA = pa.schema([("path", pa.string()), ("size", pa.int64()), ("version", pa.string()),
+                            ("problem", pa.string())])
+INDEX_SCHEMA = pa.schema([("path", pa.string()), ("size", pa.int64()), ("version", pa.string()),
+                          ("sha256", pa.string())])
+
+
+def _is_image(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in IMAGE_FILE_SUFFIXES
+
+
+# ---- listing ---------------------------------------------------------------------------
+
+def _walk_local(start: str, recursive: bool = True, root: str | None = None) -> Iterator[tuple[str, int, str, str]]:
+    """(path, size, version, problem) of the image files under a local folder, in sorted order.
+
+    Args:
+        start: the folder to list.
+        recursive: list subfolders too; False lists the folder's own files and the folders
+            its symbolic links point to (real subfolders are other listing tasks).
+        root: the folder the whole listing started from (a link back to it is a loop).
+
+    Symlinked folders are followed once; a loop, a broken link or an unreadable entry is
+    yielded with its problem instead of being skipped in silence.
+    """
+    seen: set[tuple[int, int]] = set()
+    if root is not None and os.path.realpath(root) != os.path.realpath(start):
+        with contextlib.suppress(OSError):
+            st = os.stat(root)
+            seen.add((st.st_dev, st.st_ino))
+
+    def walk(d: str, deep: bool) -> Iterator[tuple[str, int, str, str]]:
+        try:
+            st = os.stat(d)
+            if (st.st_dev, st.st_ino) in seen:
+                yield d, 0, "", "symlink loop: this folder was already listed (skipped)"
+                return
+            seen.add((st.st_dev, st.st_ino))
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e:
+            yield d, 0, "", f"cannot list folder: {e.strerror or e}"
+            return
+        for e in entries:
+            try:
+                is_dir, is_link = e.is_dir(), e.is_symlink()
+                if not is_dir and is_link and not os.path.exists(e.path):
+                    yield e.path, 0, "", "broken symbolic link"
+                    continue
+            except OSError as err:
+                yield e.path, 0, "", f"cannot read entry: {err.strerror or err}"
+                continue
+            if is_dir:
+                if deep or is_link:
+                    yield from walk(e.path, True)
+            elif _is_image(e.name):
+                try:
+                    st = e.stat()
+                except OSError as err:
+                    yield e.path, 0, "", f"cannot read entry: {err.strerror or err}"
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    yield e.path, st.st_size, str(st.st_mtime_ns), ""
+
+    yield from walk(start, recursive)
+
+
+def _object_version(info: dict[str, Any]) -> str:
+    etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+    if etag:
+        return str(etag).strip('"')
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("updated")
+    return f"mtime:{mtime}" if mtime else ""
+
+
+def _walk_url(url: str, recursive: bool = True) -> Iterator[tuple[str, int, str, str]]:
+    fs, root = storage.filesystem(url)
+    found = fs.find(root, detail=True, maxdepth=None if recursive else 1)
+    for path in sorted(found):
+        info = found[path]
+        if info.get("type", "file") == "file" and _is_image(path):
+            yield fs.unstrip_protocol(path), int(info.get("size") or 0), _object_version(info), ""
+
+
+def _stat(path: str) -> tuple[str, int, str, str]:
+    """One explicitly named file (kept whatever its extension: a bad one is quarantined)."""
+    try:
+        if storage.is_url(path) and not storage.is_local(path):
+            fs, p = storage.filesystem(path)
+            info = fs.info(p)
+            return path, int(info.get("size") or 0), _object_version(info), ""
+        st = os.stat(storage.local_path(path) or path)
+        return path, st.st_size, str(st.st_mtime_ns), ""
+    except OSError as e:
+        return path, 0, "", f"cannot read: {e.strerror or e}"
+
+
+def _glob(pattern: str) -> Iterator[tuple[str, int, str, str]]:
+    if storage.is_url(pattern):
+        fs, p = storage.filesystem(pattern)
+        paths = [fs.unstrip_protocol(x) for x in sorted(fs.glob(p))]
+    else:
+        paths = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+    for p in paths:
+        yield _stat(p)
+
+
+def partitions(images: str | os.PathLike | list) -> list[tuple[str, Any]]:
+    """How the listing is split into tasks: ("tree", folder), ("flat", folder), ("glob", pattern)
+    or ("files", [paths]). Only a folder's top level is looked at here (its subfolders).
+
+    Raises:
+        MissingInputError: a local path or pattern that matches nothing.
+    """
+    if isinstance(images, (list, tuple)):
+        out: list[tuple[str, Any]] = []
+        files: list[str] = []
+        for x in images:
+            s = os.fspath(x)
+            if glob.has_magic(s) or _is_dir(s):
+                out += partitions(s)
+            else:
+                files.append(s)
+        for i in range(0, len(files), _FILES_PER_TASK):
+            out.append(("files", files[i:i + _FILES_PER_TASK]))
+        return out
+    s = os.fspath(images)
+    if glob.has_magic(s):
+        if not storage.is_url(s) and not glob.glob(s, recursive=True):
+            raise MissingInputError(f"no file matches {s}")
+        return [("glob", s)]
+    if not _is_dir(s):
+        if not storage.exists(s):
+            raise MissingInputError(f"no image at {s}")
+        return [("files", [s])]
+    subdirs = _subdirs(s)
+    return [("flat", s)] + [("tree", (d, s)) for d in subdirs]
+
+
+def _is_dir(loc: str) -> bool:
+    if (p := storage.local_path(loc)) is not None:
+        return os.path.isdir(p)
+    fs, path = storage.filesystem(loc)
+    return fs.isdir(path)
+
+
+def _subdirs(loc: str) -> list[str]:
+    if (p := storage.local_path(loc)) is not None:
+        try:
+            return sorted(e.path for e in os.scandir(p) if e.is_dir(follow_symlinks=False))
+        except OSError:
+            return []  # the flat task reports it
+    fs, path = storage.filesystem(loc)
+    return sorted(fs.unstrip_protocol(e["name"]) for e in fs.ls(path, detail=True) if e.get("type") == "directory")
+
+
+def list_partition(kind: str, arg: Any) -> Iterator[tuple[str, int, str, str]]:
+    """The rows of one listing task."""
+    if kind in ("tree", "flat"):
+        folder, root = arg if kind == "tree" else (arg, arg)
+        if storage.local_path(folder) is not None:
+            yield from _walk_local(storage.local_path(folder), kind == "tree", storage.local_path(root))
+        else:
+            yield from _walk_url(folder, kind == "tree")
+    elif kind == "glob":
+        yield from _glob(arg)
+    else:
+        for p in arg:
+            yield _stat(p)
+
+
+def _block(rows: list[tuple[str, int, str, str]]) -> pa.Table:
+    cols = list(zip(*rows)) if rows else [[], [], [], []]
+    return pa.table([pa.array(c, t.type) for c, t in zip(cols, LISTING_SCHEMA)], schema=LISTING_SCHEMA)
+
+
+class ListingDatasource(Datasource):
+    """Ray Data source whose read tasks list the inputs, yielding blocks as they go."""
+
+    def __init__(self, images: str | list):
+        self.parts = partitions(images)
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return None
+
+    def get_read_tasks(self, parallelism: int, **kwargs: Any) -> list[ReadTask]:
+        tasks = []
+        for kind, arg in self.parts:
+            def read(kind: str = kind, arg: Any = arg) -> Iterator[pa.Table]:
+                rows = []
+                for row in list_partition(kind, arg):
+                    rows.append(row)
+                    if len(rows) >= _ROWS_PER_BLOCK:
+                        yield _block(rows)
+                        rows = []
+                if rows:
+                    yield _block(rows)
+
+            meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None)
+            tasks.append(ReadTask(read, meta, schema=LISTING_SCHEMA))
+        return tasks
+
+    def get_name(self) -> str:
+        return "ListImages"
+
+
+# ---- the source index ------------------------------------------------------------------
+
+def read_index(split_dir: str, storage_options: dict | None = None) -> dict[str, tuple[int, str, str]]:
+    """path -> (size, version, sha256) of the split's source index ({} if there is none)."""
+    loc = storage.join(split_dir, SOURCE_INDEX)
+    if not storage.exists(loc, storage_options):
+        return {}
+    t = pq.read_table(io.BytesIO(storage.read_bytes(loc, storage_options)), schema=INDEX_SCHEMA)
+    cols = [t.column(n).to_pylist() for n in ("path", "size", "version", "sha256")]
+    return {p: (s, v, h) for p, s, v, h in zip(*cols)}
+
+
+def write_index(split_dir: str, index: dict[str, tuple[int, str, str]], storage_options: dict | None = None) -> None:
+    """Writes the source index whole (it appears complete or not at all)."""
+    paths = sorted(index)
+    table = pa.table([pa.array(paths), pa.array([index[p][0] for p in paths], pa.int64()),
+                      pa.array([index[p][1] for p in paths]), pa.array([index[p][2] for p in paths])],
+                     schema=INDEX_SCHEMA)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    storage.makedirs(split_dir, storage_options)
+    storage.write_bytes(storage.join(split_dir, SOURCE_INDEX), buf.getvalue(), storage_options)
+
+
+def as_rows(batch: dict[str, np.ndarray]) -> list[tuple[str, int, str]]:
+    """(path, size, version) of a listing batch."""
+    return list(zip(batch["path"].tolist(), batch["size"].tolist(), batch["version"].tolist()))
+
+
+# ---- reading and hashing (a Ray Data task stage) ---------------------------------------
+
+def _read(path: str) -> bytes:
+    return storage.read_bytes(path)
+
+
+def read_and_hash(batch: dict[str, np.ndarray], ledger: Any) -> dict[str, list]:
+    """Listed files -> the ones to annotate, with their bytes (a ``map_batches`` function).
+
+    A file the source index knows unchanged is not read unless it must be annotated; every
+    other file is read once, hashed, and its bytes go on with it. The ledger drops what is
+    done for this engine version and second copies of the same bytes. Files that cannot be
+    listed or read go on with their problem, to be quarantined by the writer.
+    """
+    rows = list(zip(batch["path"].tolist(), batch["size"].tolist(), batch["version"].tolist(),
+                    batch["problem"].tolist()))
+    ok = [r for r in rows if not r[3]]
+    known = ray.get(ledger.lookup.remote([r[:3] for r in ok])) if ok else []
+    out: dict[str, list] = {"path": [], "sha256": [], "data": [], "problem": []}
+    claims, datas = [], []
+    for (path, size, version, _), sha in zip(ok, known):
+        data = None
+        if sha is None:
+            try:
+                data = _read(path)
+            except OSError as e:
+                _emit(out, path, "", b"", f"cannot read: {e.strerror or e}")
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+        claims.append((path, sha, size, version, data is not None))
+        datas.append(data)
+    verdicts = ray.get(ledger.claim.remote(claims)) if claims else []
+    for (path, sha, *_), data, verdict in zip(claims, datas, verdicts):
+        if verdict != "go":
+            continue
+        if data is None:  # unchanged file, but not done for this engine version
+            try:
+                data = _read(path)
+            except OSError as e:
+                _emit(out, path, sha, b"", f"cannot read: {e.strerror or e}")
+                continue
+        _emit(out, path, sha, data, "")
+    for path, _, _, problem in rows:
+        if problem:
+            _emit(out, path, "", b"", problem)
+    return out
+
+
+def _emit(out: dict[str, list], path: str, sha: str, data: bytes, problem: str) -> None:
+    out["path"].append(path)
+    out["sha256"].append(sha)
+    out["data"].append(data)
+    out["problem"].append(problem)
+
+
+def images_fingerprint(images: str | os.PathLike) -> Any:
+    """What identifies a set of unlabeled inputs for "is there anything new?" (the flows'
+    stage markers): a local folder by its files' names, sizes and modification times;
+    anything else (a URL, a glob) by its name, since listing it is the annotation's own
+    first step (and the source index makes that cheap)."""
+    s = os.fspath(images)
+    if storage.is_url(s) or not os.path.isdir(s):
+        return s
+    return [(os.path.relpath(p, s), size, version) for p, size, version, _ in _walk_local(s)]

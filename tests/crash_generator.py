@@ -1,0 +1,26 @@
+"""A mask generator for tests, used as a plug-in (``crash_generator:CrashOnGrey``): superpixels,
+except that an image of one exact grey makes the process die, as a poison image would."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from annotation_engine.mask_generators.superpixel import SuperpixelGenerator
+
+POISON_GREY = 77
+
+
+def poison_image(side: int = 64) -> np.ndarray:
+    return np.full((side, side, 3), POISON_GREY, np.uint8)
+
+
+class CrashOnGrey(SuperpixelGenerator):
+    def identity(self) -> dict[str, str]:
+        return {**super().identity(), "generator": "crash-on-grey"}
+
+    def generate(self, rgb: np.ndarray):
+        if (rgb == POISON_GREY).all():
+            os._exit(3)  # dies like a segfault would: no exception to catch
+        return super().generate(rgb)
