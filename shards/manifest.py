@@ -181,31 +181,34 @@ def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None
 
 def read_dataset_json(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
     """dataset.json of a split, or an empty summary if there is none yet."""
-    path = storage.join(split_dir, DATASET_JSON)
-    if not storage.exists(path, storage_options):
+    try:  # one request: no exists() first
+        return json.loads(storage.read_bytes(storage.join(split_dir, DATASET_JSON), storage_options))
+    except FileNotFoundError:
         return {}
-    return json.loads(storage.read_bytes(path, storage_options))
 
 
 def _jsonl(loc: str, storage_options: storage.StorageOptions) -> list[dict[str, Any]]:
-    if not storage.exists(loc, storage_options):
+    try:
+        text = storage.read_bytes(loc, storage_options).decode("utf-8")
+    except FileNotFoundError:
         return []
-    text = storage.read_bytes(loc, storage_options).decode("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def read_quarantine(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None
-                    ) -> list[dict[str, Any]]:
+def read_quarantine(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
+                    parts_listing: list[str] | None = None) -> list[dict[str, Any]]:
     """The quarantine records of a split ([] if there is none): quarantine.jsonl, then the
     records of writers with an identity that no commit has merged yet, each (input, reason)
     once, in the order written.
 
     Each record has at least ``input`` (what was rejected) and ``reason``; writers add
     their own fields (``format``, ``kind``, ``sha256``, ``engine_version``, ...).
+    ``parts_listing`` (names in PARTS_DIR) spares listing it again.
     """
     recs = _jsonl(storage.join(split_dir, QUARANTINE), storage_options)
     parts = storage.join(split_dir, PARTS_DIR)
-    for name in storage.listdir(parts, storage_options):
+    listing = storage.listdir(parts, storage_options) if parts_listing is None else parts_listing
+    for name in listing:
         if name.startswith("quarantine-") and name.endswith(".jsonl"):
             recs += _jsonl(storage.join(parts, name), storage_options)
     seen, out = set(), []

@@ -289,7 +289,8 @@ class ShardWriter:
         for entry in self._shards + self._foreign:
             self._keys.update(read_parquet(self._part(entry["name"]), ["key"], storage_options=so)
                               .column("key").to_pylist())
-        self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir, so))
+        self._quarantined.update((r.get("input", ""), r.get("reason", ""))
+                                 for r in read_quarantine(self.dir, so, sorted(parts)))
 
     # ---- writing --------------------------------------------------------------------
 
