@@ -28,10 +28,18 @@ _ENTRY_KEY = b"unilseg.shard"  # parquet metadata key of a part's dataset.json e
 
 
 class ShardError(ValueError):
-    """A damaged split or shard: the message names the shard (or file) and what is wrong.
+    """A damaged split or shard; ``str(e)`` is one line, ``"<where>: <what is wrong>"``.
 
     Raised for data that is wrong, never for a transient failure: retrying does not help.
+
+    Attributes:
+        where (str): the shard, file or split (location) that is damaged.
+        problem (str): what is wrong with it.
     """
+
+    def __init__(self, where: str | os.PathLike, problem: str):
+        super().__init__(f"{os.fspath(where)}: {problem}")
+        self.where, self.problem = os.fspath(where), problem
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -165,13 +173,13 @@ def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None
     if info.get("status") == "complete":
         path = storage.join(split_dir, MANIFEST)
         if not storage.exists(path, storage_options):
-            raise ShardError(f"{split_dir}: {MANIFEST} is missing (dataset.json says the split is complete)")
+            raise ShardError(split_dir, f"{MANIFEST} is missing (dataset.json says the split is complete)")
         return read_parquet(path, columns, storage_options=storage_options)
     tables = []
     for s in info.get("shards", []):
         path = storage.join(split_dir, PARTS_DIR, part_name(s["name"]))
         if not storage.exists(path, storage_options):
-            raise ShardError(f"{split_dir}: {s['name']} has no manifest part {PARTS_DIR}/{part_name(s['name'])}")
+            raise ShardError(split_dir, f"{s['name']} has no manifest part {PARTS_DIR}/{part_name(s['name'])}")
         tables.append(read_parquet(path, columns, MANIFEST_SCHEMA, storage_options).replace_schema_metadata(None))
     if not tables:
         schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
