@@ -66,21 +66,30 @@ def describe_shard(split_dir: str, name: str, storage_options: storage.StorageOp
                        table.column("granularity").to_pylist())
 
 
-def finished_shards(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[str]:
-    """Names of every writer's finished shards (shard and manifest part both present), in
-    shard order. Lists the split: for writers and the commit, never for readers."""
+Listing = tuple[list[str], list[str]]  # (names in the split, names in its PARTS_DIR)
+
+
+def list_split(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> Listing:
+    """The split's entries and its parts' (for writers, the commit and verify; never readers)."""
     split_dir = os.fspath(split_dir)
-    names = {n for n in storage.listdir(split_dir, storage_options) if parse_shard_name(n)}
-    parts = set(storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options))
-    return sorted((n for n in names if part_name(n) in parts), key=shard_order)
+    return (storage.listdir(split_dir, storage_options),
+            storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options))
 
 
-def orphans(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[str]:
+def finished_shards(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
+                    listing: Listing | None = None) -> list[str]:
+    """Names of every writer's finished shards (shard and manifest part both present), in
+    shard order. Lists the split unless given its ``listing``."""
+    names, parts = listing or list_split(split_dir, storage_options)
+    parts = set(parts)
+    return sorted((n for n in names if parse_shard_name(n) and part_name(n) in parts), key=shard_order)
+
+
+def orphans(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
+            listing: Listing | None = None) -> list[str]:
     """Paths (relative to the split) of what a killed writer left that no reader reads:
     staging files, parts whose shard was never published, and shards without a part."""
-    split_dir = os.fspath(split_dir)
-    names = storage.listdir(split_dir, storage_options)
-    parts = storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options)
+    names, parts = listing or list_split(split_dir, storage_options)
     out = [n for n in names if n.endswith(".tmp")]
     out += [f"{PARTS_DIR}/{p}" for p in parts if p.endswith(".tmp")]
     shards = {n for n in names if parse_shard_name(n)}
@@ -114,13 +123,14 @@ def commit_split(split_dir: str | os.PathLike, storage_options: storage.StorageO
         dict: the dataset.json written.
     """
     split_dir = os.fspath(split_dir)
-    for rel in orphans(split_dir, storage_options):
+    listing = list_split(split_dir, storage_options)
+    for rel in orphans(split_dir, storage_options, listing):
         if not parse_shard_name(rel):  # a shard without its part is damage, left for verify to report
             log.warning("removing %s left by an interrupted writer", storage.join(split_dir, rel))
             storage.remove(storage.join(split_dir, *rel.split("/")), storage_options)
     listed = {s["name"]: s for s in read_dataset_json(split_dir, storage_options).get("shards", [])}
     entries = []
-    for name in finished_shards(split_dir, storage_options):
+    for name in finished_shards(split_dir, storage_options, listing):
         entry = (known or {}).get(name) or listed.get(name) or describe_shard(split_dir, name, storage_options)
         entries.append(entry)
     parts = [storage.join(split_dir, PARTS_DIR, part_name(e["name"])) for e in entries]
@@ -129,9 +139,8 @@ def commit_split(split_dir: str | os.PathLike, storage_options: storage.StorageO
         merge_parts(parts, manifest, storage_options)
     else:  # an empty split still has a (empty) manifest, so that "complete" always has one
         _write_empty_manifest(manifest, storage_options)
-    quarantine = read_quarantine(split_dir, storage_options)
-    if quarantine and any(n.startswith("quarantine-") for n in storage.listdir(storage.join(split_dir, PARTS_DIR),
-                                                                               storage_options)):
+    quarantine = read_quarantine(split_dir, storage_options, listing[1])
+    if quarantine and any(n.startswith("quarantine-") for n in listing[1]):
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in quarantine)
         storage.write_bytes(storage.join(split_dir, QUARANTINE), text.encode("utf-8"), storage_options)
     doc = summary(entries, len(quarantine), status)

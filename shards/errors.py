@@ -8,6 +8,8 @@ as one line and exits non-zero; anything else is a bug and keeps its traceback. 
 
 from __future__ import annotations
 
+import os
+
 
 class UniLSegError(ValueError):
     """Bad user input: the message alone tells the user what to fix."""
@@ -18,10 +20,18 @@ class FormatError(UniLSegError):
 
 
 class ShardError(UniLSegError):
-    """A damaged split or shard: the message names the shard (or file) and what is wrong.
+    """A damaged split or shard; ``str(e)`` is one line, ``"<where>: <what is wrong>"``.
 
     Raised for data that is wrong, never for a transient failure: retrying does not help.
+
+    Attributes:
+        where (str): the shard, file or split (location) that is damaged.
+        problem (str): what is wrong with it.
     """
+
+    def __init__(self, where: str | os.PathLike, problem: str):
+        super().__init__(f"{os.fspath(where)}: {problem}")
+        self.where, self.problem = os.fspath(where), problem
 
 
 class UnknownNameError(UniLSegError, KeyError):

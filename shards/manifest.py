@@ -159,13 +159,13 @@ def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None
     if info.get("status") == "complete":
         path = storage.join(split_dir, MANIFEST)
         if not storage.exists(path, storage_options):
-            raise ShardError(f"{split_dir}: {MANIFEST} is missing (dataset.json says the split is complete)")
+            raise ShardError(split_dir, f"{MANIFEST} is missing (dataset.json says the split is complete)")
         return read_parquet(path, columns, storage_options=storage_options)
     tables = []
     for s in info.get("shards", []):
         path = storage.join(split_dir, PARTS_DIR, part_name(s["name"]))
         if not storage.exists(path, storage_options):
-            raise ShardError(f"{split_dir}: {s['name']} has no manifest part {PARTS_DIR}/{part_name(s['name'])}")
+            raise ShardError(split_dir, f"{s['name']} has no manifest part {PARTS_DIR}/{part_name(s['name'])}")
         tables.append(read_parquet(path, columns, MANIFEST_SCHEMA, storage_options).replace_schema_metadata(None))
     if not tables:
         schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
@@ -175,31 +175,34 @@ def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None
 
 def read_dataset_json(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
     """dataset.json of a split, or an empty summary if there is none yet."""
-    path = storage.join(split_dir, DATASET_JSON)
-    if not storage.exists(path, storage_options):
+    try:  # one request: no exists() first
+        return json.loads(storage.read_bytes(storage.join(split_dir, DATASET_JSON), storage_options))
+    except FileNotFoundError:
         return {}
-    return json.loads(storage.read_bytes(path, storage_options))
 
 
 def _jsonl(loc: str, storage_options: storage.StorageOptions) -> list[dict[str, Any]]:
-    if not storage.exists(loc, storage_options):
+    try:
+        text = storage.read_bytes(loc, storage_options).decode("utf-8")
+    except FileNotFoundError:
         return []
-    text = storage.read_bytes(loc, storage_options).decode("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def read_quarantine(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None
-                    ) -> list[dict[str, Any]]:
+def read_quarantine(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
+                    parts_listing: list[str] | None = None) -> list[dict[str, Any]]:
     """The quarantine records of a split ([] if there is none): quarantine.jsonl, then the
     records of writers with an identity that no commit has merged yet, each (input, reason)
     once, in the order written.
 
     Each record has at least ``input`` (what was rejected) and ``reason``; writers add
     their own fields (``format``, ``kind``, ``sha256``, ``engine_version``, ...).
+    ``parts_listing`` (names in PARTS_DIR) spares listing it again.
     """
     recs = _jsonl(storage.join(split_dir, QUARANTINE), storage_options)
     parts = storage.join(split_dir, PARTS_DIR)
-    for name in storage.listdir(parts, storage_options):
+    listing = storage.listdir(parts, storage_options) if parts_listing is None else parts_listing
+    for name in listing:
         if name.startswith("quarantine-") and name.endswith(".jsonl"):
             recs += _jsonl(storage.join(parts, name), storage_options)
     seen, out = set(), []

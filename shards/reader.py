@@ -32,16 +32,35 @@ from webdataset.tariterators import group_by_keys
 from shards import storage
 from shards.format import ImageInfo, Target, parse_metadata
 from shards.images import decode_image
-from shards.manifest import ShardError, read_dataset_json
+from shards.errors import ShardError
+from shards.manifest import read_dataset_json
 
 _BLOCK = 1 << 20  # bytes per read (and sha256 update) of a shard
 _ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)  # the end marker's first block
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
-_SKIP_META = re.compile(r"__[^/]*__($|/)")  # webdataset's tar_file_iterator default
 
 
 class ChecksumError(ShardError):
     """A shard's bytes do not match the sha256 recorded in dataset.json."""
+
+
+# Members of a shard: regular files named KEY.EXT, KEY as shards.keys.check_key allows.
+_MEMBER = re.compile(r"([A-Za-z0-9_-]+)\.(jpg|png|json)")
+_KINDS = {b"1": "hard link", b"2": "symlink", b"3": "character device", b"4": "block device", b"5": "directory",
+          b"6": "FIFO", b"S": "sparse file"}
+
+
+def _member_problem(name: str) -> str | None:
+    """What is wrong with a regular member's name, or None: the format allows only KEY.ext."""
+    if name.startswith("/"):
+        return "has an absolute name"
+    if ".." in name.split("/"):
+        return "has a '..' in its name"
+    if "/" in name:
+        return "has a '/' in its key"
+    if not _MEMBER.fullmatch(name):
+        return "is not KEY.jpg, KEY.png or KEY.json (KEY: letters, digits, _ and -)"
+    return None
 
 
 @dataclass
@@ -71,13 +90,21 @@ class _TarMembers:
     Python work: that saving pays for the sha256 check (~1.6 GB/s, a third of the time of
     a raw read through tarfile). Sparse members and bad header checksums raise ReadError.
 
+    Only what the format allows gets through: a member that is not a regular file named
+    KEY.ext (symlinks, directories, absolute names, ``..``, a ``/`` in the key), a truncated
+    tar and a bad header raise ShardError naming the shard and the member.
+
     Args:
         path (str): the tar file (a local path or URL: streamed, see shards.storage.open_read).
         hashed (bool): compute the file's sha256 (``drain_hexdigest``).
         storage_options (dict | None): fsspec options for a URL.
+
+    Raises:
+        FileNotFoundError: the shard does not exist.
     """
 
     def __init__(self, path: str, hashed: bool, storage_options: storage.StorageOptions = None):
+        self.path = path
         self._f = storage.open_read(path, storage_options)
         self.sha256 = hashlib.sha256() if hashed else None
         self._buf, self._pos = b"", 0
@@ -104,20 +131,29 @@ class _TarMembers:
     def _need(self, n: int) -> bytes:
         data = self._take(n)
         if len(data) < n:
-            raise tarfile.ReadError("unexpected end of data")
+            raise tarfile.ReadError("truncated: unexpected end of data")
         return data
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
-        """(name, data) of each regular member, up to the end marker."""
+        """(name, data) of each member, up to the end marker (ShardError for what the format refuses)."""
+        try:
+            yield from self._members()
+        except ShardError:
+            raise
+        except (tarfile.ReadError, ValueError) as e:  # ValueError: a malformed number in a header
+            raise ShardError(self.path, str(e)) from None
+
+    def _members(self) -> Iterator[tuple[str, bytes]]:
         pax_global: dict[str, str] = {}
         pax: dict[str, str] = {}
         first = True
         while True:
             header = self._take(tarfile.BLOCKSIZE)
-            if not header and not first or header == _ZERO_BLOCK:
+            if header == _ZERO_BLOCK:
                 return
             if len(header) < tarfile.BLOCKSIZE:
-                raise tarfile.ReadError("empty file" if first else "unexpected end of data")
+                raise tarfile.ReadError("empty file" if first and not header else
+                                        "truncated: ends without the end-of-archive marker")
             first = False
             name, size, kind = _parse_header(header)
             over = {**pax_global, **pax}
@@ -125,6 +161,8 @@ class _TarMembers:
             name = over.get("path", name)
             size = int(over.get("size", size))
             if kind in b"0\x007" and not (kind == b"\0" and name.endswith("/")):
+                if problem := _member_problem(name):
+                    raise ShardError(self.path, f"member {name!r} {problem}")
                 data = self._need(size)
                 self._take(-size % tarfile.BLOCKSIZE)
                 yield name, data
@@ -135,10 +173,10 @@ class _TarMembers:
                     pax["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
                 elif kind in (b"x", b"g"):
                     (pax if kind == b"x" else pax_global).update(_pax_records(data))
-            elif kind == b"S":
-                raise tarfile.ReadError(f"{name}: sparse members are not supported")
-            elif kind not in b"123456":  # tarfile skips the data of unknown types only
-                self._need(size + -size % tarfile.BLOCKSIZE)
+            else:  # links, directories, devices, sparse or unknown types: never in a shard
+                kind_name = "directory" if kind in b"0\x00" else _KINDS.get(kind, f"member of type {kind!r}")
+                raise ShardError(self.path, f"member {name!r} is a {kind_name}; a shard holds only regular "
+                                            "files named KEY.ext")
 
     def drain_hexdigest(self) -> str | None:
         """Reads what is left (end padding); the file's sha256, or None if not hashed."""
@@ -154,7 +192,7 @@ def _parse_header(h: bytes) -> tuple[str, int, bytes]:
     """(name, size, type flag) of a 512-byte tar header, as tarfile.TarInfo.frombuf reads them."""
     stored = _number(h[148:156])
     if stored != sum(h) - sum(h[148:156]) + 256 and stored != sum(struct.unpack_from("148b8x356b", h)) + 256:
-        raise tarfile.ReadError("bad checksum")
+        raise tarfile.ReadError("bad header checksum")
     name, kind = h[:100].split(b"\0", 1)[0], h[156:157]
     if h[257:265] == tarfile.POSIX_MAGIC and kind not in tarfile.GNU_TYPES:
         prefix = h[345:500].split(b"\0", 1)[0]
@@ -181,19 +219,15 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return out
 
 
-def _is_meta(fname: str) -> bool:
-    """Members webdataset's tar_file_iterator skips ("__x__" at the top level, "__x__/...")."""
-    top_level = "/" not in fname and fname.startswith("__") and fname.endswith("__")
-    return top_level or bool(_SKIP_META.match(fname))
-
-
 def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], bool],
                     storage_options: storage.StorageOptions = None) -> Callable:
     """Pipeline stage: {"url"} -> {"fname", "data", "__url__"} per member, {} after each shard.
 
-    What webdataset's url_opener + tar_file_expander yield (same member filter), except
-    that a shard listed in ``expected`` is hashed while read and raises ChecksumError
-    (never passed to ``handler``) if its sha256 differs.
+    What webdataset's url_opener + tar_file_expander yield for a well-formed shard, except
+    that a shard listed in ``expected`` is hashed while read. A damaged shard (missing,
+    truncated, checksum mismatch, a member the format refuses) raises ShardError and is
+    never passed to ``handler``: it is not a transient failure. Other errors (a network
+    read failing) go to ``handler``.
     """
 
     def stage(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -202,23 +236,38 @@ def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], boo
             want = expected.get(storage.name(url))
             try:
                 tar = _TarMembers(url, hashed=want is not None, storage_options=storage_options)
-                try:
-                    for fname, data in tar:
-                        if not _is_meta(fname):
-                            yield {"fname": fname, "data": data, "__url__": url}
-                    digest = tar.drain_hexdigest()
-                finally:
-                    tar.close()
+            except FileNotFoundError:
+                raise ShardError(url, "missing (dataset.json lists it)") from None
+            try:
+                for fname, data in tar:
+                    yield {"fname": fname, "data": data, "__url__": url}
+                digest = tar.drain_hexdigest()
+            except ShardError:
+                raise
             except Exception as exn:
                 exn.args = exn.args + (url,)
                 if handler(exn):
                     continue
                 break
+            finally:
+                tar.close()
             if digest != want:
-                raise ChecksumError(f"{url}: sha256 {digest} does not match dataset.json ({want})")
+                raise ChecksumError(url, f"sha256 {digest} does not match dataset.json ({want})")
             yield {}
 
     return stage
+
+
+def _complete_samples(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Pipeline stage: refuses a sample without its KEY.json or without exactly one image."""
+    for rec in src:
+        images = [ext for ext in ("jpg", "png") if ext in rec]
+        if "json" not in rec:
+            raise ShardError(rec["__url__"], f"sample {rec['__key__']} has no json member")
+        if len(images) != 1:
+            raise ShardError(rec["__url__"], f"sample {rec['__key__']} has {len(images)} images (one KEY.jpg or "
+                                             "KEY.png expected)")
+        yield rec
 
 
 def shard_urls(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[str]:
@@ -260,6 +309,7 @@ def raw_pipeline(urls: list[str], expected: dict[str, str] | None = None, *, dis
         stages.append(wds.split_by_worker)
     stages.append(_expand_checked(expected or {}, handler, storage_options))
     stages.append(pipelinefilter(group_by_keys)(handler=handler))
+    stages.append(_complete_samples)
     return wds.DataPipeline(*stages)
 
 

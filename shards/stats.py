@@ -10,12 +10,24 @@ import pyarrow.compute as pc
 
 from shards import storage
 from shards.layout import find_splits
+from shards.errors import ShardError
 from shards.manifest import read_dataset_json, read_manifest
 
 
 def split_stats(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
-    """Counts of one split: images, targets, by task, by granularity, by source, no-target count."""
+    """Counts of one split: images, targets, by task, by granularity, by source, no-target count.
+
+    Raises:
+        ShardError: the split is damaged (a shard dataset.json lists is missing, or the
+            manifest is), rather than counts that would silently be too small.
+    """
     info = read_dataset_json(split_dir, storage_options)
+    missing = [s["name"] for s in info.get("shards", [])
+               if not storage.exists(storage.join(split_dir, s["name"]), storage_options)]
+    if missing:
+        raise ShardError(split_dir, f"damaged: {len(missing)} of the shards dataset.json lists are missing "
+                                    f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                                    "run `unilseg shards verify`")
     m = read_manifest(split_dir, columns=["key", "task", "granularity", "source", "has_mask", "area"],
                       storage_options=storage_options)
     counts = info.get("counts", {})

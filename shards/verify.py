@@ -15,6 +15,7 @@ from shards.commit import finished_shards, orphans
 from shards.format import FormatError, parse_metadata, validate_target
 from shards.keys import check_key
 from shards.layout import find_splits, parse_shard_name  # noqa: F401 (find_splits: callers import it from here)
+from shards.errors import ShardError
 from shards.manifest import read_dataset_json, read_manifest
 from shards.reader import _TarMembers
 
@@ -76,6 +77,7 @@ def verify_split(split_dir: str | os.PathLike, deep: bool = True,
     for name, n in Counter(listed).items():
         if n > 1:
             rep.errors.append(f"dataset.json lists {name} {n} times")
+    _check_counts(info, manifest.column("task").to_pylist(), rep)
     for entry in info.get("shards", []):
         name = entry["name"]
         if parse_shard_name(name) is None:
@@ -88,6 +90,25 @@ def verify_split(split_dir: str | os.PathLike, deep: bool = True,
     for shard in sorted(set(rows_by_shard) - set(listed)):
         rep.errors.append(f"manifest lists shard {shard}, which dataset.json does not")
     return rep
+
+
+def _check_counts(info: dict[str, Any], manifest_tasks: list[str], rep: VerifyReport) -> None:
+    """dataset.json's totals against its shard entries and the manifest."""
+    counts, shards = info.get("counts", {}), info.get("shards", [])
+    sums = {"shards": len(shards), "samples": sum(s["samples"] for s in shards),
+            "targets": sum(s["targets"] for s in shards)}
+    for k, v in sums.items():
+        if counts.get(k) != v:
+            rep.errors.append(f"dataset.json counts.{k} is {counts.get(k)}, its shards add up to {v}")
+    if len(manifest_tasks) != sums["targets"]:
+        rep.errors.append(f"manifest has {len(manifest_tasks)} targets, dataset.json's shards {sums['targets']}")
+    by_task = dict(sorted(Counter(manifest_tasks).items()))
+    if counts.get("by_task") != by_task:
+        rep.errors.append(f"dataset.json counts.by_task {counts.get('by_task')} differs from the manifest's {by_task}")
+    by_gran: Counter[str] = sum((Counter(s["granularities"]) for s in shards), Counter())
+    if counts.get("by_granularity") != dict(sorted(by_gran.items())):
+        rep.errors.append(f"dataset.json counts.by_granularity {counts.get('by_granularity')} differs from its "
+                          f"shards' {dict(sorted(by_gran.items()))}")
 
 
 def _check_shard(loc: str, entry: dict[str, Any], manifest_keys: set[str], deep: bool, rep: VerifyReport,
@@ -123,6 +144,9 @@ def _check_shard(loc: str, entry: dict[str, Any], manifest_keys: set[str], deep:
             except (ValueError, FormatError) as e:
                 problems.append(f"{name}: member {mname}: {e}")
         digest = tar.drain_hexdigest()
+    except ShardError as e:  # a member the format refuses, a truncated tar, a bad header
+        rep.errors.append(f"{name}: {e.problem}")
+        return
     except (tarfile.TarError, OSError, ValueError) as e:
         rep.errors.append(f"{name}: unreadable: {e}")
         return

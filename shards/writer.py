@@ -294,7 +294,8 @@ class ShardWriter:
             self._keys.update(read_parquet(self._part(entry["name"]), ["key"], storage_options=so)
                               .column("key").to_pylist())
         if self.skip_existing:
-            self._quarantined.update((r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir, so))
+            self._quarantined.update((r.get("input", ""), r.get("reason", ""))
+                                     for r in read_quarantine(self.dir, so, sorted(parts)))
 
     # ---- writing --------------------------------------------------------------------
 

@@ -22,3 +22,46 @@ def make_sample(i: int, h: int = 24, w: int = 32, source: str = "test") -> Sampl
                Target([f"nothing {i}"], None, "gres", "group", source)]
     return Sample(make_key(source, f"img.{i}.png"), ImageInfo(str(i), st.width, st.height, st.sha256, source),
                   st.data, st.ext, targets)
+
+
+def rewrite_shard(split, name: str, edit) -> None:
+    """Rewrites a local shard through ``edit(members) -> members`` (a list of
+    (tarfile.TarInfo, bytes | None)) and recomputes its sha256 and size in dataset.json, as
+    someone who tampered with a dataset would: only the member checks can catch it then."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+    from pathlib import Path
+
+    path = Path(split) / name
+    with tarfile.open(path) as tf:
+        members = [(m, tf.extractfile(m).read() if m.isreg() else None) for m in tf.getmembers()]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for info, data in edit(members):
+            if data is not None:
+                info.size = len(data)
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    path.write_bytes(buf.getvalue())
+    doc = json.loads((Path(split) / "dataset.json").read_text())
+    for entry in doc["shards"]:
+        if entry["name"] == name:
+            entry["sha256"], entry["bytes"] = hashlib.sha256(buf.getvalue()).hexdigest(), len(buf.getvalue())
+    (Path(split) / "dataset.json").write_text(json.dumps(doc))
+
+
+def extra_member(name: str, data: bytes | None = b"{}", kind: bytes = b"0", target: str = ""):
+    """An edit for rewrite_shard appending one member (kind: tarfile type flag, e.g. SYMTYPE)."""
+    import tarfile
+
+    def edit(members):
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        if kind == tarfile.SYMTYPE:
+            info.linkname, data_ = target, None
+        else:
+            data_ = data
+        return members + [(info, data_)]
+
+    return edit

@@ -59,6 +59,14 @@ def _write_photos(folder: Path, names=PHOTOS, side: int = 96) -> list[Path]:
     return paths
 
 
+def _many_photos(folder: Path, n: int, side: int = 96) -> None:
+    """n distinct images: the sample photos shifted sideways."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        name = PHOTOS[i % len(PHOTOS)]
+        Image.fromarray(np.roll(photo(name, side), 5 * (i // len(PHOTOS)), axis=1)).save(folder / f"{name}-{i}.png")
+
+
 def _keys(split: Path) -> Counter:
     return Counter(s.key for s in ShardReader(split).samples(decode_images=False))
 
@@ -170,10 +178,7 @@ def test_external_kills_of_the_actor_blame_no_image(ray_cluster, tmp_path):
     import threading
 
     images = tmp_path / "images"
-    _write_photos(images, PHOTOS * 1, side=128)
-    for i, n in enumerate(PHOTOS):  # 24 distinct images
-        for k in range(3):
-            Image.fromarray(np.roll(photo(n, 128), 7 * (k + 1), axis=1)).save(images / f"{n}-{k}.png")
+    _many_photos(images, 24, side=128)
     kills: list[int] = []
 
     def killer():
@@ -198,7 +203,8 @@ def test_external_kills_of_the_actor_blame_no_image(ray_cluster, tmp_path):
 
 def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
     images = tmp_path / "images"
-    _write_photos(images, PHOTOS)
+    n = 24
+    _many_photos(images, n, side=128)
     out = tmp_path / "auto"
     cfg = {**ENGINE, "resources": {"num_cpus": 1, "batch_size": 1}}
     code = (f"from annotation_engine.driver import annotate_images\n"
@@ -216,11 +222,12 @@ def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
         proc.wait()
     split = out / "train"
     partial = len(list(split.glob("shard-*.tar")))
-    assert 2 <= partial < len(PHOTOS)
+    assert 2 <= partial < n
+    assert not (split / "dataset.json").exists()  # nothing committed: readers see no split yet
     res = annotate_images(str(images), str(out), engine=cfg, actors=1, max_count=1, progress=False)
-    assert res["skipped"] >= partial and res["written"] == len(PHOTOS) - res["skipped"] and res["status"] == "complete"
+    assert res["skipped"] >= partial and res["written"] == n - res["skipped"] and res["status"] == "complete"
     keys = _keys(split)
-    assert len(keys) == len(PHOTOS) and set(keys.values()) == {1}
+    assert len(keys) == n and set(keys.values()) == {1}
 
 
 def test_sam_tiny_hf_through_actors(ray_cluster, tmp_path, monkeypatch):
