@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable
 
 import ray
-from ray.data import ActorPoolStrategy, DataContext
+from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 from tqdm import tqdm
 
 from annotation_engine.actor import EngineActor
@@ -100,7 +100,7 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
         RunStopped: the pipeline failed part-way (the split stays incomplete; run again).
     """
     run = AnnotateConfig.from_dict(settings)
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     cfg = load_engine_config(run.engine)
     version = engine_version(cfg)
     missing = unset_variables(cfg)
@@ -126,9 +126,11 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
     pinned = {"resources": dict(run.node_resources)} if run.node_resources else {}
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False  # ours below (one bar); the dashboard shows the operators
+    if not log.isEnabledFor(logging.DEBUG):  # Ray Data's execution plan and per-run notices: with --verbose
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     ds = ray.data.read_datasource(listing, num_cpus=0, concurrency=2)
     ds = ds.map_batches(read_and_hash, fn_kwargs={"ledger": ledger}, batch_size=r.batch_size * 8, num_cpus=0,
-                        concurrency=max(2, run.actors), batch_format="numpy")
+                        compute=TaskPoolStrategy(size=max(2, run.actors)), batch_format="numpy")
     ds = ds.map_batches(EngineActor, fn_constructor_kwargs={"config": config, "ledger": ledger,
                                                             "torch_threads": r.torch_threads, "niceness": niceness},
                         compute=ActorPoolStrategy(size=run.actors), num_cpus=r.num_cpus, num_gpus=gpus,
@@ -152,6 +154,9 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
         raise UniLSegError(f"no images under {images}")
     summary = sink.summary or read_dataset_json(split_dir, storage_options)
     stats.update(total_s=round(time.perf_counter() - t0, 3), counts=counts)
+    if "first_end" in counts:  # the engine's window: after its actors were built
+        stats.update(first_image_s=round(counts["first_end"] - started, 3),
+                     annotate_s=round(counts["last_end"] - counts["first_begin"], 3))
     summary.update(written=counts.get("written", 0), quarantined=counts.get("quarantine_records", 0),
                    skipped=counts.get("skipped", 0) + counts.get("duplicates", 0), engine_version=version,
                    stats=stats)

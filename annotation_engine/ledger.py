@@ -55,6 +55,7 @@ class Ledger:
         self.new_index: dict[str, tuple[int, str, str]] = {}
         self.counts: Counter[str] = Counter()
         self.started = time.time()
+        self.times: dict[str, float] = {}  # first_begin, first_end, last_end (epoch seconds)
 
     # ---- listing and hashing -------------------------------------------------------
 
@@ -93,6 +94,7 @@ class Ledger:
 
     def begin(self, sha: str) -> tuple[str, int]:
         """An engine actor starts on an image: (GO or SUSPECT, deaths so far while it was open)."""
+        self.times.setdefault("first_begin", time.time())
         if sha in self.open:  # the last attempt never ended: its actor died
             self.crashes[sha] += 1
             self.counts["actor_deaths"] += 1
@@ -103,6 +105,8 @@ class Ledger:
         """The image is annotated ("annotated") or quarantined (its quarantine kind)."""
         self.open.discard(sha)
         self.counts["annotated" if outcome == "annotated" else "quarantined"] += 1
+        self.times["last_end"] = time.time()
+        self.times.setdefault("first_end", self.times["last_end"])
 
     def unreadable(self, n: int) -> None:
         self.counts["quarantined"] += n
@@ -116,8 +120,9 @@ class Ledger:
     # ---- reporting -----------------------------------------------------------------
 
     def progress(self) -> dict[str, Any]:
-        """Counters so far and seconds since the run started."""
-        return {**self.counts, "seconds": round(time.time() - self.started, 1)}
+        """Counters so far, seconds since the ledger started, and the engine's first and last
+        image times (epoch seconds: time to first image, the annotating window)."""
+        return {**self.counts, "seconds": round(time.time() - self.started, 1), **self.times}
 
     def save_index(self) -> int:
         """Writes the source index with this run's entries added; returns its size."""

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from prefect import flow, get_run_logger, task
 
 from annotation_engine.driver import annotate_images
-from flows.artifacts import summarize_dataset
+from flows.artifacts import ProgressArtifact, summarize_dataset
 from flows.config import AnnotateStage
 from flows.paths import resolve
 from shards.sample_photos import SAMPLE_PHOTOS_SOURCE, export_sample_photos
@@ -30,7 +30,7 @@ def prepare_sample_photos(out: str) -> str:
 # driver skips what it already wrote, so a retry only redoes the unfinished images.
 @task(name="annotate-images", retries=2, retry_delay_seconds=10)
 def annotate_images_task(images: str, out: str, settings: dict[str, Any]) -> dict[str, Any]:
-    return annotate_images(images, out, progress=False, **settings)
+    return annotate_images(images, out, progress=False, on_progress=ProgressArtifact(Path(out).name), **settings)
 
 
 @flow(name="annotate", log_prints=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
+                               update_progress_artifact)
 
 from shards.preview import preview_split
 from shards.stats import dataset_stats
@@ -15,6 +17,35 @@ from shards.stats import dataset_stats
 def _key(text: str) -> str:
     # artifact keys: lowercase letters, digits and dashes only
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+class ProgressArtifact:
+    """A Prefect progress artifact fed with an annotation run's counters while it runs (the
+    annotate stage's bar in the UI: images done out of images listed so far, with the counts
+    in its description)."""
+
+    def __init__(self, name: str):
+        self.name, self.artifact_id, self.last = name, None, -1.0
+        # the driver calls back from its progress thread: publish in the task run's context
+        self._context = contextvars.copy_context()
+
+    def __call__(self, counts: dict[str, Any]) -> None:
+        self._context.run(self._publish, counts)
+
+    def _publish(self, counts: dict[str, Any]) -> None:
+        done = counts.get("annotated", 0) + counts.get("quarantined", 0)
+        todo = counts.get("listed", 0) - counts.get("skipped", 0) - counts.get("duplicates", 0)
+        percent = round(100.0 * done / todo, 1) if todo > 0 else 0.0
+        if percent == self.last:
+            return
+        self.last = percent
+        text = (f"{self.name}: {done} of {todo} images through the engine ({counts.get('annotated', 0)} annotated, "
+                f"{counts.get('quarantined', 0)} quarantined); {counts.get('listed', 0)} listed, "
+                f"{counts.get('skipped', 0)} already done, {counts.get('duplicates', 0)} duplicates")
+        if self.artifact_id is None:
+            self.artifact_id = create_progress_artifact(percent, key=_key(f"annotate-{self.name}"), description=text)
+        else:
+            update_progress_artifact(self.artifact_id, percent, description=text)
 
 
 def publish_counts(name: str, stats: dict[str, dict[str, Any]]) -> None:

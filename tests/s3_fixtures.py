@@ -18,6 +18,18 @@ import pytest
 
 @pytest.fixture
 def s3_bucket(monkeypatch):
+    yield from _moto_bucket(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def s3_bucket_module():
+    """The same server for a whole test module (tests that start a Ray cluster after it: its
+    workers take the endpoint from the environment when they start); use a prefix per test."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield from _moto_bucket(mp)
+
+
+def _moto_bucket(monkeypatch):
     import s3fs
     from moto.server import ThreadedMotoServer
 
