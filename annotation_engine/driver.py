@@ -17,6 +17,7 @@ split marked incomplete; the next run skips what is written and finishes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -140,12 +141,13 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
     with _Progress(ledger, cfg.name, progress, on_progress) as watcher:
         try:
             ds.write_datasink(sink, ray_remote_args={"num_cpus": 0, **pinned}, concurrency=max(1, run.actors))
-        except Exception as e:
-            counts = watcher.poll()
+        except (Exception, KeyboardInterrupt) as e:  # Ctrl-C too: say what is kept, in one line
+            with contextlib.suppress(Exception):
+                watcher.poll()
             commit_split(split_dir, storage_options, status="incomplete")
-            raise RunStopped(f"annotation stopped early after {counts.get('annotated', 0)} annotated image(s): "
-                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; the split is marked "
-                             f"incomplete, run again to finish it") from e
+            why = f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e).strip() else type(e).__name__
+            raise RunStopped(f"annotation stopped early after {watcher.last.get('annotated', 0)} annotated "
+                             f"image(s) ({why}); the split is marked incomplete, run again to finish it") from e
         finally:
             ray.get(ledger.save_index.remote())
         counts = watcher.poll()

@@ -10,6 +10,12 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Ray reads its auth mode when first imported: tests that join a cluster they started
+# (ray.cluster_utils.Cluster, subprocess drivers) need "token", which local Rays use too
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+# ... and whether its processes listen beyond 127.0.0.1 (unilseg sets this too, on its import,
+# but a test module may import ray first): nothing a test starts listens on other interfaces
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
