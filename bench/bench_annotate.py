@@ -157,7 +157,8 @@ def _vmhwm_mb(pid: int) -> float:
 def _driver(images: Path, out: Path, which: str, root: Path, until: str, n: int) -> dict[str, float]:
     """Runs a driver in a subprocess until `until` ("first_shard" or "listed"); returns the seconds
     it took and the driver's peak RSS then."""
-    env = {**os.environ, "PYTHONPATH": str(root), "RAY_USAGE_STATS_ENABLED": "0"}
+    # RAY_ADDRESS=local: each driver starts its own Ray (the old one would join any Ray on the machine)
+    env = {**os.environ, "PYTHONPATH": str(root), "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": "local"}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(images), str(out), json.dumps(TINY_ENGINE), which],
                             env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -121,7 +121,6 @@ def test_a_killed_node_then_a_rerun_give_the_same_dataset(cluster, images, refer
         while time.time() < deadline:
             if any(n.startswith("shard-") for n in storage.listdir(f"{out}/train")):
                 c.remove_node(victim)  # its actor, its tasks and the objects it held are gone
-                workers[0] = c.add_node(num_cpus=1, resources={"annotate": 1}, node_ip_address="127.0.0.1")
                 return
             time.sleep(0.2)
 
@@ -132,6 +131,8 @@ def test_a_killed_node_then_a_rerun_give_the_same_dataset(cluster, images, refer
     except RunStopped:
         pass  # the run may stop; the next one finishes it
     thread.join()
+    # a replacement node joins (as an autoscaler would add one); Ray can only add it from this thread
+    workers[0] = c.add_node(num_cpus=1, resources={"annotate": 1}, node_ip_address="127.0.0.1")
     res = _run(images, out)
     assert res["status"] == "complete"
     assert _dataset(f"{out}/train") == reference
