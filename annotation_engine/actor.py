@@ -69,21 +69,41 @@ class EngineWorker:
         of the input and the targets; kinds of failure are ``bad_input`` (ImageError) and
         ``engine_error`` (anything the engine raised, with its type).
         """
-        try:
-            img = prepare_image(data, self.max_pixels)
-        except ImageError as e:
-            return False, ("bad_input", str(e))
-        try:
-            targets = self.engine.annotate(img.rgb)
-        except Exception as e:  # one image must not stop the run; the reason is quarantined
-            log.exception("engine failed on an image")
-            return False, ("engine_error", f"{type(e).__name__}: {e}")
-        return True, {"data": img.data, "ext": img.ext, "width": img.width, "height": img.height,
-                      "sha256": img.sha256, "targets": targets}
+        return self.annotate([data])[0]
 
     def annotate(self, batch: list[bytes]) -> list[tuple[bool, Any]]:
-        """A batch of encoded images -> one (ok, result) per image, in order."""
-        return [self.annotate_one(data) for data in batch]
+        """A batch of encoded images -> one (ok, result) per image, in order.
+
+        The decodable images go through ``Engine.annotate_batch`` together (one image-encoder
+        call for several images on a GPU); if that raises, each is retried alone so that
+        only the image at fault is reported as ``engine_error``.
+        """
+        out: list[tuple[bool, Any] | None] = [None] * len(batch)
+        images = []  # (position, prepared image)
+        for i, data in enumerate(batch):
+            try:
+                images.append((i, prepare_image(data, self.max_pixels)))
+            except ImageError as e:
+                out[i] = (False, ("bad_input", str(e)))
+        try:
+            targets = self.engine.annotate_batch([img.rgb for _, img in images]) if images else []
+        except Exception:  # find the image at fault: one by one
+            if len(images) == 1:
+                targets = [None]
+            else:
+                log.warning("a batch of %d images failed; annotating them one by one", len(images))
+                targets = [None] * len(images)
+        for (i, img), t in zip(images, targets):
+            if t is None:
+                try:
+                    t = self.engine.annotate(img.rgb)
+                except Exception as e:  # one image must not stop the run; the reason is quarantined
+                    log.exception("engine failed on an image")
+                    out[i] = (False, ("engine_error", f"{type(e).__name__}: {e}"))
+                    continue
+            out[i] = (True, {"data": img.data, "ext": img.ext, "width": img.width, "height": img.height,
+                             "sha256": img.sha256, "targets": t})
+        return out  # type: ignore[return-value]
 
 
 @dataclass

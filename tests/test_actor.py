@@ -29,9 +29,35 @@ def test_engine_errors_are_reported_not_raised(worker, monkeypatch):
     def boom(rgb):
         raise RuntimeError("model exploded")
 
+    def batch_boom(images):
+        raise RuntimeError("batch exploded")
+
     monkeypatch.setattr(worker.engine, "annotate", boom)
+    monkeypatch.setattr(worker.engine, "annotate_batch", batch_boom)
     ok, (kind, reason) = worker.annotate_one(encode(photo("rocket", 64)))
     assert not ok and kind == "engine_error" and "RuntimeError: model exploded" in reason
+
+
+def test_a_failing_batch_is_retried_image_by_image(worker, monkeypatch):
+    """Images go to Engine.annotate_batch together; when it raises, only the culprit fails."""
+    calls = []
+    real = worker.engine.annotate
+
+    def batch_boom(images):
+        calls.append(len(images))
+        raise RuntimeError("one image is bad")
+
+    def one(rgb):
+        if rgb.shape[1] == 64:  # the rocket below is the culprit
+            raise ValueError("bad image")
+        return real(rgb)
+
+    monkeypatch.setattr(worker.engine, "annotate_batch", batch_boom)
+    monkeypatch.setattr(worker.engine, "annotate", one)
+    results = worker.annotate([encode(photo("coffee", 96), "JPEG"), encode(photo("rocket", 64)), b""])
+    assert calls == [2]  # the two decodable images, together
+    assert [ok for ok, _ in results] == [True, False, False]
+    assert results[1][1] == ("engine_error", "ValueError: bad image") and results[2][1][0] == "bad_input"
 
 
 def test_pool_needs_an_actor():

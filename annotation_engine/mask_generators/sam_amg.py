@@ -141,6 +141,7 @@ class ExactMaskGenerator:
         if encoder_batch is None:
             encoder_batch = 1 if self.predictor.device.type == "cpu" else 8
         self.encoder_batch = max(1, int(encoder_batch))
+        self.stats: dict[str, int] = {}  # candidate counts of the last call (benchmarks read them)
 
     # ---- public API -------------------------------------------------------------------
 
@@ -158,6 +159,7 @@ class ExactMaskGenerator:
             boxes, layers = generate_crop_boxes(image.shape[:2], self.crop_n_layers, self.crop_overlap_ratio)
             plans.extend((i, box, layer) for box, layer in zip(boxes, layers))
         crops: list[list[_Crop]] = [[] for _ in images]
+        self.stats = {"candidates": 0, "after_iou": 0, "kept_in_crops": 0}
         with torch.inference_mode():
             for start in range(0, len(plans), self.encoder_batch):
                 chunk = plans[start:start + self.encoder_batch]
@@ -229,6 +231,7 @@ class ExactMaskGenerator:
         # duplicates within the crop: segment-anything's call on the same tensors
         keep = batched_nms(boxes_t.float(), iou_preds, torch.zeros(len(boxes_t)), iou_threshold=self.box_nms_thresh)
         keep_list = keep.tolist()
+        self.stats["kept_in_crops"] += len(keep_list)
         return _Crop([packed[k] for k in keep_list], tuple(im_size), list(crop_box), iou_preds[keep],
                      stability[keep], uncrop_boxes_xyxy(boxes_t[keep], crop_box))
 
@@ -282,6 +285,8 @@ class ExactMaskGenerator:
         else:
             idx = torch.arange(len(iou_flat), device=iou_flat.device)
         prompts = torch.unique(idx // n_out)  # sorted: prompts that keep a mask
+        self.stats["candidates"] += len(iou_flat)
+        self.stats["after_iou"] += len(idx)
         packed: list[np.ndarray] = []
         ious, stabs, boxes = [], [], []
         if len(idx):
