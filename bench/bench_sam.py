@@ -1,7 +1,7 @@
 """SAM automatic mask generation: segment-anything's generator vs ours, same masks.
 
     .venv/bin/python bench/bench_sam.py [--model vit_b] [--side 1024] [--points 32] [--repeat 2]
-    .venv/bin/python bench/bench_sam.py --precision bf16 --side 512 --points 16 --repeat 1
+    .venv/bin/python bench/bench_sam.py --precision bf16 --side 512 --points 16 --repeat 1 [--nms 1.0]
 
 One process, one randomly initialised model (seed 0), one photo (scikit-image's coffee,
 resized so its longest side is --side). ``pred_iou_thresh`` is the 70th percentile of this
@@ -9,8 +9,10 @@ model's predicted IoUs on the image (measured on an 8 x 8 sub-grid of prompts: a
 of the candidates pass, as SAM's 0.88 does on real weights), ``stability_score_thresh`` 0.
 Each repeat runs the whole ``generate`` of segment-anything's SamAutomaticMaskGenerator and
 of our ExactMaskGenerator, alternating which goes first; both include the image encoder.
-Prints each time, the ratio stock / ours (median over repeats) and whether the outputs
-were identical (every mask equal, scores equal, same order).
+Prints each wall time and CPU time (this process, all threads), the ratios stock / ours
+(medians over repeats) and whether the outputs were identical (every mask equal, scores
+equal, same order). On a shared machine whose load swings, the CPU-time ratio with
+--threads 1 is the figure to trust.
 
 With --precision bf16/fp16, "ours" runs under autocast and the script prints the mean
 IoU of each exact-path mask with its best match among the mixed-precision masks (and
@@ -88,6 +90,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ap.add_argument("--nms", type=float, default=0.7, help="box_nms_thresh (1.0 keeps every candidate that "
+                    "passes the thresholds: random weights give near-whole-image masks that NMS folds into one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -103,26 +107,33 @@ def main() -> None:
     thresh = iou_threshold(sam, image)
     print(f"model {args.model} (random, seed 0), image {image.shape[1]}x{image.shape[0]}, points {args.points}^2, "
           f"pred_iou_thresh {thresh:.5f} (70th percentile, {time.perf_counter() - t0:.0f} s to measure), "
-          f"stability_score_thresh 0, threads {args.threads}, precision {args.precision}", flush=True)
-    params = dict(points_per_side=args.points, pred_iou_thresh=thresh, stability_score_thresh=0.0)
+          f"stability_score_thresh 0, box_nms_thresh {args.nms}, threads {args.threads}, precision {args.precision}",
+          flush=True)
+    params = dict(points_per_side=args.points, pred_iou_thresh=thresh, stability_score_thresh=0.0,
+                  box_nms_thresh=args.nms)
     stock_gen = SamAutomaticMaskGenerator(sam, **params)
     ours_gen = ExactMaskGenerator(sam, precision=args.precision, **params)
 
     times: dict[str, list[float]] = {"stock": [], "ours": []}
+    cpu: dict[str, list[float]] = {"stock": [], "ours": []}  # CPU seconds of this process (all threads)
     outputs: dict[str, list] = {}
     for r in range(args.repeat):
         for name in (["stock", "ours"] if r % 2 == 0 else ["ours", "stock"]):
             before = load()
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             with torch.inference_mode():
                 out = stock_gen.generate(image) if name == "stock" else ours_gen.generate(image)
             times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
             outputs[name] = out
-            print(f"repeat {r} {name}: {times[name][-1]:.1f} s, {len(out)} masks (load before {before}, "
-                  f"after {load()})", flush=True)
+            print(f"repeat {r} {name}: {times[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU, {len(out)} masks "
+                  f"(load before {before}, after {load()})", flush=True)
         print(f"  candidates {ours_gen.stats}", flush=True)
     stock_t, ours_t = statistics.median(times["stock"]), statistics.median(times["ours"])
-    print(f"stock {stock_t:.1f} s, ours {ours_t:.1f} s (medians of {args.repeat}): ratio {stock_t / ours_t:.2f}x")
+    print(f"stock {stock_t:.1f} s, ours {ours_t:.1f} s wall (medians of {args.repeat}): ratio {stock_t / ours_t:.2f}x")
+    stock_c, ours_c = statistics.median(cpu["stock"]), statistics.median(cpu["ours"])
+    print(f"stock {stock_c:.1f} s, ours {ours_c:.1f} s CPU (medians of {args.repeat}): ratio {stock_c / ours_c:.2f}x "
+          "(CPU time: the work done, less sensitive to a loaded machine; exact with --threads 1)")
     if args.precision == "fp32":
         print("identical" if identical(outputs["stock"], outputs["ours"]) else "DIFFERENT")
     else:

@@ -91,6 +91,15 @@ CASES = [  # (image, h, w, seed, points_per_side, crop_n_layers, min_mask_region
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: a second torch thread only adds OpenMP barriers (ruinous on a loaded machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def sam():
     return _model()
