@@ -3,8 +3,10 @@
 ``EngineActor`` builds the Engine once per actor and maps blocks of images to result rows;
 Ray Data supplies the pool (``map_batches(EngineActor, compute=ActorPoolStrategy(size=n))``),
 backpressure, retries of a dead actor's blocks on a fresh actor, and the operator's progress
-in the dashboard. The per-image work is ``image_task.annotate_one``, the same in a bare loop, a
-test, an actor or a child process (img2dataset's habit: the caller decides what a failure means).
+in the dashboard. The per-image work is ``image_task.annotate_batch`` / ``annotate_one``, the same
+in a bare loop, a test, an actor or a child process (img2dataset's habit: the caller decides what
+a failure means). A block's images go through the engine together (``Engine.annotate_batch``: one
+image-encoder call for several images on a GPU).
 
 Images that were in flight when an actor died are *suspects* (the run's ledger says so):
 each is annotated alone in a child process (``image_task.annotate_isolated``). If the child dies, the image killed it, and it
@@ -26,7 +28,7 @@ import ray
 from ray.util.metrics import Counter, Histogram
 
 from annotation_engine.engine import Engine, sample_key
-from annotation_engine.image_task import UNREADABLE, annotate_isolated, annotate_one
+from annotation_engine.image_task import UNREADABLE, annotate_batch, annotate_isolated
 from annotation_engine.ledger import SUSPECT
 from shards.format import ImageInfo, Sample
 from unilseg.ray_runtime import set_niceness
@@ -56,24 +58,31 @@ class EngineActor:
                                   boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120], tag_keys=("engine",))
         self._tags = tags
 
-    def _one(self, data: bytes, suspect: bool) -> tuple[bool, Any]:
-        t0 = time.perf_counter()
-        ok, result = annotate_isolated(self.config, data) if suspect else annotate_one(self.engine, data)
-        self._seconds.observe(time.perf_counter() - t0, tags=self._tags)
+    def _observe(self, ok: bool, result: Any, seconds: float) -> None:
+        self._seconds.observe(seconds, tags=self._tags)
         self._images.inc(tags={**self._tags, "outcome": "annotated" if ok else result[0]})
         if ok:
             self._targets.inc(len(result["targets"]), tags=self._tags)
-        return ok, result
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        rows = list(zip(batch["path"], batch["sha256"], batch["data"], batch["problem"]))
+        todo = [i for i, (_, _, _, problem) in enumerate(rows) if not problem]
+        # every image is marked begun before any is worked on: if this actor dies, they are all
+        # suspects next time, each then run alone, so that only the culprit is quarantined
+        status = ray.get([self.ledger.begin.remote(rows[i][1]) for i in todo])
+        fresh = [i for i, (s, _) in zip(todo, status) if s != SUSPECT]
+        t0 = time.perf_counter()
+        results = dict(zip(fresh, annotate_batch(self.engine, [bytes(rows[i][2]) for i in fresh])))
+        for i in fresh:
+            self._observe(*results[i], (time.perf_counter() - t0) / len(fresh))
+        for i in todo:
+            if i not in results:  # a suspect: alone, in a child process
+                t0 = time.perf_counter()
+                results[i] = annotate_isolated(self.config, bytes(rows[i][2]))
+                self._observe(*results[i], time.perf_counter() - t0)
         out: dict[str, list] = {k: [] for k in RESULT_COLUMNS}
-        for path, sha, data, problem in zip(batch["path"], batch["sha256"], batch["data"], batch["problem"]):
-            if problem:
-                _add(out, path, sha, UNREADABLE, reason=problem)
-                self.ledger.end.remote(sha or path, UNREADABLE)
-                continue
-            status, _ = ray.get(self.ledger.begin.remote(sha))
-            ok, result = self._one(bytes(data), status == SUSPECT)
+        for i, (path, sha, _, problem) in enumerate(rows):
+            ok, result = results.get(i, (False, (UNREADABLE, problem)))
             if ok:
                 info = ImageInfo(id=path, width=result["width"], height=result["height"], sha256=sha,
                                  source=self.engine.source)
@@ -82,9 +91,8 @@ class EngineActor:
                 _add(out, path, sha, "sample", key=sample.key, image=sample.image_bytes, ext=sample.image_ext,
                      meta=sample.metadata_json())
             else:
-                kind, reason = result
-                _add(out, path, sha, kind, reason=reason)
-            self.ledger.end.remote(sha, "annotated" if ok else result[0])
+                _add(out, path, sha, result[0], reason=result[1])
+            self.ledger.end.remote(sha or path, "annotated" if ok else result[0])
         return out
 
     def version(self) -> str:

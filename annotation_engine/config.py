@@ -237,5 +237,9 @@ def engine_version(cfg: EngineConfig) -> str:
     d = cfg.to_dict()
     d.pop("resources")  # speed only
     d.pop("device")  # where it runs, not what it computes
+    params = d["generator"]["params"]
+    if params.get("precision") == "fp32":  # the default, exact path: same output as not naming it
+        params.pop("precision")
+    params.pop("encoder_batch", None)  # images per encoder call: speed (and last-bit rounding, like device)
     doc = {"code": ENGINE_CODE_VERSION, "config": d, "models": model_identities(cfg)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -45,6 +45,11 @@ def _build(registry, name: str, params: dict[str, Any], device: str) -> Any:
     return registry.build(name, **params)
 
 
+def _check_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+
+
 class Engine:
     """Built once from a config (preset name, YAML path, dict or EngineConfig).
 
@@ -68,11 +73,30 @@ class Engine:
 
     def annotate(self, rgb: np.ndarray) -> list[Target]:
         """(H, W, 3) uint8 RGB -> targets whose masks are (H, W) COCO RLE; may be empty."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
-        h, w = rgb.shape[:2]
+        _check_rgb(rgb)
         work = resize_image(rgb, self.config.max_side)
-        proposals = filter_proposals(self.generator.generate(work), self.config.filters)
+        return self._targets(rgb, work, self.generator.generate(work))
+
+    def annotate_batch(self, images: list[np.ndarray]) -> list[list[Target]]:
+        """Several images; a generator with ``generate_batch`` sees them together (one
+        image-encoder call on a GPU), the rest runs per image. Same targets as ``annotate``
+        per image wherever the generator's batch path is exact (``sam`` on CPU).
+
+        Raises:
+            ValueError: an image is not (H, W, 3) uint8 RGB (nothing is annotated).
+        """
+        for rgb in images:
+            _check_rgb(rgb)
+        works = [resize_image(rgb, self.config.max_side) for rgb in images]
+        batch = getattr(self.generator, "generate_batch", None)
+        proposals = batch(works) if batch is not None and len(works) > 1 else [self.generator.generate(w)
+                                                                              for w in works]
+        return [self._targets(rgb, work, props) for rgb, work, props in zip(images, works, proposals)]
+
+    def _targets(self, rgb: np.ndarray, work: np.ndarray, generated: list) -> list[Target]:
+        """Proposals of the working image -> filtered, captioned targets at full size."""
+        h, w = rgb.shape[:2]
+        proposals = filter_proposals(generated, self.config.filters)
         if not proposals:
             return []
         masks = [p.mask for p in proposals]

@@ -43,7 +43,44 @@ def annotate_one(engine: Engine, data: bytes) -> tuple[bool, Any]:
         return False, (ENGINE_ERROR, f"{type(e).__name__}: {e}")
     if not targets:
         return False, (NO_TARGETS, "no targets")
-    return True, {"data": img.data, "ext": img.ext, "width": img.width, "height": img.height, "targets": targets}
+    return True, _result(img, targets)
+
+
+def annotate_batch(engine: Engine, datas: list[bytes]) -> list[tuple[bool, Any]]:
+    """Several encoded images -> one (ok, result) per image, in order, as ``annotate_one`` gives.
+
+    The decodable images go through ``Engine.annotate_batch`` together (one image-encoder
+    call for several images on a GPU); if that raises, each is retried alone so that only the
+    image at fault is reported as ``engine_error``.
+    """
+    out: list[tuple[bool, Any] | None] = [None] * len(datas)
+    images = []  # (position, prepared image)
+    for i, data in enumerate(datas):
+        try:
+            images.append((i, prepare_image(data, engine.config.max_pixels)))
+        except ImageError as e:
+            out[i] = (False, (BAD_INPUT, str(e)))
+    try:
+        batch = engine.annotate_batch([img.rgb for _, img in images]) if len(images) > 1 else None
+    except Exception:  # find the image at fault: one by one
+        log.warning("a batch of %d images failed; annotating them one by one", len(images))
+        batch = None
+    for k, (i, img) in enumerate(images):
+        if batch is not None:
+            targets = batch[k]
+        else:
+            try:
+                targets = engine.annotate(img.rgb)
+            except Exception as e:  # one image must not stop the run; the reason is quarantined
+                log.exception("engine failed on an image")
+                out[i] = (False, (ENGINE_ERROR, f"{type(e).__name__}: {e}"))
+                continue
+        out[i] = (True, _result(img, targets)) if targets else (False, (NO_TARGETS, "no targets"))
+    return out  # type: ignore[return-value]
+
+
+def _result(img: Any, targets: list) -> dict[str, Any]:
+    return {"data": img.data, "ext": img.ext, "width": img.width, "height": img.height, "targets": targets}
 
 
 def _sandbox_main(config: dict[str, Any], data: bytes, conn: Any) -> None:

@@ -14,6 +14,7 @@ from shards.registry import Registry
 MASK_GENERATORS = Registry("mask generator", [
     "annotation_engine.mask_generators.superpixel",
     "annotation_engine.mask_generators.sam",
+    "annotation_engine.mask_generators.sam2_generator",
     "annotation_engine.mask_generators.unilseg_source",
 ])
 CAPTIONERS = Registry("captioner", [

@@ -21,7 +21,7 @@ def models(tmp_path_factory):
 
 
 def test_engine_registries():
-    assert set(MASK_GENERATORS.names()) == {"superpixel", "sam", "sam-tiny", "unilseg"}
+    assert set(MASK_GENERATORS.names()) == {"superpixel", "sam", "sam-tiny", "sam2", "sam2-tiny", "unilseg"}
     assert set(CAPTIONERS.names()) == {"attributes", "hf"}
     with pytest.raises(UniLSegError, match="superpixel.*n_segmentz"):
         MASK_GENERATORS.build("superpixel", n_segmentz=3)
@@ -40,14 +40,16 @@ def test_every_generator_runs_on_a_photo(models):
               "sam": {"model_type": "tiny", "points_per_side": 4, "pred_iou_thresh": 0.0,
                       "stability_score_thresh": 0.0},
               "sam-tiny": {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+              "sam2-tiny": {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
               "unilseg": {"checkpoint": models["unilseg"], "expressions": ["the cup", "the table"], "threshold": 0.0}}
-    assert set(params) == set(MASK_GENERATORS.names())
+    # sam2 needs a full-size checkpoint; its class runs here as sam2-tiny (test_sam2_generator.py)
+    assert set(params) | {"sam2"} == set(MASK_GENERATORS.names())
     for name, kw in params.items():
         gen = MASK_GENERATORS.build(name, **kw)
         props = gen.generate(rgb)
         assert props, name
         assert all(p.mask.shape == rgb.shape[:2] and p.mask.dtype == bool for p in props), name
-        assert gen.identity()["generator"] in {"superpixel", "sam", "unilseg"}
+        assert gen.identity()["generator"] in {"superpixel", "sam", "sam2", "unilseg"}
     assert [p.texts for p in props] == [["the cup"], ["the table"]]
 
 
@@ -118,6 +120,28 @@ def test_sam_tiny_hf_engine_with_clip(models, monkeypatch):
     strict = Engine(EngineConfig.from_dict({**cfg.to_dict(), "filters": {**cfg.to_dict()["filters"],
                                                                         "clip_min_score": 1.01}}))
     assert strict.annotate(rgb) == []
+
+
+def test_annotate_batch_equals_annotate_per_image():
+    """sam-tiny: the batch entry point (generate_batch) gives each image's own targets."""
+    engine = Engine({"name": "sam-batch", "generator": {"name": "sam-tiny", "params": {
+        "points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}},
+        "filters": {"min_area": 0.0, "max_area": 1.0}, "max_side": 96})
+    images = [photo("coffee", 96), photo("rocket", 80), photo("camera", 64)]
+    batch = engine.annotate_batch(images)
+    assert len(batch) == 3 and any(batch)
+    for rgb, targets in zip(images, batch):
+        assert targets == engine.annotate(rgb)
+    with pytest.raises(ValueError, match="uint8"):
+        engine.annotate_batch([images[0], np.zeros((10, 10), np.uint8)])
+
+
+def test_sam_identity_is_the_stock_one_unless_mixed_precision():
+    exact = MASK_GENERATORS.build("sam-tiny", points_per_side=2)
+    assert exact.identity() == {"generator": "sam", "generator_model": "sam-tiny:random-seed0",
+                                "generator_version": "segment-anything-1.0"}
+    mixed = MASK_GENERATORS.build("sam-tiny", points_per_side=2, precision="bf16")
+    assert mixed.identity()["generator_version"] == "segment-anything-1.0+autocast-bf16"
 
 
 def test_unilseg_source_keeps_its_expressions(models):

@@ -55,6 +55,29 @@ def test_engine_version_tracks_output_not_speed(tmp_path):
     assert path_identity(ckpt) != ident and engine_version(cfg) != v1
 
 
+# Regression pin: computed with the code on main at 3bf0ae4 (before the fast SAM loop),
+# `engine_version(load_engine_config(cfg))` for each config below. The exact fast path keeps
+# these, so datasets annotated with `sam` are not re-annotated for nothing.
+SAM_PINS = [
+    ({"name": "t", "generator": {"name": "sam-tiny", "params": {"pred_iou_thresh": 0.0,
+                                                               "stability_score_thresh": 0.0}}}, "73b719986218050e"),
+    ({"name": "t", "generator": {"name": "sam", "params": {"model_type": "vit_b",
+                                                          "checkpoint": "/nonexistent/sam_vit_b.pth"}}},
+     "0c75dae65aac3e9a"),
+]
+
+
+@pytest.mark.parametrize("cfg,pinned", SAM_PINS)
+def test_sam_engine_version_unchanged_by_the_fast_path(cfg, pinned):
+    assert engine_version(load_engine_config(cfg)) == pinned
+    # naming the default precision or an encoder batch size changes nothing either
+    params = {**cfg["generator"]["params"], "precision": "fp32", "encoder_batch": 4}
+    same = {**cfg, "generator": {**cfg["generator"], "params": params}}
+    assert engine_version(load_engine_config(same)) == pinned
+    mixed = {**cfg, "generator": {**cfg["generator"], "params": {**params, "precision": "bf16"}}}
+    assert engine_version(load_engine_config(mixed)) != pinned
+
+
 def test_environment_variables_in_presets(monkeypatch, tmp_path):
     monkeypatch.delenv("SAM_CHECKPOINT", raising=False)
     assert unset_variables(load_engine_config("sam-blip")) == ["SAM_CHECKPOINT"]

@@ -39,3 +39,36 @@ def test_sandbox_tells_poison_from_innocent():
     assert ok and result["targets"]
     ok, (kind, reason) = annotate_isolated(CRASHY, encode(poison_image()))
     assert not ok and kind == CRASHED and "exit code 3" in reason
+
+
+def test_a_failing_batch_is_retried_image_by_image(engine, monkeypatch):
+    """Images go to Engine.annotate_batch together; when it raises, only the culprit fails."""
+    from annotation_engine.image_task import annotate_batch
+
+    calls = []
+    real = engine.annotate
+
+    def batch_boom(images):
+        calls.append(len(images))
+        raise RuntimeError("one image is bad")
+
+    def one(rgb):
+        if rgb.shape[1] == 64:  # the rocket below is the culprit
+            raise ValueError("bad image")
+        return real(rgb)
+
+    monkeypatch.setattr(engine, "annotate_batch", batch_boom)
+    monkeypatch.setattr(engine, "annotate", one)
+    results = annotate_batch(engine, [encode(photo("coffee", 96), "JPEG"), encode(photo("rocket", 64)), b""])
+    assert calls == [2]  # the two decodable images, together
+    assert [ok for ok, _ in results] == [True, False, False]
+    assert results[1][1] == ("engine_error", "ValueError: bad image") and results[2][1][0] == "bad_input"
+
+
+def test_batch_equals_one_by_one(engine):
+    from annotation_engine.image_task import annotate_batch
+
+    datas = [encode(photo(n, 96)) for n in ("coffee", "chelsea")]
+    batched = annotate_batch(engine, datas)
+    single = [annotate_one(engine, d) for d in datas]
+    assert [r[1]["targets"] for r in batched] == [r[1]["targets"] for r in single]

@@ -1,5 +1,8 @@
 """segment-anything's automatic mask generation as a mask generator.
 
+The generation loop is ours (``sam_amg.ExactMaskGenerator``): the same masks as
+``SamAutomaticMaskGenerator``, faster, and with several images per encoder call.
+
 ``sam`` builds vit_h / vit_l / vit_b (segment-anything's own builders, without weights)
 and loads a checkpoint with ``torch.load(weights_only=True)``; ``sam-tiny`` is a small,
 randomly initialised SAM of the same classes (img_size 256, a depth-2 ViT of width 64, a
@@ -87,7 +90,10 @@ def load_sam(model_type: str, checkpoint: str | None, device: str = "cpu"):
 
 @MASK_GENERATORS.register("sam")
 class SamGenerator:
-    """segment-anything's SamAutomaticMaskGenerator with its parameters exposed.
+    """segment-anything's automatic mask generation, exact and faster (sam_amg.py).
+
+    Returns the masks and scores ``SamAutomaticMaskGenerator`` returns for the same model,
+    image and parameters, without the work whose result it throws away.
 
     Args:
         model_type (str): vit_h, vit_l, vit_b, or tiny.
@@ -99,44 +105,53 @@ class SamGenerator:
         stability_score_offset (float): logit offset of the stability score.
         box_nms_thresh (float): box NMS inside SAM.
         crop_n_layers (int): extra layers of image crops (0 = whole image only).
+        crop_nms_thresh (float): box NMS between crops.
+        crop_overlap_ratio (float): overlap of first-layer crops, as a fraction of the short side.
         crop_n_points_downscale_factor (int): point grid reduction per crop layer.
         min_mask_region_area (int): remove holes/islands smaller than this (pixels; needs cv2).
+        precision (str): fp32 (exact), bf16 or fp16 (autocast: faster on GPU, masks change;
+            enters the engine version and the generator identity).
+        encoder_batch (int | None): images (crops) per image-encoder call in ``generate_batch``;
+            None: 1 on CPU (bit-exact with segment-anything), up to 8 on CUDA.
         device (str): torch device.
     """
 
     def __init__(self, model_type: str = "vit_h", checkpoint: str | None = None, points_per_side: int = 32,
                  points_per_batch: int = 64, pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95,
                  stability_score_offset: float = 1.0, box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
-                 crop_n_points_downscale_factor: int = 1, min_mask_region_area: int = 0, device: str = "cpu"):
-        from segment_anything import SamAutomaticMaskGenerator
+                 crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
+                 crop_n_points_downscale_factor: int = 1, min_mask_region_area: int = 0, precision: str = "fp32",
+                 encoder_batch: int | None = None, device: str = "cpu"):
+        from annotation_engine.mask_generators.sam_amg import ExactMaskGenerator
 
-        self.model_type, self.checkpoint = model_type, checkpoint
+        self.model_type, self.checkpoint, self.precision = model_type, checkpoint, precision
         self.sam = load_sam(model_type, checkpoint, device)
-        self.amg = SamAutomaticMaskGenerator(
+        self.amg = ExactMaskGenerator(
             self.sam, points_per_side=points_per_side, points_per_batch=points_per_batch,
             pred_iou_thresh=pred_iou_thresh, stability_score_thresh=stability_score_thresh,
             stability_score_offset=stability_score_offset, box_nms_thresh=box_nms_thresh,
-            crop_n_layers=crop_n_layers, crop_n_points_downscale_factor=crop_n_points_downscale_factor,
-            min_mask_region_area=min_mask_region_area, output_mode="binary_mask")
+            crop_n_layers=crop_n_layers, crop_nms_thresh=crop_nms_thresh, crop_overlap_ratio=crop_overlap_ratio,
+            crop_n_points_downscale_factor=crop_n_points_downscale_factor,
+            min_mask_region_area=min_mask_region_area, precision=precision, encoder_batch=encoder_batch)
 
     def identity(self) -> dict[str, str]:
-        import segment_anything  # noqa: F401  (version of the package that ran)
         from importlib.metadata import version
 
         weights = f":{path_identity(self.checkpoint)}" if self.checkpoint else ":random-seed0"
         model = f"sam-{self.model_type}{weights}"
+        # the exact path keeps the stock generator's identity: same masks, same provenance
+        suffix = "" if self.precision == "fp32" else f"+autocast-{self.precision}"
         return {"generator": "sam", "generator_model": model,
-                "generator_version": f"segment-anything-{version('segment-anything')}"}
+                "generator_version": f"segment-anything-{version('segment-anything')}{suffix}"}
 
     def generate(self, rgb: np.ndarray) -> list[Proposal]:
         """(H, W, 3) uint8 RGB -> proposals with predicted_iou and stability_score."""
-        import torch
+        return self.generate_batch([rgb])[0]
 
-        with torch.inference_mode():
-            records = self.amg.generate(rgb)
-        return [Proposal(r["segmentation"].astype(bool),
-                         {"predicted_iou": float(r["predicted_iou"]), "stability_score": float(r["stability_score"])})
-                for r in records]
+    def generate_batch(self, images: list[np.ndarray]) -> list[list[Proposal]]:
+        """Several (H, W, 3) uint8 RGB images; the image encoder sees them together."""
+        return [[Proposal(m.mask, {"predicted_iou": m.predicted_iou, "stability_score": m.stability_score})
+                 for m in masks] for masks in self.amg.generate_batch(images)]
 
 
 @MASK_GENERATORS.register("sam-tiny")

@@ -1,0 +1,382 @@
+"""segment-anything's automatic mask generation, same masks, without the work it throws away.
+
+``ExactMaskGenerator`` takes ``SamAutomaticMaskGenerator``'s parameters and returns the
+same masks (pixel-identical), scores (bit-identical floats) and order for the same
+``Sam``, image and parameters. It uses segment-anything's model classes, ``SamPredictor``
+(its point transform and ``set_image``) and the helpers of ``utils/amg.py`` as they are;
+only the generation loop is ours. What segment-anything does, per crop and per batch of
+``points_per_batch`` points, and what we do instead:
+
+1. **Decoder.** Stock calls ``predict_torch``, i.e. ``MaskDecoder.predict_masks`` for all
+   prompts, then upsamples every low-res mask. We call the decoder's own modules in the
+   same order (``transformer``, ``iou_prediction_head``, then ``output_upscaling`` and the
+   hypernetwork MLPs) but run the mask half only for prompts with at least one mask whose
+   predicted IoU passes. The predicted IoU depends only on the transformer's IoU token,
+   so it is the same; each remaining op is per sample (convolutions, row-wise linears,
+   a batched matmul), so a prompt's mask logits do not depend on which other prompts are
+   in the batch (the equality test checks this bit for bit).
+2. **Filter by predicted IoU before upsampling.** Stock upsamples all 3 x B masks to the
+   image's size, then drops those with ``iou_pred <= pred_iou_thresh``. The IoU does not
+   depend on the upsampling, so we drop them first (same comparison, same float32
+   threshold) and upsample only the survivors with ``Sam.postprocess_masks`` itself.
+   Bilinear interpolation is per channel, so a survivor's upsampled logits are the same.
+3. **Stability, threshold, boxes, crop-edge filter**: the same functions
+   (``calculate_stability_score``, ``> mask_threshold``, ``batched_mask_to_box``,
+   ``is_box_near_crop_edge``) on the same upsampled logits, in the same order, but only
+   for the survivors of step 2, and in chunks so that memory stays bounded.
+4. **No RLE round trips.** Stock RLE-encodes each surviving mask (a per-mask loop that is
+   quadratic in the batch) and decodes the NMS survivors again. Neither NMS nor the
+   outputs read the RLE: NMS reads boxes and scores. We keep the binary masks, packed 8
+   pixels a byte at the crop's size, and unpack only the final survivors. Packing is
+   lossless, so the masks are the same.
+5. **NMS, crops, small regions**: the same ``batched_nms`` calls on the same tensors
+   (boxes, scores and categories in the same order and dtype), so the same kept indices
+   in the same order; crop boxes, uncropping (zero padding), the between-crop NMS
+   (``1 / box_area(crop_box)``) and ``min_mask_region_area`` (``remove_small_regions``
+   holes then islands, boxes of every mask recomputed, NMS at
+   ``max(box_nms_thresh, crop_nms_thresh)`` preferring unchanged masks, changed masks
+   replaced) follow segment-anything's code step by step.
+
+``generate_batch`` encodes the crops of several images ``encoder_batch`` at a time in one
+``image_encoder`` call (what a GPU actor wants); the rest runs per image. A stacked
+encoding is not bit-identical to one image at a time: the backend's matrix kernels round
+differently for another batch size (on CPU the predicted IoUs moved by a few float32 ulp),
+which can flip a pixel or a borderline threshold. So ``encoder_batch=None`` (the default)
+stacks only on CUDA, where batching pays; on CPU it encodes one crop at a time through
+``SamPredictor.set_image``, exactly as segment-anything does, and there is nothing to gain
+from stacking there.
+
+``precision="bf16"`` / ``"fp16"`` runs encoder and decoder under ``torch.autocast``:
+faster on GPUs, not exact (masks change; see BENCHMARKS.md for their IoU with the exact
+path). Post-processing always runs in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
+_UPSAMPLE_CHUNK = 16  # masks upsampled at once: (16, H, W) float32 logits at a time
+
+
+@dataclass
+class AmgMask:
+    """One generated mask, as segment-anything's records have it.
+
+    Attributes:
+        mask (np.ndarray): (H, W) bool, the whole image.
+        predicted_iou (float): the model's IoU prediction.
+        stability_score (float): IoU of the mask thresholded at +-stability_score_offset.
+        box (list[int]): XYXY box in the image.
+        crop_box (list[int]): XYXY crop it was generated in.
+    """
+
+    mask: np.ndarray
+    predicted_iou: float
+    stability_score: float
+    box: list[int]
+    crop_box: list[int]
+
+
+@dataclass
+class _Crop:
+    """Survivors of one crop: packed masks at the crop's size plus their tensors."""
+
+    packed: list[np.ndarray]  # per mask: np.packbits of the (h, w) crop-frame mask
+    shape: tuple[int, int]  # (h, w) of the crop
+    crop_box: list[int]
+    iou_preds: Any  # (N,) float32 tensor
+    stability: Any  # (N,) float32 tensor
+    boxes: Any  # (N, 4) int64 tensor, image frame after uncropping
+
+
+class ExactMaskGenerator:
+    """SamAutomaticMaskGenerator's result, computed at the cost the result needs.
+
+    Args:
+        model (Sam): segment-anything's Sam.
+        points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh,
+        stability_score_offset, box_nms_thresh, crop_n_layers, crop_nms_thresh,
+        crop_overlap_ratio, crop_n_points_downscale_factor, point_grids,
+        min_mask_region_area: as in ``SamAutomaticMaskGenerator``.
+        precision (str): fp32 (exact), bf16 or fp16 (autocast; not exact).
+        encoder_batch (int | None): crops encoded per ``image_encoder`` call in
+            ``generate_batch``; None: 1 on CPU (bit-exact), up to 8 on CUDA.
+    """
+
+    def __init__(self, model: Any, points_per_side: int | None = 32, points_per_batch: int = 64,
+                 pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95,
+                 stability_score_offset: float = 1.0, box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
+                 crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
+                 crop_n_points_downscale_factor: int = 1, point_grids: list[np.ndarray] | None = None,
+                 min_mask_region_area: int = 0, precision: str = "fp32", encoder_batch: int | None = None):
+        from segment_anything import SamPredictor
+        from segment_anything.utils.amg import build_all_layer_point_grids
+
+        if (points_per_side is None) == (point_grids is None):
+            raise ValueError("give exactly one of points_per_side and point_grids")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if min_mask_region_area > 0:
+            import cv2  # noqa: F401  (fail now, not after the encoder ran)
+        self.point_grids = (build_all_layer_point_grids(points_per_side, crop_n_layers,
+                                                        crop_n_points_downscale_factor)
+                            if points_per_side is not None else point_grids)
+        self.predictor = SamPredictor(model)
+        self.model = model
+        self.points_per_batch = points_per_batch
+        self.pred_iou_thresh = pred_iou_thresh
+        self.stability_score_thresh = stability_score_thresh
+        self.stability_score_offset = stability_score_offset
+        self.box_nms_thresh = box_nms_thresh
+        self.crop_n_layers = crop_n_layers
+        self.crop_nms_thresh = crop_nms_thresh
+        self.crop_overlap_ratio = crop_overlap_ratio
+        self.min_mask_region_area = min_mask_region_area
+        self.precision = precision
+        if encoder_batch is None:
+            encoder_batch = 1 if self.predictor.device.type == "cpu" else 8
+        self.encoder_batch = max(1, int(encoder_batch))
+        self.stats: dict[str, int] = {}  # candidate counts of the last call (benchmarks read them)
+
+    # ---- public API -------------------------------------------------------------------
+
+    def generate(self, image: np.ndarray) -> list[AmgMask]:
+        """(H, W, 3) uint8 RGB -> masks in segment-anything's order."""
+        return self.generate_batch([image])[0]
+
+    def generate_batch(self, images: list[np.ndarray]) -> list[list[AmgMask]]:
+        """Several images: their crops are encoded ``encoder_batch`` at a time."""
+        import torch
+        from segment_anything.utils.amg import generate_crop_boxes
+
+        plans = []  # (image index, crop box, layer) in segment-anything's crop order
+        for i, image in enumerate(images):
+            boxes, layers = generate_crop_boxes(image.shape[:2], self.crop_n_layers, self.crop_overlap_ratio)
+            plans.extend((i, box, layer) for box, layer in zip(boxes, layers))
+        crops: list[list[_Crop]] = [[] for _ in images]
+        self.stats = {"candidates": 0, "after_iou": 0, "kept_in_crops": 0}
+        with torch.inference_mode():
+            for start in range(0, len(plans), self.encoder_batch):
+                chunk = plans[start:start + self.encoder_batch]
+                cropped = [images[i][b[1]:b[3], b[0]:b[2], :] for i, b, _ in chunk]
+                for (i, box, layer), feats, im in zip(chunk, self._encode(cropped), cropped):
+                    self._set_features(feats, im.shape[:2])
+                    crops[i].append(self._process_crop(im.shape[:2], box, layer, images[i].shape[:2]))
+                    self.predictor.reset_image()
+            return [self._finish(c, image.shape[:2]) for c, image in zip(crops, images)]
+
+    # ---- encoder ----------------------------------------------------------------------
+
+    def _autocast(self):
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.predictor.device.type, dtype=getattr(torch, PRECISIONS[self.precision]))
+
+    def _encode(self, crops: list[np.ndarray]) -> list[Any]:
+        """Image embeddings (1, C, h, w) per crop; one encoder call for all of them.
+
+        A single crop goes through ``SamPredictor.set_image`` exactly as segment-anything's
+        generator does; several are transformed the same way and stacked.
+        """
+        import torch
+
+        if len(crops) == 1:
+            with self._autocast():
+                self.predictor.set_image(crops[0])
+            feats = [self.predictor.features]
+            self.predictor.reset_image()
+            return feats
+        model, tf = self.model, self.predictor.transform
+        batch = []
+        for im in crops:  # SamPredictor.set_image's transform and Sam.preprocess, per image
+            t = torch.as_tensor(tf.apply_image(im), device=self.predictor.device).permute(2, 0, 1).contiguous()
+            batch.append(model.preprocess(t[None]))
+        with self._autocast():
+            feats = model.image_encoder(torch.cat(batch))
+        return [feats[j:j + 1] for j in range(len(crops))]
+
+    def _set_features(self, feats: Any, size: tuple[int, int]) -> None:
+        """What ``SamPredictor.set_torch_image`` leaves behind, for precomputed features."""
+        p = self.predictor
+        p.original_size = tuple(size)
+        p.input_size = p.transform.get_preprocess_shape(size[0], size[1], self.model.image_encoder.img_size)
+        p.features = feats
+        p.is_image_set = True
+
+    # ---- one crop ---------------------------------------------------------------------
+
+    def _process_crop(self, im_size: tuple[int, int], crop_box: list[int], layer: int,
+                      orig_size: tuple[int, int]) -> _Crop:
+        import torch
+        from segment_anything.utils.amg import batch_iterator, uncrop_boxes_xyxy
+        from torchvision.ops.boxes import batched_nms
+
+        points_for_image = self.point_grids[layer] * np.array(im_size)[None, ::-1]
+        packed: list[np.ndarray] = []
+        ious, stabs, boxes = [], [], []
+        for (points,) in batch_iterator(self.points_per_batch, points_for_image):
+            p, i, s, b = self._process_batch(points, im_size, crop_box, orig_size)
+            packed += p
+            ious.append(i)
+            stabs.append(s)
+            boxes.append(b)
+        iou_preds, stability, boxes_t = torch.cat(ious), torch.cat(stabs), torch.cat(boxes)
+        # duplicates within the crop: segment-anything's call on the same tensors
+        keep = batched_nms(boxes_t.float(), iou_preds, torch.zeros(len(boxes_t)), iou_threshold=self.box_nms_thresh)
+        keep_list = keep.tolist()
+        self.stats["kept_in_crops"] += len(keep_list)
+        return _Crop([packed[k] for k in keep_list], tuple(im_size), list(crop_box), iou_preds[keep],
+                     stability[keep], uncrop_boxes_xyxy(boxes_t[keep], crop_box))
+
+    def _decode(self, points: np.ndarray, im_size: tuple[int, int]):
+        """Predicted IoUs (B, 3) of every prompt, and a function giving the low-res mask
+        logits (k, 3, 256, 256) of chosen prompts (MaskDecoder.predict_masks, split)."""
+        import torch
+
+        model, dec = self.model, self.model.mask_decoder
+        in_points = torch.as_tensor(self.predictor.transform.apply_coords(points, im_size),
+                                    device=self.predictor.device)
+        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+        with self._autocast():
+            sparse, dense = model.prompt_encoder(points=(in_points[:, None, :], in_labels[:, None]),
+                                                 boxes=None, masks=None)
+            # MaskDecoder.predict_masks, step by step
+            output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+            output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
+            tokens = torch.cat((output_tokens, sparse), dim=1)
+            src = torch.repeat_interleave(self.predictor.features, tokens.shape[0], dim=0) + dense
+            pos_src = torch.repeat_interleave(model.prompt_encoder.get_dense_pe(), tokens.shape[0], dim=0)
+            b, c, h, w = src.shape
+            hs, src = dec.transformer(src, pos_src, tokens)
+            iou_pred = dec.iou_prediction_head(hs[:, 0, :])[:, 1:].float()  # multimask: outputs 1..3
+
+        def masks_of(sel: Any) -> Any:
+            with self._autocast():
+                s = src[sel].transpose(1, 2).view(len(sel), c, h, w)
+                upscaled = dec.output_upscaling(s)
+                tokens_out = hs[sel, 1:(1 + dec.num_mask_tokens), :]
+                hyper_in = torch.stack([dec.output_hypernetworks_mlps[i](tokens_out[:, i, :])
+                                        for i in range(dec.num_mask_tokens)], dim=1)
+                n, cu, hu, wu = upscaled.shape
+                masks = (hyper_in @ upscaled.view(n, cu, hu * wu)).view(n, -1, hu, wu)
+            return masks[:, 1:].float()
+
+        return iou_pred, masks_of
+
+    def _process_batch(self, points: np.ndarray, im_size: tuple[int, int], crop_box: list[int],
+                       orig_size: tuple[int, int]):
+        """One batch of prompts -> (packed masks, iou_preds, stability, boxes) of survivors."""
+        import torch
+        from segment_anything.utils.amg import (batched_mask_to_box, calculate_stability_score,
+                                                is_box_near_crop_edge)
+
+        iou_pred, masks_of = self._decode(points, im_size)
+        n_out = iou_pred.shape[1]
+        iou_flat = iou_pred.flatten(0, 1)  # prompt-major, as segment-anything flattens
+        if self.pred_iou_thresh > 0.0:
+            idx = torch.nonzero(iou_flat > self.pred_iou_thresh)[:, 0]
+        else:
+            idx = torch.arange(len(iou_flat), device=iou_flat.device)
+        prompts = torch.unique(idx // n_out)  # sorted: prompts that keep a mask
+        self.stats["candidates"] += len(iou_flat)
+        self.stats["after_iou"] += len(idx)
+        packed: list[np.ndarray] = []
+        ious, stabs, boxes = [], [], []
+        if len(idx):
+            low = masks_of(prompts)  # (k, 3, 256, 256)
+            row = torch.searchsorted(prompts, idx // n_out)
+            low = low[row, idx % n_out]  # (m, 256, 256), survivors in flattened order
+            mt = self.model.mask_threshold
+            h, w = orig_size
+            for start in range(0, len(idx), _UPSAMPLE_CHUNK):
+                part = slice(start, start + _UPSAMPLE_CHUNK)
+                logits = self.model.postprocess_masks(low[part][:, None], self.predictor.input_size,
+                                                      self.predictor.original_size)[:, 0]
+                iou = iou_flat[idx[part]]
+                stab = calculate_stability_score(logits, mt, self.stability_score_offset)
+                if self.stability_score_thresh > 0.0:
+                    ok = stab >= self.stability_score_thresh
+                    logits, iou, stab = logits[ok], iou[ok], stab[ok]
+                binary = logits > mt
+                del logits
+                box = batched_mask_to_box(binary)
+                ok = ~is_box_near_crop_edge(box, crop_box, [0, 0, w, h])
+                if not torch.all(ok):
+                    binary, iou, stab, box = binary[ok], iou[ok], stab[ok], box[ok]
+                flat = binary.flatten(1).cpu().numpy()
+                packed += [np.packbits(m) for m in flat]
+                ious.append(iou)
+                stabs.append(stab)
+                boxes.append(box)
+        if not ious:  # nothing survived: empty tensors of the right dtypes
+            dev = iou_flat.device
+            return [], iou_flat[:0], torch.zeros(0, device=dev), torch.zeros(0, 4, dtype=torch.int64, device=dev)
+        return packed, torch.cat(ious), torch.cat(stabs), torch.cat(boxes)
+
+    # ---- whole image ------------------------------------------------------------------
+
+    def _finish(self, crops: list[_Crop], orig_size: tuple[int, int]) -> list[AmgMask]:
+        """Between-crop NMS, small-region post-processing, full-size masks."""
+        import torch
+        from torchvision.ops.boxes import batched_nms, box_area
+
+        packed = [(c, k) for c in crops for k in range(len(c.packed))]
+        iou_preds = torch.cat([c.iou_preds for c in crops])
+        stability = torch.cat([c.stability for c in crops])
+        boxes = torch.cat([c.boxes for c in crops])
+        crop_boxes = torch.tensor([c.crop_box for c in crops for _ in c.packed], dtype=torch.int64).reshape(-1, 4)
+        if len(crops) > 1 and len(boxes):  # prefer masks from smaller crops, as segment-anything does
+            scores = (1 / box_area(crop_boxes)).to(boxes.device)
+            keep = batched_nms(boxes.float(), scores, torch.zeros(len(boxes)), iou_threshold=self.crop_nms_thresh)
+            packed = [packed[k] for k in keep.tolist()]
+            iou_preds, stability, boxes, crop_boxes = iou_preds[keep], stability[keep], boxes[keep], crop_boxes[keep]
+        masks = [_unpack(c, k, orig_size) for c, k in packed]
+        iou_np, stab_np = iou_preds.cpu().numpy(), stability.cpu().numpy()
+        boxes_np, crop_np = boxes.cpu().numpy(), crop_boxes.cpu().numpy()
+        order = list(range(len(masks)))
+        if self.min_mask_region_area > 0 and masks:
+            order, masks, boxes_np = self._small_regions(masks, boxes_np)
+        return [AmgMask(masks[j], float(iou_np[k]), float(stab_np[k]), boxes_np[k].tolist(), crop_np[k].tolist())
+                for j, k in enumerate(order)]
+
+    def _small_regions(self, masks: list[np.ndarray], boxes: np.ndarray):
+        """SamAutomaticMaskGenerator.postprocess_small_regions on binary masks (no RLE):
+        returns the kept indices in NMS order, their masks and the updated boxes."""
+        import torch
+        from segment_anything.utils.amg import batched_mask_to_box, remove_small_regions
+        from torchvision.ops.boxes import batched_nms
+
+        new_masks, scores = [], []
+        for mask in masks:
+            mask, changed = remove_small_regions(mask, self.min_mask_region_area, mode="holes")
+            unchanged = not changed
+            mask, changed = remove_small_regions(mask, self.min_mask_region_area, mode="islands")
+            new_masks.append(mask)
+            scores.append(float(unchanged and not changed))  # NMS prefers masks left alone
+        new_boxes = batched_mask_to_box(torch.as_tensor(np.stack(new_masks)))
+        keep = batched_nms(new_boxes.float(), torch.as_tensor(scores), torch.zeros(len(new_boxes)),
+                           iou_threshold=max(self.box_nms_thresh, self.crop_nms_thresh)).tolist()
+        boxes = boxes.copy()
+        for k in keep:
+            if scores[k] == 0.0:  # changed: segment-anything replaces its mask and box
+                boxes[k] = new_boxes[k].numpy()
+        return keep, [new_masks[k] for k in keep], boxes
+
+
+def _unpack(crop: _Crop, k: int, orig_size: tuple[int, int]) -> np.ndarray:
+    """The k-th packed mask of a crop as an (H, W) bool mask of the image (zero padded)."""
+    h, w = crop.shape
+    m = np.unpackbits(crop.packed[k], count=h * w).reshape(h, w).astype(bool)
+    x0, y0, x1, y1 = crop.crop_box
+    if (x0, y0, x1, y1) == (0, 0, orig_size[1], orig_size[0]):
+        return m
+    full = np.zeros(orig_size, dtype=bool)
+    full[y0:y1, x0:x1] = m
+    return full

@@ -1,0 +1,155 @@
+"""Our SAM generation loop vs segment-anything's SamAutomaticMaskGenerator, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from annotation_engine.mask_generators.sam import build_sam_tiny
+from annotation_engine.mask_generators.sam_amg import ExactMaskGenerator
+
+
+def _model():
+    """The tiny random SAM, made to give masks worth comparing.
+
+    Random weights give checkerboard logits within +-1 (stability 0 everywhere) and one
+    output index whose IoU bias beats the others. So: every 2x2 kernel of the decoder's
+    transposed convolutions is tied (logits follow the image's regions), the hypernetwork
+    outputs are scaled x100 (logits of a few units: stability spreads over [0, 1]) and the
+    IoU head's last bias is zeroed (the three outputs compete). Still random weights.
+    """
+    sam = build_sam_tiny(seed=0)
+    with torch.no_grad():
+        dec = sam.mask_decoder
+        for conv in (dec.output_upscaling[0], dec.output_upscaling[3]):
+            conv.weight[:] = conv.weight[:, :, :1, :1]
+        for mlp in dec.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(100.0)
+        dec.iou_prediction_head.layers[-1].bias.zero_()
+    return sam
+
+
+def _image(h: int, w: int, seed: int, cells: int = 7) -> np.ndarray:
+    """(h, w, 3) uint8 Voronoi cells of random colours."""
+    rng = np.random.default_rng(seed)
+    cy, cx = rng.integers(0, h, cells), rng.integers(0, w, cells)
+    yy, xx = np.mgrid[:h, :w]
+    label = np.argmin((yy[..., None] - cy) ** 2 + (xx[..., None] - cx) ** 2, axis=-1)
+    return rng.integers(0, 256, (cells, 3)).astype(np.uint8)[label]
+
+
+def _corner_blobs(h: int, w: int, seed: int) -> np.ndarray:
+    """(h, w, 3) uint8: small discs near the corners and the centre of a plain background,
+    so that masks of the first crop layer's crops stay clear of the crops' inner edges."""
+    rng = np.random.default_rng(seed)
+    image = np.full((h, w, 3), rng.integers(0, 256, 3), np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    for cy, cx in [(0.15, 0.15), (0.15, 0.85), (0.85, 0.15), (0.85, 0.85), (0.5, 0.5)]:
+        r = rng.integers(6, 14)
+        image[(yy - cy * h) ** 2 + (xx - cx * w) ** 2 < r * r] = rng.integers(0, 256, 3)
+    return image
+
+
+def _thresholds(sam, image: np.ndarray, points_per_side: int) -> tuple[float, float]:
+    """pred_iou_thresh at the 70th percentile of this model's predicted IoUs on the image
+    (~30% survive), stability_score_thresh at the 25th percentile of the survivors'."""
+    from segment_anything import SamPredictor
+    from segment_anything.utils.amg import build_point_grid, calculate_stability_score
+
+    h, w = image.shape[:2]
+    predictor = SamPredictor(sam)
+    with torch.inference_mode():
+        predictor.set_image(image)
+        pts = torch.as_tensor(predictor.transform.apply_coords(build_point_grid(points_per_side) * [[w, h]], (h, w)))
+        logits, iou, _ = predictor.predict_torch(pts[:, None, :], torch.ones(len(pts), 1, dtype=torch.int),
+                                                 multimask_output=True, return_logits=True)
+        stab = calculate_stability_score(logits.flatten(0, 1), 0.0, 1.0).numpy()
+    iou = iou.flatten().numpy()
+    iou_t = float(np.quantile(iou, 0.7))
+    return iou_t, float(np.nanquantile(stab[iou > iou_t], 0.25))
+
+
+def _assert_same(stock: list[dict], ours: list) -> None:
+    assert len(ours) == len(stock)
+    for i, (a, b) in enumerate(zip(stock, ours)):
+        assert np.array_equal(a["segmentation"], b.mask), f"mask {i} differs"
+        assert abs(a["predicted_iou"] - b.predicted_iou) <= 1e-4, i
+        # an empty mask has stability 0/0 = nan in both (kept when the threshold is 0)
+        assert np.isclose(a["stability_score"], b.stability_score, rtol=0, atol=1e-4, equal_nan=True), i
+        assert [int(v) for v in b.crop_box] == [int(v) for v in a["crop_box"][:2]] + [
+            int(a["crop_box"][0] + a["crop_box"][2]), int(a["crop_box"][1] + a["crop_box"][3])]
+
+
+CASES = [  # (image, h, w, seed, points_per_side, crop_n_layers, min_mask_region_area, box/crop NMS threshold)
+    (_image, 96, 128, 1, 8, 0, 0, 1.0),
+    (_image, 120, 90, 2, 6, 0, 100, 1.0),
+    (_image, 100, 140, 3, 8, 0, 0, 0.7),
+    (_corner_blobs, 160, 200, 3, 6, 1, 0, 1.0),
+    (_corner_blobs, 200, 150, 0, 6, 1, 100, 1.0),
+    (_corner_blobs, 200, 150, 0, 4, 1, 100, 0.7),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: a second torch thread only adds OpenMP barriers (ruinous on a loaded machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def sam():
+    return _model()
+
+
+@pytest.mark.parametrize("make,h,w,seed,pps,crops,min_area,nms", CASES)
+def test_same_masks_as_segment_anything(sam, make, h, w, seed, pps, crops, min_area, nms):
+    """Identical masks, scores and order; thresholds from the model's own scores."""
+    from segment_anything import SamAutomaticMaskGenerator
+
+    image = make(h, w, seed)
+    iou_t, stab_t = _thresholds(sam, image, pps)
+    params = dict(points_per_side=pps, points_per_batch=16, pred_iou_thresh=iou_t, stability_score_thresh=stab_t,
+                  box_nms_thresh=nms, crop_nms_thresh=nms, crop_n_layers=crops, min_mask_region_area=min_area)
+    with torch.inference_mode():
+        stock = SamAutomaticMaskGenerator(sam, **params).generate(image)
+    ours = ExactMaskGenerator(sam, **params).generate(image)
+    _assert_same(stock, ours)
+    assert len(stock) >= (5 if nms == 1.0 else 1)  # the comparison is not vacuous
+    if crops and nms == 1.0:  # masks of the smaller crops (padded back into the image) are compared too
+        assert any(a["crop_box"] != [0, 0, w, h] for a in stock)
+
+
+def test_batch_equals_one_by_one(sam):
+    """generate_batch (CPU default: one encoder call per crop) == generate per image."""
+    images = [_image(96, 128, 7), _image(80, 80, 8)]
+    gen = ExactMaskGenerator(sam, points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                             box_nms_thresh=1.0, crop_n_layers=1)
+    batch = gen.generate_batch(images)
+    for image, masks in zip(images, batch):
+        one = gen.generate(image)
+        assert len(one) == len(masks) > 0
+        assert all(np.array_equal(a.mask, b.mask) and a.predicted_iou == b.predicted_iou for a, b in zip(one, masks))
+
+
+def test_stacked_encoder_close_to_exact(sam):
+    """Stacking crops in one encoder call (the GPU path) moves embeddings by rounding only."""
+    images = [_image(96, 128, 9), _image(96, 128, 10), _image(64, 96, 11)]
+    kw = dict(points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+    exact = ExactMaskGenerator(sam, **kw).generate_batch(images)
+    stacked = ExactMaskGenerator(sam, encoder_batch=3, **kw).generate_batch(images)
+    for a, b in zip(exact, stacked):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert abs(x.predicted_iou - y.predicted_iou) < 1e-4
+            assert (x.mask != y.mask).mean() < 1e-3
+
+
+def test_bad_parameters(sam):
+    with pytest.raises(ValueError, match="precision"):
+        ExactMaskGenerator(sam, precision="fp8")
+    with pytest.raises(ValueError, match="exactly one"):
+        ExactMaskGenerator(sam, points_per_side=None)
