@@ -4,7 +4,7 @@ Modules, one job each:
 - ``config``: typed EngineConfig (generator, captioner, filters, granularity, resources),
   YAML presets in ``presets/`` (weightfree, sam-tiny-hf, sam-blip), ``engine_version()``.
 - ``registry``: MASK_GENERATORS and CAPTIONERS (duplicate names fail; tiny models included).
-- ``mask_generators/``: ``superpixel`` (SLIC + colour/edge merging, weight-free), ``sam`` /
+- ``mask_generators/``: ``superpixel`` (SLIC + colour/edge merging, weight-free), ``sam`` / ``sam2`` /
   ``sam-tiny`` (segment-anything automatic masks), ``unilseg`` (a UniLSeg checkpoint
   segmenting given expressions).
 - ``captioners/``: ``hf`` (any transformers image-to-text model on region crops) and
@@ -12,8 +12,10 @@ Modules, one job each:
 - ``filters``: area, score thresholds, mask NMS, CLIP text-region score.
 - ``granularity``: nested masks become part targets ("the <x> of the <y>").
 - ``engine``: ``Engine(config).annotate(rgb) -> list[shards.format.Target]``.
-- ``actor``: EngineWorker (builds the engine once, ``(ok, result)`` per image) and EnginePool
-  (N actors, dead ones replaced and their work resubmitted).
-- ``run``: ``annotate_images(images, out, ...)``, the incremental driver and single writer
-  (CLI: ``unilseg annotate``).
+- ``image_task``: one image through the engine (``annotate_one``, ``annotate_batch``), or alone
+  in a child process (``annotate_isolated``: how a poison image is told from an innocent one).
+- the Ray Data pipeline of an annotation run: ``sources`` (listing, source index, read + hash),
+  ``actor`` (``EngineActor``, the engine stage), ``sink`` (``ShardDatasink``, parallel writers),
+  ``ledger`` (the run's bookkeeping actor), ``driver`` (``annotate_images``: plans, runs, commits;
+  CLI: ``unilseg annotate``), ``annotate_config`` (its settings).
 """

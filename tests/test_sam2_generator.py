@@ -85,7 +85,7 @@ def test_sam2_end_to_end_through_ray_actors(tmp_path):
     import ray
     from PIL import Image
 
-    from annotation_engine.run import annotate_images
+    from annotation_engine.driver import annotate_images
     from shards.reader import ShardReader
     from unilseg.ray_runtime import ensure_ray
 
