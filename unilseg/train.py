@@ -60,6 +60,8 @@ class TrainConfig:
         min_lr_ratio (float): the cosine decays to lr * min_lr_ratio at `steps`.
         grad_clip (float): max gradient norm (0 = no clipping).
         aux_weight (float): weight of the auxiliary decoder-layer losses.
+        bce_weight (float): weight of binary cross-entropy in every mask loss.
+        dice_weight (float): weight of the Dice loss in every mask loss.
         checkpoint_every (int): steps between checkpoints (the last step is always saved).
         log_every (int): steps between metric reports.
         keep_checkpoints (int): step checkpoints kept in RUN/checkpoints and by Ray.
@@ -94,6 +96,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     aux_weight: float = 0.5
+    bce_weight: float = 1.0
+    dice_weight: float = 1.0
     checkpoint_every: int = 200
     log_every: int = 10
     keep_checkpoints: int = 2
@@ -285,7 +289,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         outputs = model(images.to(device, non_blocking=True), ids.to(device, non_blocking=True))
-        losses = unilseg_loss(outputs, masks.to(device, non_blocking=True), aux_weight=cfg.aux_weight)
+        losses = unilseg_loss(outputs, masks.to(device, non_blocking=True), aux_weight=cfg.aux_weight,
+                              bce_weight=cfg.bce_weight, dice_weight=cfg.dice_weight)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if cfg.grad_clip > 0:
