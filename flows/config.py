@@ -52,19 +52,21 @@ class AnnotateStage(_Strict):
     engine: str = Field("weightfree", description="engine preset name or a YAML config path")
     actors: int = Field(1, ge=1, description="Ray actors running the engine")
     gpus_per_actor: float = Field(0.0, ge=0)
-    weight: float = Field(1.0, gt=0, description="mixing weight of the annotated data in training")
+    weight: float = Field(0.1, gt=0, description="mixing weight of the annotated data in training")
 
 
 class TrainStage(_Strict):
     """Ray Train of the UniLSeg model on every train split above."""
 
     preset: str = "unilseg-tiny"
-    steps: int = Field(500, ge=1)
+    steps: int = Field(1000, ge=1, description="optimizer steps (the schedule's length; time_limit_s may stop sooner)")
     batch_size: int = Field(16, ge=2, description="global batch (BatchNorm needs >= 2)")
     lr: float = Field(1e-3, gt=0)
     workers: int = Field(2, ge=1, description="Ray Train workers (DDP ranks)")
     gpus: bool = False
     init: Optional[str] = Field(None, description="checkpoint to fine-tune from (ours or UniLSeg-20)")
+    time_limit_s: Optional[float] = Field(240.0, gt=0, description="stop after this many seconds of training (the "
+                                                                  "cosine follows the clock); None: run all steps")
 
 
 class EvaluateStage(_Strict):

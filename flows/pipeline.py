@@ -92,7 +92,7 @@ def _train_stage(cfg: PipelineConfig, annotated: Optional[dict], converted: dict
     inputs = {"train": t.model_dump(), "data": [(p, w, _split_checksum(Path(p))) for p, w in data]}
     return run_stage(cfg.run_dir, "train", inputs, lambda: train(
         data=data, out=str(out), preset=t.preset, steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-        workers=t.workers, gpus=t.gpus, init=t.init, ray_address=cfg.ray_address),
+        workers=t.workers, gpus=t.gpus, init=t.init, ray_address=cfg.ray_address, time_limit_s=t.time_limit_s),
         outputs=lambda r: [r["checkpoint"]], log=log.info)
 
 
