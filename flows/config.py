@@ -65,7 +65,7 @@ class TrainStage(_Strict):
     workers: int = Field(2, ge=1, description="Ray Train workers (DDP ranks)")
     gpus: bool = False
     init: Optional[str] = Field(None, description="checkpoint to fine-tune from (ours or UniLSeg-20)")
-    time_limit_s: Optional[float] = Field(240.0, gt=0, description="stop after this many seconds of training (the "
+    time_limit_s: Optional[float] = Field(210.0, gt=0, description="stop after this many seconds of training (the "
                                                                   "cosine follows the clock); None: run all steps")
 
 

@@ -55,9 +55,9 @@ def test_tiny_forward_backward_shapes(tiny):
     x = torch.randn(2, 3, 128, 128)
     ids = tiny.tokenizer(["the dog on the left", "a red car"])
     out = tiny(x, ids)
-    assert out["logits"].shape == (2, 1, 32, 32)
+    assert out["logits"].shape == (2, 1, 64, 64)  # the tiny preset refines the pixel features to S/2
     assert len(out["aux_logits"]) == tiny.config.head.num_dec - 1
-    assert all(a.shape == (2, 1, 32, 32) for a in out["aux_logits"])
+    assert all(a.shape == (2, 1, 64, 64) for a in out["aux_logits"])
     (out["logits"].mean() + sum(a.mean() for a in out["aux_logits"])).backward()
     missing = [n for n, p in tiny.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, missing  # every trainable parameter is used (DDP without find_unused_parameters)
@@ -98,7 +98,7 @@ def test_aux_loss_off_and_other_input_size():
     d = load_preset("unilseg-tiny").to_dict()
     model = build_model({**d, "aux_loss": False, "input_size": 160})
     out = model.eval()(torch.randn(1, 3, 160, 160), model.tokenizer("a cat"))
-    assert out["logits"].shape == (1, 1, 40, 40) and out["aux_logits"] == []
+    assert out["logits"].shape == (1, 1, 80, 80) and out["aux_logits"] == []
 
 
 def test_predict_returns_mask_of_image_size(tiny):
@@ -127,7 +127,7 @@ def test_bert_text_encoder_in_the_model():
     assert ids.shape == (2, 12) and ids[0, 4:].eq(0).all()
     out = model(torch.randn(2, 3, 128, 128), ids)
     out["logits"].mean().backward()
-    assert out["logits"].shape == (2, 1, 32, 32)
+    assert out["logits"].shape == (2, 1, 64, 64)
     assert model.pixel_decoder.word_proj.in_features == 384  # MiniLM width -> conv_dim
     assert model.text_encoder.model.embeddings.word_embeddings.weight.grad is not None
 
