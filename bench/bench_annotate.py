@@ -4,6 +4,7 @@ re-runs over unchanged inputs), each a ratio measured in one run.
 
     .venv/bin/python bench/bench_annotate.py throughput [--images 48] [--repeat 2]
     .venv/bin/python bench/bench_annotate.py scale [--first 20000] [--memory 100000] [--before 3bf0ae4]
+    .venv/bin/python bench/bench_annotate.py scale --s3 --first-only   # the images in a moto S3 bucket
 
 throughput: the weight-free engine on scikit-image's photos (distinct copies) at full size:
   - bare: Engine built once, then read + annotate + ShardWriter in a plain loop (1 process).
@@ -154,7 +155,25 @@ def _vmhwm_mb(pid: int) -> float:
     return float("nan")
 
 
-def _driver(images: Path, out: Path, which: str, root: Path, until: str, n: int) -> dict[str, float]:
+def _to_moto(folder: Path, n: int) -> str:
+    """Starts moto's S3 server on 127.0.0.1 (for the rest of this process), uploads the folder."""
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_DEFAULT_REGION="us-east-1")
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("bench")
+    t0 = time.perf_counter()
+    fs.put(str(folder), "bench/first", recursive=True)
+    print(f"{n} images uploaded to the moto S3 in {time.perf_counter() - t0:.0f} s", flush=True)
+    return "s3://bench/first"
+
+
+def _driver(images: Path | str, out: Path, which: str, root: Path, until: str, n: int) -> dict[str, float]:
     """Runs a driver in a subprocess until `until` ("first_shard" or "listed"); returns the seconds
     it took and the driver's peak RSS then."""
     # RAY_ADDRESS=local: each driver starts its own Ray (the old one would join any Ray on the machine)
@@ -192,11 +211,16 @@ def scale(args) -> None:
         first = tmp / "first"
         make_tiny(first, args.first, 32)
         print(f"{args.first} tiny images written (load {load()})", flush=True)
-        t_old = _driver(first, tmp / "out-old", "old", old_root, "first_shard", args.first)
-        t_new = _driver(first, tmp / "out-new", "new", PROJECT_ROOT, "first_shard", args.first)
-        print(f"time to the first annotated image, {args.first} listed: before {t_old['seconds']:.1f} s, "
-              f"now {t_new['seconds']:.1f} s: {t_old['seconds'] / t_new['seconds']:.1f}x sooner (load {load()})",
-              flush=True)
+        source = str(first)
+        if args.s3:  # the images in a bucket (moto's S3 server on 127.0.0.1): every read is a GET
+            source = _to_moto(first, args.first)
+        t_old = _driver(source, tmp / "out-old", "old", old_root, "first_shard", args.first)
+        t_new = _driver(source, tmp / "out-new", "new", PROJECT_ROOT, "first_shard", args.first)
+        print(f"time to the first annotated image, {args.first} listed in {'S3' if args.s3 else 'a local folder'}: "
+              f"before {t_old['seconds']:.1f} s, now {t_new['seconds']:.1f} s: "
+              f"{t_old['seconds'] / t_new['seconds']:.2f}x sooner (load {load()})", flush=True)
+        if args.first_only:
+            return
 
         from unilseg.ray_runtime import ensure_ray
 
@@ -238,6 +262,8 @@ def main() -> None:
     s.add_argument("--first", type=int, default=20000)
     s.add_argument("--memory", type=int, default=100000)
     s.add_argument("--before", default="3bf0ae4", help="revision whose driver is the baseline")
+    s.add_argument("--s3", action="store_true", help="time to the first image with the images in a (moto) S3 bucket")
+    s.add_argument("--first-only", action="store_true", help="only the time to the first image")
     args = ap.parse_args()
     throughput(args) if args.what == "throughput" else scale(args)
 

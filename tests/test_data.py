@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from shards.converters.convert import convert
 from shards.reader import ChecksumError, ShardReader
 from shards.synth import generate_shapes
-from unilseg.data.augment import AugmentConfig, augment_sample, mentions_left_right
+from unilseg.data.augment import AugmentConfig, augment_sample, mentions_left_right, swap_left_right_words
 from unilseg.data.dataset import TargetDataset
 from shards.layout import resolve_split_dir
 from unilseg.data.mixing import parse_data_spec, weighted_mix
@@ -126,6 +126,32 @@ def test_flip_rule():
     for texts, expect in ((["the square left of the tree"], False), (["a square", "the red square"], True)):
         flips = {augment_sample(img, mask, texts, SIZE, rng, always)[2] for _ in range(10)}
         assert flips == {expect}
+
+
+def test_flip_with_left_right_swapped_in_the_text(synth, tokenizer):
+    assert swap_left_right_words("the star on the left") == "the star on the right"
+    assert swap_left_right_words("Left of the RIGHTMOST tree, left-hand") == "Right of the LEFTMOST tree, right-hand"
+    assert swap_left_right_words("the bright upright square above the circle") == \
+        "the bright upright square above the circle"
+    rng = np.random.default_rng(0)
+    img = np.zeros((40, 60, 3), np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:20, 5:15] = 1  # on the left
+    swap = AugmentConfig(flip_prob=1.0, swap_left_right=True, min_scale=1.0, max_scale=1.0, translate=0.0)
+    _, m, flipped = augment_sample(img, mask, ["the square on the left"], SIZE, rng, swap)
+    assert flipped and m[:, SIZE // 2:].sum() > 0 and m[:, :SIZE // 2].sum() == 0  # now on the right
+
+    # in the training stream the text the model sees is the swapped one, with its ids
+    ds = TargetDataset([(synth / "val", 1.0)], tokenizer, SIZE, epochs=1, shuffle=False, random_text=False,
+                       return_meta=True, augment=swap)
+    seen = 0
+    for x, ids, m, meta in ds:
+        sample = next(s for s in ShardReader(synth / "val").samples() if s.key == meta["key"])
+        original = sample.targets[meta["target"]].texts[0]
+        assert meta["flipped"] and meta["text"] == swap_left_right_words(original)
+        torch.testing.assert_close(ids, tokenizer(meta["text"])[0])
+        seen += mentions_left_right([original])
+    assert seen > 0  # texts with left/right were flipped too
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -16,7 +16,7 @@ from cli import main
 from unilseg.eval.metrics import gres_metrics, referring_metrics
 from unilseg.eval.overlays import sheet_size
 from unilseg.eval.evaluate import evaluate
-from unilseg.model import build_model, predict
+from unilseg.model import build_model, load_preset, predict
 
 pytest.importorskip("py_sod_metrics")
 
@@ -71,11 +71,18 @@ def test_cli_runs_a_checkpoint_and_writes_the_three_files(setup, tmp_path):
 
 
 def test_released_layout_with_a_preset_gives_the_same_metrics(setup, tmp_path):
-    root, _, model, ckpt = setup
+    root = setup[0]
+    # the released file has no position features nor upsampler: a tiny model in the released layout
+    plain = load_preset("unilseg-tiny").to_dict()
+    plain["head"].update(position_features=False, upsample=0)
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    torch.manual_seed(0)
+    model = build_model(plain).eval()
+    ckpt = save_checkpoint(tmp_path / "plain.pt", model, step=3)
     _released_layout(model, tmp_path / "released.pth")
     ours = evaluate(str(root / "ds"), str(tmp_path / "a"), checkpoint=str(ckpt), progress=False, limit=2)
     released = evaluate(str(root / "ds" / "val"), str(tmp_path / "b"), checkpoint=str(tmp_path / "released.pth"),
-                        preset="unilseg-tiny", progress=False, limit=2)
+                        preset=str(tmp_path / "plain.json"), progress=False, limit=2)
     assert set(released) == set(ours) == {"res", "gres"}
     for task in ours:
         assert released[task] == pytest.approx(ours[task], nan_ok=True)

@@ -57,9 +57,9 @@ def test_tiny_forward_backward_shapes(tiny):
     x = torch.randn(2, 3, 128, 128)
     ids = tiny.tokenizer(["the dog on the left", "a red car"])
     out = tiny(x, ids)
-    assert out["logits"].shape == (2, 1, 32, 32)
+    assert out["logits"].shape == (2, 1, 64, 64)  # the tiny preset refines the pixel features to S/2
     assert len(out["aux_logits"]) == tiny.config.head.num_dec - 1
-    assert all(a.shape == (2, 1, 32, 32) for a in out["aux_logits"])
+    assert all(a.shape == (2, 1, 64, 64) for a in out["aux_logits"])
     (out["logits"].mean() + sum(a.mean() for a in out["aux_logits"])).backward()
     missing = [n for n, p in tiny.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, missing  # every trainable parameter is used (DDP without find_unused_parameters)
@@ -100,7 +100,7 @@ def test_aux_loss_off_and_other_input_size():
     d = load_preset("unilseg-tiny").to_dict()
     model = build_model({**d, "aux_loss": False, "input_size": 160})
     out = model.eval()(torch.randn(1, 3, 160, 160), model.tokenizer("a cat"))
-    assert out["logits"].shape == (1, 1, 40, 40) and out["aux_logits"] == []
+    assert out["logits"].shape == (1, 1, 80, 80) and out["aux_logits"] == []
 
 
 def test_predict_returns_mask_of_image_size(tiny):
@@ -129,7 +129,7 @@ def test_bert_text_encoder_in_the_model():
     assert ids.shape == (2, 12) and ids[0, 4:].eq(0).all()
     out = model(torch.randn(2, 3, 128, 128), ids)
     out["logits"].mean().backward()
-    assert out["logits"].shape == (2, 1, 32, 32)
+    assert out["logits"].shape == (2, 1, 64, 64)
     assert model.pixel_decoder.word_proj.in_features == 384  # MiniLM width -> conv_dim
     assert model.text_encoder.model.embeddings.word_embeddings.weight.grad is not None
 
@@ -150,3 +150,74 @@ def test_paper_preset_matches_released_layout():
     assert {k for k in ours if ours[k] != expected[k]} == set()
     assert len(entries) - len(ours) == sum(e["name"].startswith("backbone.visual.") for e in entries)
     assert sum(p.numel() for p in model.parameters()) == 283_318_073 - 86_192_640  # minus the image tower
+
+
+def test_head_options_default_off_and_validated():
+    """The options beyond the released layout are off unless a preset asks for them."""
+    paper = load_preset("unilseg-swin-b")
+    assert (paper.head.position_features, paper.head.upsample) == (False, 0)
+    with pytest.raises(ValueError, match="upsample"):
+        HeadConfig(mask_dim=32, d_model=32, upsample=3)
+
+
+@pytest.mark.parametrize("upsample", [0, 1, 2])
+def test_upsample_gives_logits_at_higher_resolution(upsample):
+    d = load_preset("unilseg-tiny").to_dict()
+    d["head"].update(upsample=upsample, position_features=True)
+    torch.manual_seed(0)
+    model = build_model(d).train()
+    out = model(torch.randn(2, 3, 128, 128), model.tokenizer(["the star on the left", "all circles"]))
+    side = 32 * 2 ** upsample
+    assert out["logits"].shape == (2, 1, side, side)
+    assert all(a.shape == (2, 1, side, side) for a in out["aux_logits"])
+    out["logits"].mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing  # DDP without find_unused_parameters needs every parameter used
+    assert hasattr(model, "upsampler") == bool(upsample)
+    img = np.random.default_rng(0).integers(0, 255, (75, 201, 3), dtype=np.uint8)
+    assert predict(model, img, "the thing on the right").shape == (75, 201)
+
+
+def test_position_features_make_the_maps_position_dependent():
+    from unilseg.model.position import PositionFeatures
+
+    pf = PositionFeatures((8, 16))
+    flat = [torch.ones(1, 8, 6, 6), torch.ones(1, 16, 3, 3)]  # the same feature everywhere
+    out = pf(flat)
+    assert [o.shape for o in out] == [f.shape for f in flat]
+    assert not torch.allclose(out[0][..., 0, 0], out[0][..., 0, 5])  # left and right cells now differ
+    assert not torch.allclose(out[0][..., 0, 0], out[0][..., 5, 0])  # top and bottom too
+
+
+def test_options_off_build_the_same_modules_as_before():
+    """Switching the options off gives the plain layout: no new keys, same outputs for the same seed."""
+    d = load_preset("unilseg-tiny").to_dict()
+    d["head"].update(upsample=0, position_features=False)
+    torch.manual_seed(0)
+    plain = build_model(d).eval()
+    d2 = {**d, "head": {**d["head"], "upsample": 1, "position_features": True}}
+    torch.manual_seed(0)
+    extended = build_model(d2).eval()
+    extra = set(extended.state_dict()) - set(plain.state_dict())
+    assert set(plain.state_dict()) < set(extended.state_dict())
+    assert extra and all(k.startswith(("upsampler.", "position_features.")) for k in extra)
+    # the new modules are built last: every shared tensor starts from the same random values
+    for k, v in plain.state_dict().items():
+        torch.testing.assert_close(v, extended.state_dict()[k])
+
+
+def test_batched_prediction_matches_one_by_one(tiny):
+    from unilseg.model.predict import predict_probs_batch
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in ((75, 201, 3), (128, 128, 3), (40, 30, 3))]
+    texts = ["the thing on the right", "all red circles", "the head of the person"]
+    tiny.train()
+    batched = predict_probs_batch(tiny, images, texts)
+    assert tiny.training  # the mode is restored
+    for im, text, probs in zip(images, texts, batched):
+        assert probs.shape == im.shape[:2]
+        np.testing.assert_allclose(probs, predict_probs(tiny, im, text), atol=1e-5)
+    assert predict_probs_batch(tiny, [], []) == []
+    with pytest.raises(ValueError, match="texts"):
+        predict_probs_batch(tiny, images, texts[:2])

@@ -118,8 +118,12 @@ def test_init_from_released_layout(tmp_path):
     released names, `module.` prefixed) loads through load_released_checkpoint, step 0."""
     from unilseg.checkpoint import RELEASED_PREFIXES
 
+    from unilseg.model import load_preset
+
+    plain = load_preset("unilseg-tiny").to_dict()  # the released layout has no position features nor upsampler
+    plain["head"].update(position_features=False, upsample=0)
     torch.manual_seed(1)
-    src = build_model("unilseg-tiny")
+    src = build_model(plain)
     inverse = [(ours, released) for released, ours in RELEASED_PREFIXES if ours is not None]
     state = {}
     for k, v in src.state_dict().items():
@@ -127,7 +131,7 @@ def test_init_from_released_layout(tmp_path):
         state["module." + released + k[len(ours):]] = v
     torch.save({"state_dict": state}, tmp_path / "released.pth")
     cfg = TrainConfig(data=[("x", 1)], out=str(tmp_path / "run"), init=str(tmp_path / "released.pth"))
-    model = build_model("unilseg-tiny")
+    model = build_model(plain)
     assert restore(cfg, model, torch.optim.AdamW(model.parameters())) [:2] == (0, "init")
     torch.testing.assert_close(model.state_dict(), src.state_dict())
     with pytest.raises(UniLSegError, match="give the preset"):

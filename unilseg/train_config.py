@@ -36,6 +36,8 @@ class TrainConfig:
     min_lr_ratio: float = setting(0.05, "the cosine decays to lr * min_lr_ratio at the last step", min=0, max=1)
     grad_clip: float = setting(1.0, "max gradient norm (0 = no clipping)", min=0)
     aux_weight: float = setting(0.5, "weight of the auxiliary decoder-layer losses", min=0)
+    bce_weight: float = setting(1.0, "weight of binary cross-entropy in every mask loss", min=0)
+    dice_weight: float = setting(1.0, "weight of the Dice loss in every mask loss", min=0)
     checkpoint_every: int = setting(200, "steps between checkpoints (the last step is always saved)", min=1)
     log_every: int = setting(10, "steps between metric reports", min=1)
     keep_checkpoints: int = setting(2, "step checkpoints kept in RUN/checkpoints and by Ray", min=1)

@@ -195,7 +195,8 @@ def train_step(state: WorkerState, step: int, lr: float) -> None:
         group["lr"] = lr
     dev = state.device
     outputs = state.model(images.to(dev, non_blocking=True), ids.to(dev, non_blocking=True))
-    losses = unilseg_loss(outputs, masks.to(dev, non_blocking=True), aux_weight=state.cfg.aux_weight)
+    losses = unilseg_loss(outputs, masks.to(dev, non_blocking=True), aux_weight=state.cfg.aux_weight,
+                          bce_weight=state.cfg.bce_weight, dice_weight=state.cfg.dice_weight)
     state.optimizer.zero_grad(set_to_none=True)
     losses["loss"].backward()
     if state.cfg.grad_clip > 0:

@@ -6,7 +6,9 @@ letterboxes the crop to the model's square input, and that same matrix warps the
 
 - the crop always contains the whole target (its mask's bounding box), so an expression never
   refers to something cut away; zooming out (scale > 1) pads with the letterbox border;
-- horizontal flip only when no text of the target mentions left or right (LEFT_RIGHT);
+- horizontal flip only when no text of the target mentions left or right (LEFT_RIGHT), or,
+  with `swap_left_right`, for any text, the words left and right then swapped in the text
+  the sample trains on (`swap_left_right_words`);
 - colour jitter is brightness, contrast and saturation only, never hue: "the red circle"
   must stay red.
 
@@ -41,6 +43,8 @@ class AugmentConfig:
         brightness (float): brightness factor drawn from [1 - b, 1 + b].
         contrast (float): contrast factor drawn from [1 - c, 1 + c].
         saturation (float): saturation factor drawn from [1 - s, 1 + s].
+        swap_left_right (bool): flip texts that say left or right too, swapping those words in the
+            text (off: such targets are never flipped, so a flip never sees "left").
     """
 
     min_scale: float = 0.6
@@ -50,6 +54,7 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    swap_left_right: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.min_scale <= self.max_scale:
@@ -61,6 +66,20 @@ class AugmentConfig:
 def mentions_left_right(texts: Sequence[str]) -> bool:
     """True if any text says left or right (then a horizontal flip would make it false)."""
     return any(LEFT_RIGHT.search(t) for t in texts)
+
+
+def swap_left_right_words(text: str) -> str:
+    """The text of the mirrored image: left <-> right, keeping case and endings ("leftmost" ->
+    "rightmost", "Left" -> "Right", "RIGHT" -> "LEFT"); "bright" and "upright" are left alone."""
+
+    def swap(m: re.Match) -> str:
+        word = m.group(1)
+        other = "right" if word.lower() == "left" else "left"
+        if word.isupper():
+            return other.upper()
+        return other.capitalize() if word[0].isupper() else other
+
+    return LEFT_RIGHT.sub(swap, text)
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -139,10 +158,11 @@ def augment_sample(image: np.ndarray, mask: np.ndarray, texts: Sequence[str], si
 
     Returns:
         tuple: (3, S, S) float32 CLIP-normalised image, (S, S) uint8 mask in {0, 1}, and
-        whether the sample was flipped.
+        whether the sample was flipped (then, with cfg.swap_left_right, the caller trains on
+        `swap_left_right_words(text)`).
     """
     h, w = mask.shape
-    flip = rng.uniform() < cfg.flip_prob and not mentions_left_right(texts)
+    flip = rng.uniform() < cfg.flip_prob and (cfg.swap_left_right or not mentions_left_right(texts))
     mat = sample_affine(h, w, size, rng, cfg, keep=mask_bbox(mask), flip=flip)
     warped = cv2.warpAffine(color_jitter(image, rng, cfg), mat, (size, size), flags=cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_RGB)

@@ -29,7 +29,7 @@ from shards.format import FormatError, Target, parse_metadata
 from shards.images import decode_image
 from shards.layout import resolve_split_dir
 from shards.reader import ShardReader, raw_pipeline
-from unilseg.data.augment import AugmentConfig, augment_sample, letterbox_sample
+from unilseg.data.augment import AugmentConfig, augment_sample, letterbox_sample, swap_left_right_words
 from unilseg.data.mixing import normalize_weights, weighted_mix
 from unilseg.data.split import plan_epoch, reader_identity
 
@@ -141,6 +141,8 @@ class TargetDataset(IterableDataset):
         flipped = False
         if self.augment is not None:
             x, m, flipped = augment_sample(rgb, mask, texts, self.size, rng, self.augment)
+            if flipped and self.augment.swap_left_right:
+                text = swap_left_right_words(text)
         else:
             x, m = letterbox_sample(rgb, mask, self.size)
         ids = self.tokenizer(text)[0]

@@ -134,6 +134,17 @@ def _expressions(reader: ShardReader, texts: str, decode: bool) -> Iterator[tupl
                                        int(h), int(w), t.mask)
 
 
+def _predicted(pairs: Iterator[tuple[DecodedSample, EvalItem]], predictor: Any) -> Iterator[tuple[Any, ...]]:
+    """(sample, item) -> (sample, item, prediction); `batch_size` pairs per call when the predictor batches."""
+    size = int(getattr(predictor, "batch_size", 1))
+    if size <= 1:
+        for sample, item in pairs:
+            yield sample, item, predictor(sample, item)
+        return
+    while chunk := list(islice(pairs, size)):
+        yield from ((s, it, p) for (s, it), p in zip(chunk, predictor.predict_batch(chunk)))
+
+
 @dataclass
 class Collected:
     """What one pass over a split produced."""
@@ -161,11 +172,11 @@ def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "fir
         total = min(limit, total) if total is not None else limit
     out, size_errors = Collected(), []
     stream = _expressions(reader, texts, predictor.needs_images)
-    for sample, item in tqdm(islice(stream, limit), total=total, disable=not progress, desc="eval", unit="expr"):
+    predicted = _predicted(islice(stream, limit), predictor)
+    for sample, item, pred in tqdm(predicted, total=total, disable=not progress, desc="eval", unit="expr"):
         if item.text_index == 0 and len(sample.targets[item.target_index].texts) > 1:
             out.multi_text_targets += 1
         out.sources.add(item.source)
-        pred = predictor(sample, item)
         if pred is None:
             out.missing.append((item.id, item.task))
             continue

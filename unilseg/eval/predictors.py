@@ -2,7 +2,9 @@
 
 A predictor is called with (sample, item) and returns the (H, W) prediction at the image's
 own size (float32 probabilities in [0, 1], or a bool mask), or None when it has none
-(a missing file). `threshold` is the default binarisation of what it returns.
+(a missing file). `threshold` is the default binarisation of what it returns. A predictor
+with `batch_size` > 1 also has `predict_batch(pairs)`, which the runner feeds that many
+(sample, item) pairs at a time.
 """
 
 from __future__ import annotations
@@ -73,13 +75,14 @@ class ModelPredictor:
     kind = "checkpoint"
     needs_images = True
 
-    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None):
+    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None, batch_size: int = 16):
         # torch and the model are imported here, not at the top: scoring saved PNGs needs
         # neither, and torch's import costs seconds
         import torch
 
         from unilseg.model.loading import load_model
 
+        self.batch_size = max(1, int(batch_size))  # expressions per forward pass
         self.model = load_model(checkpoint, preset)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
@@ -90,6 +93,12 @@ class ModelPredictor:
         from unilseg.model.predict import predict_probs
 
         return predict_probs(self.model, sample.rgb, item.text)
+
+    def predict_batch(self, pairs: list[tuple[Any, Any]]) -> list[np.ndarray]:
+        """[(sample, item)] -> their predictions, in one forward pass."""
+        from unilseg.model.predict import predict_probs_batch
+
+        return predict_probs_batch(self.model, [s.rgb for s, _ in pairs], [it.text for _, it in pairs])
 
 
 class PngPredictor:

@@ -44,11 +44,18 @@ class HeadConfig:
     ffn_dim: int = 2048  # hidden width of the VL-block and decoder FFNs
     sr_ratios: list[int] = field(default_factory=lambda: [8, 4, 2, 1])  # VL self-attn shrink, strides 4..32
     dropout: float = 0.1  # dropout in attentions and FFNs of the head
+    # Options beyond the released layout (off by default, so the paper preset builds exactly the
+    # released modules): the tiny preset turns them on.
+    position_features: bool = False  # add a learned projection of the 2D sine position to every visual stage
+    upsample: int = 0  # x2 refinement steps after the pixel decoder (0: logits at S/4, 1: S/2, 2: S)
+    stem_dim: int = 16  # channels of the image stem each refinement step fuses in
 
     def __post_init__(self) -> None:
         if self.mask_dim != self.d_model:
             raise SettingsError(f"mask_dim ({self.mask_dim}) must equal d_model ({self.d_model}): "
                              "logits are query . pixel features")
+        if self.upsample not in (0, 1, 2):
+            raise ValueError(f"upsample must be 0, 1 or 2 (logits at S/4, S/2 or S), got {self.upsample}")
         if len(self.sr_ratios) != 4:
             raise SettingsError(f"sr_ratios needs one ratio per stage (4), got {self.sr_ratios}")
         self.sr_ratios = list(self.sr_ratios)
@@ -59,7 +66,7 @@ class UniLSegConfig:
     visual: VisualEncoderConfig = field(default_factory=VisualEncoderConfig)  # Swin-like 4-stage encoder
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)  # CLIP-like text encoder
     head: HeadConfig = field(default_factory=HeadConfig)  # Pre-Fusion, pixel and query decoders
-    input_size: int = 480  # square letterbox side S in pixels; logits are S/4
+    input_size: int = 480  # square letterbox side S in pixels; logits are S/4 (S/2, S with head.upsample)
     aux_loss: bool = True  # return the logits of every decoder layer but the last as aux_logits
     threshold: float = 0.35  # sigmoid probability above which a pixel is foreground in predict()
 

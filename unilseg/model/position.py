@@ -3,6 +3,12 @@
 They follow the released UniLSeg code: the 2D version centres each cell ((i - 0.5) / n),
 the 1D version (over words) does not (i / n). Channels interleave sin and cos of the
 same frequency.
+
+`PositionFeatures` (not in the released model; `head.position_features`) adds a learned
+projection of the 2D embedding to the visual maps themselves. The released layout puts
+position only into attention queries and keys, so values, and the pixel features the query
+is matched against, carry none: "the star on the left" then has to be inferred from
+padding effects. With it, every feature knows where it is.
 """
 
 from __future__ import annotations
@@ -63,3 +69,24 @@ class PositionEmbeddingSine1D(nn.Module):
         pos = torch.arange(1, length + 1, dtype=torch.float32, device=x.device) / (length + 1e-6) * (2 * math.pi)
         pos = _sine(pos, self.num_pos_feats, self.temperature).t()  # (F, L)
         return pos.unsqueeze(0).expand(b, -1, -1).to(x.dtype)
+
+
+class PositionFeatures(nn.Module):
+    """Adds a learned 1x1 projection of the 2D sine position to each visual stage.
+
+    Args:
+        channels (tuple[int, ...]): channels of the maps, stride 4 first.
+        num_pos_feats (int): sine channels per axis fed to the projections (2x in total).
+    """
+
+    def __init__(self, channels: tuple[int, ...], num_pos_feats: int = 16) -> None:
+        super().__init__()
+        self.pos = PositionEmbeddingSine2D(num_pos_feats)
+        self.proj = nn.ModuleList([nn.Conv2d(2 * num_pos_feats, c, 1) for c in channels])
+        for conv in self.proj:  # start near the released behaviour: a small push, learned up if it helps
+            nn.init.normal_(conv.weight, std=0.02)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[(B, C_i, H_i, W_i)] -> the same maps plus their position projections."""
+        return [f + proj(self.pos(f)) for f, proj in zip(feats, self.proj)]

@@ -7,6 +7,11 @@ images (B, 3, S, S) + token ids (B, L)
   -> pixel decoder: (B, mask_dim, S/4, S/4)              (pixel_decoder)
   -> query decoder on the stride-32 map + sentence       (query_decoder)
   -> logits = query . pixel features, one per decoder layer; the last is the prediction.
+
+Two options beyond the released layout, off in the paper preset (which then builds exactly
+the released modules): `head.position_features` adds learned position features to the four
+visual maps before Pre-Fusion (position_features), and `head.upsample` refines the pixel
+features to S/2 or S with an image stem (upsampler), so logits come out at that resolution.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import torch.nn as nn
 from .config import UniLSegConfig, load_preset
 from .fusion import PreFusion
 from .pixel_decoder import CrossModalFPNDecoder
+from .position import PositionFeatures
 from .query_decoder import QueryDecoder
 from .registry import TEXT_ENCODERS, create_text_encoder, create_visual_encoder
+from .upsample import PixelUpsampler
 
 
 class UniLSeg(nn.Module):
@@ -44,6 +51,11 @@ class UniLSeg(nn.Module):
                                                   h.dropout, tuple(h.sr_ratios))
         self.query_decoder = QueryDecoder(h.d_model, channels[-1], sentence_dim, h.nhead, h.num_dec, h.ffn_dim,
                                           h.dropout)
+        # only registered when on, so the paper preset's state dict stays the released one
+        if h.position_features:
+            self.position_features = PositionFeatures(channels)
+        if h.upsample:
+            self.upsampler = PixelUpsampler(h.mask_dim, h.upsample, h.stem_dim)
         self._tokenizer = None
 
     @property
@@ -63,12 +75,17 @@ class UniLSeg(nn.Module):
         Returns:
             dict: "logits" (B, 1, S/4, S/4) from the last decoder layer, and "aux_logits", the list
             of (B, 1, S/4, S/4) logits of the earlier layers (empty when config.aux_loss is False).
+            With head.upsample = k the logits are S/4 * 2^k square.
         """
         pad_mask = token_ids == 0  # (B, L) True = padding
         feats = self.visual_encoder(images)  # [(B, C_i, S/2^(i+2), ...)] x 4
+        if self.config.head.position_features:
+            feats = self.position_features(feats)
         words, sentence = self.text_encoder(token_ids)  # (B, L, Dw), (B, Ds)
         feats = self.pre_fusion(feats, words, pad_mask)
         pixel = self.pixel_decoder(feats, words, pad_mask)  # (B, mask_dim, S/4, S/4)
+        if self.config.head.upsample:
+            pixel = self.upsampler(pixel, images)  # (B, mask_dim, S/4 * 2^k, ...)
         queries = self.query_decoder(feats[-1], sentence)  # (num_dec, B, 1, d_model)
         b, c, h, w = pixel.shape
         flat = pixel.flatten(2)  # (B, C, HW)
