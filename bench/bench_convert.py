@@ -25,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from flows.paths import PROJECT_ROOT  # noqa: E402  (the checkout: where data/ and runs/ go)
+
+ROOT = PROJECT_ROOT
 SPLITS = ("train", "val", "testA", "testB")
 
 
@@ -75,7 +77,6 @@ def main() -> None:
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        sys.path.insert(0, str(ROOT))
         mode, *rest = args.child
         result = (child_generate(int(rest[0]), Path(rest[1]), args.size) if mode == "generate"
                   else child_convert(Path(rest[0]), Path(rest[1])))

@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.config import AnnotateStage, EvaluateStage, LabeledSet, PipelineConfig, TrainStage  # noqa: E402
 

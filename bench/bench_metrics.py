@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from flows.paths import PROJECT_ROOT  # noqa: E402  (the checkout: where data/ and runs/ go)
+
+ROOT = PROJECT_ROOT
 
 from unilseg.eval.metrics import gres_metrics, referring_metrics, sod_metrics  # noqa: E402
 

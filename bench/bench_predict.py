@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from flows.paths import PROJECT_ROOT  # noqa: E402  (the checkout: where data/ and runs/ go)
+
+ROOT = PROJECT_ROOT
 
 from unilseg.model import build_model, predict  # noqa: E402
 

@@ -28,8 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from flows.paths import PROJECT_ROOT  # noqa: E402  (the checkout: where data/ and runs/ go)
+
+ROOT = PROJECT_ROOT
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

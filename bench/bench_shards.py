@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from flows.paths import PROJECT_ROOT  # noqa: E402  (the checkout: where data/ and runs/ go)
+
+ROOT = PROJECT_ROOT
 
 from shards.format import ImageInfo, Sample, Target  # noqa: E402
 from shards.images import sha256_bytes  # noqa: E402
