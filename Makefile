@@ -3,18 +3,27 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install test test-fast bench demo down clean
+.PHONY: install lock test test-fast bench demo down clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Re-installs when pyproject.toml changes. torch/torchvision pins come from local disk here.
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q -e '.[dev]'
+# Re-installs when pyproject.toml or constraints.txt changes. constraints.txt pins every
+# package to the versions the suite last passed with: without it pip's resolver backtracks
+# through s3fs/aiobotocore/botocore/boto3 releases for longer than CI allows
+# (resolution-too-deep after 48 min). torch/torchvision pins come from local disk here.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
+
+# After changing a dependency in pyproject.toml: install it, run the suite, then record the
+# working set (review the diff; pip check must pass).
+lock:
+	$(BIN)/pip check
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 test: install
 	$(BIN)/python -m pytest -q tests
