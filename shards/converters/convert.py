@@ -10,7 +10,7 @@ from typing import Any
 from tqdm import tqdm
 
 from shards.converters import ConvertError, Item, Rejected, get_converter
-from shards.errors import MissingInputError
+from shards.errors import MissingInputError, describe
 from shards.format import FormatError
 from shards.images import ImageError
 from shards.rle import RLEError
@@ -61,7 +61,7 @@ def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
                 sample = item.build()
                 writer.write(sample)
             except BAD_INPUT as e:
-                writer.quarantine(item.name, str(e), format=fmt)
+                writer.quarantine(item.name, describe(e), format=fmt)
                 rejected += 1
                 continue
             written += 1
