@@ -53,6 +53,8 @@ def _checked(cfg: TrainConfig) -> TrainConfig:
     if cfg.init and not Path(cfg.init).is_file():
         raise MissingInputError(f"init checkpoint {cfg.init} does not exist")
     model_config(cfg.preset, cfg.init)  # an unknown preset or a config-less init fails now
+    if cfg.init:
+        read_checkpoint_file(cfg.init, mmap=True)  # so does a file that is no loadable checkpoint
     resolved = [(str(resolve_split_dir(p).resolve()), w) for p, w in cfg.data]
     niceness = os.getpriority(os.PRIO_PROCESS, 0) if cfg.niceness is None else cfg.niceness
     return dataclasses.replace(cfg, data=resolved, out=str(Path(cfg.out).resolve()), niceness=niceness,
