@@ -145,9 +145,19 @@ class Collected:
     sources: set[str] = field(default_factory=set)
 
 
+def _empty_prediction(item: EvalItem, continuous: bool) -> np.ndarray:
+    """What a missing prediction counts as: nothing predicted (a zero map for SOD)."""
+    shape = (item.height, item.width)
+    return np.zeros(shape, np.float32) if continuous else np.zeros(shape, bool)
+
+
 def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "first", limit: int | None = None,
-            progress: bool = True) -> Collected:
+            progress: bool = True, skip_missing: bool = False) -> Collected:
     """Predicts (or reads) every expression of a split and stores it with its IoU.
+
+    A missing prediction (a saved PNG that is not there) is recorded in ``missing`` and counts
+    as an empty mask (IoU 0), as the benchmarks count it; with ``skip_missing`` it is left
+    out of the score instead.
 
     Raises:
         EvalError: predictions whose size differs from their image's (all listed, up to
@@ -166,14 +176,16 @@ def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "fir
             out.multi_text_targets += 1
         out.sources.add(item.source)
         pred = predictor(sample, item)
+        family = family_of(item.task)
         if pred is None:
             out.missing.append((item.id, item.task))
-            continue
+            if skip_missing:
+                continue
+            pred = _empty_prediction(item, family.continuous)
         if pred.shape != (item.height, item.width):
             size_errors.append(f"{item.id}: prediction is {pred.shape[1]}x{pred.shape[0]} (w x h), "
                                f"the image is {item.width}x{item.height}")
             continue
-        family = family_of(item.task)
         item.pred = _store(pred, family.continuous, threshold)
         gt = _decode_gt(item.gt)
         item.iou = float(per_sample_iou([pred], [gt], threshold=threshold)[0])
@@ -185,7 +197,8 @@ def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "fir
         raise EvalError(f"{len(size_errors)} prediction(s) differ in size from their image (metrics never "
                         f"resize; save masks at the original resolution): " + "; ".join(size_errors[:MAX_LISTED])
                         + more)
-    if not out.items:
+    found = len(out.items) - (0 if skip_missing else len(out.missing))
+    if found == 0:  # no file at all: a naming mistake rather than a model that predicts nothing
         hint = f"; expected files named <target id>.png, e.g. {out.missing[0][0]}.png" if out.missing else ""
         raise EvalError(f"nothing to score in {split_dir}: {len(out.missing)} prediction(s) missing{hint}")
     return out
@@ -239,7 +252,7 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     predictor = ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None \
         else PngPredictor(predictions)
     thr = predictor.threshold if threshold is None else float(threshold)
-    got = collect(split_dir, predictor, thr, texts, limit, progress)
+    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing)
     metrics, details = score(got.items)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -248,6 +261,7 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     run_info = {"split_dir": str(split_dir), "split": split_dir.name, "dataset": split_dir.parent.name,
                 "predictor": {"kind": predictor.kind, **predictor.describe}, "threshold": thr, "texts": texts,
                 "limit": limit, "truncated": got.truncated, "multi_text_targets": got.multi_text_targets,
-                "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet}
+                "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet,
+                "missing_counted_as": "skipped" if cfg.skip_missing else "empty"}
     report.write_report(out_dir, metrics, details, got.items, got.missing, run_info)
     return metrics
