@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from shards.integrity import check_split, guarded
 from shards.keys import expression_id, target_id
 from shards.layout import resolve_split_dir
 from shards.reader import DecodedSample, ShardReader
@@ -125,7 +126,7 @@ def _decode_gt(rle: dict[str, Any] | None) -> np.ndarray | None:
 # ----------------------------------------------------------------------------- the run
 
 def _expressions(reader: ShardReader, texts: str, decode: bool) -> Iterator[tuple[DecodedSample, EvalItem]]:
-    for sample in reader.samples(decode_images=decode):
+    for sample in guarded(reader.samples(decode_images=decode), reader.dir):  # a damaged shard: one line
         for ti, t in enumerate(sample.targets):
             h, w = (t.mask["size"] if t.mask is not None else (sample.image.height, sample.image.width))
             for xi in range(1 if texts == "first" else len(t.texts)):
@@ -239,6 +240,9 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
 
     Returns:
         dict: task -> metric name -> value (fractions; NaN where undefined).
+
+    Raises:
+        ShardError: the split is damaged (a missing, resized or corrupt shard; an odd member).
     """
     cfg = EvalConfig.from_dict(settings)
     split, limit, benchmark, texts = cfg.split, cfg.limit, cfg.benchmark, cfg.texts
@@ -249,6 +253,7 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
         raise UniLSegError("preset and device go with a checkpoint")
     report.parse_benchmark(benchmark)  # bad arguments fail before a model is loaded
     split_dir = resolve_split_dir(data, split)
+    check_split(split_dir)  # a missing or resized shard fails before a model is loaded
     predictor = ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None \
         else PngPredictor(predictions)
     thr = predictor.threshold if threshold is None else float(threshold)
