@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import pick, settings_options
+from cli.options import pick, settings_options, verbose_option
 from unilseg.eval.config import EvalConfig
 
 
@@ -26,6 +26,7 @@ from unilseg.eval.config import EvalConfig
                    "(value/255) at the image's own size. A size mismatch is an error naming the target; a "
                    "missing file counts as an empty mask (IoU 0) unless --skip-missing.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@verbose_option
 @settings_options(EvalConfig)
 def command(data: str, out: str, checkpoint: str | None, predictions: str | None, no_progress: bool,
             **settings) -> None:
