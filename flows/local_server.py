@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Iterator
 
 import prefect
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
 
 PID_FILE = "unilseg-local-server.json"
@@ -125,7 +127,11 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
                 raise RuntimeError(f"the local Prefect server did not answer on {url} within {timeout:.0f} s")
             time.sleep(0.2)
         with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
+            try:
+                yield url
+            finally:  # what the run logged is sent while the server still listens
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
     finally:
         proc.terminate()
         try:

@@ -54,3 +54,17 @@ def test_loss_curve_keeps_the_latest_value_of_a_repeated_step(tmp_path):
     assert ((img[..., 0] > 150) & (img[..., 1] < 80)).sum() > 50  # the red loss line is drawn
     assert draw_loss_curve([{"event": "start"}], tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_echo_runs_in_the_callers_context(tmp_path):
+    """A Prefect run logger finds its flow run through context variables: the helper thread has them."""
+    import contextvars
+
+    var = contextvars.ContextVar("run", default=None)
+    var.set("run-42")
+    seen = []
+    path = tmp_path / "metrics.jsonl"
+    with follow(path, lambda line: seen.append(var.get()), interval=0.05):
+        path.write_text(json.dumps(_report(2, 1.0)) + "\n")
+        time.sleep(0.4)  # read by the helper thread, not by the final drain
+    assert seen == ["run-42"]

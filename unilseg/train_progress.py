@@ -10,6 +10,7 @@ reports as RUN/loss.png (PIL only: no plotting library needed).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from contextlib import contextmanager
@@ -48,6 +49,9 @@ class _Follower(threading.Thread):
 
     def __init__(self, path: Path, echo: Echo, interval: float):
         super().__init__(name="unilseg-train-progress", daemon=True)
+        # the caller's context variables go along: a Prefect run logger finds its run (and its
+        # API server) through them, and without them started a server of its own
+        self.context = contextvars.copy_context()
         self.path, self.echo, self.interval = path, echo, interval
         self.offset = path.stat().st_size if path.is_file() else 0
         self.done = threading.Event()
@@ -75,6 +79,9 @@ class _Follower(threading.Thread):
                 self.echo(text)
 
     def run(self) -> None:
+        self.context.run(self._loop)
+
+    def _loop(self) -> None:
         while not self.done.wait(self.interval):
             self.drain()
 
@@ -85,7 +92,8 @@ def follow(metrics: str | Path, echo: Echo | None, interval: float = 0.5) -> Ite
 
     Args:
         metrics: RUN/metrics.jsonl.
-        echo: called with each line, from a helper thread; None shows nothing.
+        echo: called with each line, from a helper thread running in the caller's context
+            (contextvars); None shows nothing.
         interval: seconds between reads.
     """
     if echo is None:
