@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import Any
 
 import ray
 from ray._private import ray_constants
@@ -54,29 +55,38 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
             log.info("connecting to Ray at %s", address)
             ray.init(address=address, namespace="unilseg", logging_level="WARNING", log_to_driver=verbose())
         else:
-            # Ray 2.60 turns token auth on for a new local cluster and logs a warning saying so,
-            # on every command: auth stays on, the notice is dropped (shown with --verbose).
-            auth_log = logging.getLogger(_AUTH_LOGGER)
-            level = auth_log.level
-            if not verbose():
-                auth_log.setLevel(logging.ERROR)
-            # Ray's processes that look the cluster up by themselves (Ray Train's placement-group
-            # cleaner asks the state API whether its controller lives) would take whichever
-            # cluster /tmp/ray/ray_current_cluster names: on a machine running several Rays,
-            # another one, where our controller is unknown, i.e. "dead" -- seen here: the cleaner
-            # removed a running job's placement group and killed its training. So the GCS port is
-            # chosen first and every process of the job is told the address (RAY_ADDRESS).
-            # address="local": a new cluster even when /tmp/ray/ray_current_cluster names a running
-            # one (`ray start` writes it; without "local", ray.init() joins that cluster).
-            gcs = f"127.0.0.1:{_free_port()}"
-            os.environ[_GCS_PORT_ENV] = gcs.rsplit(":", 1)[1]
-            try:
-                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                         namespace="unilseg", logging_level="WARNING", log_to_driver=verbose(),
-                         runtime_env={"env_vars": {"RAY_ADDRESS": gcs}})
-            finally:
-                auth_log.setLevel(level)
-                os.environ.pop(_GCS_PORT_ENV, None)
+            start_local_ray(num_cpus=num_cpus, include_dashboard=False)
+    return ray.get_runtime_context().gcs_address
+
+
+def start_local_ray(**init_kwargs: Any) -> str:
+    """``ray.init()`` of a new single-node cluster on 127.0.0.1 for this process; returns its GCS address.
+
+    Args:
+        **init_kwargs: more ray.init arguments (num_cpus, include_dashboard, _temp_dir, ...).
+    """
+    # Ray 2.60 turns token auth on for a new local cluster and logs a warning saying so, on
+    # every command: auth stays on, the notice is dropped (shown with --verbose).
+    auth_log = logging.getLogger(_AUTH_LOGGER)
+    level = auth_log.level
+    if not verbose():
+        auth_log.setLevel(logging.ERROR)
+    # Ray's processes that look the cluster up by themselves (Ray Train's placement-group
+    # cleaner asks the state API whether its controller lives) would take whichever cluster
+    # /tmp/ray/ray_current_cluster names: on a machine running several Rays, another one, where
+    # our controller is unknown, i.e. "dead" -- seen here: the cleaner removed a running job's
+    # placement group and killed its training. So the GCS port is chosen first and every
+    # process of the job is told the address (RAY_ADDRESS). address="local": a new cluster even
+    # when /tmp/ray/ray_current_cluster names a running one (without it ray.init() joins that).
+    gcs = f"127.0.0.1:{_free_port()}"
+    os.environ[_GCS_PORT_ENV] = gcs.rsplit(":", 1)[1]
+    kwargs = {"namespace": "unilseg", "logging_level": "WARNING", "log_to_driver": verbose(), **init_kwargs}
+    try:
+        ray.init(address="local", _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"RAY_ADDRESS": gcs}},
+                 **kwargs)
+    finally:
+        auth_log.setLevel(level)
+        os.environ.pop(_GCS_PORT_ENV, None)
     return ray.get_runtime_context().gcs_address
 
 
