@@ -169,3 +169,8 @@ def test_damaged_shard_stops_training_at_once(synth, ray_cluster, tmp_path):
     # (the flipped bytes may also spoil a record before the shard's end: a warning line then)
     assert lines[0] == "starting at step 0 from random weights on 2 worker(s), target 50"
     assert all(l.startswith("warning (rank ") for l in lines[1:]), lines
+
+
+def test_read_metrics_skips_a_line_cut_by_a_killed_worker(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"event": "start", "step": 0}\n{"event": "report", "step": 2, "lo')
+    assert read_metrics(tmp_path) == [{"event": "start", "step": 0}]

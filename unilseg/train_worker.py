@@ -72,11 +72,18 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
 
 
 def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """Lines of RUN/metrics.jsonl (reports and start events), oldest first."""
+    """Lines of RUN/metrics.jsonl (reports, start and warning events), oldest first; a line cut
+    short by a killed process is skipped."""
     path = Path(out) / METRICS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
 def _log_event(out: Path, record: dict[str, Any]) -> None:
