@@ -82,6 +82,25 @@ def test_killed_run_leaves_no_worker_and_the_rerun_prints_each_logged_step_once(
     lines = again.stdout.splitlines() + again.stderr.splitlines()
     assert again.returncode == 0, "\n".join(lines)
     assert len(lines) <= 15 and len(set(lines)) == len(lines), "\n".join(lines)
+    assert not any("Token authentication" in l or "TrainController" in l for l in lines)  # Ray's notices: --verbose
     assert lines[0].startswith("resuming at step ") and "step 10/10  loss " in "\n".join(lines)
     assert lines[-1].startswith(f"step 10: {run / 'latest.pt'} (") and f"loss curve {run / 'loss.png'}" in lines[-1]
     assert (run / "loss.png").stat().st_size > 0
+
+
+def test_verbose_turns_on_rays_own_output(tmp_path, monkeypatch):
+    from unilseg.ray_runtime import VERBOSE_ENV, verbose
+
+    import logging
+
+    monkeypatch.setenv(VERBOSE_ENV, "0")  # restored (unset) after the test
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    assert not verbose()
+    try:
+        res = CliRunner().invoke(main, ["train", "--verbose", "--data", "x:-1", "--out", str(tmp_path / "r")])
+        assert res.exit_code != 0 and "weight must be > 0" in res.output  # the option is taken; still one line
+        assert verbose() and root.level == logging.DEBUG
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
