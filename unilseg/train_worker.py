@@ -48,7 +48,7 @@ from unilseg.losses import unilseg_loss
 from unilseg.model import UniLSeg, build_model
 from unilseg.model.loading import is_training_checkpoint, model_config
 from unilseg.ray_runtime import set_niceness
-from unilseg.run_lock import WorkerGuard
+from unilseg.run_lock import WorkerGuard, die_with_parent
 from unilseg.train_config import TrainConfig
 
 LATEST = "latest.pt"
@@ -213,7 +213,8 @@ def setup(cfg: TrainConfig) -> WorkerState:
                             augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
                             shuffle_buffer=cfg.shuffle_buffer)
     loader = DataLoader(dataset, batch_size=cfg.batch_size // world, num_workers=cfg.num_loader_workers,
-                        pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None)
+                        pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None,
+                        worker_init_fn=die_with_parent)
     wrapped.train()
     batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
     return WorkerState(cfg, rank, world, out, wrapped, optimizer, ray.train.torch.get_device(), batches,
