@@ -82,3 +82,12 @@ def test_worker_exits_when_its_parent_dies(tmp_path):
         time.sleep(0.05)
     assert not _alive(worker), "the orphaned worker kept running"
     assert lock_holders(tmp_path / WORKERS_LOCK) == []
+
+
+def test_a_finished_worker_lets_go_of_the_lock(tmp_path):
+    from unilseg.run_lock import WorkerGuard
+
+    guard = WorkerGuard(tmp_path)
+    assert lock_holders(tmp_path / WORKERS_LOCK) == [os.getpid()] and not guard.orphaned()
+    guard.release()  # the actor process may linger after its training function returned
+    assert lock_holders(tmp_path / WORKERS_LOCK) == []

@@ -149,7 +149,15 @@ class WorkerGuard:
             self._fd = fd
         except OSError as e:
             log.debug("no workers lock in %s: %s", run_dir, e)
+        self._stop = threading.Event()
         threading.Thread(target=self._watch, args=(interval,), name="unilseg-orphan-watchdog", daemon=True).start()
+
+    def release(self) -> None:
+        """The training function ended: let go of the lock (the actor process may linger a moment)."""
+        self._stop.set()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def orphaned(self) -> bool:
         """True once the process that started this worker (the raylet) is gone."""
@@ -161,6 +169,5 @@ class WorkerGuard:
             os._exit(1)
 
     def _watch(self, interval: float) -> None:
-        while True:
-            time.sleep(interval)
+        while not self._stop.wait(interval):
             self.exit_if_orphaned()

@@ -289,6 +289,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     cfg = TrainConfig.from_dict(loop_config["config"])
     hook: StepHook | None = loop_config.get("step_hook")
     state = setup(cfg)
+    try:
+        _steps(state, cfg, hook)
+    finally:
+        state.guard.release()
+
+
+def _steps(state: WorkerState, cfg: TrainConfig, hook: StepHook | None) -> None:
+    """Steps from the restored one to cfg.steps (or until the time budget is used)."""
     for step in range(state.start + 1, cfg.steps + 1):
         if hook is not None:
             hook(step, state.rank, state.world, state.out)
