@@ -17,6 +17,7 @@ import logging
 
 import click
 
+from cli.options import set_verbose
 from cli import annotate_cmd, convert_cmd, eval_cmd, predict_cmd, shards_cmd, stack, synth_cmd, train_cmd
 from shards.errors import UniLSegError
 
@@ -32,11 +33,13 @@ class _Main(click.Group):
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(verbose: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, callback=set_verbose, expose_value=False, is_eager=True,
+              help="Debug logging, and what Ray's workers, actors and Train controller print (also after a "
+                   "command: `unilseg train --verbose ...`).")
+def main() -> None:
     """UniLSeg: language-guided segmentation data, models and evaluation."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 for _mod in (annotate_cmd, convert_cmd, eval_cmd, predict_cmd, shards_cmd, stack, synth_cmd, train_cmd):

@@ -8,13 +8,14 @@ from __future__ import annotations
 import click
 
 from annotation_engine.annotate_config import AnnotateConfig
-from cli.options import pick, settings_options
+from cli.options import pick, settings_options, verbose_option
 
 
 @click.command("annotate")
 @click.argument("images", nargs=-1, required=True)
 @click.option("--out", required=True, help="Dataset dir; shards go to OUT/SPLIT.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@verbose_option
 @settings_options(AnnotateConfig)
 def command(images: tuple[str, ...], out: str, no_progress: bool, **settings) -> None:
     """Annotate unlabeled IMAGES (files, folders, globs or fsspec URLs) with the engine.

@@ -1,4 +1,4 @@
-"""`unilseg convert FORMAT SRC --out DST`."""
+"""`unilseg convert FORMAT SRC --out DST [--split S ...]`: every split of the source, each to DST/<split>."""
 
 from __future__ import annotations
 
@@ -23,27 +23,34 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.command("convert")
 @click.argument("fmt", metavar="FORMAT")
 @click.argument("src")
-@click.option("--out", required=True, help="Dataset dir; shards go to OUT/SPLIT.")
-@click.option("--split", default="train", show_default=True, help="Split to convert and write.")
+@click.option("--out", required=True, help="Dataset dir; each split goes to OUT/SPLIT.")
+@click.option("--split", "splits", multiple=True, help="Convert only this split (repeatable) [default: every "
+              "split the source has; formats without splits (sod, cod) write train].")
 @click.option("--images", help="Image folder, for formats whose annotations and images live apart (refcoco, coco...).")
 @click.option("--max-count", default=DEFAULT_MAX_COUNT, show_default=True, type=click.IntRange(min=1),
               help="Samples per shard.")
 @click.option("--option", "options", multiple=True, help="Converter option key=value (repeatable).")
-def command(fmt: str, src: str, out: str, split: str, images: str | None, max_count: int,
+def command(fmt: str, src: str, out: str, splits: tuple[str, ...], images: str | None, max_count: int,
             options: tuple[str, ...]) -> None:
-    """Convert a labeled dataset in its own layout into shards.
+    """Convert a labeled dataset in its own layout into shards, every split it has.
 
     FORMAT is one of the registered converters (sod, cod, refcoco, ...).
     """
-    from shards.converters.convert import convert  # imports every converter: only when converting
+    from shards.converters.convert import convert, plan_splits  # imports every converter: only when converting
 
     if fmt not in converter_names():
         raise click.BadParameter(f"unknown format {fmt!r}; known: {', '.join(converter_names())}", param_hint="FORMAT")
     kwargs = _parse_options(options)
     if images:
         kwargs["images"] = images
-    summary = convert(fmt, src, out, split, max_count=max_count, **kwargs)
-    c = summary["counts"]
-    click.echo(f"{out}/{split}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "
-               f"(this run: {summary['written']} written, {summary['skipped']} already there, "
-               f"{summary['quarantined']} quarantined -> quarantine.jsonl)")
+    todo, found = plan_splits(fmt, src, list(splits) or None, **kwargs)
+    if found is None:
+        click.echo(f"{src}: a {fmt} source has no splits of its own; writing {', '.join(todo)}")
+    else:
+        click.echo(f"{src}: splits found: {', '.join(found)}; converting {', '.join(todo)}")
+    for split in todo:  # a summary line as each split is done
+        summary = convert(fmt, src, out, split, max_count=max_count, **kwargs)
+        c = summary["counts"]
+        click.echo(f"{out}/{split}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "
+                   f"(this run: {summary['written']} written, {summary['skipped']} already there, "
+                   f"{summary['quarantined']} quarantined -> quarantine.jsonl)")

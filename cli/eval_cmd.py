@@ -6,9 +6,11 @@ from EvalConfig (one definition).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from cli.options import pick, settings_options
+from cli.options import pick, settings_options, verbose_option
 from unilseg.eval.config import EvalConfig
 
 
@@ -22,8 +24,9 @@ from unilseg.eval.config import EvalConfig
                    "<target id> = <sample key>_<target index> (with --texts all: "
                    "<sample key>_<target index>_<text index>); 8-bit 0/255 masks or probability maps "
                    "(value/255) at the image's own size. A size mismatch is an error naming the target; a "
-                   "missing file is counted and reported.")
+                   "missing file counts as an empty mask (IoU 0) unless --skip-missing.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@verbose_option
 @settings_options(EvalConfig)
 def command(data: str, out: str, checkpoint: str | None, predictions: str | None, no_progress: bool,
             **settings) -> None:
@@ -34,7 +37,10 @@ def command(data: str, out: str, checkpoint: str | None, predictions: str | None
     scored as referring segmentation. Published numbers are printed beside ours when the
     split is a known benchmark, scored whole.
     """
+    import json
+
     from unilseg.eval.evaluate import evaluate  # shard reading, metrics, maybe torch: when it runs
+    from unilseg.eval.report import METRICS_JSON
 
     if (checkpoint is None) == (predictions is None):
         raise click.UsageError("give exactly one of --checkpoint (run a model) or --predictions (saved masks)")
@@ -43,4 +49,9 @@ def command(data: str, out: str, checkpoint: str | None, predictions: str | None
     for task, m in metrics.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "n")
         click.echo(f"{task} ({int(m['n'])}): {shown}")
+    if predictions is not None:  # how many saved masks were missing, and what that did to the numbers
+        missing = json.loads((Path(out) / METRICS_JSON).read_text())["missing"]
+        how = ("left out of the score (--skip-missing)" if missing["counted_as"] == "skipped"
+               else "counted as empty masks (IoU 0)")
+        click.echo(f"{missing['count']} prediction(s) missing" + (f": {how}" if missing["count"] else ""))
     click.echo(f"wrote {out}/metrics.json, {out}/report.md, {out}/overlays.png")

@@ -9,6 +9,8 @@ become ``--x/--no-x`` flags. The command receives the values under the field nam
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import types
 import typing
 from typing import Any, Callable
@@ -72,3 +74,16 @@ def pick(values: dict[str, Any], cls: type, exclude: tuple[str, ...] = ()) -> di
     """The command's values that belong to `cls`'s command-line fields."""
     names = {f.name for f in cli_fields(cls, exclude)}
     return {k: v for k, v in values.items() if k in names}
+
+
+def set_verbose(ctx: click.Context | None = None, param: click.Parameter | None = None, value: bool = True) -> None:
+    """The --verbose flag: debug logging with timestamps, and Ray's own output forwarded to the
+    console (UNILSEG_VERBOSE=1, read by unilseg.ray_runtime and inherited by subprocesses)."""
+    if not value:
+        return
+    os.environ["UNILSEG_VERBOSE"] = "1"
+    logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+verbose_option = click.option("--verbose", is_flag=True, callback=set_verbose, expose_value=False,
+                              help="Debug logging, and what Ray's processes print.")

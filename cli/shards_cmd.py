@@ -1,4 +1,8 @@
-"""`unilseg shards verify|stats|preview`."""
+"""`unilseg shards verify|stats|preview`.
+
+On a damaged split every command exits non-zero: `verify` lists what is wrong, `stats` and
+`preview` say in one line what they found (shards.integrity).
+"""
 
 from __future__ import annotations
 
@@ -18,14 +22,27 @@ def command() -> None:
 @click.option("--shallow", is_flag=True, help="Check checksums and counts only, not every sample.")
 def verify(path: str, shallow: bool) -> None:
     """Check every split under PATH; exit 1 and say what is wrong if anything is."""
-    from shards.verify import find_splits, verify_split  # the reader imports webdataset: when it runs
+    from shards.errors import ShardError
+    from shards.integrity import as_shard_error, check_split
+    from shards.verify import VerifyReport, find_splits, verify_split  # the reader imports webdataset: when it runs
 
     splits = find_splits(path)
     if not splits:
         raise click.ClickException(f"no split (dataset.json) under {path}")
     bad = 0
     for split in splits:
-        rep = verify_split(split, deep=not shallow)
+        try:
+            rep = verify_split(split, deep=not shallow)
+        except Exception as e:  # a shard so damaged that the check itself failed on it: a finding too
+            err = as_shard_error(e, split)
+            if err is e and not isinstance(e, (KeyError, ValueError)):
+                raise
+            rep = VerifyReport(str(split), errors=[f"cannot be verified: {err}"])
+        if rep.ok:  # the metadata check the other commands run first (a deleted manifest, for one)
+            try:
+                check_split(split)
+            except ShardError as e:
+                rep.errors.append(str(e))
         click.echo(f"{'OK  ' if rep.ok else 'FAIL'} {split}")
         for w in rep.warnings:
             click.echo(f"  warning: {w}")
@@ -42,8 +59,12 @@ def verify(path: str, shallow: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(path: str, as_json: bool) -> None:
     """Counts of images and targets by task, granularity and source."""
+    from shards.integrity import check_split
     from shards.stats import dataset_stats, format_stats  # pyarrow: imported when it runs
+    from shards.verify import find_splits
 
+    for split in find_splits(path):  # a damaged split has no meaningful counts: say so, exit 1
+        check_split(split)
     try:
         result = dataset_stats(path)
     except FileNotFoundError as e:

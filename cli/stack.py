@@ -127,6 +127,8 @@ def supervise(cfg: StackConfig) -> None:
     """Runs the stack in the foreground until SIGTERM/SIGINT, then stops it all."""
     import ray  # 3 s to import: only the supervisor pays it, not `unilseg --help`
 
+    from unilseg.ray_runtime import start_local_ray
+
     state = Path(cfg.state_dir)
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -160,10 +162,9 @@ def supervise(cfg: StackConfig) -> None:
         children.append(subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
             env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
-        ray.init(address=None, _node_ip_address="127.0.0.1", include_dashboard=True, dashboard_host="127.0.0.1",
-                 dashboard_port=cfg.dashboard_port, num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state),
-                 namespace="unilseg", logging_level="WARNING")
-        gcs = ray.get_runtime_context().gcs_address
+        # (its jobs are told their own GCS address: unilseg.ray_runtime.start_local_ray says why)
+        gcs = start_local_ray(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=cfg.dashboard_port,
+                              num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state), log_to_driver=True)
         os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
         _wait("Prefect server", lambda: _healthy(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
         serve_log = open(logs / "serve.log", "ab")

@@ -22,7 +22,7 @@ def shapes(out: str, n_images: int, seed: int, size: int) -> None:
     """Coloured shapes and objects with parts, with unambiguous referring expressions.
 
     Writes OUT in refer's layout (RefCOCO's), splits train/val/testA/testB; convert it with
-    `unilseg convert refcoco OUT --out DST --split train`.
+    `unilseg convert refcoco OUT --out DST` (every split).
     """
     from shards.synth import generate_shapes  # scikit-image and PIL drawing: imported when it runs
 

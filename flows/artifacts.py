@@ -1,10 +1,21 @@
-"""What a person looks at in the Prefect UI: tables of counts, evaluation tables, file links."""
+"""What a person looks at in the Prefect UI: tables of counts, evaluation tables, pictures
+(the loss curve, overlay sheets), file links. Each stage publishes its own as it finishes.
+
+Pictures are markdown artifacts holding the PNG itself as a data URL (`![..](data:image/png;
+base64,...)`): the UI renders it with no file server, and the database keeps the picture even
+when the run directory is gone. Large sheets are scaled down first (MAX_SIDE).
+"""
 
 from __future__ import annotations
 
+import base64
 import contextvars
+import io
+import math
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from prefect import task
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
@@ -66,6 +77,40 @@ def publish_files(name: str, files: dict[str, str | Path], description: str) -> 
     """A markdown list of result files (preview sheets, reports, checkpoints) with absolute paths."""
     lines = [f"## {description}", ""] + [f"- {label}: `{Path(p).resolve()}`" for label, p in files.items()]
     create_markdown_artifact("\n".join(lines), key=_key(f"files-{name}"), description=description)
+
+
+MAX_SIDE = 1600  # pixels: a picture's longer side in the UI (a sheet of 16 cells is ~1800 wide)
+
+
+def image_markdown(png: str | Path, alt: str, max_side: int = MAX_SIDE) -> str:
+    """A picture as markdown with the image inline (data URL), scaled so its longer side is at
+    most ``max_side``."""
+    img = Image.open(png)
+    img.load()
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="PNG", optimize=True)
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')})"
+
+
+def publish_image(name: str, png: str | Path, title: str, caption: str = "") -> None:
+    """A picture (a loss curve, an overlay sheet) as a markdown artifact, with its file path."""
+    text = [f"## {title}", "", image_markdown(png, title), "", caption, "", f"File: `{Path(png).resolve()}`"]
+    create_markdown_artifact("\n".join(text), key=_key(name), description=title)
+
+
+def publish_metrics(name: str, metrics: dict[str, dict[str, float]]) -> None:
+    """One table row per task: its metric family's numbers (fractions; empty where undefined)."""
+    rows = []
+    for task, m in metrics.items():
+        row = {"task": task, "n": int(m.get("n", 0))}
+        row.update({k: (None if isinstance(v, float) and math.isnan(v) else round(float(v), 4))
+                    for k, v in m.items() if k != "n"})
+        rows.append(row)
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # one header for every task's metrics
+    create_table_artifact([{c: r.get(c) for c in columns} for r in rows], key=_key(f"metrics-{name}"),
+                          description=f"Metrics of {name} (report.md says each convention)")
 
 
 def publish_report(name: str, report_md: str | Path) -> None:

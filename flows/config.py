@@ -5,28 +5,36 @@ of each setting: `train:` takes TrainConfig's fields (but the run wiring: data, 
 ray_address, name), `annotate:` AnnotateConfig's plus the pipeline's own (images, dataset
 name, mixing weight), `evaluate:` EvalConfig's plus the datasets to score. Defaults, bounds
 and help texts come from there; a bad value fails with the library's own message.
-`PipelineConfig.from_yaml(path)` reads a file the user edits (flows/configs/*.yaml); unknown
-keys fail loudly. Relative paths are taken from the project root (flows/paths.py).
+`PipelineConfig.from_yaml(path)` reads a file the user edits (flows/configs/*.yaml); an
+unknown key, a wrong type or a bad value fails before any stage as one ConfigError line naming
+the file and each field (`train.stepz: unknown field ...`), not a pydantic traceback. Relative
+paths are taken from the project root (flows/paths.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from annotation_engine.annotate_config import AnnotateConfig
 from flows.paths import resolve
 from shards.converters import converter_names
+from shards.errors import MissingInputError, UniLSegError
 from shards.sample_photos import SAMPLE_PHOTOS_SOURCE
 from shards.settings import default_of, field_types
 from unilseg.eval.config import EvalConfig
 from unilseg.train_config import RUN_WIRING, TrainConfig
 
 SYNTH_FORMAT = "synth-shapes"  # a labeled set generated on the fly (shards.synth), then converted
+
+
+class ConfigError(UniLSegError):
+    """A pipeline config that does not validate; the message names the file and every bad field."""
 
 
 class _Strict(BaseModel):
@@ -114,12 +122,30 @@ class PipelineConfig(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
-        """Reads a YAML file of these fields (missing fields keep their defaults)."""
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f) or {}
+        """Reads a YAML file of these fields (missing fields keep their defaults).
+
+        Raises:
+            MissingInputError: no such file.
+            ConfigError: not YAML, not a mapping, or fields that do not validate (all named).
+        """
+        if not Path(path).is_file():
+            raise MissingInputError(f"pipeline config {path} does not exist")
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
         if not isinstance(doc, dict):
-            raise ValueError(f"{path}: expected a mapping of pipeline fields, got {type(doc).__name__}")
-        return cls.model_validate(doc)
+            raise ConfigError(f"{path}: expected a mapping of pipeline fields, got {type(doc).__name__}")
+        return cls.validated(doc, str(path))
+
+    @classmethod
+    def validated(cls, doc: dict[str, Any], source: str) -> "PipelineConfig":
+        """model_validate, with every error in one line naming `source` (a file) and the field."""
+        try:
+            return cls.model_validate(doc)
+        except ValidationError as e:
+            raise ConfigError(f"{source}: " + "; ".join(_describe(err) for err in e.errors())) from None
 
     @property
     def run_dir(self) -> Path:
@@ -127,3 +153,34 @@ class PipelineConfig(_Strict):
 
     def dataset_dir(self, name: str) -> Path:
         return Path(resolve(self.data_root)) / name
+
+
+def _describe(err: dict[str, Any]) -> str:
+    """One pydantic error as "section.field: what is wrong"."""
+    loc = ".".join(f"[{x}]" if isinstance(x, int) else str(x) for x in err["loc"]).replace(".[", "[")
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        known = _known_fields(err["loc"][:-1])
+        return f"{loc}: unknown field" + (f" (known: {', '.join(known)})" if known else "")
+    if err["type"] == "value_error":  # our own checks: the library's message names the setting
+        return f"{loc}: {msg.removeprefix('Value error, ')}" if loc else msg.removeprefix("Value error, ")
+    return f"{loc}: {msg} (got {err.get('input')!r})"
+
+
+def _known_fields(loc: tuple) -> list[str]:
+    """The field names of the model at `loc` in PipelineConfig ([] when it cannot be told)."""
+    model: Any = PipelineConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        tp = field.annotation
+        for arg in (tp, *typing.get_args(tp), *[a for t in typing.get_args(tp) for a in typing.get_args(t)]):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                model = arg
+                break
+        else:
+            return []
+    return sorted(getattr(model, "model_fields", {}))

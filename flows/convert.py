@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger, task
 from flows.artifacts import summarize_dataset
 from flows.config import SYNTH_FORMAT, LabeledSet
 from flows.paths import resolve
+from flows.stages import retry_unless_user_error
 from shards.converters.convert import convert as convert_set
 from shards.synth import ensure_shapes
 
@@ -23,7 +24,7 @@ def generate_synth(src: str, images: int) -> str:
 
 # Reading a network share or an object store can fail transiently; the writer skips what
 # is already written, so a retry continues instead of starting over.
-@task(name="convert-split", retries=2, retry_delay_seconds=10)
+@task(name="convert-split", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_unless_user_error)
 def convert_split(fmt: str, src: str, out: str, split: str, images: str | None,
                   options: dict[str, Any]) -> dict[str, Any]:
     kwargs = dict(options)

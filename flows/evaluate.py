@@ -7,10 +7,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.artifacts import publish_files, publish_report
+from flows.artifacts import publish_files, publish_image, publish_metrics, publish_report
 from flows.config import EvaluateStage
 from shards.manifest import read_dataset_json
 from unilseg.eval.evaluate import evaluate as evaluate_split
+from unilseg.eval.report import OVERLAYS
 
 
 @task(name="evaluate-dataset")
@@ -37,7 +38,12 @@ def evaluate(checkpoint: str, datasets: list[str], out: str, stage: EvaluateStag
         limit = stage.limit
         log.info("evaluating %s/%s: %s targets%s", name, stage.split, targets, f" (at most {limit})" if limit else "")
         metrics = evaluate_task(data, str(report_dir), checkpoint, stage.settings())
+        # as each dataset is scored: its table, report and best/worst sheet in the UI
+        publish_metrics(name, metrics)
         publish_report(name, report_dir / "report.md")
+        if (report_dir / OVERLAYS).is_file():
+            publish_image(f"overlays-{name}", report_dir / OVERLAYS, f"Best and worst predictions on {name}",
+                          "Top row: the best by IoU; bottom row: the worst (report.md has the legend).")
         publish_files(f"eval-files-{name}", {p.name: p for p in sorted(report_dir.iterdir())},
                       f"Evaluation files of {name}")
         log.info("%s/%s: %s", name, stage.split, metrics)

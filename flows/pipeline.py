@@ -5,7 +5,11 @@ annotation stage alone, for the cron-scheduled deployment.
 Each stage leaves a done-marker in RUN/stages/ (flows/stages.py): a run stopped mid-way and
 started again skips the stages that finished and resumes the one that did not.
 
-    python -m flows.pipeline flows/configs/demo.yaml    # one run in this process, no server
+    python -m flows.pipeline flows/configs/demo.yaml    # one run in this process, no server needed
+
+Run that way, the config is validated first (a bad field is one line and exit 1), and the
+Prefect API is a temporary server that dies with this process, even on SIGKILL
+(flows/local_server.py), unless PREFECT_API_URL names one.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from flows.annotate import annotate
 from flows.artifacts import publish_files
 from flows.config import PipelineConfig
 from flows.convert import convert
+from flows.local_server import local_server
 from flows.evaluate import evaluate
 from flows.paths import resolve
 from flows.stages import run_stage
 from flows.train import train
+from shards.errors import UniLSegError
 from shards.manifest import read_dataset_json
 from unilseg.ray_runtime import dashboard_url, ensure_ray
 
@@ -35,7 +41,11 @@ DEMO_CONFIG = "flows/configs/demo.yaml"  # the demo's parameters (`make demo`)
 
 def load_config(config: Optional[PipelineConfig], config_path: Optional[str]) -> PipelineConfig:
     """The run's parameters: a YAML file when given (relative to the project root), else `config`,
-    else the defaults."""
+    else the defaults.
+
+    Raises:
+        ConfigError: the file does not validate (one line naming it and every bad field).
+    """
     if config_path:
         return PipelineConfig.from_yaml(resolve(config_path))
     return config or PipelineConfig()
@@ -137,6 +147,17 @@ def reannotate(config_path: str = DEFAULT_CONFIG) -> dict[str, Any]:
                     preview_dir=str(cfg.run_dir / "previews"))
 
 
-if __name__ == "__main__":  # python -m flows.pipeline [CONFIG.yaml]: one run in this process
+def main(argv: list[str]) -> None:
+    """`python -m flows.pipeline [CONFIG.yaml]`: one run in this process."""
+    config_path = argv[0] if argv else None
+    try:
+        load_config(None, config_path)  # a bad config fails here, before a server or any stage starts
+    except UniLSegError as e:
+        sys.exit(f"Error: {e}")
+    with local_server():
+        annotate_and_train(config_path=config_path)
+
+
+if __name__ == "__main__":
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    annotate_and_train(config_path=sys.argv[1] if len(sys.argv) > 1 else None)
+    main(sys.argv[1:])

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from shards.errors import UniLSegError
 from shards.manifest import write_json_atomic
 
 
@@ -64,3 +65,16 @@ def run_stage(run_dir: Path, stage: str, inputs: Any, fn: Callable[[], Any],
     result = fn()
     mark_finished(run_dir, stage, inputs, result, outputs(result))
     return result
+
+
+def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
+    """A Prefect task's ``retry_condition_fn``: bad data or settings (a UniLSegError, such as a
+    damaged shard or a missing source) fail the same way again, so they are not retried; any
+    other failure (a lost cluster connection, a network share that hiccups) is."""
+    try:
+        state.result()
+    except UniLSegError:
+        return False
+    except Exception:  # noqa: BLE001 - everything else is worth the configured retries
+        return True
+    return True

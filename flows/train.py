@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 from prefect import flow, get_run_logger, task
 
+from flows.artifacts import publish_image
 from flows.config import TrainStage
+from flows.stages import retry_unless_user_error
 from unilseg.train import run_training
 from unilseg.train_config import TrainConfig
 
 
 # A lost worker is handled inside Ray Train (FailureConfig, resume from the latest
 # checkpoint); a retry here covers a lost connection to the cluster and resumes the same way.
-@task(name="ray-train", retries=1, retry_delay_seconds=10)
+@task(name="ray-train", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_unless_user_error)
 def train_task(data: list[tuple[str, float]], out: str, settings: dict[str, Any],
                ray_address: Optional[str]) -> dict[str, Any]:
-    result = run_training(TrainConfig(data=data, out=out, ray_address=ray_address, **settings))
+    log = get_run_logger()  # one line per logged step, from the driver (Ray's own output stays off)
+    result = run_training(TrainConfig(data=data, out=out, ray_address=ray_address, **settings), echo=log.info)
     return {"checkpoint": str(result["checkpoint"]), "step": int(result["step"]),
+            "loss_curve": result.get("loss_curve"),
             "metrics": {k: float(v) for k, v in (result.get("metrics") or {}).items()
                         if isinstance(v, (int, float))}}
 
@@ -33,4 +38,7 @@ def train(data: list[tuple[str, float]], out: str, stage: TrainStage,
     result = train_task(data, out, stage.settings(), ray_address)
     log.info("trained %s to step %d: %s (%s)", stage.preset or "the default preset", result["step"],
              result["checkpoint"], result["metrics"])
+    if result.get("loss_curve"):  # published as the stage finishes, not at the end of the pipeline
+        publish_image(f"loss-{Path(out).name}", result["loss_curve"], f"Training loss of {out}",
+                      f"loss = bce + dice (+ auxiliary decoder losses) at step {result['step']}")
     return result

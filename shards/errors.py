@@ -9,6 +9,7 @@ as one line and exits non-zero; anything else is a bug and keeps its traceback. 
 from __future__ import annotations
 
 import os
+import re
 
 
 class UniLSegError(ValueError):
@@ -49,3 +50,23 @@ class MissingInputError(UniLSegError, FileNotFoundError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class ShardError(UniLSegError):
+    """A damaged split or shard: the message names the shard (or file) and what is wrong.
+
+    Raised for data that is wrong (a missing or truncated shard, a checksum mismatch, a member
+    that breaks the format), never for a transient failure: retrying does not help, so
+    training stops at once instead of restarting its workers.
+    """
+
+
+# "<_io.BytesIO object at 0x7f...>" and the like: a repr that differs on every run
+_ADDRESS_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+
+
+def describe(e: BaseException) -> str:
+    """An exception's message as a reason to record, without the memory addresses of object
+    reprs (PIL names the BytesIO it could not read), so that a reason reads the same on every
+    run (and a re-run does not record the same rejection again)."""
+    return _ADDRESS_REPR.sub(r"<\1>", str(e))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from shards.errors import UniLSegError
+from shards.errors import UniLSegError, describe
 
 # Larger images are treated as decompression bombs and rejected (~ 16k x 16k).
 DEFAULT_MAX_PIXELS = 268_435_456
@@ -71,9 +71,9 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"decompression bomb: {e}") from e
+        raise ImageError(f"decompression bomb: {describe(e)}") from e
     except Exception as e:  # PIL raises many types for corrupt data
-        raise ImageError(f"not a readable image: {type(e).__name__}: {e}") from e
+        raise ImageError(f"not a readable image: {type(e).__name__}: {describe(e)}") from e
     return img
 
 

@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from shards.integrity import check_split, guarded
 from shards.reader import ShardReader
 
 CELL = 224
@@ -71,9 +72,14 @@ def render_cells(cells: Iterable[tuple[np.ndarray, str]], columns: int = 6) -> I
 
 def preview_split(split_dir: str | os.PathLike, out: str | os.PathLike, limit: int = 36,
                   columns: int = 6, tasks: Sequence[str] | None = None) -> int:
-    """Writes a contact sheet of the first ``limit`` targets of a split; returns the count drawn."""
+    """Writes a contact sheet of the first ``limit`` targets of a split; returns the count drawn.
+
+    Raises:
+        ShardError: the split is damaged (shards.integrity); nothing is written then.
+    """
+    check_split(split_dir)
     cells = []
-    for sample, i, t in ShardReader(split_dir).targets():
+    for sample, i, t in guarded(ShardReader(split_dir).targets(), split_dir):
         if tasks and t.task not in tasks:
             continue
         caption = f"{' | '.join(t.texts)}  [{t.task}/{t.granularity}]"

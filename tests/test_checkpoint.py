@@ -128,3 +128,66 @@ def test_load_fabricated_released_checkpoint_and_predict(tmp_path):
     img = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     mask = predict(model, img, "the man on the left")
     assert mask.shape == (240, 320) and mask.dtype == bool
+
+
+class _Touch:
+    """Unpickling this object runs Path.touch(marker): any unsafe load leaves the marker behind."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_files_that_are_no_checkpoint_are_one_line_errors_in_every_command(tmp_path, monkeypatch):
+    """A plain pickle, a torch file holding an object weights_only refuses, and a truncated
+    torch file: `predict`, `eval` and `train --init` each say "not a loadable checkpoint: ..."
+    in one line, exit non-zero, and never unpickle the file unsafely."""
+    import pickle
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    import unilseg.train
+    from cli import main
+    from eval_fixtures import write_split
+
+    marker = tmp_path / "unpickled-unsafely"
+    bad = {"plain.pkl": pickle.dumps({"state_dict": {"w": [1.0, 2.0]}, "x": _Touch(marker)}),
+           "object.pt": None, "truncated.pt": None}
+    torch.save({"state_dict": {}, "x": _Touch(marker)}, tmp_path / "object.pt")
+    save_checkpoint(tmp_path / "good.pt", build_model("unilseg-tiny"), step=1)
+    good = (tmp_path / "good.pt").read_bytes()
+    bad["truncated.pt"] = good[: len(good) // 2]
+    for name, data in bad.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+    why = {"plain.pkl": "safe (weights_only) loading refuses", "object.pt": "safe (weights_only) loading refuses",
+           "truncated.pt": "truncated or not a torch checkpoint"}
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "img.png")
+    write_split(tmp_path / "ds" / "val")
+
+    def no_ray(*a, **k):
+        raise AssertionError("Ray must not start for a bad init checkpoint")
+
+    monkeypatch.setattr(unilseg.train, "ensure_ray", no_ray)
+    runner = CliRunner()
+    for name in bad:
+        ckpt = str(tmp_path / name)
+        commands = {
+            "predict": ["predict", str(tmp_path / "img.png"), "a box", "--checkpoint", ckpt, "--out",
+                        str(tmp_path / "m.png")],
+            "eval": ["eval", "--checkpoint", ckpt, "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "rep"),
+                     "--no-progress"],
+            "train": ["train", "--init", ckpt, "--preset", "unilseg-tiny", "--data", str(tmp_path / "ds" / "val"),
+                      "--out", str(tmp_path / "run")],
+        }
+        for command, args in commands.items():
+            res = runner.invoke(main, args)
+            lines = res.output.strip().splitlines()
+            assert res.exit_code == 1 and len(lines) == 1, (command, name, res.output)
+            assert lines[0].startswith(f"Error: not a loadable checkpoint: {ckpt}: "), (command, name, lines)
+            assert why[name] in lines[0], (command, name, lines)
+    assert not marker.exists()
+    assert not (tmp_path / "m.png").exists() and not (tmp_path / "rep").exists() and not (tmp_path / "run").exists()

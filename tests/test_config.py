@@ -4,6 +4,7 @@ failures; and the one-source rule: CLI options, flow sections and YAML agree wit
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import click
 import pydantic
@@ -13,7 +14,7 @@ import yaml
 from annotation_engine.annotate_config import AnnotateConfig
 from cli import main
 from cli.options import cli_fields, option_name
-from flows.config import AnnotateStage, EvaluateStage, LabeledSet, PipelineConfig, TrainStage
+from flows.config import AnnotateStage, ConfigError, EvaluateStage, LabeledSet, PipelineConfig, TrainStage
 from flows.paths import PROJECT_ROOT
 from flows.pipeline import DEFAULT_CONFIG, DEMO_CONFIG
 from shards.settings import default_of
@@ -58,11 +59,39 @@ def test_demo_yaml_is_valid():
     assert cfg.run_name == "demo" and cfg.labeled[0].format == "synth-shapes"
 
 
-def test_unknown_key_fails(tmp_path):
+def test_unknown_key_or_wrong_type_is_one_line_naming_file_and_field(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("run_name: x\ntrain:\n  stepz: 3\n")
-    with pytest.raises(pydantic.ValidationError, match="stepz"):
+    p.write_text("run_name: x\ntrain:\n  stepz: 3\n  workers: many\nlabeled:\n  - {name: a, format: sod, splitz: 1}\n")
+    with pytest.raises(ConfigError) as err:
         PipelineConfig.from_yaml(p)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{p}: ")
+    assert "train.stepz: unknown field (known: augment, aux_weight, batch_size" in msg
+    assert "train.workers: Input should be a valid integer" in msg and "(got 'many')" in msg
+    assert "labeled[0].splitz: unknown field (known: format, images, name, options, splits" in msg
+    p.write_text("train: {steps: 0}\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: train: TrainConfig\.steps must be >= 1, got 0"):
+        PipelineConfig.from_yaml(p)
+    p.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        PipelineConfig.from_yaml(p)
+
+
+def test_pipeline_module_refuses_a_bad_config_before_any_stage(tmp_path):
+    """`python -m flows.pipeline my.yaml` with a bad field: one line on stderr, exit 1, no server, no run dir."""
+    import subprocess
+    import sys
+
+    p = tmp_path / "my.yaml"
+    p.write_text(f"run_name: x\nruns_root: {tmp_path / 'runs'}\ntrain:\n  stepz: 3\n")
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    res = subprocess.run([sys.executable, "-m", "flows.pipeline", str(p)], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=PROJECT_ROOT)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [f"Error: {p}: train.stepz: unknown field (known: "
+                                               + res.stderr.split("(known: ", 1)[1].strip()]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "prefect" / "unilseg-local-server.json").exists()
 
 
 def test_unknown_format_fails_up_front():

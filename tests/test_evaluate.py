@@ -78,18 +78,28 @@ def test_probability_pngs_are_thresholded_at_half(split, tmp_path):
     assert m["res"]["mIoU"] == 1.0
 
 
-def test_missing_pngs_are_counted_and_reported(split, tmp_path):
+def test_missing_pngs_count_as_empty_masks_unless_skipped(split, tmp_path):
     root, gts = split
-    ids = _ids(gts)
+    ids = _ids(gts)  # res0, gres0, res1, sod1, gres2, sod2
     _write_preds(tmp_path / "pred", gts)
-    (tmp_path / "pred" / f"{ids[5]}.png").unlink()
+    for i in (2, 5):  # half of a task's masks (res1) and one SOD map
+        (tmp_path / "pred" / f"{ids[i]}.png").unlink()
     m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False)
-    assert m["sod"]["n"] == 1 and m["res"]["n"] == 2
+    # as the benchmarks count them: res1 is an empty mask, IoU 0
+    assert m["res"]["n"] == 2 and m["res"]["mIoU"] == 0.5 and m["res"]["oIoU"] == pytest.approx(100 / (100 + 224))
+    assert m["sod"]["n"] == 2 and m["sod"]["MAE"] > 0
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert doc["missing"] == {"count": 1, "ids": [ids[5]]}
-    assert doc["counts"]["sod"] == {"scored": 1, "missing": 1}
+    assert doc["missing"] == {"count": 2, "ids": [ids[2], ids[5]], "counted_as": "empty"}
+    assert doc["counts"]["res"] == {"scored": 2, "missing": 1}
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "1 prediction(s) missing" in report and ids[5] in report
+    assert "2 prediction(s) missing** (res 1, sod 1): counted as empty masks (IoU 0)" in report and ids[5] in report
+    # skipped on request: the found ones alone are scored
+    m = evaluate(str(root / "ds"), str(tmp_path / "skip"), predictions=str(tmp_path / "pred"), progress=False,
+                 skip_missing=True)
+    assert m["res"]["n"] == 1 and m["res"]["mIoU"] == 1.0 and m["sod"]["n"] == 1
+    doc = json.loads((tmp_path / "skip" / "metrics.json").read_text())
+    assert doc["missing"]["counted_as"] == "skipped" and doc["counts"]["sod"] == {"scored": 1, "missing": 1}
+    assert "left out of the metrics below (--skip-missing)" in (tmp_path / "skip" / "report.md").read_text()
 
 
 def test_mis_sized_png_is_an_error_naming_the_target(split, tmp_path):

@@ -1,5 +1,6 @@
 import io
 import json
+import re
 
 import numpy as np
 from PIL import Image
@@ -34,6 +35,8 @@ def test_duts_layout_with_bad_inputs(tmp_path, rng):
     _write(mask_dir / "zero.png", _mask(20, 30))
     (img_dir / "corrupt.jpg").write_bytes(b"\xff\xd8garbage")
     _write(mask_dir / "corrupt.png", _mask(20, 30))
+    (img_dir / "text.jpg").write_bytes(b"not an image at all")  # PIL's message names its BytesIO object
+    _write(mask_dir / "text.png", _mask(20, 30))
     _write(img_dir / "wrongsize.jpg", rng.integers(0, 255, (20, 30, 3), dtype=np.uint8), "JPEG")
     _write(mask_dir / "wrongsize.png", _mask(10, 30))
     # EXIF-rotated: raw 30x20 pixels displayed as 20x30, mask drawn on the displayed image
@@ -42,12 +45,16 @@ def test_duts_layout_with_bad_inputs(tmp_path, rng):
     _write(mask_dir / "rotated.png", _mask(20, 30))
 
     summary = convert("sod", src, tmp_path / "out", "train", progress=False)
-    assert summary["written"] == 4 and summary["quarantined"] == 5
-    reasons = [json.loads(l) for l in (tmp_path / "out/train/quarantine.jsonl").read_text().splitlines()]
+    assert summary["written"] == 4 and summary["quarantined"] == 6
+    quarantine = tmp_path / "out/train/quarantine.jsonl"
+    reasons = [json.loads(l) for l in quarantine.read_text().splitlines()]
     by_input = {r["input"].split("/")[-1]: r["reason"] for r in reasons}
     assert "no mask" in by_input["nomask.jpg"] and "without an image" in by_input["orphan.png"]
     assert "empty file" in by_input["zero.jpg"] and "not a readable image" in by_input["corrupt.jpg"]
     assert "differs from image size" in by_input["wrongsize.jpg"]
+    # no memory address in a reason: it reads the same on every run
+    assert by_input["text.jpg"] == "not a readable image: UnidentifiedImageError: cannot identify image file <_io.BytesIO>"
+    assert not any(re.search(r"at 0x[0-9a-f]+", r["reason"]) for r in reasons)
     samples = list(ShardReader(tmp_path / "out/train").samples())
     assert sorted(s.image.id.split("/")[-1] for s in samples) == sorted(
         [f"{n}.jpg" for n in names] + ["rotated.jpg"])
@@ -60,6 +67,7 @@ def test_duts_layout_with_bad_inputs(tmp_path, rng):
     # a re-run skips everything already converted
     again = convert("sod", src, tmp_path / "out", "train", progress=False)
     assert again["written"] == 0 and again["skipped"] == 4
+    assert len(quarantine.read_text().splitlines()) == len(reasons)  # the same reasons: not recorded twice
 
 
 def test_cod_layout(tmp_path, rng):

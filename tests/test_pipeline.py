@@ -70,4 +70,12 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
 
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
-    assert {"counts-synth", "counts-auto", "eval-synth", "files-results-t"} <= keys
+    assert {"counts-synth", "counts-auto", "eval-synth", "files-results-t", "loss-train", "metrics-synth",
+            "overlays-synth"} <= keys
+    with get_client(sync_client=True) as client:
+        arts = {a.key: a for a in client.read_artifacts()}
+    assert arts["loss-train"].type == "markdown" and "](data:image/png;base64," in arts["loss-train"].data
+    assert arts["overlays-synth"].data.count("data:image/png;base64,") == 1
+    table = arts["metrics-synth"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert {r["task"] for r in rows} == set(metrics["metrics"]) and all("n" in r for r in rows)

@@ -147,3 +147,34 @@ def test_finished_by_steps_or_time_budget(tmp_path):
     assert not _finished(path, TrainConfig(steps=8))
     assert _finished(path, TrainConfig(steps=100, time_limit_s=60.0))  # same budget: done
     assert not _finished(path, TrainConfig(steps=100, time_limit_s=120.0))  # a longer budget continues
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_damaged_shard_stops_training_at_once(synth, ray_cluster, tmp_path):
+    """A shard whose bytes changed (same size: only reading finds it) fails the run with the
+    worker's one-line error, without the max_failures=2 restarts Ray Train would make."""
+    import shutil
+
+    from damage_fixtures import flip_bytes
+    from shards.errors import ShardError
+
+    data = tmp_path / "data" / "train"
+    shutil.copytree(synth / "train", data)
+    shard = flip_bytes(data)
+    cfg = TrainConfig(data=[(str(data), 1.0)], out=str(tmp_path / "run"), workers=2, steps=50, batch_size=4,
+                      log_every=50, checkpoint_every=50, num_loader_workers=1, shuffle_buffer=8, max_failures=2)
+    lines = []
+    with pytest.raises(ShardError) as err:
+        run_training(cfg, echo=lines.append)
+    assert str(err.value).startswith(f"{data / shard}: sha256 ") and "\n" not in str(err.value)
+    starts = [e for e in read_metrics(tmp_path / "run") if e["event"] == "start"]
+    assert len(starts) == 1, "the worker group was restarted"
+    # (the flipped bytes may also spoil a record before the shard's end: a warning line then)
+    assert lines[0] == "starting at step 0 from random weights on 2 worker(s), target 50"
+    assert all(l.startswith("warning (rank ") for l in lines[1:]), lines
+
+
+def test_read_metrics_skips_a_line_cut_by_a_killed_worker(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"event": "start", "step": 0}\n{"event": "report", "step": 2, "lo')
+    assert read_metrics(tmp_path) == [{"event": "start", "step": 0}]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -57,7 +58,9 @@ def read_checkpoint_file(path: str | os.PathLike, mmap: bool = False) -> Any:
     if not os.path.isfile(path):
         raise MissingInputError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # a plain pickle's protocol draws a warning before it is refused
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except RuntimeError as e:
         if mmap and "mmap can only be used" in str(e):  # legacy format: no mmap, same content
             return read_checkpoint_file(path, mmap=False)

@@ -2,19 +2,36 @@
 
 Order of preference: an already initialised Ray in this process; the address passed in;
 UNILSEG_RAY_ADDRESS (written to .env by `python -m cli.stack up`); otherwise a private
-local Ray for this process, bound to 127.0.0.1, shut down at interpreter exit.
+local Ray for this process, bound to 127.0.0.1, shut down at interpreter exit. Ray starts
+the processes of such a local cluster fate-shared with this one (prctl PR_SET_PDEATHSIG on
+Linux): killing the driver kills them.
+
+What Ray's processes print (worker and actor stdout/stderr, Ray Train's controller notices,
+its internal retries and tracebacks) reaches the console only with UNILSEG_VERBOSE=1
+(`unilseg --verbose`); our commands report progress themselves. A local Ray is started with
+token authentication on, as Ray 2.60 would, but without its warning saying so on every command.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+from typing import Any
 
 import ray
 from ray._private import ray_constants
 
 log = logging.getLogger(__name__)
 ADDRESS_ENV = "UNILSEG_RAY_ADDRESS"
+_GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"  # the GCS port a head node started by ray.init() takes
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+VERBOSE_ENV = "UNILSEG_VERBOSE"  # "1": Ray's own output (workers, actors, controller) on the console
+
+
+def verbose() -> bool:
+    """Whether Ray's own output should reach the console (UNILSEG_VERBOSE=1, `unilseg --verbose`)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
@@ -36,12 +53,48 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
         address = address or os.environ.get(ADDRESS_ENV) or None
         if address:
             log.info("connecting to Ray at %s", address)
-            ray.init(address=address, namespace="unilseg", logging_level="WARNING", log_to_driver=True)
+            ray.init(address=address, namespace="unilseg", logging_level="WARNING", log_to_driver=verbose())
         else:
-            # "local": a new private Ray, never one that another process on this machine started
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     namespace="unilseg", logging_level="WARNING")
+            start_local_ray(num_cpus=num_cpus, include_dashboard=False)
     return ray.get_runtime_context().gcs_address
+
+
+def start_local_ray(**init_kwargs: Any) -> str:
+    """``ray.init()`` of a new single-node cluster on 127.0.0.1 for this process; returns its GCS address.
+
+    Args:
+        **init_kwargs: more ray.init arguments (num_cpus, include_dashboard, _temp_dir, ...).
+    """
+    # Ray 2.60 turns token auth on for a new local cluster and logs a warning saying so, on
+    # every command: auth stays on, the notice is dropped (shown with --verbose).
+    auth_log = logging.getLogger(_AUTH_LOGGER)
+    level = auth_log.level
+    if not verbose():
+        auth_log.setLevel(logging.ERROR)
+    # Ray's processes that look the cluster up by themselves (Ray Train's placement-group
+    # cleaner asks the state API whether its controller lives) would take whichever cluster
+    # /tmp/ray/ray_current_cluster names: on a machine running several Rays, another one, where
+    # our controller is unknown, i.e. "dead" -- seen here: the cleaner removed a running job's
+    # placement group and killed its training. So the GCS port is chosen first and every
+    # process of the job is told the address (RAY_ADDRESS). address="local": a new cluster even
+    # when /tmp/ray/ray_current_cluster names a running one (without it ray.init() joins that).
+    gcs = f"127.0.0.1:{_free_port()}"
+    os.environ[_GCS_PORT_ENV] = gcs.rsplit(":", 1)[1]
+    kwargs = {"namespace": "unilseg", "logging_level": "WARNING", "log_to_driver": verbose(), **init_kwargs}
+    try:
+        ray.init(address="local", _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"RAY_ADDRESS": gcs}},
+                 **kwargs)
+    finally:
+        auth_log.setLevel(level)
+        os.environ.pop(_GCS_PORT_ENV, None)
+    return ray.get_runtime_context().gcs_address
+
+
+def _free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def dashboard_url() -> str | None:

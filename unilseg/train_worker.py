@@ -4,12 +4,15 @@ A run directory RUN holds:
   RUN/latest.pt                   the newest checkpoint (unilseg.checkpoint format: model,
                                   optimizer, step, config): what `unilseg predict/eval` read
   RUN/checkpoints/step-XXXXXX.pt  the last `keep_checkpoints` checkpoints
-  RUN/metrics.jsonl               one line per report (rank 0) and per (re)start
+  RUN/metrics.jsonl               one line per report and per (re)start (rank 0), per warning
+                                  (any rank; the driver echoes them all: unilseg.train_progress)
+  RUN/loss.png                    the loss curve (drawn by the driver)
   RUN/<name>/                     Ray Train's own run state and checkpoint copies
 
 Resume order when a worker group starts: Ray's checkpoint (ray.train.get_checkpoint(), set
-after a lost worker or for a rerun with the same name), else RUN/latest.pt, else `init`
-(weights only, step 0; our checkpoint or the released UniLSeg-20 file), else random weights.
+after a lost worker or for a rerun with the same name) unless RUN/latest.pt holds a later
+step, else RUN/latest.pt, else `init` (weights only, step 0; our checkpoint or the released
+UniLSeg-20 file), else random weights.
 
 Every rank draws from an endless data stream (unilseg.data), so all ranks take exactly
 `steps` steps and no rank waits in an all-reduce for one that ran out of data. The learning
@@ -20,6 +23,7 @@ state needs saving.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -35,13 +39,16 @@ import ray.train.torch
 import torch
 from torch.utils.data import DataLoader
 
-from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, save_checkpoint
+from shards.errors import UniLSegError
+from shards.integrity import worker_message
+from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, read_checkpoint_file, save_checkpoint
 from unilseg.data.augment import AugmentConfig
 from unilseg.data.dataset import TargetDataset
 from unilseg.losses import unilseg_loss
 from unilseg.model import UniLSeg, build_model
 from unilseg.model.loading import is_training_checkpoint, model_config
 from unilseg.ray_runtime import set_niceness
+from unilseg.run_lock import WorkerGuard, die_with_parent
 from unilseg.train_config import TrainConfig
 
 LATEST = "latest.pt"
@@ -65,16 +72,48 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
 
 
 def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """Lines of RUN/metrics.jsonl (reports and start events), oldest first."""
+    """Lines of RUN/metrics.jsonl (reports, start and warning events), oldest first; a line cut
+    short by a killed process is skipped."""
     path = Path(out) / METRICS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
 def _log_event(out: Path, record: dict[str, Any]) -> None:
-    with open(out / METRICS, "a") as f:
+    with open(out / METRICS, "a") as f:  # one short line per write: appends from several processes stay whole
         f.write(json.dumps(record) + "\n")
+
+
+class _WarningsToEvents(logging.Handler):
+    """Our loggers' warnings in a worker (and its DataLoader processes, forked from it) become
+    "warning" events in RUN/metrics.jsonl, which the driver shows: Ray's forwarding of worker
+    output is off unless asked for."""
+
+    def __init__(self, out: Path, rank: int):
+        super().__init__(logging.WARNING)
+        self.out, self.rank = out, rank
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _log_event(self.out, {"event": "warning", "rank": self.rank, "logger": record.name,
+                                  "message": record.getMessage(), "time": record.created})
+        except Exception:  # noqa: BLE001 - logging must never fail the step
+            self.handleError(record)
+
+
+def _forward_warnings(out: Path, rank: int) -> None:
+    for name in ("unilseg", "shards"):
+        logger = logging.getLogger(name)
+        for h in [h for h in logger.handlers if isinstance(h, _WarningsToEvents)]:
+            logger.removeHandler(h)
+        logger.addHandler(_WarningsToEvents(out, rank))
 
 
 def _publish(src: Path, out: Path, step: int, keep: int) -> Path:
@@ -103,11 +142,16 @@ def restore(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Opt
     Args:
         ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
     """
+    latest = Path(cfg.out) / LATEST
+    latest_step = int(read_checkpoint_file(latest, mmap=True)["step"]) if latest.is_file() else -1
     if ray_ckpt is not None:
         with ray_ckpt.as_directory() as d:
-            loaded = load_checkpoint(Path(d) / RAY_CKPT_FILE, model, optimizer)
-            return loaded.step, "ray", loaded.extra
-    latest = Path(cfg.out) / LATEST
+            path = Path(d) / RAY_CKPT_FILE
+            # a driver killed after rank 0 published latest.pt, before Ray Train registered the
+            # same step, leaves latest.pt ahead: the newer one wins
+            if int(read_checkpoint_file(path, mmap=True)["step"]) >= latest_step:
+                loaded = load_checkpoint(path, model, optimizer)
+                return loaded.step, "ray", loaded.extra
     if latest.is_file():
         loaded = load_checkpoint(latest, model, optimizer)
         return loaded.step, "latest", loaded.extra
@@ -134,6 +178,7 @@ class WorkerState:
     batches: Iterator
     start: int  # the step restored from
     trained_s: float  # training seconds before this (re)start
+    guard: WorkerGuard  # the run's workers lock; ends the process if the driver's Ray dies
     t_begin: float = field(default_factory=time.perf_counter)
     sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "bce": 0.0, "dice": 0.0})
     n: int = 0  # steps summed in `sums`
@@ -152,6 +197,7 @@ def setup(cfg: TrainConfig) -> WorkerState:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     out = Path(cfg.out)
+    _forward_warnings(out, rank)
     torch.manual_seed(cfg.seed)
     model: UniLSeg = build_model(model_config(cfg.preset, cfg.init))
     tokenizer, size = model.tokenizer, model.config.input_size
@@ -162,17 +208,17 @@ def setup(cfg: TrainConfig) -> WorkerState:
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
         _log_event(out, {"event": "start", "step": start, "from": source, "world_size": world, "time": time.time(),
-                         "niceness": os.getpriority(os.PRIO_PROCESS, 0)})
-        print(f"[unilseg train] rank 0 of {world}: starting at step {start} ({source}), target {cfg.steps}",
-              flush=True)
+                         "niceness": os.getpriority(os.PRIO_PROCESS, 0), "target": cfg.steps})
     dataset = TargetDataset(cfg.data, tokenizer, size, seed=cfg.seed * 100_003 + start, rank=rank, world_size=world,
                             augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
                             shuffle_buffer=cfg.shuffle_buffer)
     loader = DataLoader(dataset, batch_size=cfg.batch_size // world, num_workers=cfg.num_loader_workers,
-                        pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None)
+                        pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None,
+                        worker_init_fn=die_with_parent)
     wrapped.train()
-    return WorkerState(cfg, rank, world, out, wrapped, optimizer, ray.train.torch.get_device(), iter(loader),
-                       start, trained_s)
+    batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
+    return WorkerState(cfg, rank, world, out, wrapped, optimizer, ray.train.torch.get_device(), batches,
+                       start, trained_s, WorkerGuard(out))
 
 
 def clock(state: WorkerState) -> tuple[float, float, bool]:
@@ -190,7 +236,10 @@ def clock(state: WorkerState) -> tuple[float, float, bool]:
 
 def train_step(state: WorkerState, step: int, lr: float) -> None:
     """One optimizer step on the next batch; losses are summed into state.sums."""
-    images, ids, masks = next(state.batches)
+    try:
+        images, ids, masks = next(state.batches)
+    except UniLSegError as e:  # a damaged shard: torch's DataLoader re-raises it with a traceback for a message
+        raise type(e)(worker_message(e)) from None
     for group in state.optimizer.param_groups:
         group["lr"] = lr
     dev = state.device
@@ -222,14 +271,12 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
                                    extra={"world_size": state.world, "batch_size": cfg.batch_size, "lr": cfg.lr,
                                           "train_seconds": elapsed, "time_limit_s": cfg.time_limit_s or 0.0,
                                           "out_of_time": out_of_time})
+            state.guard.exit_if_orphaned()  # a killed driver's worker never publishes latest.pt
             _publish(path, state.out, step, cfg.keep_checkpoints)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
-        _log_event(state.out, {"event": "report", **metrics})
-        print(f"[unilseg train] step {step}/{cfg.steps} loss {metrics['loss']:.4f} (bce {metrics['bce']:.4f} "
-              f"dice {metrics['dice']:.4f}) lr {lr:.2e} {metrics['samples_per_s']:.1f} samples/s"
-              + (" [checkpoint]" if save else ""), flush=True)
+        _log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save})
     state.sums = dict.fromkeys(state.sums, 0.0)
     state.n, state.t_window = 0, time.perf_counter()
 
@@ -243,6 +290,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     cfg = TrainConfig.from_dict(loop_config["config"])
     hook: StepHook | None = loop_config.get("step_hook")
     state = setup(cfg)
+    try:
+        _steps(state, cfg, hook)
+    finally:
+        state.guard.release()
+
+
+def _steps(state: WorkerState, cfg: TrainConfig, hook: StepHook | None) -> None:
+    """Steps from the restored one to cfg.steps (or until the time budget is used)."""
     for step in range(state.start + 1, cfg.steps + 1):
         if hook is not None:
             hook(step, state.rank, state.world, state.out)
@@ -254,6 +309,5 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             report(state, step, lr, elapsed, save, out_of_time)
         if out_of_time:
             if state.rank == 0:
-                print(f"[unilseg train] time budget {cfg.time_limit_s:.0f} s used: stopped at step {step}",
-                      flush=True)
+                _log_event(state.out, {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s})
             break

@@ -1,7 +1,10 @@
 """Dataset converters: each public layout -> our shards, through one driver.
 
 A converter is a function ``(src: Path, **options) -> Iterator[Item | Rejected]``
-registered under a format name. It yields an ``Item`` per image: the key first and a
+registered under a format name. Formats whose sources hold several splits register, beside
+the converter, ``splits=fn``: ``fn(src, **options) -> list[str]`` names the splits the source
+has (``unilseg convert`` converts them all unless told which); formats without splits of
+their own (salient object folders) write one split, ``train`` unless named. It yields an ``Item`` per image: the key first and a
 ``build`` callable that reads the files and returns the Sample, so the driver can skip
 keys already written without reading anything, and can quarantine whatever ``build``
 raises (with the error message as the reason).
@@ -45,6 +48,17 @@ class Rejected:
 
 
 Converter = Callable[..., Iterator["Item | Rejected"]]
+# the split a format without splits of its own is written to, unless one is named
+DEFAULT_SPLIT = "train"
+_SPLIT_RANK = {"train": 0, "training": 0, "val": 1, "validation": 1, "test": 2, "testing": 2}
+
+
+def order_splits(names) -> list[str]:
+    """Distinct split names in reading order: train, val, test, testA, testB, ..., then the rest."""
+    def rank(name: str) -> tuple[int, str]:
+        return (_SPLIT_RANK.get(name, 2 if name.startswith("test") else 3), name)
+
+    return sorted(set(names), key=rank)
 # Modules that register converters; imported on first lookup so the CLI starts fast.
 CONVERTERS = Registry("format", ["shards.converters.folder_sets", "shards.converters.refer",
                                  "shards.converters.grefcoco", "shards.converters.coco",

@@ -122,7 +122,13 @@ def ade20k_sample(image_path: Path, label_path: Path, rel: str, classes: list[st
                   stored.data, stored.ext, targets)
 
 
-@register_converter("ade20k")
+def ade20k_splits(src: Path, **_: object) -> list[str]:
+    """train / val / test, for each folder pair images/<x> + annotations/<x> present."""
+    return [s for s, folder in (("train", "training"), ("val", "validation"), ("test", "testing"))
+            if (src / "images" / folder).is_dir() and (src / "annotations" / folder).is_dir()]
+
+
+@register_converter("ade20k", splits=ade20k_splits)
 def convert_ade20k(src: Path, split: str = "train", classes: str | None = None,
                    name: str | None = None) -> Iterator[Item | Rejected]:
     """ADE20K SceneParsing -> "all <class>" targets (task semantic, granularity class).

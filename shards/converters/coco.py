@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,7 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
-from shards.converters import ConvertError, Item, Rejected, register_converter
+from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
 from shards.converters.coco_json import (checked_images, annotation_rle, clean_name, find_one, index_coco,
                                          load_json, nonempty, read_image, stream_coco)
 from shards.format import ImageInfo, Sample, Target
@@ -52,6 +53,16 @@ def find_annotation_file(src: Path, prefix: str, split: str, annotations: str | 
     return find_one(src, [f"annotations/{prefix}_{split}.json", f"{prefix}_{split}.json",
                           f"annotations/{prefix}_{split}*.json", f"{prefix}_{split}*.json"],
                     f"{prefix}_{split}*.json annotation file")
+
+
+def annotation_splits(src: Path, prefix: str, annotations: str | None) -> list[str] | None:
+    """Split names of the ``<prefix>_<split><year>.json`` files under src/annotations or src
+    (instances_train2017.json -> train); None with an explicit annotation file."""
+    if annotations:
+        return None
+    stems = [p.stem[len(prefix) + 1:] for d in (src / "annotations", src) for p in d.glob(f"{prefix}_*.json")
+             if p.is_file()]
+    return order_splits(re.sub(r"\d+$", "", s) or s for s in stems)
 
 
 def images_folder(src: Path, ann_file: Path, prefix: str, images: str | None) -> Path:
@@ -95,7 +106,8 @@ def build_instances_sample(images_dir: Path, image: dict, anns: list[dict], cats
     return _sample(source, image, stored, targets)
 
 
-@register_converter("coco-instances")
+@register_converter("coco-instances",
+                    splits=lambda src, annotations=None, **_: annotation_splits(src, "instances", annotations))
 def convert_coco_instances(src: Path, split: str = "train", images: str | None = None,
                            annotations: str | None = None, instances: bool = False,
                            name: str | None = None) -> Iterator[Item | Rejected]:
@@ -164,7 +176,8 @@ def build_panoptic_sample(images_dir: Path, png_path: Path, image: dict, segment
     return _sample(source, image, stored, targets)
 
 
-@register_converter("coco-panoptic")
+@register_converter("coco-panoptic",
+                    splits=lambda src, annotations=None, **_: annotation_splits(src, "panoptic", annotations))
 def convert_coco_panoptic(src: Path, split: str = "train", images: str | None = None,
                           annotations: str | None = None, masks: str | None = None, instances: bool = False,
                           name: str | None = None) -> Iterator[Item | Rejected]:

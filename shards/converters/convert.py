@@ -1,17 +1,22 @@
-"""The converter driver: source -> ShardWriter, with skipping, quarantine and progress."""
+"""The converter driver: source -> ShardWriter, with skipping, quarantine and progress.
+
+``convert`` writes one split; ``convert_splits`` every split the source has (or those named),
+each to ``out/<split>``.
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tqdm import tqdm
 
 from shards import storage
-from shards.converters import ConvertError, Item, Rejected, get_converter
-from shards.errors import MissingInputError
+from shards.converters import CONVERTERS, DEFAULT_SPLIT, ConvertError, Item, Rejected, get_converter
+from shards.errors import MissingInputError, describe
 from shards.format import FormatError
 from shards.images import ImageError
 from shards.rle import RLEError
@@ -20,6 +25,17 @@ from shards.writer import DEFAULT_MAX_COUNT, ShardWriter
 log = logging.getLogger(__name__)
 # Errors that mean "this input is bad": quarantined, the run goes on. Anything else is a bug.
 BAD_INPUT = (ConvertError, ImageError, FormatError, RLEError, OSError)
+
+
+@contextmanager
+def _missing_as_user_error() -> Iterator[None]:
+    """A file a converter looks for and does not find is the user's to fix: one line, no traceback."""
+    try:
+        yield
+    except MissingInputError:
+        raise
+    except FileNotFoundError as e:
+        raise MissingInputError(str(e)) from e
 
 
 def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
@@ -45,8 +61,9 @@ def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
     converter = get_converter(fmt)
     # Start the listing before the writer exists: a wrong split or a malformed annotation
     # file fails here and leaves no empty split marked complete behind.
-    items = iter(converter(src, split=split, **options))
-    first = next(items, None)
+    with _missing_as_user_error():
+        items = iter(converter(src, split=split, **options))
+        first = next(items, None)
     items = itertools.chain([first] if first is not None else [], items)
     written = skipped = rejected = 0
     with ShardWriter(storage.join(out, split), max_count=max_count) as writer:
@@ -63,10 +80,64 @@ def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
                 sample = item.build()
                 writer.write(sample)
             except BAD_INPUT as e:
-                writer.quarantine(item.name, str(e), format=fmt)
+                writer.quarantine(item.name, describe(e), format=fmt)
                 rejected += 1
                 continue
             written += 1
         summary = writer.close()
     summary.update(written=written, skipped=skipped, quarantined=rejected)
     return summary
+
+
+def source_splits(fmt: str, src: str | Path, **options: Any) -> list[str] | None:
+    """The splits a source holds, as the format's registered ``splits`` function finds them;
+    None for a format (or an explicit annotation file) without splits of its own."""
+    find = CONVERTERS.meta(fmt).get("splits")
+    if find is None:
+        return None
+    with _missing_as_user_error():
+        return find(Path(src), **options)
+
+
+def convert_splits(fmt: str, src: str | Path, out: str | Path, splits: list[str] | None = None, *,
+                   max_count: int = DEFAULT_MAX_COUNT, progress: bool = True, **options: Any) -> dict[str, Any]:
+    """Converts every split of a source (or the ``splits`` named), each into ``out/<split>``.
+
+    Args:
+        fmt: registered converter name.
+        src: the dataset folder as downloaded.
+        out: the dataset directory; split S goes to ``out/S``.
+        splits: the splits to convert; None = every split the source has (a format without
+            splits of its own writes DEFAULT_SPLIT).
+        max_count, progress, **options: as for ``convert``.
+
+    Returns:
+        dict: ``found`` (the source's splits, None for a format without them) and ``splits``
+        (split -> ``convert``'s summary), in conversion order.
+
+    Raises:
+        MissingInputError: the source does not exist, or holds no split.
+    """
+    todo, found = plan_splits(fmt, src, splits, **options)
+    done = {split: convert(fmt, src, out, split, max_count=max_count, progress=progress, **options)
+            for split in todo}
+    return {"found": found, "splits": done}
+
+
+def plan_splits(fmt: str, src: str | Path, splits: list[str] | None = None,
+                **options: Any) -> tuple[list[str], list[str] | None]:
+    """(the splits to convert, the splits the source has or None): ``splits`` when given, else
+    every split found, else DEFAULT_SPLIT for a format without splits of its own.
+
+    Raises:
+        MissingInputError: the source does not exist, or holds no split.
+    """
+    if not Path(src).exists():
+        raise MissingInputError(f"source {src} does not exist")
+    get_converter(fmt)  # an unknown format fails with the known ones listed
+    found = source_splits(fmt, src, **options)
+    if splits is None:
+        if found is not None and not found:
+            raise MissingInputError(f"no split of a {fmt} source found under {src}")
+        splits = found if found is not None else [DEFAULT_SPLIT]
+    return list(splits), found

@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterator
 
-from shards.converters import ConvertError, Item, Rejected, register_converter
+from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
 from shards.converters.coco_json import annotation_problem, annotation_rle, load_json, read_image
 from shards.converters.refer import default_images_dir, find_refs_file, id_order, load_refs, select_split
 from shards.format import ImageInfo, Sample, Target
@@ -84,7 +84,13 @@ def grefcoco_sample(images_dir: Path, image: dict, targets: list[tuple[dict, lis
                   stored.data, stored.ext, out)
 
 
-@register_converter("grefcoco")
+def grefcoco_splits(src: Path, split_by: str | None = None, **_: Any) -> list[str]:
+    """The split names of the grefs file (train, val, testA, testB)."""
+    refs, _ = load_grefs(src, split_by)
+    return order_splits(str(r.get("split")) for r in refs if isinstance(r, dict))
+
+
+@register_converter("grefcoco", splits=grefcoco_splits)
 def convert_grefcoco(src: Path, split: str = "train", split_by: str | None = None, images: str | None = None,
                      name: str | None = None) -> Iterator[Item | Rejected]:
     """gRefCOCO (ReLA layout) -> "gres" targets: single, multi-target (union) and no-target.

@@ -32,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterator
 
-from shards.converters import ConvertError, Item, Rejected, register_converter
+from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
 from shards.converters.coco_json import (CocoIndex, checked_images, annotation_rle, clean_name, find_one,
                                          nonempty, read_image, stream_coco)
 from shards.format import ImageInfo, Sample, Target
@@ -105,7 +105,25 @@ def _part_items(idx: CocoIndex, source: str, locate: Callable[[dict], Path]) -> 
                    lambda im=image, a=good: parts_sample(locate(im), im, a, idx.cats, source))
 
 
-@register_converter("paco")
+def paco_splits(src: Path, subset: str = "lvis", annotations: str | None = None, **_: object) -> list[str] | None:
+    """The <split> of every ``paco_<subset>_v1_<split>.json`` under src/annotations or src; None
+    with an explicit annotation file."""
+    if annotations:
+        return None
+    head = f"paco_{subset}_v1_"
+    return order_splits(p.stem[len(head):] for d in (src / "annotations", src) for p in d.glob(f"{head}*.json")
+                        if p.is_file())
+
+
+def partimagenet_splits(src: Path, annotations: str | None = None, **_: object) -> list[str] | None:
+    """train / val / test, for each ``<split>.json`` present; None with an explicit annotation file."""
+    if annotations:
+        return None
+    return [s for s in ("train", "val", "test")
+            if any((src / p).is_file() for p in (f"{s}.json", f"annotations/{s}.json", f"annotations/{s}/{s}.json"))]
+
+
+@register_converter("paco", splits=paco_splits)
 def convert_paco(src: Path, split: str = "train", subset: str = "lvis", images: str | None = None,
                  annotations: str | None = None, name: str | None = None) -> Iterator[Item | Rejected]:
     """PACO -> part targets "the <part> of the <object>" and object targets "all <object>".
@@ -135,7 +153,7 @@ def convert_paco(src: Path, split: str = "train", subset: str = "lvis", images: 
     yield from _part_items(idx, name or f"paco:{ann_file.stem}", lambda im: root / im["file_name"])
 
 
-@register_converter("partimagenet")
+@register_converter("partimagenet", splits=partimagenet_splits)
 def convert_partimagenet(src: Path, split: str = "train", images: str | None = None,
                          annotations: str | None = None, name: str | None = None) -> Iterator[Item | Rejected]:
     """PartImageNet -> part targets "the <part> of the <supercategory>".

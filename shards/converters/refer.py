@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterator
 
-from shards.converters import ConvertError, Item, Rejected, register_converter
+from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
 from shards.converters.coco_json import (CocoIndex, annotation_problem, annotation_rle, find_one, nonempty,
                                          read_image, stream_coco)
 from shards.converters.safe_pickle import safe_load, safe_load_list
@@ -184,7 +184,21 @@ def load_refs(path: Path) -> list[dict]:
     return refs
 
 
-@register_converter("refcoco")
+def refer_splits(src: Path, split_by: str | None = None, **_: Any) -> list[str]:
+    """The split names of the refs file (RefCOCO: train, val, testA, testB; RefCOCOg umd: train, val, test)."""
+    refs_path, _ = find_refs_file(src, split_by)
+    have: set[str] = set()
+
+    def note(ref: Any) -> None:
+        if isinstance(ref, dict):
+            have.add(str(ref.get("split")))
+        return None
+
+    safe_load_list(refs_path, note)
+    return order_splits(have)
+
+
+@register_converter("refcoco", splits=refer_splits)
 def convert_refcoco(src: Path, split: str = "train", split_by: str | None = None, images: str | None = None,
                     name: str | None = None) -> Iterator[Item | Rejected]:
     """RefCOCO / RefCOCO+ / RefCOCOg (refer layout) -> "res" targets with their sentences.

@@ -9,7 +9,9 @@ shards, read through shards.reader.raw_pipeline with checksum verification, expa
 entry per target; sources mixed by weight (unilseg.data.mixing); a shuffle buffer of
 still-encoded entries; then decode, augment (or plain letterbox) and tokenize. A target with
 a null mask (no-target expression) trains on an all-zero mask. A record whose image or JSON
-cannot be decoded is logged and skipped; a shard whose checksum does not match raises.
+cannot be decoded is logged and skipped; a damaged shard (checksum mismatch, unreadable tar,
+missing file, a sample without its json or image member) raises ShardError, one line naming
+the shard: data that is wrong stays wrong, so training stops rather than retrying.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from shards.errors import ShardError
 from shards.format import FormatError, Target, parse_metadata
 from shards.images import decode_image
+from shards.integrity import guarded
 from shards.layout import resolve_split_dir
 from shards.reader import ShardReader, raw_pipeline
 from unilseg.data.augment import AugmentConfig, augment_sample, letterbox_sample, swap_left_right_words
@@ -45,6 +49,15 @@ class _Entry:
     index: int  # target index within the sample
     image_bytes: bytes
     target: Target
+
+
+def _check_members(record: dict[str, Any]) -> None:
+    """A sample is KEY.json and KEY.jpg|png; anything else means a damaged shard."""
+    if "json" not in record or not ("jpg" in record or "png" in record):
+        found = sorted(k for k in record if not k.startswith("__"))
+        raise ShardError(f"{record.get('__url__', '?')}: sample {record.get('__key__')!r} has members {found}, "
+                         "expected json and jpg or png (a member with an odd name or type: `unilseg shards "
+                         "verify` names it)")
 
 
 class TargetDataset(IterableDataset):
@@ -96,13 +109,15 @@ class TargetDataset(IterableDataset):
         for epoch in epochs:
             plan = plan_epoch(reader.urls, epoch, self.seed * 1009 + source, *ident, shuffle=self.shuffle)
             n = 0
-            for i, record in enumerate(raw_pipeline(plan.urls, reader.expected, split=False)):
+            records = guarded(raw_pipeline(plan.urls, reader.expected, split=False), reader.dir)
+            for i, record in enumerate(records):
                 if not plan.keeps(i):
                     continue
+                _check_members(record)
                 try:
                     _, targets = parse_metadata(json.loads(record["json"]))
                     image_bytes = record["jpg"] if "jpg" in record else record["png"]
-                except (KeyError, ValueError, FormatError) as e:
+                except (ValueError, FormatError) as e:
                     log.warning("%s: skipping %s: %s", reader.dir, record.get("__key__"), e)
                     continue
                 for k, t in enumerate(targets):

@@ -28,6 +28,8 @@ class EvalConfig:
     overlay_k: int = setting(8, "best and worst predictions drawn on overlays.png (each)", min=1, cli="--overlays")
     preset: str | None = setting(None, "model preset, for a released checkpoint (unilseg-swin-b)")
     device: str | None = setting(None, "torch device for the model [cuda if available, else cpu]")
+    skip_missing: bool = setting(False, "with saved masks: leave an expression whose PNG is missing out of the "
+                                 "score (by default it counts as an empty mask, IoU 0, as the benchmarks count it)")
 
     def __post_init__(self) -> None:
         check_settings(self)

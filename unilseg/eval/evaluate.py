@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from shards.integrity import check_split, guarded
 from shards.keys import expression_id, target_id
 from shards.layout import resolve_split_dir
 from shards.reader import DecodedSample, ShardReader
@@ -125,7 +126,7 @@ def _decode_gt(rle: dict[str, Any] | None) -> np.ndarray | None:
 # ----------------------------------------------------------------------------- the run
 
 def _expressions(reader: ShardReader, texts: str, decode: bool) -> Iterator[tuple[DecodedSample, EvalItem]]:
-    for sample in reader.samples(decode_images=decode):
+    for sample in guarded(reader.samples(decode_images=decode), reader.dir):  # a damaged shard: one line
         for ti, t in enumerate(sample.targets):
             h, w = (t.mask["size"] if t.mask is not None else (sample.image.height, sample.image.width))
             for xi in range(1 if texts == "first" else len(t.texts)):
@@ -156,9 +157,19 @@ class Collected:
     sources: set[str] = field(default_factory=set)
 
 
+def _empty_prediction(item: EvalItem, continuous: bool) -> np.ndarray:
+    """What a missing prediction counts as: nothing predicted (a zero map for SOD)."""
+    shape = (item.height, item.width)
+    return np.zeros(shape, np.float32) if continuous else np.zeros(shape, bool)
+
+
 def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "first", limit: int | None = None,
-            progress: bool = True) -> Collected:
+            progress: bool = True, skip_missing: bool = False) -> Collected:
     """Predicts (or reads) every expression of a split and stores it with its IoU.
+
+    A missing prediction (a saved PNG that is not there) is recorded in ``missing`` and counts
+    as an empty mask (IoU 0), as the benchmarks count it; with ``skip_missing`` it is left
+    out of the score instead.
 
     Raises:
         EvalError: predictions whose size differs from their image's (all listed, up to
@@ -177,14 +188,16 @@ def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "fir
         if item.text_index == 0 and len(sample.targets[item.target_index].texts) > 1:
             out.multi_text_targets += 1
         out.sources.add(item.source)
+        family = family_of(item.task)
         if pred is None:
             out.missing.append((item.id, item.task))
-            continue
+            if skip_missing:
+                continue
+            pred = _empty_prediction(item, family.continuous)
         if pred.shape != (item.height, item.width):
             size_errors.append(f"{item.id}: prediction is {pred.shape[1]}x{pred.shape[0]} (w x h), "
                                f"the image is {item.width}x{item.height}")
             continue
-        family = family_of(item.task)
         item.pred = _store(pred, family.continuous, threshold)
         gt = _decode_gt(item.gt)
         item.iou = float(per_sample_iou([pred], [gt], threshold=threshold)[0])
@@ -196,7 +209,8 @@ def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "fir
         raise EvalError(f"{len(size_errors)} prediction(s) differ in size from their image (metrics never "
                         f"resize; save masks at the original resolution): " + "; ".join(size_errors[:MAX_LISTED])
                         + more)
-    if not out.items:
+    found = len(out.items) - (0 if skip_missing else len(out.missing))
+    if found == 0:  # no file at all: a naming mistake rather than a model that predicts nothing
         hint = f"; expected files named <target id>.png, e.g. {out.missing[0][0]}.png" if out.missing else ""
         raise EvalError(f"nothing to score in {split_dir}: {len(out.missing)} prediction(s) missing{hint}")
     return out
@@ -237,6 +251,9 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
 
     Returns:
         dict: task -> metric name -> value (fractions; NaN where undefined).
+
+    Raises:
+        ShardError: the split is damaged (a missing, resized or corrupt shard; an odd member).
     """
     cfg = EvalConfig.from_dict(settings)
     split, limit, benchmark, texts = cfg.split, cfg.limit, cfg.benchmark, cfg.texts
@@ -247,10 +264,11 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
         raise UniLSegError("preset and device go with a checkpoint")
     report.parse_benchmark(benchmark)  # bad arguments fail before a model is loaded
     split_dir = resolve_split_dir(data, split)
+    check_split(split_dir)  # a missing or resized shard fails before a model is loaded
     predictor = ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None \
         else PngPredictor(predictions)
     thr = predictor.threshold if threshold is None else float(threshold)
-    got = collect(split_dir, predictor, thr, texts, limit, progress)
+    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing)
     metrics, details = score(got.items)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -259,6 +277,7 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     run_info = {"split_dir": str(split_dir), "split": split_dir.name, "dataset": split_dir.parent.name,
                 "predictor": {"kind": predictor.kind, **predictor.describe}, "threshold": thr, "texts": texts,
                 "limit": limit, "truncated": got.truncated, "multi_text_targets": got.multi_text_targets,
-                "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet}
+                "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet,
+                "missing_counted_as": "skipped" if cfg.skip_missing else "empty"}
     report.write_report(out_dir, metrics, details, got.items, got.missing, run_info)
     return metrics

@@ -6,7 +6,7 @@ one target source that a converter records for a published set (the refcoco conv
 writes "refcoco(unc)", "refcoco+(unc)", "refcocog(umd)") and a split named like the
 benchmark's (val/testA/testB/test). The report says which way it was decided. Published
 numbers are printed beside ours only when the scored set is that benchmark's whole set:
-no --limit truncation, no missing prediction, every text scored when targets carry
+no --limit truncation, no prediction left out (--skip-missing), every text scored when targets carry
 several (the papers count every expression); otherwise the report says why not.
 """
 
@@ -116,8 +116,8 @@ def comparison_blockers(benchmark: str, metrics: dict[str, Any], missing_by_task
         reasons.append(f"no '{task}' targets were scored, and {benchmark} is a '{task}' benchmark")
     if run.get("truncated"):
         reasons.append(f"only the first {run['limit']} expressions were scored (--limit)")
-    if missing_by_task.get(task):
-        reasons.append(f"{missing_by_task[task]} '{task}' prediction(s) are missing")
+    if missing_by_task.get(task) and run.get("missing_counted_as") == "skipped":
+        reasons.append(f"{missing_by_task[task]} '{task}' prediction(s) are missing and were left out (--skip-missing)")
     if run.get("texts") == "first" and run.get("multi_text_targets"):
         reasons.append(f"{run['multi_text_targets']} targets carry several texts but only the first was "
                        "scored, while the published numbers score every expression (use --texts all)")
@@ -189,7 +189,8 @@ def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]
         "families": {t: family_of(t).name for t in metrics},
         "counts": {t: {"scored": scored.get(t, 0), "missing": missing_by_task.get(t, 0)}
                    for t in sorted(set(scored) | set(missing_by_task))},
-        "missing": {"count": len(missing), "ids": [i for i, _ in missing[:MAX_LISTED]]},
+        "missing": {"count": len(missing), "ids": [i for i, _ in missing[:MAX_LISTED]],
+                    "counted_as": run.get("missing_counted_as", "empty")},
         "benchmark": {"name": bench, "how": how, "compared": bool(bench) and not blockers, "not_compared": blockers},
         "run": run,
     }
@@ -222,8 +223,10 @@ def render_report(doc: dict[str, Any]) -> str:
              f"- Threshold: {run['threshold']:g} (prediction > threshold is foreground)", ""]
     if doc["missing"]["count"]:
         by_task = ", ".join(f"{t} {c['missing']}" for t, c in doc["counts"].items() if c["missing"])
-        lines += [f"**{doc['missing']['count']} prediction(s) missing** ({by_task}); they are not in the "
-                  f"metrics below. First ids: {', '.join(doc['missing']['ids'])}", ""]
+        how = ("left out of the metrics below (--skip-missing)" if doc["missing"]["counted_as"] == "skipped"
+               else "counted as empty masks (IoU 0) in the metrics below, as the benchmarks count them")
+        lines += [f"**{doc['missing']['count']} prediction(s) missing** ({by_task}): {how}. "
+                  f"First ids: {', '.join(doc['missing']['ids'])}", ""]
     by_family: dict[str, list[str]] = {}
     for task, fam in doc["families"].items():
         by_family.setdefault(fam, []).append(task)

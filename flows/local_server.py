@@ -1,0 +1,142 @@
+"""A Prefect API server for one process (`python -m flows.pipeline`), that dies with it.
+
+Without PREFECT_API_URL, Prefect 3.8 starts a temporary ("ephemeral") server itself: a uvicorn
+subprocess (prefect/server/api/server.py, SubprocessASGIServer) stopped by an atexit hook,
+which a SIGKILL never runs: after `kill -9` of a flow run the server was still there 240 s
+later, every time. This module starts the same server (the same uvicorn command and
+settings) as our own child, which the kernel stops when its parent dies (prctl
+PR_SET_PDEATHSIG, Linux), and points this process's Prefect client at it. Its pid is also
+recorded in PREFECT_HOME/unilseg-local-server.json, so that the next run stops one whose
+parent could not take it along (a platform without PDEATHSIG).
+
+A configured PREFECT_API_URL (the local stack's server, Prefect Cloud) is used as it is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import prefect
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
+
+PID_FILE = "unilseg-local-server.json"
+_APP = "prefect.server.api.server:create_app"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pid file covers it
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def stop_stale(pid_file: Path) -> int | None:
+    """Stops a server recorded in `pid_file` whose parent is gone; returns its pid, if one was."""
+    try:
+        rec = json.loads(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+    pid, parent = int(rec.get("pid", 0)), int(rec.get("parent", 0))
+    stale = pid > 0 and _alive(pid) and not _alive(parent) and (_APP in _cmdline(pid) or not Path("/proc").is_dir())
+    if stale:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return pid if stale else None
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def local_server(timeout: float = 120.0) -> Iterator[str]:
+    """Runs the block against a Prefect API server that lives exactly as long as this process.
+
+    Yields:
+        str: the API URL (the configured one when PREFECT_API_URL is set).
+
+    Raises:
+        RuntimeError: the server did not answer within `timeout` seconds.
+    """
+    configured = PREFECT_API_URL.value()
+    if configured:
+        yield configured
+        return
+    home = Path(PREFECT_HOME.value())
+    home.mkdir(parents=True, exist_ok=True)
+    pid_file = home / PID_FILE
+    stop_stale(pid_file)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+           **get_current_settings().to_environment_variables(exclude_unset=True)}  # as Prefect starts its own
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parents[1]),
+                             "--factory", _APP, "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
+                             "--lifespan", "on"], env=env, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL)
+    pid_file.write_text(json.dumps({"pid": proc.pid, "parent": os.getpid(), "url": url}))
+    try:
+        deadline = time.monotonic() + timeout
+        while not _healthy(url):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the local Prefect server exited with {proc.returncode} before it answered")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local Prefect server did not answer on {url} within {timeout:.0f} s")
+            time.sleep(0.2)
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            try:
+                yield url
+            finally:  # what the run logged is sent while the server still listens
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        pid_file.unlink(missing_ok=True)

@@ -1,0 +1,118 @@
+"""shards/integrity.py and every command on a damaged split: `shards verify|stats|preview`, `eval`
+and `train` each exit non-zero, the last four with one line naming what is wrong, and none
+writes a file (DAMAGE in damage_fixtures.py builds each kind of damage)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from damage_fixtures import DAMAGE
+from eval_fixtures import write_split
+from shards.errors import ShardError
+from shards.integrity import check_split, guarded, worker_message
+from shards.reader import ShardReader
+
+# damage the metadata check finds (before any shard is read) ...
+METADATA = ("manifest deleted", "counts disagree", "truncated shard", "missing shard")
+# ... and what only reading the shards finds
+READ = ("checksum mismatch", "symlink member", "absolute member name", "member name with ..", "slash in the key")
+# `shards stats` reads metadata only; refusing member damage there is the shards library's part
+STATS_MISSES = set(READ)
+
+
+@pytest.fixture(scope="module")
+def valid(tmp_path_factory):
+    split = tmp_path_factory.mktemp("valid") / "ds" / "val"
+    write_split(split)  # 3 samples in 2 shards
+    return split
+
+
+def _damaged(valid, tmp_path, kind):
+    split = tmp_path / kind.replace(" ", "_").replace(".", "dot") / "val"
+    shutil.copytree(valid, split)
+    what = DAMAGE[kind](split)
+    return split, what
+
+
+def _snapshot(root):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_valid_split_passes(valid):
+    info = check_split(valid)
+    assert info["counts"]["samples"] == 3
+    assert len(list(guarded(ShardReader(valid).samples(), valid))) == 3
+
+
+@pytest.mark.parametrize("kind", METADATA)
+def test_metadata_damage_is_found_without_reading_shards(valid, tmp_path, kind):
+    split, what = _damaged(valid, tmp_path, kind)
+    with pytest.raises(ShardError, match=what.replace(".", r"\.")):
+        check_split(split)
+
+
+@pytest.mark.parametrize("kind", READ)
+def test_reading_a_damaged_shard_raises_one_shard_error(valid, tmp_path, kind):
+    split, _ = _damaged(valid, tmp_path, kind)
+    check_split(split)  # the metadata is consistent: only reading finds these
+    with pytest.raises(ShardError) as info:
+        list(guarded(ShardReader(split).samples(), split))
+    assert "\n" not in str(info.value) and str(split) in str(info.value)
+
+
+def test_worker_message_recovers_the_one_line():
+    msg = "shard-000001.tar: sha256 abc does not match dataset.json (def)"
+    wrapped = ShardError(f"Caught ShardError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                         f"last):\n  File \"x.py\", line 1, in <module>\nshards.errors.ShardError: {msg}\n")
+    assert worker_message(wrapped) == msg
+    assert worker_message(ShardError(msg)) == msg
+
+
+@pytest.mark.parametrize("kind", METADATA + READ)
+def test_every_command_refuses_a_damaged_split(valid, tmp_path, kind, monkeypatch):
+    import unilseg.train
+
+    def no_ray(*a, **k):
+        raise AssertionError("metadata damage must be found before Ray starts")
+
+    split, what = _damaged(valid, tmp_path, kind)
+    before = _snapshot(split.parent)
+    (tmp_path / "preds").mkdir()
+    runner = CliRunner()
+    res = runner.invoke(main, ["shards", "verify", str(split)])
+    assert res.exit_code == 1 and "FAIL" in res.output and "error:" in res.output, res.output
+    assert "Traceback" not in res.output
+    commands = {
+        "stats": ["shards", "stats", str(split)],
+        "preview": ["shards", "preview", str(split), "--out", str(tmp_path / "out" / "sheet.png")],
+        "eval": ["eval", "--predictions", str(tmp_path / "preds"), "--data", str(split), "--out",
+                 str(tmp_path / "out" / "report"), "--no-progress"],
+    }
+    if kind in METADATA:  # what only reading finds is trained on by Ray workers: test_train_stops_at_once...
+        monkeypatch.setattr(unilseg.train, "ensure_ray", no_ray)
+        commands["train"] = ["train", "--data", str(split), "--out", str(tmp_path / "out" / "run"), "--steps", "2",
+                             "--batch-size", "2", "--preset", "unilseg-tiny"]
+    for name, args in commands.items():
+        if name == "stats" and kind in STATS_MISSES:
+            continue
+        res = runner.invoke(main, args)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), (name, res.output)
+        assert str(split) in lines[0], (name, lines[0])
+        if kind in METADATA:
+            assert what in lines[0], (name, lines[0])
+    assert _snapshot(split.parent) == before  # nothing written into the dataset ...
+    assert not (tmp_path / "out").exists()  # ... nor any output
+
+
+@pytest.mark.xfail(reason="stats reads metadata only; member damage is for the shards library to report "
+                          "(the library side of issue 16)", strict=False)
+@pytest.mark.parametrize("kind", sorted(STATS_MISSES))
+def test_stats_refuses_member_damage(valid, tmp_path, kind):
+    split, _ = _damaged(valid, tmp_path, kind)
+    res = CliRunner().invoke(main, ["shards", "stats", str(split)])
+    assert res.exit_code == 1

@@ -1,0 +1,90 @@
+"""flows/local_server.py: the Prefect server of `python -m flows.pipeline` dies with its parent,
+even on SIGKILL; a server whose parent is gone is stopped by the next run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from flows.local_server import PID_FILE, _APP, _cmdline, stop_stale
+from flows.paths import PROJECT_ROOT
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _fake_server() -> subprocess.Popen:
+    """A process whose command line looks like the server's."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", _APP])
+    deadline = time.monotonic() + 10
+    while _APP not in _cmdline(p.pid) and time.monotonic() < deadline:  # /proc shows it once exec is done
+        time.sleep(0.02)
+    return p
+
+
+def test_a_server_whose_parent_is_gone_is_stopped(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    server = _fake_server()
+    try:
+        (tmp_path / PID_FILE).write_text(json.dumps({"pid": server.pid, "parent": gone.pid}))
+        assert stop_stale(tmp_path / PID_FILE) == server.pid
+        assert server.wait(timeout=15) is not None and not (tmp_path / PID_FILE).exists()
+        # a record whose parent still lives (this process) is left alone
+        other = _fake_server()
+        (tmp_path / PID_FILE).write_text(json.dumps({"pid": other.pid, "parent": os.getpid()}))
+        assert stop_stale(tmp_path / PID_FILE) is None and _alive(other.pid)
+        other.kill()
+    finally:
+        server.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_server_dies_with_a_killed_flow_run(tmp_path):
+    """`python -m flows.pipeline my.yaml` killed with SIGKILL once its server answers: the server
+    is gone within seconds (Prefect's own ephemeral server outlived such a kill by minutes)."""
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text(f"run_name: k\ndata_root: {tmp_path / 'data'}\nruns_root: {tmp_path / 'runs'}\nannotate: null\n"
+                   f"labeled:\n  - {{name: synth, format: synth-shapes, src: {tmp_path / 'src'}, synth_images: 400}}\n")
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    run = subprocess.Popen([sys.executable, "-m", "flows.pipeline", str(cfg)], env=env, cwd=PROJECT_ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid_file = tmp_path / "prefect" / PID_FILE
+    deadline, rec = time.monotonic() + 400, None
+    try:
+        while time.monotonic() < deadline and run.poll() is None:
+            if pid_file.exists():
+                rec = json.loads(pid_file.read_text())
+                try:
+                    with urllib.request.urlopen(rec["url"] + "/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+            time.sleep(0.5)
+        assert rec is not None and run.poll() is None, "the flow run ended before its server answered"
+        assert rec["parent"] == run.pid and _alive(rec["pid"])
+    finally:
+        run.kill()
+        run.wait()
+    deadline = time.monotonic() + 20
+    while _alive(rec["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(rec["pid"]), "the flow run's Prefect server outlived it"
