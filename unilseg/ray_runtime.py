@@ -38,7 +38,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
             log.info("connecting to Ray at %s", address)
             ray.init(address=address, namespace="unilseg", logging_level="WARNING", log_to_driver=True)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+            # address="local": without it ray.init joins whatever cluster another process on this
+            # machine started last (/tmp/ray/ray_current_cluster), whose workers have not this
+            # process's environment (credentials, AWS_ENDPOINT_URL)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                      namespace="unilseg", logging_level="WARNING")
     return ray.get_runtime_context().gcs_address
 
