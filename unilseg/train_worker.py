@@ -7,6 +7,9 @@ A run directory RUN holds:
   RUN/metrics.jsonl               one line per report (rank 0) and per (re)start
   RUN/<name>/                     Ray Train's own run state and checkpoint copies
 
+RUN may be a local path or an fsspec URL (s3://...): everything above goes through
+shards.storage (a checkpoint is written locally, then published in one step).
+
 Resume order when a worker group starts: Ray's checkpoint (ray.train.get_checkpoint(), set
 after a lost worker or for a rerun with the same name), else RUN/latest.pt, else `init`
 (weights only, step 0; our checkpoint or the released UniLSeg-20 file), else random weights.
@@ -22,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ import ray.train.torch
 import torch
 from torch.utils.data import DataLoader
 
+from shards import storage
 from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, save_checkpoint
 from unilseg.data.augment import AugmentConfig
 from unilseg.data.dataset import TargetDataset
@@ -64,58 +67,56 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
+def read_metrics(out: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[dict[str, Any]]:
     """Lines of RUN/metrics.jsonl (reports and start events), oldest first."""
-    path = Path(out) / METRICS
-    if not path.is_file():
+    path = storage.join(out, METRICS)
+    if not storage.isfile(path, storage_options):
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = storage.read_bytes(path, storage_options).decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _log_event(out: Path, record: dict[str, Any]) -> None:
-    with open(out / METRICS, "a") as f:
-        f.write(json.dumps(record) + "\n")
+def _log_event(out: Path | str, record: dict[str, Any], storage_options: storage.StorageOptions = None) -> None:
+    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n", storage_options)
 
 
-def _publish(src: Path, out: Path, step: int, keep: int) -> Path:
-    """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it (atomic)."""
-    ckpt_dir = out / CKPT_DIR
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    dst = ckpt_dir / f"step-{step:06d}.pt"
-    shutil.copyfile(src, dst.with_suffix(".tmp"))
-    os.replace(dst.with_suffix(".tmp"), dst)
-    tmp = out / (LATEST + ".tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(dst, tmp)  # latest.pt shares the step file's bytes
-    except OSError:
-        shutil.copyfile(dst, tmp)
-    os.replace(tmp, out / LATEST)
-    for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep]:
-        old.unlink()
+def _publish(src: Path, out: Path | str, step: int, keep: int,
+             storage_options: storage.StorageOptions = None) -> Path | str:
+    """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it; each
+    appears complete or not at all (shards.storage: rename, or one upload / store-side copy)."""
+    ckpt_dir = storage.join(out, CKPT_DIR)
+    storage.makedirs(ckpt_dir, storage_options)
+    dst = storage.join(ckpt_dir, f"step-{step:06d}.pt")
+    storage.put_file(src, dst, storage_options)
+    storage.copy(dst, storage.join(out, LATEST), storage_options)  # local: latest.pt shares the step file's bytes
+    steps = [n for n in storage.listdir(ckpt_dir, storage_options) if n.startswith("step-") and n.endswith(".pt")]
+    for old in sorted(steps)[:-keep]:
+        storage.remove(storage.join(ckpt_dir, old), storage_options)
     return dst
 
 
 def restore(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            ray_ckpt: Any = None) -> tuple[int, str, dict[str, Any]]:
+            ray_ckpt: Any = None, storage_options: storage.StorageOptions = None) -> tuple[int, str, dict[str, Any]]:
     """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
 
     Args:
         ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
+        storage_options (dict | None): fsspec options for a RUN or init at a URL.
     """
+    so = storage_options
     if ray_ckpt is not None:
         with ray_ckpt.as_directory() as d:
             loaded = load_checkpoint(Path(d) / RAY_CKPT_FILE, model, optimizer)
             return loaded.step, "ray", loaded.extra
-    latest = Path(cfg.out) / LATEST
-    if latest.is_file():
-        loaded = load_checkpoint(latest, model, optimizer)
+    latest = storage.join(cfg.out, LATEST)
+    if storage.isfile(latest, so):
+        loaded = load_checkpoint(latest, model, optimizer, storage_options=so)
         return loaded.step, "latest", loaded.extra
     if cfg.init:
-        if is_training_checkpoint(cfg.init):
-            load_checkpoint(cfg.init, model)  # weights only: a fine-tune starts its own schedule
+        if is_training_checkpoint(cfg.init, so):
+            load_checkpoint(cfg.init, model, storage_options=so)  # weights only: a fine-tune starts its own schedule
         else:
-            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init)
+            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init, so)
         return 0, "init", {}
     return 0, "scratch", {}
 
@@ -127,7 +128,7 @@ class WorkerState:
     cfg: TrainConfig
     rank: int
     world: int
-    out: Path
+    out: Path | str  # RUN: a Path when local, else its URL
     model: torch.nn.Module  # DDP-wrapped when world > 1
     optimizer: torch.optim.Optimizer
     device: torch.device
@@ -138,41 +139,43 @@ class WorkerState:
     sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "bce": 0.0, "dice": 0.0})
     n: int = 0  # steps summed in `sums`
     t_window: float = field(default_factory=time.perf_counter)
+    storage_options: dict | None = None  # fsspec options for RUN at a URL
 
     @property
     def per_worker(self) -> int:
         return self.cfg.batch_size // self.world
 
 
-def setup(cfg: TrainConfig) -> WorkerState:
+def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> WorkerState:
     """Builds the model, optimizer and data stream of this rank and restores the newest state."""
+    so = storage_options
     set_niceness(cfg.niceness)  # DataLoader workers fork from here: inherited
     torch.set_num_threads(cfg.threads_per_worker)
     cv2.setNumThreads(1)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    out = Path(cfg.out)
+    out = Path(cfg.out) if storage.is_local(cfg.out) else cfg.out
     torch.manual_seed(cfg.seed)
-    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init))
+    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init, so))
     tokenizer, size = model.tokenizer, model.config.input_size
     wrapped = ray.train.torch.prepare_model(model)  # moves to the device; DDP when world > 1
     optimizer = torch.optim.AdamW(wrapped.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint())
+    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint(), so)
     # a run that finished by its time budget continues only if asked for a longer budget
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
         _log_event(out, {"event": "start", "step": start, "from": source, "world_size": world, "time": time.time(),
-                         "niceness": os.getpriority(os.PRIO_PROCESS, 0)})
+                         "niceness": os.getpriority(os.PRIO_PROCESS, 0)}, so)
         print(f"[unilseg train] rank 0 of {world}: starting at step {start} ({source}), target {cfg.steps}",
               flush=True)
     dataset = TargetDataset(cfg.data, tokenizer, size, seed=cfg.seed * 100_003 + start, rank=rank, world_size=world,
                             augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
-                            shuffle_buffer=cfg.shuffle_buffer)
+                            shuffle_buffer=cfg.shuffle_buffer, storage_options=so)
     loader = DataLoader(dataset, batch_size=cfg.batch_size // world, num_workers=cfg.num_loader_workers,
                         pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None)
     wrapped.train()
     return WorkerState(cfg, rank, world, out, wrapped, optimizer, ray.train.torch.get_device(), iter(loader),
-                       start, trained_s)
+                       start, trained_s, storage_options=so)
 
 
 def clock(state: WorkerState) -> tuple[float, float, bool]:
@@ -221,11 +224,11 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
                                    extra={"world_size": state.world, "batch_size": cfg.batch_size, "lr": cfg.lr,
                                           "train_seconds": elapsed, "time_limit_s": cfg.time_limit_s or 0.0,
                                           "out_of_time": out_of_time})
-            _publish(path, state.out, step, cfg.keep_checkpoints)
+            _publish(path, state.out, step, cfg.keep_checkpoints, state.storage_options)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
-        _log_event(state.out, {"event": "report", **metrics})
+        _log_event(state.out, {"event": "report", **metrics}, state.storage_options)
         print(f"[unilseg train] step {step}/{cfg.steps} loss {metrics['loss']:.4f} (bce {metrics['bce']:.4f} "
               f"dice {metrics['dice']:.4f}) lr {lr:.2e} {metrics['samples_per_s']:.1f} samples/s"
               + (" [checkpoint]" if save else ""), flush=True)
@@ -237,11 +240,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The Ray Train worker function: set up, then step to cfg.steps, reporting and checkpointing.
 
     Args:
-        loop_config (dict): {"config": TrainConfig as a dict, "step_hook": StepHook | None}.
+        loop_config (dict): {"config": TrainConfig as a dict, "step_hook": StepHook | None,
+            "storage_options": shards.storage.Masked(dict | None)}.
     """
     cfg = TrainConfig.from_dict(loop_config["config"])
     hook: StepHook | None = loop_config.get("step_hook")
-    state = setup(cfg)
+    masked = loop_config.get("storage_options")
+    state = setup(cfg, masked.value if masked is not None else None)
     for step in range(state.start + 1, cfg.steps + 1):
         if hook is not None:
             hook(step, state.rank, state.world, state.out)
