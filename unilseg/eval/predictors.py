@@ -73,14 +73,15 @@ class ModelPredictor:
     kind = "checkpoint"
     needs_images = True
 
-    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None):
+    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None,
+                 storage_options: dict | None = None):
         # torch and the model are imported here, not at the top: scoring saved PNGs needs
         # neither, and torch's import costs seconds
         import torch
 
         from unilseg.model.loading import load_model
 
-        self.model = load_model(checkpoint, preset)
+        self.model = load_model(checkpoint, preset, storage_options)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         self.threshold = float(self.model.config.threshold)
