@@ -1,4 +1,7 @@
-"""`unilseg shards verify|stats|preview`."""
+"""`unilseg shards verify|stats|preview`.
+
+PATH is a local path or an fsspec URL (s3://bucket/data/NAME); a missing one is reported by
+the library in one line."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ def command() -> None:
 
 
 @command.command("verify")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("path")
 @click.option("--shallow", is_flag=True, help="Check checksums and counts only, not every sample.")
 def verify(path: str, shallow: bool) -> None:
     """Check every split under PATH; exit 1 and say what is wrong if anything is."""
@@ -38,7 +41,7 @@ def verify(path: str, shallow: bool) -> None:
 
 
 @command.command("stats")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(path: str, as_json: bool) -> None:
     """Counts of images and targets by task, granularity and source."""
@@ -52,8 +55,8 @@ def stats(path: str, as_json: bool) -> None:
 
 
 @command.command("preview")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.argument("path")
+@click.option("--out", required=True, help="PNG file to write (a local path or URL).")
 @click.option("--limit", default=36, show_default=True, help="Targets to draw.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (repeatable).")
 def preview(path: str, out: str, limit: int, tasks: tuple[str, ...]) -> None:
