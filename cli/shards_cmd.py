@@ -2,6 +2,9 @@
 
 On a damaged split every command exits non-zero: `verify` lists what is wrong, `stats` and
 `preview` say in one line what they found (shards.integrity).
+
+PATH is a local path or an fsspec URL (s3://bucket/data/NAME); a missing one is reported by
+the library in one line.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ def command() -> None:
 
 
 @command.command("verify")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("path")
 @click.option("--shallow", is_flag=True, help="Check checksums and counts only, not every sample.")
 def verify(path: str, shallow: bool) -> None:
     """Check every split under PATH; exit 1 and say what is wrong if anything is."""
@@ -55,7 +58,7 @@ def verify(path: str, shallow: bool) -> None:
 
 
 @command.command("stats")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(path: str, as_json: bool) -> None:
     """Counts of images and targets by task, granularity and source."""
@@ -73,8 +76,8 @@ def stats(path: str, as_json: bool) -> None:
 
 
 @command.command("preview")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.argument("path")
+@click.option("--out", required=True, help="PNG file to write (a local path or URL).")
 @click.option("--limit", default=36, show_default=True, help="Targets to draw.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (repeatable).")
 def preview(path: str, out: str, limit: int, tasks: tuple[str, ...]) -> None:

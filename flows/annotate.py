@@ -7,53 +7,58 @@ for an engine whose config changed.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 from prefect import flow, get_run_logger, task
 
 from annotation_engine.driver import annotate_images
 from flows.artifacts import ProgressArtifact, summarize_dataset
-from flows.config import AnnotateStage
+from flows.config import AnnotateStage, StorageOptions, unmask
 from flows.paths import resolve
+from shards import storage
 from shards.sample_photos import SAMPLE_PHOTOS_SOURCE, export_sample_photos
 
 
 @task(name="prepare-sample-photos")
-def prepare_sample_photos(out: str) -> str:
-    """scikit-image's bundled photos as a folder (the demo's unlabeled images)."""
-    export_sample_photos(out)
+def prepare_sample_photos(out: str, storage_options: Optional[StorageOptions] = None) -> str:
+    """scikit-image's bundled photos as a folder (the demo's unlabeled images; a local path or URL)."""
+    export_sample_photos(out, storage_options=unmask(storage_options))
     return out
 
 
 # Ray connection hiccups and actor-pool start-up are the transient failures here; the
 # driver skips what it already wrote, so a retry only redoes the unfinished images.
 @task(name="annotate-images", retries=2, retry_delay_seconds=10)
-def annotate_images_task(images: str, out: str, settings: dict[str, Any]) -> dict[str, Any]:
-    return annotate_images(images, out, progress=False, on_progress=ProgressArtifact(Path(out).name), **settings)
+def annotate_images_task(images: str, out: str, settings: dict[str, Any],
+                         storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+    return annotate_images(images, out, progress=False, on_progress=ProgressArtifact(storage.name(out)),
+                           storage_options=unmask(storage_options), **settings)
 
 
 @flow(name="annotate", log_prints=True)
 def annotate(stage: AnnotateStage, out: str, ray_address: Optional[str] = None,
-             preview_dir: Optional[str] = None) -> dict[str, Any]:
+             preview_dir: Optional[str] = None, storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
     """Annotates every new image of the stage's `images` into the dataset OUT.
 
     Args:
         stage: images, engine, actors, ... (flows.config.AnnotateStage).
-        out: dataset directory (shards go to OUT/<split>).
+        out: dataset directory (shards go to OUT/<split>); a local path or URL.
         ray_address: Ray cluster; default UNILSEG_RAY_ADDRESS or a local Ray.
         preview_dir: where to write preview sheets (default OUT/previews).
+        storage_options: fsspec options for locations at URLs (masked in Prefect).
     """
     log = get_run_logger()
-    out_path = Path(resolve(out))
+    out_loc = resolve(out)
+    name = storage.name(out_loc)
     images = stage.images
     if images == SAMPLE_PHOTOS_SOURCE:
-        images = prepare_sample_photos(str(out_path.parent / "sources" / SAMPLE_PHOTOS_SOURCE))
-    summary = annotate_images_task(resolve(images), str(out_path), {**stage.settings(), "ray_address": ray_address})
+        images = prepare_sample_photos(storage.join(storage.parent(out_loc), "sources", SAMPLE_PHOTOS_SOURCE),
+                                       storage_options)
+    summary = annotate_images_task(resolve(images), out_loc, {**stage.settings(), "ray_address": ray_address},
+                                   storage_options)
     log.info("annotated %s: %d written, %d skipped (already done), %d quarantined; engine %s",
-             out_path.name, summary["written"], summary["skipped"], summary["quarantined"],
-             summary["engine_version"])
-    summary_doc = summarize_dataset(out_path.name, str(out_path), preview_dir or str(out_path / "previews"))
-    return {"dataset": str(out_path), "split": stage.split, "written": summary["written"],
+             name, summary["written"], summary["skipped"], summary["quarantined"], summary["engine_version"])
+    summary_doc = summarize_dataset(name, out_loc, preview_dir or storage.join(out_loc, "previews"), storage_options)
+    return {"dataset": out_loc, "split": stage.split, "written": summary["written"],
             "skipped": summary["skipped"], "quarantined": summary["quarantined"],
             "engine_version": summary["engine_version"], "previews": summary_doc["previews"]}

@@ -13,7 +13,7 @@ import contextvars
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from PIL import Image
 
@@ -21,6 +21,8 @@ from prefect import task
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
                                update_progress_artifact)
 
+from flows.config import StorageOptions, unmask
+from shards import storage
 from shards.preview import preview_split
 from shards.stats import dataset_stats
 
@@ -64,7 +66,7 @@ def publish_counts(name: str, stats: dict[str, dict[str, Any]]) -> None:
     rows = []
     for split_dir, s in stats.items():
         rows.append({
-            "split": str(Path(split_dir).relative_to(Path(split_dir).parents[1])),
+            "split": f"{storage.name(storage.parent(split_dir))}/{storage.name(split_dir)}",
             "status": s["status"], "images": s["images"], "targets": s["targets"],
             "no_target": s["no_target"], "quarantined": s["quarantined"],
             "by_task": ", ".join(f"{k} {v}" for k, v in s["by_task"].items()),
@@ -74,18 +76,19 @@ def publish_counts(name: str, stats: dict[str, dict[str, Any]]) -> None:
 
 
 def publish_files(name: str, files: dict[str, str | Path], description: str) -> None:
-    """A markdown list of result files (preview sheets, reports, checkpoints) with absolute paths."""
-    lines = [f"## {description}", ""] + [f"- {label}: `{Path(p).resolve()}`" for label, p in files.items()]
+    """A markdown list of result files (preview sheets, reports, checkpoints): absolute paths or URLs."""
+    lines = [f"## {description}", ""] + [f"- {label}: `{storage.absolute(p)}`" for label, p in files.items()]
     create_markdown_artifact("\n".join(lines), key=_key(f"files-{name}"), description=description)
 
 
 MAX_SIDE = 1600  # pixels: a picture's longer side in the UI (a sheet of 16 cells is ~1800 wide)
 
 
-def image_markdown(png: str | Path, alt: str, max_side: int = MAX_SIDE) -> str:
-    """A picture as markdown with the image inline (data URL), scaled so its longer side is at
-    most ``max_side``."""
-    img = Image.open(png)
+def image_markdown(png: str | Path, alt: str, max_side: int = MAX_SIDE,
+                   storage_options: storage.StorageOptions = None) -> str:
+    """A picture (a local path or URL) as markdown with the image inline (data URL), scaled so
+    its longer side is at most ``max_side``."""
+    img = Image.open(io.BytesIO(storage.read_bytes(png, storage_options)))
     img.load()
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side))
@@ -94,9 +97,11 @@ def image_markdown(png: str | Path, alt: str, max_side: int = MAX_SIDE) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')})"
 
 
-def publish_image(name: str, png: str | Path, title: str, caption: str = "") -> None:
-    """A picture (a loss curve, an overlay sheet) as a markdown artifact, with its file path."""
-    text = [f"## {title}", "", image_markdown(png, title), "", caption, "", f"File: `{Path(png).resolve()}`"]
+def publish_image(name: str, png: str | Path, title: str, caption: str = "",
+                  storage_options: storage.StorageOptions = None) -> None:
+    """A picture (a loss curve, an overlay sheet) as a markdown artifact, with its location."""
+    text = [f"## {title}", "", image_markdown(png, title, storage_options=storage_options), "", caption, "",
+            f"File: `{storage.absolute(png)}`"]
     create_markdown_artifact("\n".join(text), key=_key(name), description=title)
 
 
@@ -113,24 +118,27 @@ def publish_metrics(name: str, metrics: dict[str, dict[str, float]]) -> None:
                           description=f"Metrics of {name} (report.md says each convention)")
 
 
-def publish_report(name: str, report_md: str | Path) -> None:
+def publish_report(name: str, report_md: str | Path, storage_options: storage.StorageOptions = None) -> None:
     """The evaluation report (paper-style tables, conventions) as a markdown artifact."""
-    create_markdown_artifact(Path(report_md).read_text(encoding="utf-8"), key=_key(f"eval-{name}"),
+    create_markdown_artifact(storage.read_bytes(report_md, storage_options).decode("utf-8"), key=_key(f"eval-{name}"),
                              description=f"Evaluation of {name}")
 
 
 @task(name="summarize-dataset")
-def summarize_dataset(name: str, dataset_dir: str, preview_dir: str) -> dict[str, Any]:
-    """Counts per split as an artifact, a preview sheet per split, their paths as an artifact."""
-    stats = dataset_stats(dataset_dir)
+def summarize_dataset(name: str, dataset_dir: str, preview_dir: str,
+                      storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+    """Counts per split as an artifact, a preview sheet per split, their paths as an artifact
+    (the dataset and preview dir may be local paths or URLs)."""
+    so = unmask(storage_options)
+    stats = dataset_stats(dataset_dir, so)
     publish_counts(name, stats)
     sheets = {}
     for split_dir, s in stats.items():
         if s["targets"]:
-            sheet = Path(preview_dir) / f"{name}-{Path(split_dir).name}.png"
-            sheet.parent.mkdir(parents=True, exist_ok=True)
-            preview_split(split_dir, sheet)
-            sheets[f"{name}/{Path(split_dir).name}"] = str(sheet)
+            sheet = storage.join(preview_dir, f"{name}-{storage.name(split_dir)}.png")
+            storage.makedirs(preview_dir, so)
+            preview_split(split_dir, sheet, storage_options=so)
+            sheets[f"{name}/{storage.name(split_dir)}"] = str(sheet)
     if sheets:
         publish_files(f"preview-{name}", sheets, f"Preview sheets of {name}")
     return {"stats": stats, "previews": sheets}

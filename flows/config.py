@@ -8,7 +8,10 @@ and help texts come from there; a bad value fails with the library's own message
 `PipelineConfig.from_yaml(path)` reads a file the user edits (flows/configs/*.yaml); an
 unknown key, a wrong type or a bad value fails before any stage as one ConfigError line naming
 the file and each field (`train.stepz: unknown field ...`), not a pydantic traceback. Relative
-paths are taken from the project root (flows/paths.py).
+paths are taken from the project root (flows/paths.py); `data_root` and `runs_root` may be
+fsspec URLs (s3://bucket/x), and `storage_options` (fsspec options for them: keys, endpoint)
+is a pydantic Secret: it shows as '**********' wherever Prefect records or displays
+parameters, and the flows hand it only to library calls.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, Secret, ValidationError, create_model, field_validator,
+                      model_validator)
 
 from annotation_engine.annotate_config import AnnotateConfig
 from flows.paths import resolve
+from shards import storage
 from shards.converters import converter_names
 from shards.errors import MissingInputError, UniLSegError
 from shards.sample_photos import SAMPLE_PHOTOS_SOURCE
@@ -108,6 +113,21 @@ class LabeledSet(_Strict):
         return v
 
 
+class StorageOptions(_Strict):
+    """fsspec options for locations at URLs on their way through Prefect flows and tasks.
+
+    Prefect records a flow's parameters with FastAPI's jsonable_encoder: a model's Secret field
+    becomes '**********', while a bare Secret would be taken apart and stored in clear."""
+
+    options: Secret[dict[str, Any]] = Field(default_factory=lambda: Secret({}))
+
+
+def unmask(storage_options: Optional[StorageOptions]) -> dict | None:
+    """The storage options a library call takes (None when there are none)."""
+    value = storage_options.options.get_secret_value() if storage_options is not None else None
+    return dict(value) if value else None
+
+
 class PipelineConfig(_Strict):
     """Everything one annotate-and-train run needs (flows/configs/ has the demo and a template)."""
 
@@ -115,6 +135,10 @@ class PipelineConfig(_Strict):
     data_root: str = Field("data", description="where datasets are written (relative: to the project root)")
     runs_root: str = Field("runs", description="where runs (checkpoints, reports, stage markers) go")
     ray_address: Optional[str] = Field(None, description="Ray cluster; default: UNILSEG_RAY_ADDRESS or local")
+    storage_options: Secret[dict[str, Any]] = Field(
+        default_factory=lambda: Secret({}),
+        description="fsspec options for data_root/runs_root URLs (key, secret, endpoint_url, ...; default: the "
+                    "AWS credential chain and AWS_ENDPOINT_URL); masked in Prefect, never logged or written")
     annotate: Optional[AnnotateStage] = Field(default_factory=AnnotateStage)  # type: ignore[valid-type]
     labeled: list[LabeledSet] = Field(default_factory=list)
     train: TrainStage = Field(default_factory=TrainStage)  # type: ignore[valid-type]
@@ -148,11 +172,27 @@ class PipelineConfig(_Strict):
             raise ConfigError(f"{source}: " + "; ".join(_describe(err) for err in e.errors())) from None
 
     @property
-    def run_dir(self) -> Path:
-        return Path(resolve(self.runs_root)) / self.run_name
+    def run_dir(self) -> Path | str:
+        """RUNS_ROOT/<run_name>: a Path when local, else its URL."""
+        return _located(storage.join(resolve(self.runs_root), self.run_name))
 
-    def dataset_dir(self, name: str) -> Path:
-        return Path(resolve(self.data_root)) / name
+    def dataset_dir(self, name: str) -> Path | str:
+        """DATA_ROOT/<name>: a Path when local, else its URL."""
+        return _located(storage.join(resolve(self.data_root), name))
+
+    @property
+    def options(self) -> dict | None:
+        """storage_options for library calls (None when empty)."""
+        return dict(self.storage_options.get_secret_value()) or None
+
+    @property
+    def flow_options(self) -> StorageOptions:
+        """storage_options to pass to the stage flows (masked in Prefect's records)."""
+        return StorageOptions(options=self.storage_options)
+
+
+def _located(loc: str) -> Path | str:
+    return Path(loc) if storage.is_local(loc) else loc
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -5,6 +5,10 @@ annotation stage alone, for the cron-scheduled deployment.
 Each stage leaves a done-marker in RUN/stages/ (flows/stages.py): a run stopped mid-way and
 started again skips the stages that finished and resumes the one that did not.
 
+`data_root` and `runs_root` may be fsspec URLs: every location below is built and checked
+through shards.storage, and the config's storage_options go to each library call (masked in
+Prefect's records; never logged, never in markers or artifacts).
+
     python -m flows.pipeline flows/configs/demo.yaml    # one run in this process, no server needed
 
 Run that way, the config is validated first (a bad field is one line and exit 1), and the
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any, Optional
 
 from prefect import flow, get_run_logger
@@ -31,6 +34,7 @@ from flows.evaluate import evaluate
 from flows.paths import resolve
 from flows.stages import run_stage
 from flows.train import train
+from shards import storage
 from shards.errors import UniLSegError
 from shards.manifest import read_dataset_json
 from unilseg.ray_runtime import dashboard_url, ensure_ray
@@ -63,8 +67,10 @@ def _annotate_stage(cfg: PipelineConfig, log) -> Optional[dict[str, Any]]:
     out = cfg.dataset_dir(a.name)
     inputs = {"annotate": a.model_dump(), "images": images_fingerprint(resolve(a.images)), "out": str(out)}
     return run_stage(cfg.run_dir, "annotate", inputs, lambda: annotate(
-        stage=a, out=str(out), ray_address=cfg.ray_address, preview_dir=str(cfg.run_dir / "previews")),
-        outputs=lambda r: [Path(r["dataset"]) / r["split"] / "dataset.json"], log=log.info)
+        stage=a, out=str(out), ray_address=cfg.ray_address, preview_dir=storage.join(cfg.run_dir, "previews"),
+        storage_options=cfg.flow_options),
+        outputs=lambda r: [storage.join(r["dataset"], r["split"], "dataset.json")], log=log.info,
+        storage_options=cfg.options)
 
 
 def _convert_stage(cfg: PipelineConfig, log) -> dict[str, Any]:
@@ -72,26 +78,28 @@ def _convert_stage(cfg: PipelineConfig, log) -> dict[str, Any]:
         return {}
     inputs = {"labeled": [s.model_dump() for s in cfg.labeled], "data_root": resolve(cfg.data_root)}
     return run_stage(cfg.run_dir, "convert", inputs, lambda: convert(
-        sets=cfg.labeled, data_root=resolve(cfg.data_root), preview_dir=str(cfg.run_dir / "previews")),
-        outputs=lambda r: [Path(d["dataset"]) / s / "dataset.json" for d in r.values() for s in d["splits"]],
-        log=log.info)
+        sets=cfg.labeled, data_root=resolve(cfg.data_root), preview_dir=storage.join(cfg.run_dir, "previews"),
+        storage_options=cfg.flow_options),
+        outputs=lambda r: [storage.join(d["dataset"], s, "dataset.json") for d in r.values() for s in d["splits"]],
+        log=log.info, storage_options=cfg.options)
 
 
 def _train_stage(cfg: PipelineConfig, annotated: Optional[dict], converted: dict, log) -> dict[str, Any]:
     data: list[tuple[str, float]] = []
     if annotated is not None:
-        data.append((str(Path(annotated["dataset"]) / annotated["split"]), cfg.annotate.weight))
+        data.append((storage.join(annotated["dataset"], annotated["split"]), cfg.annotate.weight))
     for d in converted.values():
         if "train" in d["splits"]:
-            data.append((str(Path(d["dataset"]) / "train"), d["weight"]))
+            data.append((storage.join(d["dataset"], "train"), d["weight"]))
     if not data:
         raise ValueError("nothing to train on: configure `annotate` or a labeled set with a train split")
-    out = cfg.run_dir / "train"
+    out = storage.join(cfg.run_dir, "train")
     # a split's dataset.json lists its shards with their checksums: new data retrains
-    inputs = {"train": cfg.train.model_dump(), "data": [(p, w, read_dataset_json(p).get("shards")) for p, w in data]}
+    inputs = {"train": cfg.train.model_dump(),
+              "data": [(p, w, read_dataset_json(p, cfg.options).get("shards")) for p, w in data]}
     return run_stage(cfg.run_dir, "train", inputs, lambda: train(
-        data=data, out=str(out), stage=cfg.train, ray_address=cfg.ray_address),
-        outputs=lambda r: [r["checkpoint"]], log=log.info)
+        data=data, out=out, stage=cfg.train, ray_address=cfg.ray_address, storage_options=cfg.flow_options),
+        outputs=lambda r: [r["checkpoint"]], log=log.info, storage_options=cfg.options)
 
 
 def _evaluate_stage(cfg: PipelineConfig, trained: dict, converted: dict, log) -> dict[str, Any]:
@@ -101,12 +109,14 @@ def _evaluate_stage(cfg: PipelineConfig, trained: dict, converted: dict, log) ->
     if not datasets:
         log.info("evaluate: no dataset has a %s split; skipped", e.split)
         return {}
-    ckpt = Path(trained["checkpoint"])
-    inputs = {"evaluate": e.model_dump(), "datasets": datasets, "checkpoint": str(ckpt),
-              "checkpoint_stat": [ckpt.stat().st_size, ckpt.stat().st_mtime_ns]}
+    ckpt = trained["checkpoint"]
+    inputs = {"evaluate": e.model_dump(), "datasets": datasets, "checkpoint": ckpt,
+              "checkpoint_stat": storage.file_version(ckpt, cfg.options)}
     return run_stage(cfg.run_dir, "evaluate", inputs, lambda: evaluate(
-        checkpoint=str(ckpt), datasets=datasets, out=str(cfg.run_dir / "eval"), stage=e),
-        outputs=lambda r: [Path(v["report_dir"]) / "metrics.json" for v in r.values()], log=log.info)
+        checkpoint=ckpt, datasets=datasets, out=storage.join(cfg.run_dir, "eval"), stage=e,
+        storage_options=cfg.flow_options),
+        outputs=lambda r: [storage.join(v["report_dir"], "metrics.json") for v in r.values()], log=log.info,
+        storage_options=cfg.options)
 
 
 @flow(name="annotate-and-train", log_prints=True)
@@ -127,7 +137,7 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
     trained = _train_stage(cfg, annotated, converted, log)
     evaluated = _evaluate_stage(cfg, trained, converted, log)
     files = {"run": cfg.run_dir, "checkpoint": trained["checkpoint"],
-             **{f"report {n}": Path(v["report_dir"]) / "report.md" for n, v in evaluated.items()}}
+             **{f"report {n}": storage.join(v["report_dir"], "report.md") for n, v in evaluated.items()}}
     publish_files(f"results-{cfg.run_name}", files, f"Results of run {cfg.run_name}")
     return {"run_dir": str(cfg.run_dir), "annotated": annotated, "converted": converted, "trained": trained,
             "evaluated": evaluated}
@@ -144,7 +154,7 @@ def reannotate(config_path: str = DEFAULT_CONFIG) -> dict[str, Any]:
         return {}
     _connect_ray(cfg, log)
     return annotate(stage=cfg.annotate, out=str(cfg.dataset_dir(cfg.annotate.name)), ray_address=cfg.ray_address,
-                    preview_dir=str(cfg.run_dir / "previews"))
+                    preview_dir=storage.join(cfg.run_dir, "previews"), storage_options=cfg.flow_options)
 
 
 def main(argv: list[str]) -> None:

@@ -1,8 +1,11 @@
 """Stage done-markers: a stopped run started again skips the stages it already finished.
 
 A marker RUN/stages/<stage>.json holds a fingerprint of the stage's inputs and its outputs.
-A stage is skipped when the marker's fingerprint matches and every output path it lists
-still exists; otherwise it runs again (the library calls it makes resume on their own:
+A stage is skipped when the marker's fingerprint matches and every output it lists still
+exists; otherwise it runs again. RUN and the outputs may be local paths or fsspec URLs
+(shards.storage: the marker appears complete or not at all). A marker holds the inputs'
+hash, output locations and the stage's result (paths, counts, metrics): never storage
+options, which are passed beside the inputs and not fingerprinted (the library calls it makes resume on their own:
 the shard writer skips written keys, training resumes from its latest checkpoint).
 
 Why not Prefect's task caching (prefect 3.8, checked): a cache policy computes its key from
@@ -21,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from shards import storage
 from shards.errors import UniLSegError
 from shards.manifest import write_json_atomic
 
@@ -30,40 +34,46 @@ def fingerprint(inputs: Any) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _marker(run_dir: Path, stage: str) -> Path:
-    return run_dir / "stages" / f"{stage}.json"
+def _marker(run_dir: str | os.PathLike, stage: str) -> str:
+    return storage.join(run_dir, "stages", f"{stage}.json")
 
 
-def finished(run_dir: Path, stage: str, inputs: Any) -> dict[str, Any] | None:
+def finished(run_dir: str | os.PathLike, stage: str, inputs: Any,
+             storage_options: storage.StorageOptions = None) -> dict[str, Any] | None:
     """The recorded result of a finished stage with the same inputs, else None."""
     path = _marker(run_dir, stage)
-    if not path.exists():
+    if not storage.exists(path, storage_options):
         return None
-    doc = json.loads(path.read_text())
+    doc = json.loads(storage.read_bytes(path, storage_options))
     if doc.get("fingerprint") != fingerprint(inputs):
         return None
-    if not all(os.path.exists(p) for p in doc.get("outputs", [])):
+    if not all(storage.exists(p, storage_options) for p in doc.get("outputs", [])):
         return None
     return doc["result"]
 
 
-def mark_finished(run_dir: Path, stage: str, inputs: Any, result: Any, outputs: list[str | Path]) -> None:
-    """Records that a stage finished; `outputs` are paths whose loss invalidates the marker."""
+def mark_finished(run_dir: str | os.PathLike, stage: str, inputs: Any, result: Any, outputs: list[str | Path],
+                  storage_options: storage.StorageOptions = None) -> None:
+    """Records that a stage finished; `outputs` are locations whose loss invalidates the marker."""
     path = _marker(run_dir, stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(storage.parent(path), storage_options)
     write_json_atomic(path, {"fingerprint": fingerprint(inputs), "outputs": [str(p) for p in outputs],
-                             "result": result})
+                             "result": result}, storage_options)
 
 
-def run_stage(run_dir: Path, stage: str, inputs: Any, fn: Callable[[], Any],
-              outputs: Callable[[Any], list[str | Path]], log: Callable[[str], None] = print) -> Any:
-    """Runs `fn` unless the stage already finished with these inputs; returns its result."""
-    done = finished(run_dir, stage, inputs)
+def run_stage(run_dir: str | os.PathLike, stage: str, inputs: Any, fn: Callable[[], Any],
+              outputs: Callable[[Any], list[str | Path]], log: Callable[[str], None] = print,
+              storage_options: storage.StorageOptions = None) -> Any:
+    """Runs `fn` unless the stage already finished with these inputs; returns its result.
+
+    `storage_options` (fsspec options for a RUN or outputs at URLs) reach only the storage
+    calls: they are not part of the fingerprint and never written into the marker."""
+    done = finished(run_dir, stage, inputs, storage_options)
     if done is not None:
         log(f"stage {stage}: already finished with the same inputs, skipped")
         return done
     result = fn()
-    mark_finished(run_dir, stage, inputs, result, outputs(result))
+    mark_finished(run_dir, stage, inputs, result, outputs(result), storage_options)
     return result
 
 

@@ -23,15 +23,23 @@ class FormatError(UniLSegError):
 class ShardError(UniLSegError):
     """A damaged split or shard; ``str(e)`` is one line, ``"<where>: <what is wrong>"``.
 
-    Raised for data that is wrong, never for a transient failure: retrying does not help.
+    Raised for data that is wrong (a missing or truncated shard, a checksum mismatch, a member
+    that breaks the format), never for a transient failure: retrying does not help, so
+    training stops at once instead of restarting its workers.
+
+    ``ShardError(where, problem)``, or ``ShardError("<where>: <problem>")`` with the message
+    already composed (split at its first ": ").
 
     Attributes:
         where (str): the shard, file or split (location) that is damaged.
         problem (str): what is wrong with it.
     """
 
-    def __init__(self, where: str | os.PathLike, problem: str):
-        super().__init__(f"{os.fspath(where)}: {problem}")
+    def __init__(self, where: str | os.PathLike, problem: str | None = None):
+        if problem is None:
+            message = os.fspath(where)
+            where, problem = message.split(": ", 1) if ": " in message else ("", message)
+        super().__init__(f"{os.fspath(where)}: {problem}" if where else problem)
         self.where, self.problem = os.fspath(where), problem
 
 
@@ -50,15 +58,6 @@ class MissingInputError(UniLSegError, FileNotFoundError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-class ShardError(UniLSegError):
-    """A damaged split or shard: the message names the shard (or file) and what is wrong.
-
-    Raised for data that is wrong (a missing or truncated shard, a checksum mismatch, a member
-    that breaks the format), never for a transient failure: retrying does not help, so
-    training stops at once instead of restarting its workers.
-    """
 
 
 # "<_io.BytesIO object at 0x7f...>" and the like: a repr that differs on every run

@@ -20,9 +20,9 @@ import json
 import os
 import tarfile
 from collections import Counter
-from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
+from shards import storage
 from shards.errors import ShardError, UniLSegError, describe
 from shards.layout import MANIFEST
 from shards.manifest import read_dataset_json, read_manifest
@@ -31,42 +31,45 @@ T = TypeVar("T")
 _VERIFY_HINT = "`unilseg shards verify` checks the whole split"
 
 
-def check_split(split_dir: str | os.PathLike) -> dict[str, Any]:
+def check_split(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
     """Checks a split's metadata against its files; returns its dataset.json.
 
     Every shard dataset.json lists exists with the listed size; a split marked complete has
     its manifest.parquet; the manifest's samples and targets per shard (and in total) are
-    the counts dataset.json gives.
+    the counts dataset.json gives. The split may be a local path or a URL (one listing of it,
+    no shard read).
 
     Raises:
         ShardError: the first problem found, naming the shard or file.
     """
-    split_dir = Path(split_dir)
-    info = read_dataset_json(split_dir)
+    split_dir = storage.absolute(split_dir)
+    info = read_dataset_json(split_dir, storage_options)
     if not info:
         raise ShardError(f"{split_dir}: no dataset.json: not a shard split")
+    sizes = _file_sizes(split_dir, storage_options)
     entries = info.get("shards", [])
     for entry in entries:
-        path = split_dir / entry["name"]
-        if not path.is_file():
+        path = storage.join(split_dir, entry["name"])
+        size = sizes.get(entry["name"])
+        if size is None:
             raise ShardError(f"{path}: shard listed in dataset.json is missing ({_VERIFY_HINT})")
-        size = path.stat().st_size
         if size != entry["bytes"]:
             raise ShardError(f"{path}: {size} bytes, dataset.json says {entry['bytes']} (truncated or replaced; "
                              f"{_VERIFY_HINT})")
-    if info.get("status") == "complete" and not (split_dir / MANIFEST).is_file():
-        raise ShardError(f"{split_dir / MANIFEST} is missing (dataset.json says the split is complete)")
+    manifest_path = storage.join(split_dir, MANIFEST)
+    if info.get("status") == "complete" and MANIFEST not in sizes:
+        raise ShardError(f"{manifest_path} is missing (dataset.json says the split is complete)")
     try:
-        manifest = read_manifest(split_dir, columns=["key", "shard"])
+        manifest = read_manifest(split_dir, columns=["key", "shard"], storage_options=storage_options)
     except Exception as e:  # noqa: BLE001 - pyarrow raises several types for an unreadable file
-        raise ShardError(f"{split_dir / MANIFEST}: unreadable: {describe(e)}") from e
+        raise ShardError(f"{manifest_path}: unreadable: {describe(e)}") from e
     shards, keys = manifest.column("shard").to_pylist(), manifest.column("key").to_pylist()
     targets = Counter(shards)
     samples = Counter(shard for shard, _ in set(zip(shards, keys)))
     for entry in entries:
         name = entry["name"]
         if (samples[name], targets[name]) != (entry.get("samples"), entry.get("targets")):
-            raise ShardError(f"{split_dir / name}: the manifest has {samples[name]} samples / {targets[name]} "
+            raise ShardError(f"{storage.join(split_dir, name)}: the manifest has {samples[name]} samples / {targets[name]} "
                              f"targets, dataset.json says {entry.get('samples')} / {entry.get('targets')}")
     counts = info.get("counts", {})
     listed = (sum(e.get("samples", 0) for e in entries), sum(e.get("targets", 0) for e in entries))
@@ -74,6 +77,18 @@ def check_split(split_dir: str | os.PathLike) -> dict[str, Any]:
         raise ShardError(f"{split_dir}: dataset.json counts {counts.get('samples')} samples / "
                          f"{counts.get('targets')} targets, its shards {listed[0]} / {listed[1]}")
     return info
+
+
+def _file_sizes(split_dir: str, storage_options: storage.StorageOptions) -> dict[str, int]:
+    """{file name: size} of the regular files directly in a split (one listing)."""
+    fs, root = storage.filesystem(split_dir, storage_options)
+    fs.invalidate_cache(root)  # another process may have written since this one last listed
+    try:
+        listed = fs.ls(root, detail=True)
+    except FileNotFoundError:
+        return {}
+    return {entry["name"].rstrip("/").rsplit("/", 1)[-1]: int(entry["size"])
+            for entry in listed if entry.get("type") == "file"}
 
 
 def as_shard_error(e: BaseException, where: str | os.PathLike) -> BaseException:

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from shards.integrity import check_split, guarded
+from shards import storage
 from shards.reader import ShardReader
 
 CELL = 224
@@ -71,20 +72,26 @@ def render_cells(cells: Iterable[tuple[np.ndarray, str]], columns: int = 6) -> I
 
 
 def preview_split(split_dir: str | os.PathLike, out: str | os.PathLike, limit: int = 36,
-                  columns: int = 6, tasks: Sequence[str] | None = None) -> int:
+                  columns: int = 6, tasks: Sequence[str] | None = None,
+                  storage_options: storage.StorageOptions = None) -> int:
     """Writes a contact sheet of the first ``limit`` targets of a split; returns the count drawn.
+
+    The split and ``out`` (an image file, its format from its extension) may be local paths or
+    URLs; the sheet appears complete or not at all (shards.storage.staged_output).
 
     Raises:
         ShardError: the split is damaged (shards.integrity); nothing is written then.
     """
-    check_split(split_dir)
+    check_split(split_dir, storage_options=storage_options)
     cells = []
-    for sample, i, t in guarded(ShardReader(split_dir).targets(), split_dir):
+    for sample, i, t in guarded(ShardReader(split_dir, storage_options=storage_options).targets(), split_dir):
         if tasks and t.task not in tasks:
             continue
         caption = f"{' | '.join(t.texts)}  [{t.task}/{t.granularity}]"
         cells.append((overlay(sample.rgb, t.mask_array(), PALETTE[len(cells) % len(PALETTE)]), caption))
         if len(cells) >= limit:
             break
-    render_cells(cells, columns).save(out)
+    fmt = Image.registered_extensions().get(os.path.splitext(storage.name(out))[1].lower(), "PNG")
+    with storage.staged_output(out, storage_options) as staged:
+        render_cells(cells, columns).save(staged, format=fmt)
     return len(cells)

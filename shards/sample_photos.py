@@ -3,11 +3,14 @@ demo's annotation stage, tests and benchmarks."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from shards import storage
 
 # What pipeline configs write for "this folder of photos" (flows export it on first use).
 SAMPLE_PHOTOS_SOURCE = "sample-photos"
@@ -31,20 +34,21 @@ def load_sample_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
 
 
-def export_sample_photos(out: str | os.PathLike, names: tuple[str, ...] = SAMPLE_PHOTOS) -> list[Path]:
-    """Writes the photos as JPEG files `OUT/<name>.jpg` (existing files are kept as they are).
+def export_sample_photos(out: str | os.PathLike, names: tuple[str, ...] = SAMPLE_PHOTOS,
+                         storage_options: storage.StorageOptions = None) -> list[Path | str]:
+    """Writes the photos as JPEG files `OUT/<name>.jpg` (existing files are kept as they are);
+    OUT is a local folder or an fsspec URL (each file appears complete or not at all).
 
     Returns:
-        list[Path]: the files, in the order of `names`.
+        list[Path | str]: the files, in the order of `names` (Paths when local).
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(out, storage_options)
     paths = []
     for name in names:
-        path = out / f"{name}.jpg"
-        if not path.exists():
-            tmp = path.with_name(path.name + ".tmp")
-            Image.fromarray(load_sample_photo(name)).save(tmp, format="JPEG", quality=95)
-            os.replace(tmp, path)
-        paths.append(path)
+        path = storage.join(out, f"{name}.jpg")
+        if not storage.exists(path, storage_options):
+            buf = io.BytesIO()
+            Image.fromarray(load_sample_photo(name)).save(buf, format="JPEG", quality=95)
+            storage.write_bytes(path, buf.getvalue(), storage_options)
+        paths.append(Path(path) if storage.is_local(path) else path)
     return paths

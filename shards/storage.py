@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -58,6 +59,12 @@ def is_local(loc: str | os.PathLike) -> bool:
     return local_path(loc) is not None
 
 
+def absolute(loc: str | os.PathLike) -> str:
+    """A location that means the same from any working directory: a URL as given, a local
+    path made absolute (symlinks resolved)."""
+    return _fspath(loc) if is_url(loc) else str(Path(loc).resolve())
+
+
 def filesystem(loc: str | os.PathLike, storage_options: StorageOptions = None) -> tuple[Any, str]:
     """(fsspec filesystem, path within it) of a location."""
     import fsspec.core  # imported on first use: local-only runs never need it
@@ -83,6 +90,29 @@ def exists(loc: str | os.PathLike, storage_options: StorageOptions = None) -> bo
         return os.path.exists(p)
     fs, path = filesystem(loc, storage_options)
     return fs.exists(path)
+
+
+def isfile(loc: str | os.PathLike, storage_options: StorageOptions = None) -> bool:
+    """True if a file (not a directory or prefix) is there."""
+    if (p := local_path(loc)) is not None:
+        return os.path.isfile(p)
+    fs, path = filesystem(loc, storage_options)
+    fs.invalidate_cache(path)
+    return bool(fs.isfile(path))
+
+
+def file_version(loc: str | os.PathLike, storage_options: StorageOptions = None) -> list:
+    """What changes when a file is rewritten: [size, mtime in ns] of a local file, [size,
+    ETag or modification time] of a remote one (FileNotFoundError if there is none)."""
+    if (p := local_path(loc)) is not None:
+        st = os.stat(p)
+        return [st.st_size, st.st_mtime_ns]
+    fs, path = filesystem(loc, storage_options)
+    fs.invalidate_cache(path)  # another process may have replaced it
+    info = fs.info(path)
+    stamp = next((info[k] for k in ("ETag", "etag", "md5Hash", "generation", "LastModified", "mtime", "created")
+                  if info.get(k) is not None), None)
+    return [int(info.get("size") or 0), str(stamp)]
 
 
 def size(loc: str | os.PathLike, storage_options: StorageOptions = None) -> int:
@@ -213,6 +243,131 @@ def publish(staged: Path, loc: str | os.PathLike, storage_options: StorageOption
     os.unlink(staged)
 
 
+def put_file(src: str | os.PathLike, loc: str | os.PathLike, storage_options: StorageOptions = None) -> None:
+    """Makes a copy of the local file ``src`` visible at ``loc`` in one step; ``src`` is kept.
+
+    Local: a copy under a temp name, then a rename. Remote: one upload."""
+    if (p := local_path(loc)) is not None:
+        tmp = p + ".tmp"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, p)
+        return
+    fs, path = filesystem(loc, storage_options)
+    fs.put_file(os.fspath(src), path)
+
+
+def copy(src: str | os.PathLike, dst: str | os.PathLike, storage_options: StorageOptions = None) -> None:
+    """Copies a file to another name on the same store so that ``dst`` appears complete.
+
+    Local: a hard link (no bytes copied) or a copy, under a temp name, then a rename.
+    Remote: a copy made by the store itself (S3 CopyObject: nothing passes through here)."""
+    if (p := local_path(dst)) is not None:
+        tmp = p + ".tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        try:
+            os.link(local_path(src) or _fspath(src), tmp)
+        except OSError:
+            shutil.copyfile(local_path(src) or _fspath(src), tmp)
+        os.replace(tmp, p)
+        return
+    fs, path = filesystem(dst, storage_options)
+    _, src_path = filesystem(src, storage_options)
+    fs.cp_file(src_path, path)
+
+
+@contextlib.contextmanager
+def staged_output_dir(loc: str | os.PathLike, storage_options: StorageOptions = None) -> Iterator[Path]:
+    """A local directory to write files into; they appear at ``loc`` when the block ends
+    without error.
+
+    Local: the directory itself (created), files written in place. Remote: a fresh temp
+    directory whose files are uploaded one by one at the end (each appears complete; the
+    set appears file by file) and which is removed afterwards, error or not."""
+    if (p := local_path(loc)) is not None:
+        os.makedirs(p, exist_ok=True)
+        yield Path(p)
+        return
+    with tempfile.TemporaryDirectory(prefix="unilseg-out-") as tmp:
+        yield Path(tmp)
+        for f in sorted(Path(tmp).rglob("*")):
+            if f.is_file():
+                put_file(f, join(loc, *f.relative_to(tmp).parts), storage_options)
+
+
+# Local copies of remote files for readers that need a real file (memory-mapped checkpoints):
+# at most this many bytes are kept (least recently used go first; the file just fetched stays).
+CACHE_BYTES = int(os.environ.get("UNILSEG_CACHE_BYTES", 8 << 30))
+
+
+def cache_dir() -> Path:
+    """Where local_copy keeps its files (UNILSEG_CACHE_DIR, else under the system temp dir)."""
+    d = Path(os.environ.get("UNILSEG_CACHE_DIR") or Path(tempfile.gettempdir()) / "unilseg-cache")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def local_copy(loc: str | os.PathLike, storage_options: StorageOptions = None) -> Path:
+    """A local file holding the bytes of ``loc``: the path itself when local; else a copy in
+    a bounded cache (cache_dir, CACHE_BYTES), fetched once per version of the file (its
+    size and ETag or modification time) and shared by the processes of a machine.
+
+    Raises:
+        FileNotFoundError: nothing is at ``loc``.
+    """
+    if (p := local_path(loc)) is not None:
+        if not os.path.isfile(p):
+            raise FileNotFoundError(p)
+        return Path(p)
+    version = file_version(loc, storage_options)
+    key = hashlib.sha1(json.dumps([_fspath(loc), version]).encode("utf-8")).hexdigest()[:24]
+    d = cache_dir()
+    cached = d / f"{key}-{name(loc)}"
+    if cached.is_file():
+        os.utime(cached)  # most recently used
+        return cached
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".fetch-")  # a unique name: processes may fetch at once
+    try:
+        with os.fdopen(fd, "wb") as out, open_read(loc, storage_options) as f:
+            shutil.copyfileobj(f, out, _READ_BLOCK)
+        os.replace(tmp, cached)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _trim_cache(d, keep=cached)
+    return cached
+
+
+def _trim_cache(d: Path, keep: Path) -> None:
+    entries = []
+    for f in d.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if f.is_file() and not f.name.startswith(".fetch-") and f != keep:
+                st = f.stat()
+                entries.append((st.st_mtime, st.st_size, f))
+    total = sum(s for _, s, _ in entries) + keep.stat().st_size
+    for _, s, f in sorted(entries):  # oldest first
+        if total <= CACHE_BYTES:
+            break
+        with contextlib.suppress(FileNotFoundError):  # a reader that has it open keeps its bytes
+            f.unlink()
+        total -= s
+
+
+def arrow_filesystem(loc: str | os.PathLike, storage_options: StorageOptions = None) -> tuple[Any, str]:
+    """(pyarrow filesystem or None, path) for libraries that take pyarrow filesystems (Ray
+    Train's ``RunConfig(storage_path, storage_filesystem)``): None and the path for a local
+    location; for a URL, the same fsspec filesystem (and storage_options) this module uses,
+    wrapped for pyarrow, and the path within it."""
+    if (p := local_path(loc)) is not None:
+        return None, p
+    import pyarrow.fs
+
+    fs, path = filesystem(loc, storage_options)
+    return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)), path
+
+
 class _FileLock:
     """An exclusive, non-blocking fcntl lock on a local file."""
 
@@ -265,3 +420,17 @@ def parent(loc: str | os.PathLike) -> str:
     if not is_url(s):
         return os.path.dirname(s)
     return s.rstrip("/").rsplit("/", 1)[0]
+
+
+class Masked:
+    """A value that never shows itself when printed: storage options (they may hold keys) on
+    their way through code that records or displays its arguments, such as Ray Train's run
+    state (its train_loop_config is shown on the dashboard). ``.value`` is the value."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "Masked(...)"
+
+    __str__ = __repr__

@@ -11,6 +11,7 @@ subprocesses inherit it. The dummy credentials keep the real AWS credential chai
 
 from __future__ import annotations
 
+import os
 import urllib.request
 
 import pytest
@@ -51,3 +52,27 @@ def _moto_bucket(monkeypatch):
         # moto keeps its buckets in the process, not in the server: empty them for the next test
         urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"))
         server.stop()
+
+
+@pytest.fixture
+def s3_options(s3_bucket, monkeypatch):
+    """("s3://<bucket>", storage_options) where only the options reach the server: the
+    environment's endpoint and credentials are removed (a call that drops the options fails
+    with no credentials), and the secret key is a recognizable string tests grep for.
+
+    Ray processes started while it is active inherit this environment: start Ray inside the test.
+    """
+    import secrets
+
+    import s3fs
+
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    for var in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role lookups either
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    s3fs.S3FileSystem.clear_instance_cache()
+    secret = f"unilseg-test-secret-{secrets.token_hex(8)}"
+    yield s3_bucket, {"endpoint_url": endpoint, "key": "testing", "secret": secret}
+    s3fs.S3FileSystem.clear_instance_cache()

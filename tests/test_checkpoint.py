@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
+from shards import storage
+from shards.errors import MissingInputError
 from unilseg.checkpoint import (CheckpointError, load_checkpoint, load_released_checkpoint, load_state_dict_strict,
-                                map_released_key, save_checkpoint)
+                                map_released_key, read_checkpoint_file, save_checkpoint)
 from unilseg.model import build_model, predict
 from unilseg.model.swin import relative_position_index
 
@@ -75,6 +78,49 @@ def test_missing_and_unexpected_keys_are_named(tmp_path):
         load_released_checkpoint(model, tmp_path / "x.pth")  # our names are not the released names
     with pytest.raises(CheckpointError, match="not a unilseg-checkpoint"):
         load_checkpoint(tmp_path / "x.pth", model)
+
+
+@pytest.mark.parametrize("kind", ["memory", "s3"])
+def test_checkpoints_at_urls(request, tmp_path, monkeypatch, kind):
+    """Written with one upload, read back through the local cache (mmap peeks included); the
+    released layout and a bad file at a URL fail as they do locally."""
+    from unilseg.model.loading import is_training_checkpoint, load_model, model_config
+
+    monkeypatch.setenv("UNILSEG_CACHE_DIR", str(tmp_path / "cache"))
+    root = f"memory://ckpt-{request.node.name}" if kind == "memory" else request.getfixturevalue("s3_bucket")
+    torch.manual_seed(0)
+    model = build_model("unilseg-tiny")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loc = storage.join(root, "runs", "r", "latest.pt")
+    assert save_checkpoint(loc, model, opt, step=3, extra={"lr": 0.1}) == loc
+    assert storage.listdir(storage.join(root, "runs", "r")) == ["latest.pt"]  # nothing staged there
+    assert read_checkpoint_file(loc, mmap=True)["step"] == 3
+    assert is_training_checkpoint(loc) and model_config(None, loc).to_dict() == model.config.to_dict()
+    loaded = load_checkpoint(loc, build_model("unilseg-tiny"), torch.optim.AdamW(model.parameters()))
+    assert loaded.step == 3 and loaded.extra == {"lr": 0.1}
+    torch.testing.assert_close(loaded.model.state_dict(), model.state_dict())
+    torch.testing.assert_close(load_model(loc).state_dict(), model.state_dict())
+    # rewritten at the same URL: the new version is read, not the cached one
+    save_checkpoint(loc, model, opt, step=4)
+    assert read_checkpoint_file(loc, mmap=True)["step"] == 4
+
+    released = {"module.backbone.ln_final.weight": torch.ones(3)}
+    storage.write_bytes(storage.join(root, "released.pth"), _torch_bytes({"state_dict": released}))
+    with pytest.raises(CheckpointError, match=r"released checkpoint .*released.pth does not match"):
+        load_released_checkpoint(build_model("unilseg-tiny"), storage.join(root, "released.pth"))
+    storage.write_bytes(storage.join(root, "bad.pt"), b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"not a loadable checkpoint: .*bad.pt: "):
+        read_checkpoint_file(storage.join(root, "bad.pt"))
+    with pytest.raises(MissingInputError, match=r"checkpoint .*none.pt does not exist"):
+        read_checkpoint_file(storage.join(root, "none.pt"))
+
+
+def _torch_bytes(obj) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
 
 
 def test_released_key_mapping():

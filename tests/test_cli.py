@@ -4,6 +4,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from conftest import encode
+from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
 from cli import main
 
 
@@ -36,3 +37,24 @@ def test_convert_stats_verify_preview(tmp_path):
 def test_unknown_format_is_a_clear_error(tmp_path):
     res = CliRunner().invoke(main, ["convert", "nope", str(tmp_path), "--out", str(tmp_path / "o")])
     assert res.exit_code != 0 and "unknown format" in res.output
+
+
+def test_convert_stats_verify_preview_on_s3(tmp_path, s3_bucket):
+    from shards import storage
+
+    _sod_source(tmp_path / "src")
+    ds, sheet = storage.join(s3_bucket, "data", "sod"), storage.join(s3_bucket, "previews", "sod.png")
+    r = CliRunner()
+    res = r.invoke(main, ["convert", "sod", str(tmp_path / "src"), "--out", ds])
+    assert res.exit_code == 0 and "3 images, 3 targets" in res.output, res.output
+    res = r.invoke(main, ["shards", "stats", ds, "--json"])
+    assert json.loads(res.output)[storage.join(ds, "train")]["by_task"] == {"sod": 3}
+    res = r.invoke(main, ["shards", "verify", ds])
+    assert res.exit_code == 0 and f"OK   {ds}/train" in res.output, res.output
+    res = r.invoke(main, ["shards", "preview", ds, "--out", sheet])
+    assert res.exit_code == 0 and storage.read_bytes(sheet)[:8] == b"\x89PNG\r\n\x1a\n"
+    for cmd in (["verify"], ["stats"], ["preview", "--out", str(tmp_path / "p.png")]):
+        for missing in (storage.join(s3_bucket, "nothing"), str(tmp_path / "nothing")):
+            res = r.invoke(main, ["shards", cmd[0], missing, *cmd[1:]])
+            assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, (cmd, res.output)
+            assert missing in res.output

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from eval_fixtures import save_png, write_split
+from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
+from shards import storage
 from shards.reader import ShardReader
 from unilseg.checkpoint import RELEASED_PREFIXES, save_checkpoint
 from cli import main
@@ -116,3 +118,39 @@ def test_cli_scores_saved_masks_and_reports_problems(setup, tmp_path):
     assert res.exit_code != 0 and f"{ids[0]}: prediction is 5x5 (w x h), the image is 32x24" in res.output
     res = CliRunner().invoke(main, args[:1] + args[3:])
     assert res.exit_code != 0 and "exactly one of --checkpoint" in res.output
+
+
+def test_eval_and_predict_with_everything_on_s3(setup, s3_bucket, tmp_path, monkeypatch):
+    """Checkpoint, data and report dir at s3:// URLs give the local run's numbers; nothing is
+    staged into the working directory; a missing URL is a one-line error."""
+    root, _, model, ckpt = setup
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UNILSEG_CACHE_DIR", str(tmp_path / "cache"))
+    data, ckpt_url, out = (storage.join(s3_bucket, p) for p in ("ds", "runs/r/latest.pt", "reports/r"))
+    write_split(storage.join(data, "val"))
+    storage.put_file(ckpt, ckpt_url)
+    local = evaluate(str(root / "ds"), str(tmp_path / "local"), checkpoint=str(ckpt), progress=False)
+    res = CliRunner().invoke(main, ["eval", "--checkpoint", ckpt_url, "--data", data, "--out", out,
+                                    "--overlays", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert storage.listdir(out) == ["metrics.json", "overlays.png", "report.md"]
+    doc = json.loads(storage.read_bytes(storage.join(out, "metrics.json")))
+    assert doc["metrics"] == json.loads((tmp_path / "local" / "metrics.json").read_text())["metrics"]
+    assert set(doc["metrics"]) == set(local) == {"res", "gres", "sod"}
+    assert doc["run"]["overlays"]["path"] == storage.join(out, "overlays.png")
+    assert doc["run"]["split"] == "val" and doc["run"]["dataset"] == "ds"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "local"]
+
+    rgb = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "img.png")
+    res = CliRunner().invoke(main, ["predict", "--checkpoint", ckpt_url, str(tmp_path / "img.png"), "the box",
+                                    "--out", str(tmp_path / "mask.png")])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "mask.png")) > 0, predict(model, rgb, "the box"))
+
+    res = CliRunner().invoke(main, ["eval", "--checkpoint", storage.join(s3_bucket, "none.pt"), "--data", data,
+                                    "--out", out, "--no-progress"])
+    assert res.exit_code == 1 and res.output.strip() == f"Error: checkpoint {s3_bucket}/none.pt does not exist"
+    res = CliRunner().invoke(main, ["eval", "--checkpoint", ckpt_url, "--data", storage.join(s3_bucket, "nope"),
+                                    "--out", out, "--no-progress"])
+    assert res.exit_code == 1 and "not a shard split" in res.output and len(res.output.strip().splitlines()) == 1

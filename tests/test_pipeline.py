@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
 from tests.flow_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -79,3 +80,72 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
     table = arts["metrics-synth"].data
     rows = json.loads(table) if isinstance(table, str) else table
     assert {r["task"] for r in rows} == set(metrics["metrics"]) and all("n" in r for r in rows)
+    assert {"counts-synth", "counts-auto", "eval-synth", "files-results-t"} <= keys
+
+
+def _local_tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else None
+
+
+def test_end_to_end_with_data_and_runs_on_s3(harness, tmp_path, s3_options, monkeypatch):
+    """data_root and runs_root in a bucket reached only through the YAML's storage_options (no
+    endpoint or credentials in the environment): every stage writes there, a second run redoes
+    nothing, nothing lands in local data/runs folders, and the secret key shows up nowhere:
+    not in the bucket's objects, local files, Prefect parameters, artifacts or logs."""
+    import ray
+    from prefect.client.orchestration import get_client
+    from pydantic import Secret
+
+    from flows.paths import PROJECT_ROOT
+    from flows.pipeline import annotate_and_train
+    from shards import storage
+
+    bucket, options = s3_options
+    secret = options["secret"]
+    ray.shutdown()  # a Ray started by an earlier test lacks this test's environment
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("UNILSEG_CACHE_DIR", str(tmp_path / "cache"))
+    project = {d: _local_tree(PROJECT_ROOT / d) for d in ("data", "runs")}
+    cfg = tiny_config(tmp_path).model_copy(update={
+        "data_root": f"{bucket}/data", "runs_root": f"{bucket}/runs", "storage_options": Secret(options)})
+    assert secret not in repr(cfg) and secret not in cfg.model_dump_json()
+    try:
+        result = annotate_and_train(config=cfg)
+        run = f"{bucket}/runs/t"
+        assert cfg.run_dir == run and result["run_dir"] == run
+        assert result["trained"] == {**result["trained"], "checkpoint": f"{run}/train/latest.pt", "step": 3}
+        assert result["annotated"]["written"] == 2 and result["annotated"]["dataset"] == f"{bucket}/data/auto"
+        fs, _ = storage.filesystem(bucket, options)
+        objects = sorted(fs.find(bucket.removeprefix("s3://")))
+        names = {o.split("/", 1)[1] for o in objects}
+        for want in ("data/auto/train/dataset.json", "data/synth/train/dataset.json", "data/synth/val/dataset.json",
+                     "runs/t/train/latest.pt", "runs/t/train/metrics.jsonl", "runs/t/eval/synth/metrics.json",
+                     "runs/t/eval/synth/report.md", "runs/t/eval/synth/overlays.png", "runs/t/stages/train.json",
+                     "runs/t/stages/evaluate.json"):
+            assert want in names, (want, names)
+        assert any(n.startswith("runs/t/train/train/checkpoint_") for n in names)  # Ray Train's own state
+        assert any(n.startswith("runs/t/previews/") and n.endswith(".png") for n in names)
+        markers = {n: fs.info(f"{bucket}/{n}".removeprefix("s3://"))["ETag"] for n in names if "/stages/" in n}
+        again = annotate_and_train(config=cfg)  # finished: every stage skipped through its marker on S3
+        assert again["trained"] == result["trained"]
+        assert {n: fs.info(f"{bucket}/{n}".removeprefix("s3://"))["ETag"] for n in markers} == markers
+    finally:
+        ray.shutdown()  # its workers carry this test's environment
+
+    # nothing written to local data or runs folders
+    assert {d: _local_tree(PROJECT_ROOT / d) for d in ("data", "runs")} == project
+    assert _local_tree(tmp_path / "cwd") == []
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+    # the secret: in no object, no local file, no Prefect record
+    for o in objects:
+        assert secret.encode() not in fs.cat_file(o), o
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+    with get_client(sync_client=True) as client:
+        records = [r.model_dump_json() for r in client.read_flow_runs()]
+        records += [a.model_dump_json() for a in client.read_artifacts()]
+        records += [r.model_dump_json() for r in client.read_task_runs()]
+        records += [r.model_dump_json() for r in client.read_logs()]
+    assert len(records) > 10 and not [r for r in records if secret in r]

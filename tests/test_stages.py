@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from flows.stages import finished, fingerprint, run_stage
+from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
+from shards import storage
 
 
 def _stage(tmp_path, inputs, calls, name="s"):
@@ -51,3 +55,27 @@ def test_failed_stage_leaves_no_marker(tmp_path):
 def test_fingerprint_is_order_independent():
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+def test_markers_and_outputs_at_urls_with_storage_options(s3_options):
+    """RUN and outputs on S3 reached only through storage_options; the options are never written."""
+    bucket, options = s3_options
+    run, out = storage.join(bucket, "runs", "r"), storage.join(bucket, "data", "out.txt")
+    calls = []
+
+    def work():
+        calls.append(1)
+        storage.write_bytes(out, b"x", options)
+        return {"out": out}
+
+    def stage(inputs):
+        return run_stage(run, "s", inputs, work, outputs=lambda r: [r["out"]], log=lambda m: None,
+                         storage_options=options)
+
+    assert stage({"a": 1}) == stage({"a": 1}) == {"out": out} and len(calls) == 1
+    marker = storage.read_bytes(storage.join(run, "stages", "s.json"), options).decode()
+    assert json.loads(marker)["outputs"] == [out] and options["secret"] not in marker
+    storage.remove(out, options)
+    stage({"a": 1})  # a lost output on S3 reruns the stage
+    stage({"a": 2})
+    assert len(calls) == 3 and finished(run, "s", {"a": 2}, options) == {"out": out}

@@ -166,3 +166,80 @@ def test_converter_killed_on_s3_resumes_to_the_same_dataset(s3_bucket, tmp_path)
     assert _dataset(split) == _dataset(storage.join(whole, "train"))
     rep = verify_split(split)
     assert rep.ok and not rep.warnings, (rep.errors, rep.warnings)
+
+
+@pytest.mark.parametrize("kind", ["local", "file", "memory"])
+def test_copies_versions_and_staged_dirs_everywhere(tmp_path, request, kind):
+    root = _roots(tmp_path, request)[kind]
+    storage.makedirs(root)
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"weights")
+    a, b = storage.join(root, "a.bin"), storage.join(root, "b.bin")
+    assert not storage.isfile(a)
+    assert storage.absolute(a) == (a if storage.is_url(a) else str((tmp_path / "root" / "a.bin").resolve()))
+    storage.put_file(src, a)
+    assert src.read_bytes() == b"weights" and storage.read_bytes(a) == b"weights" and storage.isfile(a)
+    assert not storage.isfile(root)  # a directory or prefix is no file
+    storage.copy(a, b)
+    assert storage.read_bytes(b) == b"weights" and not any(n.endswith(".tmp") for n in storage.listdir(root))
+    version = storage.file_version(a)
+    assert version[0] == 7 and storage.file_version(a) == version
+    storage.write_bytes(a, b"new weights")
+    assert storage.file_version(a) != version and storage.read_bytes(b) == b"weights"  # b is a copy
+    with pytest.raises(FileNotFoundError):
+        storage.file_version(storage.join(root, "none"))
+
+    report = storage.join(root, "report")
+    with storage.staged_output_dir(report) as d:
+        (d / "metrics.json").write_text("{}")
+        (d / "sub").mkdir()
+        (d / "sub" / "x.png").write_bytes(b"png")
+    assert storage.read_bytes(storage.join(report, "metrics.json")) == b"{}"
+    assert storage.read_bytes(storage.join(report, "sub", "x.png")) == b"png"
+    with pytest.raises(RuntimeError), storage.staged_output_dir(storage.join(root, "failed")) as d:
+        (d / "half.json").write_text("{")
+        raise RuntimeError("stopped")
+    # a local report dir is written in place; a remote one publishes nothing when the block fails
+    assert storage.exists(storage.join(root, "failed", "half.json")) == storage.is_local(root)
+
+
+def test_local_copy_fetches_once_per_version_and_stays_bounded(tmp_path, request, monkeypatch):
+    monkeypatch.setenv("UNILSEG_CACHE_DIR", str(tmp_path / "cache"))
+    root = f"memory://unilseg-{request.node.name}"
+    local = tmp_path / "here.pt"
+    local.write_bytes(b"x")
+    assert storage.local_copy(local) == local  # a local file is its own copy
+    with pytest.raises(FileNotFoundError):
+        storage.local_copy(tmp_path / "none.pt")
+    with pytest.raises(FileNotFoundError):
+        storage.local_copy(storage.join(root, "none.pt"))
+    a = storage.join(root, "a.pt")
+    storage.write_bytes(a, b"a" * 100)
+    first = storage.local_copy(a)
+    assert first.read_bytes() == b"a" * 100 and first.parent == tmp_path / "cache"
+    assert storage.local_copy(a) == first  # same version: no second fetch
+    storage.write_bytes(a, b"b" * 100)
+    second = storage.local_copy(a)
+    assert second != first and second.read_bytes() == b"b" * 100  # a new version is fetched
+    monkeypatch.setattr(storage, "CACHE_BYTES", 250)
+    for name in ("c.pt", "d.pt"):
+        storage.write_bytes(storage.join(root, name), b"c" * 100)
+        storage.local_copy(storage.join(root, name))
+    files = [f for f in (tmp_path / "cache").iterdir()]
+    assert sum(f.stat().st_size for f in files) <= 250 and len(files) == 2  # least recently used went first
+    assert not first.exists()
+
+
+def test_ray_style_pyarrow_filesystem_on_s3(s3_bucket):
+    fs, path = storage.arrow_filesystem(storage.join(s3_bucket, "runs", "r"))
+    assert path == "unilseg-test/runs/r"
+    with fs.open_output_stream(path + "/train/marker") as f:
+        f.write(b"ray")
+    assert storage.read_bytes(storage.join(s3_bucket, "runs", "r", "train", "marker")) == b"ray"
+    assert storage.arrow_filesystem("runs/r") == (None, "runs/r")  # local: Ray's own default
+
+
+def test_masked_never_prints_its_value():
+    m = storage.Masked({"secret": "s3cr3t"})
+    assert "s3cr3t" not in repr(m) and "s3cr3t" not in str(m) and "s3cr3t" not in f"{[m]}"
+    assert m.value == {"secret": "s3cr3t"}

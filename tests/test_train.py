@@ -8,6 +8,8 @@ import time
 import pytest
 import torch
 
+from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
+from shards import storage
 from shards.converters.convert import convert
 from shards.errors import UniLSegError
 from shards.synth import generate_shapes
@@ -15,7 +17,7 @@ from unilseg.checkpoint import load_checkpoint, save_checkpoint
 from unilseg.model import build_model
 from unilseg.train import _finished, run_training
 from unilseg.train_config import TrainConfig
-from unilseg.train_worker import LATEST, read_metrics, restore
+from unilseg.train_worker import LATEST, _log_event, _publish, read_metrics, restore
 
 
 class ExitOnce:
@@ -178,3 +180,43 @@ def test_damaged_shard_stops_training_at_once(synth, ray_cluster, tmp_path):
 def test_read_metrics_skips_a_line_cut_by_a_killed_worker(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"event": "start", "step": 0}\n{"event": "report", "step": 2, "lo')
     assert read_metrics(tmp_path) == [{"event": "start", "step": 0}]
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_run_dir_at_any_location(tmp_path, request, kind):
+    """Checkpoints published into RUN (local or URL): step files kept to `keep`, latest.pt the
+    newest, metrics appended; restore reads RUN/latest.pt from there."""
+    run = str(tmp_path / "run") if kind == "local" else f"memory://run-{request.node.name}"
+    torch.manual_seed(0)
+    model = build_model("unilseg-tiny")
+    opt = torch.optim.AdamW(model.parameters())
+    for step in (2, 4, 6):
+        staged = save_checkpoint(tmp_path / "stage" / "model.pt", model, opt, step=step)
+        _publish(staged, run, step, keep=2)
+        _log_event(run, {"event": "report", "step": step})
+    assert storage.listdir(storage.join(run, "checkpoints")) == ["step-000004.pt", "step-000006.pt"]
+    assert storage.read_bytes(storage.join(run, LATEST)) == storage.read_bytes(
+        storage.join(run, "checkpoints", "step-000006.pt"))
+    assert [e["step"] for e in read_metrics(run)] == [2, 4, 6]
+    other = build_model("unilseg-tiny")
+    cfg = TrainConfig(data=[("x", 1)], out=run)
+    assert restore(cfg, other, torch.optim.AdamW(other.parameters()))[:2] == (6, "latest")
+    torch.testing.assert_close(other.state_dict(), model.state_dict())
+
+
+def test_finished_run_on_s3_returns_without_ray(s3_bucket, tmp_path, monkeypatch):
+    import unilseg.train
+
+    def no_ray(*a, **k):
+        raise AssertionError("a finished run must not start Ray")
+
+    monkeypatch.setattr(unilseg.train, "ensure_ray", no_ray)
+    run = storage.join(s3_bucket, "runs", "done")
+    save_checkpoint(storage.join(run, LATEST), build_model("unilseg-tiny"), step=5)
+    _log_event(run, {"event": "report", "step": 5, "loss": 0.5})
+    result = run_training(TrainConfig(data=[("s3://nowhere/x", 1.0)], out=run, steps=5))
+    assert result == {"checkpoint": storage.join(run, LATEST), "step": 5, "metrics": {"step": 5, "loss": 0.5}}
+    # bad locations fail as one-line errors before Ray starts
+    with pytest.raises(FileNotFoundError, match="not a shard split"):
+        run_training(TrainConfig(data=[(storage.join(s3_bucket, "nothing"), 1.0)], out=run, steps=6))
+    with pytest.raises(FileNotFoundError, match="init checkpoint .*none.pt does not exist"):
+        run_training(TrainConfig(data=[(storage.join(s3_bucket, "nothing"), 1.0)], out=storage.join(run, "r2"),
+                                 init=storage.join(s3_bucket, "none.pt")))

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
+from shards import storage
 from shards.errors import MissingInputError, UniLSegError
 from unilseg.model import build_model
 
@@ -42,28 +43,33 @@ class CheckpointError(UniLSegError):
     unexpected or misshapen entries, named in the message)."""
 
 
-def read_checkpoint_file(path: str | os.PathLike, mmap: bool = False) -> Any:
+def read_checkpoint_file(path: str | os.PathLike, mmap: bool = False,
+                         storage_options: storage.StorageOptions = None) -> Any:
     """``torch.load(path, weights_only=True)``; whatever is wrong with the file becomes one line.
 
     Args:
-        path (str | PathLike): the file.
+        path (str | PathLike): the file, a local path or an fsspec URL (fetched once into the
+            bounded local cache of shards.storage.local_copy, then read like a local file).
         mmap (bool): map the tensors instead of reading them (cheap peeks at the step or
             config); files in torch's legacy format, which cannot be mapped, are read whole.
+        storage_options (dict | None): fsspec options for a URL.
 
     Raises:
         MissingInputError: no such file.
         CheckpointError: "not a loadable checkpoint: PATH: why" (a plain pickle, Python
             objects that weights_only refuses, a truncated or foreign file).
     """
-    if not os.path.isfile(path):
-        raise MissingInputError(f"checkpoint {path} does not exist")
+    try:
+        local = storage.local_copy(path, storage_options)
+    except FileNotFoundError as e:
+        raise MissingInputError(f"checkpoint {path} does not exist") from e
     try:
         with warnings.catch_warnings():  # a plain pickle's protocol draws a warning before it is refused
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            return torch.load(local, map_location="cpu", weights_only=True, mmap=mmap)
     except RuntimeError as e:
         if mmap and "mmap can only be used" in str(e):  # legacy format: no mmap, same content
-            return read_checkpoint_file(path, mmap=False)
+            return read_checkpoint_file(path, mmap=False, storage_options=storage_options)
         raise CheckpointError(f"not a loadable checkpoint: {path}: {_why(e)}") from e
     except Exception as e:  # torch raises UnpicklingError, EOFError, zip and OS errors for bad files
         raise CheckpointError(f"not a loadable checkpoint: {path}: {_why(e)}") from e
@@ -139,12 +145,14 @@ def convert_released_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[di
     return out, unmapped
 
 
-def load_released_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+def load_released_checkpoint(model: nn.Module, path: str | os.PathLike,
+                             storage_options: storage.StorageOptions = None) -> nn.Module:
     """Loads UniLSeg20_no_finetune.pth (or a file of the same layout) into the paper preset.
 
     Args:
         model (nn.Module): a UniLSeg built from the `unilseg-swin-b` preset.
-        path (str | PathLike): the .pth file; read with weights_only=True.
+        path (str | PathLike): the .pth file (a local path or URL); read with weights_only=True.
+        storage_options (dict | None): fsspec options for a URL.
 
     Returns:
         nn.Module: the same model, loaded.
@@ -152,7 +160,7 @@ def load_released_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Mo
     Raises:
         CheckpointError: naming the missing/unexpected keys if the layouts differ.
     """
-    ckpt = read_checkpoint_file(path)
+    ckpt = read_checkpoint_file(path, storage_options=storage_options)
     sd = ckpt["state_dict"] if isinstance(ckpt, dict) and "state_dict" in ckpt else ckpt
     converted, unmapped = convert_released_state_dict(sd)
     load_state_dict_strict(model, converted, f"released checkpoint {path}", unmapped)
@@ -164,11 +172,14 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    step: int = 0, extra: dict[str, Any] | None = None) -> Path:
-    """Writes model weights, optimizer state, step and model config; atomically (temp file, rename).
+                    step: int = 0, extra: dict[str, Any] | None = None,
+                    storage_options: storage.StorageOptions = None) -> Path | str:
+    """Writes model weights, optimizer state, step and model config; atomically (a local temp
+    file, then a rename, or one upload to a URL: shards.storage.staged_output).
 
     A DDP/DataParallel wrapper is unwrapped, so names never carry `module.`. `extra` must hold
     only plain types (numbers, strings, lists, dicts, tensors) to load with weights_only=True.
+    Returns the location written: a Path for a local file, the URL otherwise.
     """
     model = _unwrap(model)
     config = getattr(model, "config", None)
@@ -180,12 +191,11 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         "config": config.to_dict() if config is not None else None,
         "extra": extra or {},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    path = os.fspath(path)
+    storage.makedirs(storage.parent(path) or ".", storage_options)
+    with storage.staged_output(path, storage_options) as staged:
+        torch.save(payload, staged)
+    return Path(path) if storage.is_local(path) else path
 
 
 class LoadedCheckpoint(NamedTuple):
@@ -196,15 +206,17 @@ class LoadedCheckpoint(NamedTuple):
 
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None) -> LoadedCheckpoint:
+                    optimizer: torch.optim.Optimizer | None = None,
+                    storage_options: storage.StorageOptions = None) -> LoadedCheckpoint:
     """Reads a checkpoint written by save_checkpoint (weights_only=True), strictly.
 
     Args:
-        path (str | PathLike): the file.
+        path (str | PathLike): the file (a local path or URL).
         model (nn.Module | None): model to load into; None builds one from the saved config.
         optimizer (torch.optim.Optimizer | None): restored too when given and saved.
+        storage_options (dict | None): fsspec options for a URL.
     """
-    ckpt = read_checkpoint_file(path)
+    ckpt = read_checkpoint_file(path, storage_options=storage_options)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} file (for the released model use load_released_checkpoint)")
     if model is None:

@@ -17,12 +17,16 @@ the kernel when their holder dies) close that race:
   when it goes (die_with_parent; torch's own check of the parent takes up to 5 s).
 
 flock needs a local (or flock-capable) filesystem; where it is unsupported the locks are
-skipped with a debug message and runs behave as before.
+skipped with a debug message and runs behave as before. For a RUN at a URL (object storage
+has no locks) the lock files live on this machine, in shards.storage.cache_dir()/run-locks,
+named by the URL: they keep two drivers on one machine apart and let a re-run wait out the
+workers of a killed run on this machine; workers on other nodes are stopped by Ray itself.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import fcntl
 import logging
 import os
@@ -33,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from shards import storage
 from shards.errors import UniLSegError
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,15 @@ WORKERS_LOCK = ".workers.lock"
 
 class RunBusyError(UniLSegError):
     """Another `unilseg train` is running on the same run directory."""
+
+
+def lock_dir(run_dir: str | os.PathLike) -> Path:
+    """Where a run's lock files live: RUN itself when local, else a folder on this machine
+    named by RUN's URL."""
+    if storage.is_local(run_dir):
+        return Path(storage.local_path(run_dir))
+    digest = hashlib.sha256(storage.absolute(run_dir).encode("utf-8")).hexdigest()[:24]
+    return storage.cache_dir() / "run-locks" / digest
 
 
 def _open_lock(path: Path) -> int:
@@ -73,8 +87,8 @@ def driver_lock(run_dir: str | os.PathLike, grace_s: float = 20.0) -> Iterator[N
     Raises:
         RunBusyError: another driver holds the run directory.
     """
-    run_dir = Path(run_dir)
-    path = run_dir / DRIVER_LOCK
+    locks = lock_dir(run_dir)
+    path = locks / DRIVER_LOCK
     fd = _open_lock(path)
     try:
         try:
@@ -86,7 +100,7 @@ def driver_lock(run_dir: str | os.PathLike, grace_s: float = 20.0) -> Iterator[N
             log.debug("no run lock on %s: %s", path, e)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        _wait_for_old_workers(run_dir / WORKERS_LOCK, grace_s)
+        _wait_for_old_workers(locks / WORKERS_LOCK, grace_s)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -144,7 +158,7 @@ class WorkerGuard:
         self.parent = os.getppid()
         self._fd: int | None = None
         try:
-            fd = _open_lock(Path(run_dir) / WORKERS_LOCK)
+            fd = _open_lock(lock_dir(run_dir) / WORKERS_LOCK)
             fcntl.flock(fd, fcntl.LOCK_SH)
             self._fd = fd
         except OSError as e:

@@ -15,7 +15,8 @@ way to mark one as permanent (its failure policy is not pluggable). What only re
 UniLSegError; a Ray Train callback (StopOnUserError) turns that into a controller error, which
 Ray Train does not retry, and the driver raises the worker's own one-line error. A run whose
 RUN/latest.pt already holds the requested step (or ended the same time budget) returns at
-once, without starting Ray Train.
+once, without starting Ray Train. Data, RUN and the init checkpoint may be local paths or
+fsspec URLs (shards.storage); Ray Train keeps its own state in RUN through the same filesystem.
 """
 
 from __future__ import annotations
@@ -30,49 +31,50 @@ from ray.train.torch import TorchTrainer
 from ray.train.v2.api.callback import UserCallback
 from ray.train.v2.api.exceptions import ControllerError, TrainingFailedError, WorkerGroupError
 
+from shards import storage
 from shards.errors import MissingInputError, UniLSegError
-from unilseg.checkpoint import read_checkpoint_file
 from shards.integrity import check_split
 from shards.layout import resolve_split_dir
+from unilseg.checkpoint import read_checkpoint_file
 from unilseg.loopback_ddp import LoopbackTorchConfig  # DDP's rendezvous store on 127.0.0.1
 from unilseg.model.loading import model_config
 from unilseg.ray_runtime import ensure_ray
-from unilseg.train_config import TrainConfig
 from unilseg.run_lock import driver_lock
+from unilseg.train_config import TrainConfig
 from unilseg.train_progress import LOSS_PNG, Echo, draw_loss_curve, follow
 from unilseg.train_worker import LATEST, METRICS, StepHook, read_metrics, train_loop_per_worker
 
 
-def checkpoint_step(path: str | os.PathLike) -> int:
+def checkpoint_step(path: str | os.PathLike, storage_options: storage.StorageOptions = None) -> int:
     """The step saved in one of our checkpoints (memory-mapped: weights are not read)."""
-    return int(read_checkpoint_file(path, mmap=True)["step"])
+    return int(read_checkpoint_file(path, mmap=True, storage_options=storage_options)["step"])
 
 
-def _finished(latest: Path, cfg: TrainConfig) -> bool:
+def _finished(latest: Path | str, cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> bool:
     """latest.pt holds the requested step, or ended the same (or a larger) time budget."""
-    ckpt = read_checkpoint_file(latest, mmap=True)
+    ckpt = read_checkpoint_file(latest, mmap=True, storage_options=storage_options)
     extra = ckpt.get("extra") or {}
     budget_done = bool(extra.get("out_of_time")) and cfg.time_limit_s is not None and \
         float(extra.get("time_limit_s", 0.0)) >= cfg.time_limit_s
     return int(ckpt["step"]) >= cfg.steps or budget_done
 
 
-def _checked(cfg: TrainConfig) -> TrainConfig:
-    """The config the workers get: data resolved to split dirs, paths absolute, the caller's
-    niceness filled in; every check that needs no Ray done here."""
+def _checked(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> TrainConfig:
+    """The config the workers get: data resolved to split dirs, local paths absolute (URLs
+    kept), the caller's niceness filled in; every check that needs no Ray done here."""
     if not cfg.data:
         raise UniLSegError("no training data: give at least one --data DST[:WEIGHT]")
-    if cfg.init and not Path(cfg.init).is_file():
+    if cfg.init and not storage.isfile(cfg.init, storage_options):
         raise MissingInputError(f"init checkpoint {cfg.init} does not exist")
-    model_config(cfg.preset, cfg.init)  # an unknown preset or a config-less init fails now
+    model_config(cfg.preset, cfg.init, storage_options)  # an unknown preset or a config-less init fails now
     if cfg.init:
-        read_checkpoint_file(cfg.init, mmap=True)  # so does a file that is no loadable checkpoint
-    resolved = [(str(resolve_split_dir(p).resolve()), w) for p, w in cfg.data]
+        read_checkpoint_file(cfg.init, mmap=True, storage_options=storage_options)  # so does a file that is no checkpoint
+    resolved = [(storage.absolute(resolve_split_dir(p, storage_options=storage_options)), w) for p, w in cfg.data]
     for split, _ in resolved:
-        check_split(split)  # a missing or resized shard, a missing manifest: before Ray starts
+        check_split(split, storage_options)  # a missing or resized shard, a missing manifest: before Ray starts
     niceness = os.getpriority(os.PRIO_PROCESS, 0) if cfg.niceness is None else cfg.niceness
-    return dataclasses.replace(cfg, data=resolved, out=str(Path(cfg.out).resolve()), niceness=niceness,
-                               init=str(Path(cfg.init).resolve()) if cfg.init else None)
+    return dataclasses.replace(cfg, data=resolved, out=storage.absolute(cfg.out), niceness=niceness,
+                               init=storage.absolute(cfg.init) if cfg.init else None)
 
 
 class StopOnUserError(UserCallback):
@@ -98,20 +100,24 @@ def _user_error(e: BaseException) -> UniLSegError | None:
     return base if isinstance(base, UniLSegError) else None
 
 
-def _last_report(out: Path) -> dict[str, Any]:
-    reports = [r for r in read_metrics(out) if r.get("event") == "report"]
+def _last_report(out: str, storage_options: storage.StorageOptions) -> dict[str, Any]:
+    reports = [r for r in read_metrics(out, storage_options) if r.get("event") == "report"]
     return {k: v for k, v in reports[-1].items() if k not in ("event", "steps", "checkpoint")} if reports else {}
 
 
-def run_training(cfg: TrainConfig, step_hook: StepHook | None = None, echo: Echo | None = None) -> dict[str, Any]:
+def run_training(cfg: TrainConfig, step_hook: StepHook | None = None, echo: Echo | None = None,
+                 storage_options: storage.StorageOptions = None) -> dict[str, Any]:
     """Trains (or resumes) to cfg.steps with Ray Train.
 
     Args:
-        cfg (TrainConfig): the run.
+        cfg (TrainConfig): the run; its data, out (RUN) and init may be local paths or fsspec
+            URLs (checkpoints, metrics and Ray Train's state are then written there).
         step_hook (StepHook | None): called in every worker before every step (tests use it to
             kill a worker).
         echo (Echo | None): called with one line per (re)start, logged step and worker warning
             (unilseg.train_progress), from a helper thread; None shows nothing.
+        storage_options (dict | None): fsspec options for URLs (handed to the workers masked:
+            Ray Train shows its train_loop_config; never logged).
 
     Returns:
         dict: "checkpoint" (RUN/latest.pt), "step" (its step), "metrics" (the last report),
@@ -123,41 +129,46 @@ def run_training(cfg: TrainConfig, step_hook: StepHook | None = None, echo: Echo
         UniLSegError: a worker found bad data (a damaged shard) or a bad setting; not retried.
         ray.train.TrainingFailedError: workers failed more than cfg.max_failures times.
     """
-    out = Path(cfg.out).resolve()
-    latest = out / LATEST
-    checked = not latest.is_file()
+    so = storage_options
+    out = storage.absolute(cfg.out)
+    latest = storage.join(out, LATEST)
+    checked = not storage.isfile(latest, so)
     if checked:  # a new run: bad settings fail before RUN is created
-        cfg = _checked(cfg)
-    out.mkdir(parents=True, exist_ok=True)
+        cfg = _checked(cfg, so)
+    storage.makedirs(out, so)
     with driver_lock(out):  # one driver per RUN; an earlier run's workers are gone before we read its state
-        if latest.is_file() and _finished(latest, cfg):
-            return {"checkpoint": str(latest), "step": checkpoint_step(latest), "metrics": _last_report(out),
-                    "loss_curve": str(out / LOSS_PNG) if (out / LOSS_PNG).is_file() else None}
+        if storage.isfile(latest, so) and _finished(latest, cfg, so):
+            curve = storage.join(out, LOSS_PNG)
+            return {"checkpoint": latest, "step": checkpoint_step(latest, so), "metrics": _last_report(out, so),
+                    "loss_curve": curve if storage.isfile(curve, so) else None}
         if not checked:
-            cfg = _checked(cfg)
+            cfg = _checked(cfg, so)
         ensure_ray(cfg.ray_address)
-        with follow(out / METRICS, echo):
+        with follow(storage.join(out, METRICS), echo, storage_options=so):
             try:
-                result = _trainer(cfg, out, step_hook).fit()
+                result = _trainer(cfg, out, step_hook, so).fit()
             except TrainingFailedError as e:
                 error = _user_error(e)
                 if error is None:
                     raise
                 raise error from None
             finally:
-                curve = draw_loss_curve(read_metrics(out), out / LOSS_PNG)
-    return {"checkpoint": str(latest), "step": checkpoint_step(latest), "metrics": dict(result.metrics or {}),
-            "loss_curve": str(curve) if curve else None}
+                curve = draw_loss_curve(read_metrics(out, so), storage.join(out, LOSS_PNG), storage_options=so)
+    return {"checkpoint": latest, "step": checkpoint_step(latest, so), "metrics": dict(result.metrics or {}),
+            "loss_curve": curve}
 
 
-def _trainer(cfg: TrainConfig, out: Path, step_hook: StepHook | None) -> TorchTrainer:
+def _trainer(cfg: TrainConfig, out: str, step_hook: StepHook | None,
+             storage_options: storage.StorageOptions) -> TorchTrainer:
+    # Ray Train keeps its state in RUN/<name> through the same fsspec filesystem as ours
+    ray_fs, ray_path = storage.arrow_filesystem(out, storage_options)
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": cfg.to_dict(), "step_hook": step_hook},
+        train_loop_config={"config": cfg.to_dict(), "step_hook": step_hook, "storage_options": storage.Masked(storage_options)},
         torch_config=LoopbackTorchConfig(backend="nccl" if cfg.gpus else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus,
                                      resources_per_worker={"CPU": 1, **({"GPU": 1} if cfg.gpus else {})}),
-        run_config=RunConfig(name=cfg.name, storage_path=str(out),
+        run_config=RunConfig(name=cfg.name, storage_path=ray_path, storage_filesystem=ray_fs,
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
                              callbacks=[StopOnUserError()]),

@@ -5,7 +5,8 @@ rank's warnings; unilseg.train_worker). The driver follows that file while Ray T
 (``follow``) and hands each new event, as one line, to a callback: the command line echoes
 it, a Prefect flow logs it. Ray's own worker output is not forwarded (unilseg.ray_runtime),
 so each line appears once, whatever the number of workers. ``draw_loss_curve`` renders the
-reports as RUN/loss.png (PIL only: no plotting library needed).
+reports as RUN/loss.png (PIL only: no plotting library needed). RUN may be a URL: the file is
+then re-read at each poll (it holds a line per logged step) and the curve is published there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from shards import storage
 
 Echo = Callable[[str], None]
 LOSS_PNG = "loss.png"
@@ -47,22 +50,29 @@ def format_event(e: dict[str, Any]) -> str | None:
 class _Follower(threading.Thread):
     """Reads lines appended to a file after `offset` and echoes their events (polling)."""
 
-    def __init__(self, path: Path, echo: Echo, interval: float):
+    def __init__(self, path: str, echo: Echo, interval: float, storage_options: storage.StorageOptions):
         super().__init__(name="unilseg-train-progress", daemon=True)
         # the caller's context variables go along: a Prefect run logger finds its run (and its
         # API server) through them, and without them started a server of its own
         self.context = contextvars.copy_context()
-        self.path, self.echo, self.interval = path, echo, interval
-        self.offset = path.stat().st_size if path.is_file() else 0
+        self.path, self.echo, self.interval, self.storage_options = path, echo, interval, storage_options
+        self.offset = len(self._read_from(0))
         self.done = threading.Event()
         self.warned: set[str] = set()  # a warning repeated every epoch is shown once
 
+    def _read_from(self, offset: int) -> bytes:
+        """The file's bytes after `offset` (b"" while it does not exist)."""
+        try:
+            if (local := storage.local_path(self.path)) is not None:
+                with open(local, "rb") as f:
+                    f.seek(offset)
+                    return f.read()
+            return storage.read_bytes(self.path, self.storage_options)[offset:]  # objects: read whole
+        except FileNotFoundError:
+            return b""
+
     def drain(self) -> None:
-        if not self.path.is_file():
-            return
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read()
+        data = self._read_from(self.offset)
         end = data.rfind(b"\n") + 1  # a line being written is read when it is complete
         self.offset += end
         for line in data[:end].decode("utf-8", errors="replace").splitlines():
@@ -87,19 +97,23 @@ class _Follower(threading.Thread):
 
 
 @contextmanager
-def follow(metrics: str | Path, echo: Echo | None, interval: float = 0.5) -> Iterator[None]:
+def follow(metrics: str | Path, echo: Echo | None, interval: float | None = None,
+           storage_options: storage.StorageOptions = None) -> Iterator[None]:
     """Echoes the events appended to `metrics` while the block runs (and those left at its end).
 
     Args:
-        metrics: RUN/metrics.jsonl.
+        metrics: RUN/metrics.jsonl, a local path or URL.
         echo: called with each line, from a helper thread running in the caller's context
             (contextvars); None shows nothing.
-        interval: seconds between reads.
+        interval: seconds between reads (default 0.5 for a local file, 2 for a URL).
+        storage_options: fsspec options for a URL.
     """
     if echo is None:
         yield
         return
-    follower = _Follower(Path(metrics), echo, interval)
+    if interval is None:
+        interval = 0.5 if storage.is_local(metrics) else 2.0
+    follower = _Follower(storage.absolute(metrics), echo, interval, storage_options)
     follower.start()
     try:
         yield
@@ -118,13 +132,18 @@ def loss_history(events: list[dict[str, Any]]) -> dict[str, np.ndarray]:
             **{k: np.asarray([float(by_step[s][k]) for s in steps]) for k in ("loss", "bce", "dice")}}
 
 
-def draw_loss_curve(events: list[dict[str, Any]], out: str | Path, size: tuple[int, int] = (640, 360)) -> Path | None:
+def draw_loss_curve(events: list[dict[str, Any]], out: str | Path, size: tuple[int, int] = (640, 360),
+                    storage_options: storage.StorageOptions = None) -> str | None:
     """Draws loss, bce and dice against the step into a PNG; None (nothing written) without reports.
 
     Args:
         events: metrics.jsonl records (unilseg.train_worker.read_metrics).
-        out: PNG path.
+        out: PNG location (a local path or URL; published complete or not at all).
         size: (width, height) in pixels.
+        storage_options: fsspec options for a URL.
+
+    Returns:
+        str | None: ``out``, or None when there was nothing to draw.
     """
     h = loss_history(events)
     if not len(h["step"]):
@@ -158,7 +177,7 @@ def draw_loss_curve(events: list[dict[str, Any]], out: str | Path, size: tuple[i
         for x, y in points:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
         draw.text((left + 8 + 70 * i, 8), key, fill=colour, font=font)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out)
-    return out
+    storage.makedirs(storage.parent(out), storage_options)
+    with storage.staged_output(out, storage_options) as staged:
+        img.save(staged, format="PNG")
+    return str(out)

@@ -9,6 +9,9 @@ A run directory RUN holds:
   RUN/loss.png                    the loss curve (drawn by the driver)
   RUN/<name>/                     Ray Train's own run state and checkpoint copies
 
+RUN may be a local path or an fsspec URL (s3://...): everything above goes through
+shards.storage (a checkpoint is written locally, then published in one step).
+
 Resume order when a worker group starts: Ray's checkpoint (ray.train.get_checkpoint(), set
 after a lost worker or for a rerun with the same name) unless RUN/latest.pt holds a later
 step, else RUN/latest.pt, else `init` (weights only, step 0; our checkpoint or the released
@@ -26,7 +29,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ import ray.train.torch
 import torch
 from torch.utils.data import DataLoader
 
+from shards import storage
 from shards.errors import UniLSegError
 from shards.integrity import worker_message
 from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, read_checkpoint_file, save_checkpoint
@@ -71,14 +74,16 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
+def read_metrics(out: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[dict[str, Any]]:
     """Lines of RUN/metrics.jsonl (reports, start and warning events), oldest first; a line cut
     short by a killed process is skipped."""
-    path = Path(out) / METRICS
-    if not path.is_file():
+    path = storage.join(out, METRICS)
+    try:
+        text = storage.read_bytes(path, storage_options).decode("utf-8", errors="replace")
+    except FileNotFoundError:
         return []
     events = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         try:
             events.append(json.loads(line))
         except ValueError:
@@ -86,15 +91,17 @@ def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
     return events
 
 
-def _log_event(out: Path, record: dict[str, Any]) -> None:
-    with open(out / METRICS, "a") as f:  # one short line per write: appends from several processes stay whole
-        f.write(json.dumps(record) + "\n")
+def _log_event(out: Path | str, record: dict[str, Any], storage_options: storage.StorageOptions = None) -> None:
+    # local: one short line per write, so appends from several processes stay whole; an object
+    # store rewrites the object (shards.storage.append_text), so only rank 0 logs there
+    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n", storage_options)
 
 
 class _WarningsToEvents(logging.Handler):
     """Our loggers' warnings in a worker (and its DataLoader processes, forked from it) become
     "warning" events in RUN/metrics.jsonl, which the driver shows: Ray's forwarding of worker
-    output is off unless asked for."""
+    output is off unless asked for. Only for a local RUN: appends from several processes to an
+    object would overwrite each other, so with RUN at a URL warnings show with --verbose."""
 
     def __init__(self, out: Path, rank: int):
         super().__init__(logging.WARNING)
@@ -116,34 +123,33 @@ def _forward_warnings(out: Path, rank: int) -> None:
         logger.addHandler(_WarningsToEvents(out, rank))
 
 
-def _publish(src: Path, out: Path, step: int, keep: int) -> Path:
-    """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it (atomic)."""
-    ckpt_dir = out / CKPT_DIR
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    dst = ckpt_dir / f"step-{step:06d}.pt"
-    shutil.copyfile(src, dst.with_suffix(".tmp"))
-    os.replace(dst.with_suffix(".tmp"), dst)
-    tmp = out / (LATEST + ".tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(dst, tmp)  # latest.pt shares the step file's bytes
-    except OSError:
-        shutil.copyfile(dst, tmp)
-    os.replace(tmp, out / LATEST)
-    for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep]:
-        old.unlink()
+def _publish(src: Path, out: Path | str, step: int, keep: int,
+             storage_options: storage.StorageOptions = None) -> Path | str:
+    """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it; each
+    appears complete or not at all (shards.storage: rename, or one upload / store-side copy)."""
+    ckpt_dir = storage.join(out, CKPT_DIR)
+    storage.makedirs(ckpt_dir, storage_options)
+    dst = storage.join(ckpt_dir, f"step-{step:06d}.pt")
+    storage.put_file(src, dst, storage_options)
+    storage.copy(dst, storage.join(out, LATEST), storage_options)  # local: latest.pt shares the step file's bytes
+    steps = [n for n in storage.listdir(ckpt_dir, storage_options) if n.startswith("step-") and n.endswith(".pt")]
+    for old in sorted(steps)[:-keep]:
+        storage.remove(storage.join(ckpt_dir, old), storage_options)
     return dst
 
 
 def restore(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            ray_ckpt: Any = None) -> tuple[int, str, dict[str, Any]]:
+            ray_ckpt: Any = None, storage_options: storage.StorageOptions = None) -> tuple[int, str, dict[str, Any]]:
     """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
 
     Args:
         ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
+        storage_options (dict | None): fsspec options for a RUN or init at a URL.
     """
-    latest = Path(cfg.out) / LATEST
-    latest_step = int(read_checkpoint_file(latest, mmap=True)["step"]) if latest.is_file() else -1
+    so = storage_options
+    latest = storage.join(cfg.out, LATEST)
+    has_latest = storage.isfile(latest, so)
+    latest_step = int(read_checkpoint_file(latest, mmap=True, storage_options=so)["step"]) if has_latest else -1
     if ray_ckpt is not None:
         with ray_ckpt.as_directory() as d:
             path = Path(d) / RAY_CKPT_FILE
@@ -152,14 +158,14 @@ def restore(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Opt
             if int(read_checkpoint_file(path, mmap=True)["step"]) >= latest_step:
                 loaded = load_checkpoint(path, model, optimizer)
                 return loaded.step, "ray", loaded.extra
-    if latest.is_file():
-        loaded = load_checkpoint(latest, model, optimizer)
+    if has_latest:
+        loaded = load_checkpoint(latest, model, optimizer, storage_options=so)
         return loaded.step, "latest", loaded.extra
     if cfg.init:
-        if is_training_checkpoint(cfg.init):
-            load_checkpoint(cfg.init, model)  # weights only: a fine-tune starts its own schedule
+        if is_training_checkpoint(cfg.init, so):
+            load_checkpoint(cfg.init, model, storage_options=so)  # weights only: a fine-tune starts its own schedule
         else:
-            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init)
+            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init, so)
         return 0, "init", {}
     return 0, "scratch", {}
 
@@ -171,7 +177,7 @@ class WorkerState:
     cfg: TrainConfig
     rank: int
     world: int
-    out: Path
+    out: Path | str  # RUN: a Path when local, else its URL
     model: torch.nn.Module  # DDP-wrapped when world > 1
     optimizer: torch.optim.Optimizer
     device: torch.device
@@ -183,42 +189,45 @@ class WorkerState:
     sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "bce": 0.0, "dice": 0.0})
     n: int = 0  # steps summed in `sums`
     t_window: float = field(default_factory=time.perf_counter)
+    storage_options: dict | None = None  # fsspec options for RUN at a URL
 
     @property
     def per_worker(self) -> int:
         return self.cfg.batch_size // self.world
 
 
-def setup(cfg: TrainConfig) -> WorkerState:
+def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> WorkerState:
     """Builds the model, optimizer and data stream of this rank and restores the newest state."""
+    so = storage_options
     set_niceness(cfg.niceness)  # DataLoader workers fork from here: inherited
     torch.set_num_threads(cfg.threads_per_worker)
     cv2.setNumThreads(1)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    out = Path(cfg.out)
-    _forward_warnings(out, rank)
+    out = Path(cfg.out) if storage.is_local(cfg.out) else cfg.out
+    if isinstance(out, Path):
+        _forward_warnings(out, rank)
     torch.manual_seed(cfg.seed)
-    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init))
+    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init, so))
     tokenizer, size = model.tokenizer, model.config.input_size
     wrapped = ray.train.torch.prepare_model(model)  # moves to the device; DDP when world > 1
     optimizer = torch.optim.AdamW(wrapped.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint())
+    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint(), so)
     # a run that finished by its time budget continues only if asked for a longer budget
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
         _log_event(out, {"event": "start", "step": start, "from": source, "world_size": world, "time": time.time(),
-                         "niceness": os.getpriority(os.PRIO_PROCESS, 0), "target": cfg.steps})
+                         "niceness": os.getpriority(os.PRIO_PROCESS, 0), "target": cfg.steps}, so)
     dataset = TargetDataset(cfg.data, tokenizer, size, seed=cfg.seed * 100_003 + start, rank=rank, world_size=world,
                             augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
-                            shuffle_buffer=cfg.shuffle_buffer)
+                            shuffle_buffer=cfg.shuffle_buffer, storage_options=so)
     loader = DataLoader(dataset, batch_size=cfg.batch_size // world, num_workers=cfg.num_loader_workers,
                         pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None,
                         worker_init_fn=die_with_parent)
     wrapped.train()
     batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
     return WorkerState(cfg, rank, world, out, wrapped, optimizer, ray.train.torch.get_device(), batches,
-                       start, trained_s, WorkerGuard(out))
+                       start, trained_s, WorkerGuard(out), storage_options=so)
 
 
 def clock(state: WorkerState) -> tuple[float, float, bool]:
@@ -272,11 +281,12 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
                                           "train_seconds": elapsed, "time_limit_s": cfg.time_limit_s or 0.0,
                                           "out_of_time": out_of_time})
             state.guard.exit_if_orphaned()  # a killed driver's worker never publishes latest.pt
-            _publish(path, state.out, step, cfg.keep_checkpoints)
+            _publish(path, state.out, step, cfg.keep_checkpoints, state.storage_options)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
-        _log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save})
+        _log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save},
+                   state.storage_options)
     state.sums = dict.fromkeys(state.sums, 0.0)
     state.n, state.t_window = 0, time.perf_counter()
 
@@ -285,11 +295,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The Ray Train worker function: set up, then step to cfg.steps, reporting and checkpointing.
 
     Args:
-        loop_config (dict): {"config": TrainConfig as a dict, "step_hook": StepHook | None}.
+        loop_config (dict): {"config": TrainConfig as a dict, "step_hook": StepHook | None,
+            "storage_options": shards.storage.Masked(dict | None)}.
     """
     cfg = TrainConfig.from_dict(loop_config["config"])
     hook: StepHook | None = loop_config.get("step_hook")
-    state = setup(cfg)
+    masked = loop_config.get("storage_options")
+    state = setup(cfg, masked.value if masked is not None else None)
     try:
         _steps(state, cfg, hook)
     finally:
@@ -309,5 +321,6 @@ def _steps(state: WorkerState, cfg: TrainConfig, hook: StepHook | None) -> None:
             report(state, step, lr, elapsed, save, out_of_time)
         if out_of_time:
             if state.rank == 0:
-                _log_event(state.out, {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s})
+                _log_event(state.out, {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s},
+                           state.storage_options)
             break

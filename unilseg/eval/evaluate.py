@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from shards import storage
 from shards.integrity import check_split, guarded
 from shards.keys import expression_id, target_id
 from shards.layout import resolve_split_dir
@@ -163,8 +164,9 @@ def _empty_prediction(item: EvalItem, continuous: bool) -> np.ndarray:
     return np.zeros(shape, np.float32) if continuous else np.zeros(shape, bool)
 
 
-def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "first", limit: int | None = None,
-            progress: bool = True, skip_missing: bool = False) -> Collected:
+def collect(split_dir: Path | str, predictor: Any, threshold: float, texts: str = "first", limit: int | None = None,
+            progress: bool = True, skip_missing: bool = False,
+            storage_options: storage.StorageOptions = None) -> Collected:
     """Predicts (or reads) every expression of a split and stores it with its IoU.
 
     A missing prediction (a saved PNG that is not there) is recorded in ``missing`` and counts
@@ -177,7 +179,7 @@ def collect(split_dir: Path, predictor: Any, threshold: float, texts: str = "fir
     """
     if texts not in TEXT_MODES:
         raise UniLSegError(f"texts must be one of {TEXT_MODES}, got {texts!r}")
-    reader = ShardReader(split_dir)
+    reader = ShardReader(split_dir, storage_options=storage_options)
     total = reader.info.get("counts", {}).get("targets") if texts == "first" else None
     if limit is not None:
         total = min(limit, total) if total is not None else limit
@@ -235,15 +237,18 @@ def score(items: list[EvalItem]) -> tuple[dict[str, dict[str, float]], dict[str,
 
 
 def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions: str | None = None,
-             progress: bool = True, **settings: Any) -> dict:
+             progress: bool = True, storage_options: storage.StorageOptions = None, **settings: Any) -> dict:
     """Scores a model, or saved PNG masks, on a shard split and writes the report.
 
     Args:
-        data: a dataset dir (then DATA/split is read) or a split dir.
-        out: report dir; gets metrics.json, report.md and overlays.png.
-        checkpoint: our checkpoint, or the released UniLSeg-20 .pth (with the `preset` setting).
-        predictions: dir of ``<id>.png`` masks instead of a model (exactly one of the two).
+        data: a dataset dir (then DATA/split is read) or a split dir; a local path or URL.
+        out: report dir (a local path or URL); gets metrics.json, report.md and overlays.png
+            (written locally, then published: shards.storage.staged_output_dir).
+        checkpoint: our checkpoint, or the released UniLSeg-20 .pth (with the `preset` setting);
+            a local path or URL.
+        predictions: local dir of ``<id>.png`` masks instead of a model (exactly one of the two).
         progress: show a progress bar.
+        storage_options: fsspec options for locations at URLs.
         **settings: EvalConfig fields (split, texts, limit, threshold, benchmark, overlay_k,
             preset, device); an unknown one fails. ``texts="all"`` scores every text (id
             ``<target id>_<text index>``), as RefCOCO counts; a ``limit`` means nothing is
@@ -263,21 +268,24 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     if (cfg.preset or cfg.device) and checkpoint is None:
         raise UniLSegError("preset and device go with a checkpoint")
     report.parse_benchmark(benchmark)  # bad arguments fail before a model is loaded
-    split_dir = resolve_split_dir(data, split)
-    check_split(split_dir)  # a missing or resized shard fails before a model is loaded
-    predictor = ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None \
+    so = storage_options
+    split_dir = resolve_split_dir(data, split, so)
+    check_split(split_dir, so)  # a missing or resized shard fails before a model is loaded
+    predictor = ModelPredictor(checkpoint, cfg.preset, cfg.device, storage_options=so) if checkpoint is not None \
         else PngPredictor(predictions)
     thr = predictor.threshold if threshold is None else float(threshold)
-    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing)
+    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing, so)
     metrics, details = score(got.items)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sheet = overlays.write_best_worst(split_dir, got.items, out_dir / report.OVERLAYS, overlay_k,
-                                      lambda it: pred_mask(it, thr), lambda it: _decode_gt(it.gt))
-    run_info = {"split_dir": str(split_dir), "split": split_dir.name, "dataset": split_dir.parent.name,
-                "predictor": {"kind": predictor.kind, **predictor.describe}, "threshold": thr, "texts": texts,
-                "limit": limit, "truncated": got.truncated, "multi_text_targets": got.multi_text_targets,
-                "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet,
-                "missing_counted_as": "skipped" if cfg.skip_missing else "empty"}
-    report.write_report(out_dir, metrics, details, got.items, got.missing, run_info)
+    with storage.staged_output_dir(out, so) as out_dir:
+        sheet = overlays.write_best_worst(split_dir, got.items, out_dir / report.OVERLAYS, overlay_k,
+                                          lambda it: pred_mask(it, thr), lambda it: _decode_gt(it.gt), so)
+        if sheet is not None:
+            sheet["path"] = storage.join(out, report.OVERLAYS)  # where it is published, not staged
+        run_info = {"split_dir": str(split_dir), "split": storage.name(split_dir),
+                    "dataset": storage.name(storage.parent(split_dir)),
+                    "predictor": {"kind": predictor.kind, **predictor.describe}, "threshold": thr, "texts": texts,
+                    "limit": limit, "truncated": got.truncated, "multi_text_targets": got.multi_text_targets,
+                    "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet,
+                    "missing_counted_as": "skipped" if cfg.skip_missing else "empty"}
+        report.write_report(out_dir, metrics, details, got.items, got.missing, run_info)
     return metrics

@@ -75,7 +75,8 @@ class ModelPredictor:
     kind = "checkpoint"
     needs_images = True
 
-    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None, batch_size: int = 16):
+    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None, batch_size: int = 16,
+                 storage_options: dict | None = None):
         # torch and the model are imported here, not at the top: scoring saved PNGs needs
         # neither, and torch's import costs seconds
         import torch
@@ -83,7 +84,7 @@ class ModelPredictor:
         from unilseg.model.loading import load_model
 
         self.batch_size = max(1, int(batch_size))  # expressions per forward pass
-        self.model = load_model(checkpoint, preset)
+        self.model = load_model(checkpoint, preset, storage_options)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         self.threshold = float(self.model.config.threshold)

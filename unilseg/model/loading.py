@@ -16,13 +16,14 @@ from .config import DEFAULT_PRESET, UniLSegConfig, load_preset
 from .unilseg import UniLSeg, build_model
 
 
-def is_training_checkpoint(path: str | os.PathLike) -> bool:
-    """True for files written by unilseg.checkpoint.save_checkpoint."""
-    ckpt = read_checkpoint_file(path, mmap=True)
+def is_training_checkpoint(path: str | os.PathLike, storage_options: dict | None = None) -> bool:
+    """True for files written by unilseg.checkpoint.save_checkpoint (a local path or URL)."""
+    ckpt = read_checkpoint_file(path, mmap=True, storage_options=storage_options)
     return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
 
 
-def model_config(preset: str | None, init: str | os.PathLike | None = None) -> UniLSegConfig:
+def model_config(preset: str | None, init: str | os.PathLike | None = None,
+                 storage_options: dict | None = None) -> UniLSegConfig:
     """The config a run builds: the preset when given, else the one saved in `init` (our
     checkpoints carry it), else DEFAULT_PRESET.
 
@@ -34,29 +35,32 @@ def model_config(preset: str | None, init: str | os.PathLike | None = None) -> U
         return load_preset(preset)
     if init is None:
         return load_preset(DEFAULT_PRESET)
-    if not is_training_checkpoint(init):
+    if not is_training_checkpoint(init, storage_options):
         raise UniLSegError(f"{init} carries no model config (the released file?): give the preset "
                            "(unilseg-swin-b for UniLSeg20_no_finetune.pth)")
-    return UniLSegConfig(**read_checkpoint_file(init, mmap=True)["config"])
+    return UniLSegConfig(**read_checkpoint_file(init, mmap=True, storage_options=storage_options)["config"])
 
 
-def load_model(checkpoint: str | os.PathLike, preset: str | None = None) -> UniLSeg:
+def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
+               storage_options: dict | None = None) -> UniLSeg:
     """Builds and loads a model in eval mode.
 
     Args:
-        checkpoint (str | PathLike): our checkpoint, or the released UniLSeg-20 .pth.
+        checkpoint (str | PathLike): our checkpoint, or the released UniLSeg-20 .pth (a local
+            path or an fsspec URL).
         preset (str | None): preset name or JSON path; required for the released file,
             not needed for our own files (they carry their config).
+        storage_options (dict | None): fsspec options for a URL.
 
     Raises:
         UniLSegError: a released checkpoint without a preset.
         CheckpointError: keys or shapes that do not match (named in the message).
     """
-    if is_training_checkpoint(checkpoint):
-        model = load_checkpoint(checkpoint).model
+    if is_training_checkpoint(checkpoint, storage_options):
+        model = load_checkpoint(checkpoint, storage_options=storage_options).model
     elif preset is None:
         raise UniLSegError(f"{checkpoint} is not a unilseg training checkpoint; for the released UniLSeg-20 file "
                          "pass --preset unilseg-swin-b")
     else:
-        model = load_released_checkpoint(build_model(preset), checkpoint)
+        model = load_released_checkpoint(build_model(preset), checkpoint, storage_options)
     return model.eval()
