@@ -79,6 +79,21 @@ def check_split(split_dir: str | os.PathLike, storage_options: storage.StorageOp
     return info
 
 
+def check_shards(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> None:
+    """Reads every shard of a split once: its sha256 against dataset.json and the form of its
+    members (regular files named KEY.ext only); what check_split cannot see without reading.
+
+    Raises:
+        ShardError: the first problem, naming the shard (`unilseg shards verify` lists them all).
+    """
+    from shards.verify import verify_split  # verify reads shards through the reader: a heavier import
+
+    report = verify_split(split_dir, deep=False, storage_options=storage_options)
+    if report.errors:
+        more = f" (and {len(report.errors) - 1} more problem(s): {_VERIFY_HINT})" if len(report.errors) > 1 else ""
+        raise ShardError(f"{storage.join(storage.absolute(split_dir), report.errors[0])}{more}")
+
+
 def _file_sizes(split_dir: str, storage_options: storage.StorageOptions) -> dict[str, int]:
     """{file name: size} of the regular files directly in a split (one listing)."""
     fs, root = storage.filesystem(split_dir, storage_options)
