@@ -16,6 +16,7 @@ import signal
 from typing import Any
 
 from annotation_engine.engine import Engine
+from unilseg.processes import die_with_parent
 from shards.images import ImageError, prepare_image
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,7 @@ def _result(img: Any, targets: list) -> dict[str, Any]:
 
 def _sandbox_main(config: dict[str, Any], data: bytes, conn: Any) -> None:
     """Child process: build the engine, annotate one image, send the result back."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the actor
-    except OSError:  # not Linux: the child may outlive a killed actor by one image
-        pass
+    die_with_parent()  # a killed actor takes its child along (not Linux: the child may outlive it by one image)
     conn.send(annotate_one(Engine(config), data))
     conn.close()
 

@@ -31,36 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from flows.paths import PROJECT_ROOT as ROOT  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))  # damage_fixtures: the same damage the tests build
 
 from damage_fixtures import flip_bytes  # noqa: E402
 from shards.converters.convert import convert  # noqa: E402
 from shards.synth import generate_shapes  # noqa: E402
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+from unilseg.processes import cmdline, descendants  # noqa: E402
 
 
 def alive(pid: int) -> bool:

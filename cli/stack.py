@@ -28,6 +28,7 @@ import click
 
 from flows.paths import PROJECT_ROOT
 from unilseg import LOOPBACK_ENV
+from unilseg.processes import alive, descendants
 
 ROOT = PROJECT_ROOT
 
@@ -188,7 +189,7 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
     """Starts the supervisor in the background and waits until the deployments are served."""
     state = Path(cfg.state_dir)
     info_path = state / "stack.json"
-    if info_path.exists() and _alive(json.loads(info_path.read_text())["supervisor"]):
+    if info_path.exists() and alive(json.loads(info_path.read_text())["supervisor"]):
         print("stack already running")
         return json.loads(info_path.read_text())
     (state / "logs").mkdir(parents=True, exist_ok=True)
@@ -215,35 +216,6 @@ def _deployments_served(cfg: StackConfig) -> bool:
     return "annotate-and-train" in out
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (from /proc; empty where there is none)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    """True while the process runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:  # no /proc (macOS): trust kill()
-        return True
-
-
 def down(cfg: StackConfig, timeout: float = 60) -> None:
     """Stops the supervisor (which stops the Prefect server, the serve process and Ray)."""
     info_path = Path(cfg.state_dir) / "stack.json"
@@ -253,21 +225,21 @@ def down(cfg: StackConfig, timeout: float = 60) -> None:
     info = json.loads(info_path.read_text())
     pid = info["supervisor"]
     tree = descendants(pid)
-    if _alive(pid):
+    if alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.time() + timeout
-        while _alive(pid) and time.time() < deadline:
+        while alive(pid) and time.time() < deadline:
             time.sleep(0.5)
     # Everything the supervisor started (Prefect, Ray's processes and their helpers, flow
     # runs) is in its process tree: whatever outlived the orderly stop is killed.
-    leftovers = [p for p in [pid, *tree] if _alive(p)]
+    leftovers = [p for p in [pid, *tree] if alive(p)]
     for p in leftovers:
         try:
             os.kill(p, signal.SIGKILL)
         except OSError:
             pass
     deadline = time.time() + 10
-    while any(_alive(p) for p in leftovers) and time.time() < deadline:
+    while any(alive(p) for p in leftovers) and time.time() < deadline:
         time.sleep(0.2)
     info_path.unlink(missing_ok=True)
     print("stack stopped")

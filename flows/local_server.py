@@ -14,11 +14,9 @@ A configured PREFECT_API_URL (the local stack's server, Prefect Cloud) is used a
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,37 +30,14 @@ from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
 
+from unilseg.processes import alive, cmdline, die_with_parent, free_port
+
 PID_FILE = "unilseg-local-server.json"
 _APP = "prefect.server.api.server:create_app"
-_PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the pid file covers it
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+def _term_with_parent() -> None:  # runs in the child between fork and exec
+    die_with_parent(sig=signal.SIGTERM)  # uvicorn shuts down cleanly on SIGTERM
 
 
 def stop_stale(pid_file: Path) -> int | None:
@@ -72,13 +47,13 @@ def stop_stale(pid_file: Path) -> int | None:
     except (OSError, ValueError):
         return None
     pid, parent = int(rec.get("pid", 0)), int(rec.get("parent", 0))
-    stale = pid > 0 and _alive(pid) and not _alive(parent) and (_APP in _cmdline(pid) or not Path("/proc").is_dir())
+    stale = pid > 0 and alive(pid) and not alive(parent) and (_APP in cmdline(pid) or not Path("/proc").is_dir())
     if stale:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return pid if stale else None
@@ -110,13 +85,13 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
     home.mkdir(parents=True, exist_ok=True)
     pid_file = home / PID_FILE
     stop_stale(pid_file)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
            **get_current_settings().to_environment_variables(exclude_unset=True)}  # as Prefect starts its own
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parents[1]),
                              "--factory", _APP, "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
-                             "--lifespan", "on"], env=env, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL)
+                             "--lifespan", "on"], env=env, preexec_fn=_term_with_parent, stdin=subprocess.DEVNULL)
     pid_file.write_text(json.dumps({"pid": proc.pid, "parent": os.getpid(), "url": url}))
     try:
         deadline = time.monotonic() + timeout

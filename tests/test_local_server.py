@@ -12,27 +12,16 @@ import urllib.request
 
 import pytest
 
-from flows.local_server import PID_FILE, _APP, _cmdline, stop_stale
+from flows.local_server import PID_FILE, _APP, stop_stale
 from flows.paths import PROJECT_ROOT
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+from unilseg.processes import alive, cmdline
 
 
 def _fake_server() -> subprocess.Popen:
     """A process whose command line looks like the server's."""
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", _APP])
     deadline = time.monotonic() + 10
-    while _APP not in _cmdline(p.pid) and time.monotonic() < deadline:  # /proc shows it once exec is done
+    while _APP not in cmdline(p.pid) and time.monotonic() < deadline:  # /proc shows it once exec is done
         time.sleep(0.02)
     return p
 
@@ -48,7 +37,7 @@ def test_a_server_whose_parent_is_gone_is_stopped(tmp_path):
         # a record whose parent still lives (this process) is left alone
         other = _fake_server()
         (tmp_path / PID_FILE).write_text(json.dumps({"pid": other.pid, "parent": os.getpid()}))
-        assert stop_stale(tmp_path / PID_FILE) is None and _alive(other.pid)
+        assert stop_stale(tmp_path / PID_FILE) is None and alive(other.pid)
         other.kill()
     finally:
         server.kill()
@@ -80,11 +69,11 @@ def test_server_dies_with_a_killed_flow_run(tmp_path):
                     pass
             time.sleep(0.5)
         assert rec is not None and run.poll() is None, "the flow run ended before its server answered"
-        assert rec["parent"] == run.pid and _alive(rec["pid"])
+        assert rec["parent"] == run.pid and alive(rec["pid"])
     finally:
         run.kill()
         run.wait()
     deadline = time.monotonic() + 20
-    while _alive(rec["pid"]) and time.monotonic() < deadline:
+    while alive(rec["pid"]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(rec["pid"]), "the flow run's Prefect server outlived it"
+    assert not alive(rec["pid"]), "the flow run's Prefect server outlived it"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from datetime import timedelta
 
 import psutil
@@ -11,16 +10,11 @@ import torch
 import torch.distributed as dist
 
 from unilseg.loopback_ddp import bind_rendezvous_to_loopback
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from unilseg.processes import free_port
 
 
 def test_env_rendezvous_listens_on_loopback_only(monkeypatch):
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(port))
     bind_rendezvous_to_loopback()

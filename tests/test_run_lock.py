@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from unilseg.processes import alive
 from unilseg.run_lock import WORKERS_LOCK, RunBusyError, driver_lock, lock_holders
 
 HOLD_SHARED = """
@@ -32,15 +33,6 @@ assert child.stdout.readline().strip() == "guarded"
 print(child.pid, flush=True)
 time.sleep(120)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_a_second_driver_on_the_same_run_fails_at_once(tmp_path):
@@ -74,13 +66,13 @@ def test_driver_waits_out_then_stops_an_earlier_runs_worker(tmp_path):
 def test_worker_exits_when_its_parent_dies(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     worker = int(parent.stdout.readline())
-    assert _alive(worker) and lock_holders(tmp_path / WORKERS_LOCK) == [worker]
+    assert alive(worker) and lock_holders(tmp_path / WORKERS_LOCK) == [worker]
     parent.kill()  # as the raylet dies with a SIGKILLed driver
     parent.wait()
     deadline = time.monotonic() + 10
-    while _alive(worker) and time.monotonic() < deadline:
+    while alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(worker), "the orphaned worker kept running"
+    assert not alive(worker), "the orphaned worker kept running"
     assert lock_holders(tmp_path / WORKERS_LOCK) == []
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,15 +15,10 @@ import yaml
 
 from cli.stack import ROOT, StackConfig, down, up
 from tests.flow_fixtures import tiny_config
+from unilseg.processes import free_port
 
 pytestmark = pytest.mark.slow
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env_file(path) -> dict[str, str]:
@@ -38,7 +32,7 @@ def _listeners(pids: set[int]) -> set[tuple[str, int, int]]:
 
 
 def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path):
-    cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=_free_port(), dashboard_port=_free_port(),
+    cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=free_port(), dashboard_port=free_port(),
                       num_cpus=2, env_file=str(tmp_path / ".env"))
     info = up(cfg)
     tree: set[int] = set()

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from typing import Any
 
 import ray
 from ray._private import ray_constants
+
+from unilseg.processes import free_port
 
 log = logging.getLogger(__name__)
 ADDRESS_ENV = "UNILSEG_RAY_ADDRESS"
@@ -78,7 +79,7 @@ def start_local_ray(**init_kwargs: Any) -> str:
     # placement group and killed its training. So the GCS port is chosen first and every
     # process of the job is told the address (RAY_ADDRESS). address="local": a new cluster even
     # when /tmp/ray/ray_current_cluster names a running one (without it ray.init() joins that).
-    gcs = f"127.0.0.1:{_free_port()}"
+    gcs = f"127.0.0.1:{free_port()}"
     os.environ[_GCS_PORT_ENV] = gcs.rsplit(":", 1)[1]
     kwargs = {"namespace": "unilseg", "logging_level": "WARNING", "log_to_driver": verbose(), **init_kwargs}
     try:
@@ -88,13 +89,6 @@ def start_local_ray(**init_kwargs: Any) -> str:
         auth_log.setLevel(level)
         os.environ.pop(_GCS_PORT_ENV, None)
     return ray.get_runtime_context().gcs_address
-
-
-def _free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dashboard_url() -> str | None:

@@ -14,7 +14,7 @@ the kernel when their holder dies) close that race:
 - each worker also leaves by itself: a watchdog thread ends the process when its parent (the
   raylet) changes, i.e. when the local Ray died with its driver; rank 0 checks the same
   right before it publishes a checkpoint. Its DataLoader processes are killed by the kernel
-  when it goes (die_with_parent; torch's own check of the parent takes up to 5 s).
+  when it goes (unilseg.processes.die_with_parent; torch's own check of the parent takes up to 5 s).
 
 flock needs a local (or flock-capable) filesystem; where it is unsupported the locks are
 skipped with a debug message and runs behave as before. For a RUN at a URL (object storage
@@ -25,7 +25,6 @@ workers of a killed run on this machine; workers on other nodes are stopped by R
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import fcntl
 import logging
@@ -135,15 +134,6 @@ def _wait_for_old_workers(path: Path, grace_s: float) -> None:
             time.sleep(0.2)
     finally:
         os.close(fd)
-
-
-def die_with_parent(*_: object) -> None:
-    """Asks the kernel to SIGKILL this process when the thread that started it ends (Linux
-    prctl PR_SET_PDEATHSIG; elsewhere nothing). Usable as a DataLoader ``worker_init_fn``."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 class WorkerGuard:

@@ -51,7 +51,8 @@ from unilseg.losses import unilseg_loss
 from unilseg.model import UniLSeg, build_model
 from unilseg.model.loading import is_training_checkpoint, model_config
 from unilseg.ray_runtime import set_niceness
-from unilseg.run_lock import WorkerGuard, die_with_parent
+from unilseg.processes import die_with_parent
+from unilseg.run_lock import WorkerGuard
 from unilseg.train_config import TrainConfig
 
 LATEST = "latest.pt"
