@@ -29,3 +29,15 @@ def encode(arr: np.ndarray, fmt: str = "PNG", **kw) -> bytes:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests: with tiny models a second thread only adds OpenMP
+    barriers (ruinous on a loaded machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

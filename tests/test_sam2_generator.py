@@ -16,12 +16,8 @@ PARAMS = {"points_per_side": 3, "points_per_batch": 16, "pred_iou_thresh": 0.0, 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: a second torch thread only adds OpenMP barriers (ruinous on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Tiny models: see conftest.one_torch_thread."""
 
 
 @pytest.fixture(scope="module")

@@ -92,12 +92,8 @@ CASES = [  # (image, h, w, seed, points_per_side, crop_n_layers, min_mask_region
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: a second torch thread only adds OpenMP barriers (ruinous on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Tiny models: see conftest.one_torch_thread."""
 
 
 @pytest.fixture(scope="module")
