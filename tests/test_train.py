@@ -213,7 +213,8 @@ def test_finished_run_on_s3_returns_without_ray(s3_bucket, tmp_path, monkeypatch
     save_checkpoint(storage.join(run, LATEST), build_model("unilseg-tiny"), step=5)
     _log_event(run, {"event": "report", "step": 5, "loss": 0.5})
     result = run_training(TrainConfig(data=[("s3://nowhere/x", 1.0)], out=run, steps=5))
-    assert result == {"checkpoint": storage.join(run, LATEST), "step": 5, "metrics": {"step": 5, "loss": 0.5}}
+    assert result == {"checkpoint": storage.join(run, LATEST), "step": 5, "metrics": {"step": 5, "loss": 0.5},
+                      "loss_curve": None}  # no RUN/loss.png was drawn for this fabricated run
     # bad locations fail as one-line errors before Ray starts
     with pytest.raises(FileNotFoundError, match="not a shard split"):
         run_training(TrainConfig(data=[(storage.join(s3_bucket, "nothing"), 1.0)], out=run, steps=6))
