@@ -95,14 +95,9 @@ class CrossModalFPNDecoder(nn.Module):
                     nn.init.xavier_uniform_(p)
             self.add_module(f"cross_attn_{k}", block)
 
-    def forward(self, feats: list[torch.Tensor], words: torch.Tensor, pad_mask: torch.Tensor,
-                film: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    def forward(self, feats: list[torch.Tensor], words: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         """feats [(B, C_i, H_i, W_i)] stride 4 first, words (B, L, Dw), pad_mask (B, L)
-        -> (B, mask_dim, H_0, W_0).
-
-        film: optional (gamma, beta) per level, stride 4 first, each (B, conv_dim, 1, 1): the
-        level's map becomes x * (1 + gamma) + beta before its 3x3 layer (unilseg.model.film).
-        """
+        -> (B, mask_dim, H_0, W_0)."""
         words = self.word_proj(words)
         text_pos = self.text_pos(words).permute(2, 0, 1)  # (L, B, C)
         memory = words.transpose(0, 1)  # (L, B, C)
@@ -116,8 +111,5 @@ class CrossModalFPNDecoder(nn.Module):
             x = x.permute(1, 2, 0).reshape(b, -1, h, w)
             if y is not None:
                 x = x + F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-            if film is not None:
-                gamma, beta = film[k - 1]
-                x = x * (1 + gamma) + beta
             y = getattr(self, f"layer_{k}")(x)
         return self.mask_features(y)

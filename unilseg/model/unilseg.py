@@ -8,13 +8,10 @@ images (B, 3, S, S) + token ids (B, L)
   -> query decoder on the stride-32 map + sentence       (query_decoder)
   -> logits = query . pixel features, one per decoder layer; the last is the prediction.
 
-Options beyond the released layout, off in the paper preset (which then builds exactly
+Two options beyond the released layout, off in the paper preset (which then builds exactly
 the released modules): `head.position_features` adds learned position features to the four
-visual maps before Pre-Fusion (position_features), `head.upsample` refines the pixel
-features to S/2 or S with an image stem (upsampler), so logits come out at that resolution,
-`head.film` scales and shifts each pixel-decoder level by the sentence (film), and
-`head.query_on_pixels` lets the query decoder attend to the S/4 pixel features instead of
-the stride-32 map.
+visual maps before Pre-Fusion (position_features), and `head.upsample` refines the pixel
+features to S/2 or S with an image stem (upsampler), so logits come out at that resolution.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ import torch
 import torch.nn as nn
 
 from .config import UniLSegConfig, load_preset
-from .film import SentenceFiLM
 from .fusion import PreFusion
 from .pixel_decoder import CrossModalFPNDecoder
 from .position import PositionFeatures
@@ -53,18 +49,13 @@ class UniLSeg(nn.Module):
         self.pre_fusion = PreFusion(channels, word_dim, h.nhead, h.dropout)
         self.pixel_decoder = CrossModalFPNDecoder(channels, h.conv_dim, h.mask_dim, word_dim, h.nhead, h.ffn_dim,
                                                   h.dropout, tuple(h.sr_ratios))
-        # the released decoder reads the stride-32 map; at S = 96 or 128 that is 3x3 or 4x4 cells, each
-        # blurring several objects together, so the query cannot single one out (query_on_pixels)
-        query_memory = h.mask_dim if h.query_on_pixels else channels[-1]
-        self.query_decoder = QueryDecoder(h.d_model, query_memory, sentence_dim, h.nhead, h.num_dec, h.ffn_dim,
+        self.query_decoder = QueryDecoder(h.d_model, channels[-1], sentence_dim, h.nhead, h.num_dec, h.ffn_dim,
                                           h.dropout)
         # only registered when on, so the paper preset's state dict stays the released one
         if h.position_features:
             self.position_features = PositionFeatures(channels)
         if h.upsample:
             self.upsampler = PixelUpsampler(h.mask_dim, h.upsample, h.stem_dim)
-        if h.film:
-            self.film = SentenceFiLM(sentence_dim, h.conv_dim, len(channels))
         self._tokenizer = None
 
     @property
@@ -92,12 +83,10 @@ class UniLSeg(nn.Module):
             feats = self.position_features(feats)
         words, sentence = self.text_encoder(token_ids)  # (B, L, Dw), (B, Ds)
         feats = self.pre_fusion(feats, words, pad_mask)
-        film = self.film(sentence) if self.config.head.film else None
-        pixel = self.pixel_decoder(feats, words, pad_mask, film)  # (B, mask_dim, S/4, S/4)
-        memory = pixel if self.config.head.query_on_pixels else feats[-1]
+        pixel = self.pixel_decoder(feats, words, pad_mask)  # (B, mask_dim, S/4, S/4)
         if self.config.head.upsample:
             pixel = self.upsampler(pixel, images)  # (B, mask_dim, S/4 * 2^k, ...)
-        queries = self.query_decoder(memory, sentence)  # (num_dec, B, 1, d_model)
+        queries = self.query_decoder(feats[-1], sentence)  # (num_dec, B, 1, d_model)
         b, c, h, w = pixel.shape
         flat = pixel.flatten(2)  # (B, C, HW)
         layers = queries if self.config.aux_loss else queries[-1:]
