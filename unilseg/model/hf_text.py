@@ -44,10 +44,17 @@ class HFTextEncoder(nn.Module):
         super().__init__()
         # transformers takes seconds to import (3.5 s measured here): paid only where it is used
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
-        self.model = AutoModel.from_pretrained(path)
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would land in every training and eval log
+        try:
+            self.model = AutoModel.from_pretrained(path)
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
         self.pooling, self.context_length, self.freeze = pooling, context_length, freeze
         self.word_dim = self.model.config.hidden_size
         self.sentence_dim = sentence_dim
