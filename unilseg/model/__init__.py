@@ -7,7 +7,7 @@
 """
 
 # importing the encoder modules registers them
-from . import clip_text, hf_text, swin  # noqa: F401
+from . import clip_text, conv_encoder, hf_text, swin  # noqa: F401
 from .config import (HeadConfig, TextEncoderConfig, UniLSegConfig, VisualEncoderConfig, list_presets,
                      load_preset)
 from .predict import predict, predict_probs
