@@ -30,8 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from flows.paths import PROJECT_ROOT as ROOT  # the checkout (the package is installed: no sys.path edit)
 
 
 def make_data(root: Path, images: int, size: int, seed: int) -> Path:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import time
 from pathlib import Path
@@ -50,6 +49,8 @@ def main() -> None:
     from unilseg.data.dataset import TargetDataset
     from unilseg.losses import unilseg_loss
     from unilseg.model import build_model
+    from unilseg.train_config import TrainConfig
+    from unilseg.train_worker import lr_at
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -62,17 +63,14 @@ def main() -> None:
     params = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
 
-    def lr_at(step: int) -> float:  # unilseg.train_worker.lr_at without a time budget
-        if step <= args.warmup:
-            return args.lr * step / max(1, args.warmup)
-        t = (step - args.warmup) / max(1, args.steps - args.warmup)
-        floor = args.lr * 0.05
-        return floor + (args.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    # the schedule a Ray Train worker follows (no time budget here)
+    schedule = TrainConfig(data=[(str(data / "train"), 1.0)], out=str(args.out), steps=args.steps, lr=args.lr,
+                           warmup_steps=args.warmup)
 
     t0, window = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = lr_at(step, schedule)
         images, ids, masks = next(batches)
         loss = unilseg_loss(model(images, ids), masks, aux_weight=args.aux_weight)["loss"]
         optimizer.zero_grad(set_to_none=True)
