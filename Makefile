@@ -34,11 +34,11 @@ test-fast: install
 # Start the local stack (Prefect server, Ray + dashboard, served deployments; all on
 # 127.0.0.1, state in .state/), run annotate-and-train/demo, wait, print where results are.
 demo: install
-	$(BIN)/python -m cli.stack demo
+	$(BIN)/python -m cli stack demo
 
 # Stop every process `make demo` started.
 down:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m cli.stack down; else echo "no .venv: nothing runs"; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m cli stack down; else echo "no .venv: nothing runs"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,9 +1,9 @@
 """The local stack behind `make demo`: Prefect server, Ray head with its dashboard, and the
 process serving our deployments, all on 127.0.0.1, all children of one supervisor.
 
-    python -m cli.stack up      # start in the background, wait until healthy, write .env
-    python -m cli.stack down    # stop everything `up` started
-    python -m cli.stack status
+    unilseg stack up      # start in the background, wait until healthy, write .env
+    unilseg stack down    # stop everything `up` started
+    unilseg stack status
 
 State (Prefect's SQLite database, Ray's temp dir, logs, pids) lives in STATE_DIR
 (default ./.state). `down` signals the supervisor, which stops its children and Ray.
@@ -103,7 +103,7 @@ def write_env_file(cfg: StackConfig, ray_address: str) -> None:
     """Writes .env so that `set -a; . ./.env` prepares another shell."""
     path = Path(cfg.env_file)
     lines = [f"{k}={v}" for k, v in {**stack_env(cfg), "UNILSEG_RAY_ADDRESS": ray_address}.items()]
-    path.write_text("# written by `python -m cli.stack up`\n" + "\n".join(lines) + "\n")
+    path.write_text("# written by `unilseg stack up`\n" + "\n".join(lines) + "\n")
 
 
 def _healthy(url: str) -> bool:
@@ -194,7 +194,7 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
         return json.loads(info_path.read_text())
     (state / "logs").mkdir(parents=True, exist_ok=True)
     log = open(state / "logs" / "stack.log", "ab")
-    sup = subprocess.Popen([sys.executable, "-m", "cli.stack", "supervise"], cwd=ROOT, stdout=log,
+    sup = subprocess.Popen([sys.executable, "-m", "cli", "stack", "supervise"], cwd=ROOT, stdout=log,
                      stderr=subprocess.STDOUT, start_new_session=True,
                      env={**os.environ, **stack_env(cfg), **cfg.to_env()})
     def started() -> bool:
@@ -303,7 +303,3 @@ def status_cmd() -> None:
 def supervise_cmd() -> None:
     """The supervisor process itself (started by `up`)."""
     supervise(StackConfig.from_env())
-
-
-if __name__ == "__main__":
-    command()

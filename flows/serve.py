@@ -1,4 +1,4 @@
-"""Serves the deployments (one long-running process, started by `python -m cli.stack up`):
+"""Serves the deployments (one long-running process, started by `unilseg stack up`):
 
     annotate-and-train/demo     flows/configs/demo.yaml, read at run time
     annotate-and-train/default  flows/configs/default.yaml, read at run time

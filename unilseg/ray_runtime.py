@@ -1,7 +1,7 @@
 """One way to reach Ray for every stage (annotation actors, Ray Train, flows).
 
 Order of preference: an already initialised Ray in this process; the address passed in;
-UNILSEG_RAY_ADDRESS (written to .env by `python -m cli.stack up`); otherwise a private
+UNILSEG_RAY_ADDRESS (written to .env by `unilseg stack up`); otherwise a private
 local Ray for this process, bound to 127.0.0.1, shut down at interpreter exit. Ray starts
 the processes of such a local cluster fate-shared with this one (prctl PR_SET_PDEATHSIG on
 Linux): killing the driver kills them.
