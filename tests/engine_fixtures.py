@@ -102,3 +102,28 @@ def save_tiny_git(path: Path) -> Path:
     GitForCausalLM(cfg).save_pretrained(path)
     GitProcessor(image_processor=ip, tokenizer=tok).save_pretrained(path)
     return path
+
+
+def kill_annotation_driver(call: str, split: str, shards: int = 2, timeout_s: float = 120, poll_s: float = 0.05) -> None:
+    """Runs ``annotate_images(<call>)`` in a child process and SIGKILLs it once ``split`` (a local
+    path or URL) holds at least ``shards`` finished shards; fails if the run ends first or the
+    shards do not come within ``timeout_s`` (a loaded machine starts the child slowly)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from shards import storage
+
+    code = f"from annotation_engine.driver import annotate_images\nannotate_images({call})\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "RAY_AUTH_MODE": "token"})
+    try:
+        deadline = time.time() + timeout_s
+        while len([n for n in storage.listdir(split) if n.startswith("shard-") and n.endswith(".tar")]) < shards:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(poll_s)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()

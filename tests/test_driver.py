@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import struct
-import subprocess
-import sys
 import time
 import zlib
 from collections import Counter
@@ -22,7 +20,7 @@ from PIL import Image
 
 from annotation_engine.driver import annotate_images
 from crash_generator import poison_image
-from engine_fixtures import photo, save_tiny_blip
+from engine_fixtures import kill_annotation_driver, photo, save_tiny_blip
 from shards.manifest import read_manifest
 from shards.reader import ShardReader
 from cli import main
@@ -214,19 +212,8 @@ def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
     _many_photos(images, n, side=128)
     out = tmp_path / "auto"
     cfg = {**ENGINE, "resources": {"num_cpus": 1, "batch_size": 1}}
-    code = (f"from annotation_engine.driver import annotate_images\n"
-            f"annotate_images({str(images)!r}, {str(out)!r}, engine={cfg!r}, actors=1, max_count=1, "
-            f"ray_address={ray_cluster!r}, progress=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "RAY_AUTH_MODE": "token"})
-    try:
-        deadline = time.time() + 120  # a loaded machine starts the subprocess slowly
-        while len(list((out / "train").glob("shard-*.tar"))) < 2:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
+    kill_annotation_driver(f"{str(images)!r}, {str(out)!r}, engine={cfg!r}, actors=1, max_count=1, "
+                           f"ray_address={ray_cluster!r}, progress=False", str(out / "train"))
     split = out / "train"
     partial = len(list(split.glob("shard-*.tar")))
     assert 2 <= partial < n

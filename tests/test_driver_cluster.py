@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,7 +18,7 @@ from PIL import Image
 
 from annotation_engine.driver import RunStopped, annotate_images
 from annotation_engine.engine import Engine, sample_key
-from engine_fixtures import photo
+from engine_fixtures import kill_annotation_driver, photo
 from s3_fixtures import s3_bucket_module  # noqa: F401 (a fixture)
 from shards import storage
 from shards.images import prepare_image
@@ -141,19 +138,9 @@ def test_a_killed_node_then_a_rerun_give_the_same_dataset(cluster, images, refer
 def test_a_killed_driver_then_a_rerun_give_the_same_dataset(cluster, images, reference):
     c, workers, bucket = cluster
     out = f"{bucket}/driver-kill"
-    code = ("from annotation_engine.driver import annotate_images\n"
-            f"annotate_images({str(images)!r}, {out!r}, engine={ENGINE!r}, actors=2, node_resources={PINNED!r}, "
-            f"max_count=10, ray_address={c.address!r}, progress=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "RAY_AUTH_MODE": "token"})
-    try:
-        deadline = time.time() + 300
-        while len([n for n in storage.listdir(f"{out}/train") if n.startswith("shard-")]) < 2:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
+    kill_annotation_driver(f"{str(images)!r}, {out!r}, engine={ENGINE!r}, actors=2, node_resources={PINNED!r}, "
+                           f"max_count=10, ray_address={c.address!r}, progress=False", f"{out}/train",
+                           timeout_s=300, poll_s=0.2)
     assert not storage.exists(f"{out}/train/dataset.json")  # nothing committed: readers see no split
     res = _run(images, out)
     assert res["status"] == "complete" and res["skipped"] >= 20
