@@ -40,3 +40,14 @@ def test_engine_actor_rows(local_ray, tmp_path):
     assert out["image"][0] == good and out["reason"][2] == "cannot read: Permission denied"
     progress = ray.get(ledger.progress.remote())
     assert progress["annotated"] == 1 and progress["quarantined"] == 2
+
+
+def test_engine_actor_takes_the_niceness_it_is_given(local_ray, tmp_path):
+    """Ray starts its workers at niceness 15; the actor moves to the niceness the driver hands it
+    (the caller's, by default). 17: raising it needs no privilege, so the test runs anywhere."""
+    import os
+
+    ledger = ray.remote(Ledger).remote(str(tmp_path), [])
+    actor = ray.remote(EngineActor).remote(ENGINE, ledger, niceness=17)
+    assert ray.get(actor.__ray_call__.remote(lambda self: os.getpriority(os.PRIO_PROCESS, 0))) == 17
+    ray.kill(actor)
