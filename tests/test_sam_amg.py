@@ -144,6 +144,31 @@ def test_stacked_encoder_close_to_exact(sam):
             assert (x.mask != y.mask).mean() < 1e-3
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shared_image_transformer_is_bit_identical_at_sams_decoder_size(threads):
+    """The decoder's transformer with the first block's image side computed once gives the
+    floats of segment-anything's call on the image repeated per prompt, at the size every
+    SAM's decoder has (256 channels, 8 heads, 64 x 64 image tokens), on 1 and 2 threads."""
+    from segment_anything.modeling import PromptEncoder, TwoWayTransformer
+
+    from annotation_engine.mask_generators.sam_amg import _two_way_transformer
+
+    torch.manual_seed(0)
+    t = TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8).eval()
+    pe = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+                       mask_in_chans=16).get_dense_pe()
+    image, tokens = torch.randn(1, 256, 64, 64), torch.randn(5, 7, 256)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            hs, keys = t(image.repeat(5, 1, 1, 1), pe.repeat(5, 1, 1, 1), tokens)
+            ours_hs, ours_keys = _two_way_transformer(t, image, pe, tokens)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(ours_hs, hs) and torch.equal(ours_keys, keys)
+
+
 def test_bad_parameters(sam):
     with pytest.raises(ValueError, match="precision"):
         ExactMaskGenerator(sam, precision="fp8")

@@ -54,6 +54,7 @@ path). Post-processing always runs in float32.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,10 +252,11 @@ class ExactMaskGenerator:
             output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
             output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
             tokens = torch.cat((output_tokens, sparse), dim=1)
-            src = torch.repeat_interleave(self.predictor.features, tokens.shape[0], dim=0) + dense
-            pos_src = torch.repeat_interleave(model.prompt_encoder.get_dense_pe(), tokens.shape[0], dim=0)
-            b, c, h, w = src.shape
-            hs, src = dec.transformer(src, pos_src, tokens)
+            # without a mask prompt the dense embedding is one vector broadcast to every prompt,
+            # so the image side is the same for all of them: one copy, not B
+            image = self.predictor.features + dense[:1]
+            b, c, h, w = tokens.shape[0], *image.shape[1:]
+            hs, src = _two_way_transformer(dec.transformer, image, model.prompt_encoder.get_dense_pe(), tokens)
             iou_pred = dec.iou_prediction_head(hs[:, 0, :])[:, 1:].float()  # multimask: outputs 1..3
 
         def masks_of(sel: Any) -> Any:
@@ -368,6 +370,67 @@ class ExactMaskGenerator:
             if scores[k] == 0.0:  # changed: segment-anything replaces its mask and box
                 boxes[k] = new_boxes[k].numpy()
         return keep, [new_masks[k] for k in keep], boxes
+
+
+def _two_way_transformer(t: Any, image: Any, image_pe: Any, tokens: Any) -> tuple[Any, Any]:
+    """``TwoWayTransformer.forward`` for B prompts on one image, (B, T, C) tokens and (1, C,
+    h, w) image and positional encoding: the image side of the first block is computed once.
+
+    Returns what segment-anything's call with the image repeated B times returns, bit for
+    bit (see ``_block``): the (B, T, C) tokens and the (B, h * w, C) image keys.
+    """
+    keys = image.flatten(2).permute(0, 2, 1)  # (1, N, C), the same strided view stock makes
+    key_pe = image_pe.flatten(2).permute(0, 2, 1)
+    queries = tokens
+    for layer in t.layers:
+        queries, keys = _block(layer, queries, keys, tokens, key_pe)
+        # keys are contiguous from here on, so is keys + key_pe in stock's call; a
+        # contiguous key_pe gives that sum, the same values, without strided reads
+        key_pe = key_pe.contiguous()
+    attn_out = t.final_attn_token_to_image(q=queries + tokens, k=keys + key_pe, v=keys)
+    return t.norm_final_attn(queries + attn_out), keys
+
+
+def _block(layer: Any, queries: Any, keys: Any, query_pe: Any, key_pe: Any) -> tuple[Any, Any]:
+    """``TwoWayAttentionBlock.forward`` with keys that may be one image for all prompts.
+
+    The same modules and tensor ops in the same order, with two differences that leave
+    every float as it was. While the keys are the same for every prompt (the first block),
+    the projections that read only the image (``k``/``v`` of token-to-image attention,
+    ``q`` of image-to-token attention) run once and are broadcast, not run B times: a
+    linear layer's output row depends only on its input row, in the same memory layout.
+    ``keys + key_pe``, which stock computes twice per block, is computed once. The residual
+    sum before ``norm4`` puts the contiguous term first (a + b == b + a exactly), so the
+    sum comes out contiguous and the layer norm does not copy it (the first block's keys,
+    a strided view of one image, are made contiguous for that sum: same values).
+    """
+    b = queries.shape[0]
+    if layer.skip_first_layer_pe:
+        queries = layer.self_attn(q=queries, k=queries, v=queries)
+    else:
+        q = queries + query_pe
+        queries = queries + layer.self_attn(q=q, k=q, v=queries)
+    queries = layer.norm1(queries)
+    k = keys + key_pe
+    a = layer.cross_attn_token_to_image
+    attn_out = _attend(a, a.q_proj(queries + query_pe), a.k_proj(k).expand(b, -1, -1), a.v_proj(keys).expand(b, -1, -1))
+    queries = layer.norm2(queries + attn_out)
+    queries = layer.norm3(queries + layer.mlp(queries))
+    q = queries + query_pe
+    a = layer.cross_attn_image_to_token
+    attn_out = _attend(a, a.q_proj(k).expand(b, -1, -1), a.k_proj(q), a.v_proj(queries))
+    return queries, layer.norm4(attn_out + keys.contiguous())
+
+
+def _attend(a: Any, q: Any, k: Any, v: Any) -> Any:
+    """``Attention.forward`` of segment-anything after its three input projections."""
+    import torch
+
+    q, k, v = (a._separate_heads(x, a.num_heads) for x in (q, k, v))
+    attn = q @ k.permute(0, 1, 3, 2)
+    attn = attn / math.sqrt(q.shape[-1])
+    attn = torch.softmax(attn, dim=-1)
+    return a.out_proj(a._recombine_heads(attn @ v))
 
 
 def _unpack(crop: _Crop, k: int, orig_size: tuple[int, int]) -> np.ndarray:
