@@ -14,7 +14,14 @@ only the generation loop is ours. What segment-anything does, per crop and per b
    predicted IoU passes. The predicted IoU depends only on the transformer's IoU token,
    so it is the same; each remaining op is per sample (convolutions, row-wise linears,
    a batched matmul), so a prompt's mask logits do not depend on which other prompts are
-   in the batch (the equality test checks this bit for bit).
+   in the batch (the equality test checks this bit for bit). Stock also repeats the image
+   embedding once per prompt and runs the transformer's first block on every copy; until
+   that block's image-to-token attention, the image side (the embedding plus the no-mask
+   dense embedding, its positional sum and three projections of it) is the same for every
+   prompt, so ``_two_way_transformer`` computes it once and broadcasts it. That is
+   roughly a third of the transformer's work on vit_b's decoder, which is the bulk of the
+   cost after the encoder; ``_block`` says why every float stays the same, and a test
+   compares the two at SAM's decoder size bit for bit.
 2. **Filter by predicted IoU before upsampling.** Stock upsamples all 3 x B masks to the
    image's size, then drops those with ``iou_pred <= pred_iou_thresh``. The IoU does not
    depend on the upsampling, so we drop them first (same comparison, same float32
