@@ -116,6 +116,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=18.0, help="training-loop time budget (0 = none); Ray start-up "
                    "and evaluation come on top")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100)
@@ -156,7 +157,8 @@ def main() -> None:
                       min_lr_ratio=args.min_lr_ratio, weight_decay=args.weight_decay, aux_weight=args.aux_weight,
                       bce_weight=args.bce_weight, dice_weight=args.dice_weight,
                       checkpoint_every=args.checkpoint_every, log_every=25, seed=args.seed,
-                      num_loader_workers=args.loader_workers, time_limit_s=args.minutes * 60 or None, augment=aug)
+                      num_loader_workers=args.loader_workers, threads_per_worker=args.threads,
+                      time_limit_s=args.minutes * 60 or None, augment=aug)
     result = run_training(cfg) if not args.eval_only else {"checkpoint": str(Path(args.out) / "latest.pt")}
     train_s = time.perf_counter() - t0
     reports = [r for r in read_metrics(args.out) if r.get("event") == "report"]
