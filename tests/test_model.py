@@ -155,7 +155,7 @@ def test_paper_preset_matches_released_layout():
 def test_head_options_default_off_and_validated():
     """The options beyond the released layout are off unless a preset asks for them."""
     paper = load_preset("unilseg-swin-b")
-    assert (paper.head.position_features, paper.head.upsample) == (False, 0)
+    assert (paper.head.position_features, paper.head.upsample, paper.head.query_on_pixels) == (False, 0, False)
     with pytest.raises(ValueError, match="upsample"):
         HeadConfig(mask_dim=32, d_model=32, upsample=3)
 
@@ -176,6 +176,22 @@ def test_upsample_gives_logits_at_higher_resolution(upsample):
     assert hasattr(model, "upsampler") == bool(upsample)
     img = np.random.default_rng(0).integers(0, 255, (75, 201, 3), dtype=np.uint8)
     assert predict(model, img, "the thing on the right").shape == (75, 201)
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_query_on_pixels_feeds_the_s4_pixel_features_to_the_query_decoder(on):
+    d = load_preset("unilseg-tiny").to_dict()
+    d["head"].update(query_on_pixels=on)
+    torch.manual_seed(0)
+    model = build_model(d).train()
+    seen = []
+    model.query_decoder.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape))
+    out = model(torch.randn(2, 3, 128, 128), model.tokenizer(["the small star", "the blue tree"]))
+    h = model.config.head
+    assert seen == [(2, h.mask_dim, 32, 32) if on else (2, model.visual_encoder.channels[-1], 4, 4)]
+    (out["logits"].mean() + sum(a.mean() for a in out["aux_logits"])).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
 
 
 def test_position_features_make_the_maps_position_dependent():

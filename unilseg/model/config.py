@@ -49,6 +49,7 @@ class HeadConfig:
     position_features: bool = False  # add a learned projection of the 2D sine position to every visual stage
     upsample: int = 0  # x2 refinement steps after the pixel decoder (0: logits at S/4, 1: S/2, 2: S)
     stem_dim: int = 16  # channels of the image stem each refinement step fuses in
+    query_on_pixels: bool = False  # the query decoder attends to the S/4 pixel features, not the stride-32 map
 
     def __post_init__(self) -> None:
         if self.mask_dim != self.d_model:

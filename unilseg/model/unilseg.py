@@ -6,12 +6,15 @@ images (B, 3, S, S) + token ids (B, L)
   -> Pre-Fusion of every stage with the words            (pre_fusion)
   -> pixel decoder: (B, mask_dim, S/4, S/4)              (pixel_decoder)
   -> query decoder on the stride-32 map + sentence       (query_decoder)
+     (or on the S/4 pixel features: head.query_on_pixels)
   -> logits = query . pixel features, one per decoder layer; the last is the prediction.
 
-Two options beyond the released layout, off in the paper preset (which then builds exactly
-the released modules): `head.position_features` adds learned position features to the four
-visual maps before Pre-Fusion (position_features), and `head.upsample` refines the pixel
-features to S/2 or S with an image stem (upsampler), so logits come out at that resolution.
+Options beyond the released layout, off in the paper preset (which then builds exactly the
+released modules): `head.position_features` adds learned position features to the four
+visual maps before Pre-Fusion (position_features), `head.upsample` refines the pixel
+features to S/2 or S with an image stem (upsampler), so logits come out at that resolution,
+and `head.query_on_pixels` lets the query decoder attend to the S/4 pixel features instead
+of the stride-32 map.
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ class UniLSeg(nn.Module):
         self.pre_fusion = PreFusion(channels, word_dim, h.nhead, h.dropout)
         self.pixel_decoder = CrossModalFPNDecoder(channels, h.conv_dim, h.mask_dim, word_dim, h.nhead, h.ffn_dim,
                                                   h.dropout, tuple(h.sr_ratios))
-        self.query_decoder = QueryDecoder(h.d_model, channels[-1], sentence_dim, h.nhead, h.num_dec, h.ffn_dim,
+        # the released decoder reads the stride-32 map: at S = 96 that is 3 x 3 cells, each blurring
+        # several small objects together, so the query cannot single one out (query_on_pixels)
+        query_memory = h.mask_dim if h.query_on_pixels else channels[-1]
+        self.query_decoder = QueryDecoder(h.d_model, query_memory, sentence_dim, h.nhead, h.num_dec, h.ffn_dim,
                                           h.dropout)
         # only registered when on, so the paper preset's state dict stays the released one
         if h.position_features:
@@ -84,9 +90,10 @@ class UniLSeg(nn.Module):
         words, sentence = self.text_encoder(token_ids)  # (B, L, Dw), (B, Ds)
         feats = self.pre_fusion(feats, words, pad_mask)
         pixel = self.pixel_decoder(feats, words, pad_mask)  # (B, mask_dim, S/4, S/4)
+        memory = pixel if self.config.head.query_on_pixels else feats[-1]
         if self.config.head.upsample:
             pixel = self.upsampler(pixel, images)  # (B, mask_dim, S/4 * 2^k, ...)
-        queries = self.query_decoder(feats[-1], sentence)  # (num_dec, B, 1, d_model)
+        queries = self.query_decoder(memory, sentence)  # (num_dec, B, 1, d_model)
         b, c, h, w = pixel.shape
         flat = pixel.flatten(2)  # (B, C, HW)
         layers = queries if self.config.aux_loss else queries[-1:]
