@@ -33,6 +33,11 @@ from pathlib import Path
 from flows.paths import PROJECT_ROOT as ROOT  # the checkout (the package is installed: no sys.path edit)
 
 
+# the crops of "--augment full", rank_presets.py and the demo (flows/configs/demo.yaml: YAML,
+# so it repeats them): milder than the library default, and what every ranking here measured
+CROPS = {"min_scale": 0.7, "max_scale": 1.05}
+
+
 def make_data(root: Path, images: int, size: int, seed: int) -> Path:
     """Synthetic set in refer's layout, converted to shards under root/shards."""
     from shards.converters.convert import convert
@@ -133,7 +138,8 @@ def main() -> None:
     p.add_argument("--swap-left-right", action="store_true", help="full augmentation: flip every text, swapping "
                    "left and right")
     p.add_argument("--no-augment", action="store_true", help="same as --augment none")
-    p.add_argument("--min-scale", type=float, default=0.7, help="augmentation: smallest crop (zoom-in) fraction")
+    p.add_argument("--min-scale", type=float, default=CROPS["min_scale"],
+                   help="augmentation: smallest crop (zoom-in) fraction")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--val-limit", type=int, default=0, help="score at most this many val items (0 = all)")
     p.add_argument("--texts", choices=("first", "all"), default="first",
@@ -151,7 +157,7 @@ def main() -> None:
     aug = {"none": None,
            "flip": {"min_scale": 1.0, "max_scale": 1.0, "translate": 0.0, "brightness": 0.0, "contrast": 0.0,
                     "saturation": 0.0, "swap_left_right": True},
-           "full": {"min_scale": args.min_scale, "max_scale": 1.05, "swap_left_right": args.swap_left_right}}[augment]
+           "full": {**CROPS, "min_scale": args.min_scale, "swap_left_right": args.swap_left_right}}[augment]
     cfg = TrainConfig(preset=args.preset, data=[(str(data / "train"), 1.0)], out=args.out, workers=args.workers,
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
                       min_lr_ratio=args.min_lr_ratio, weight_decay=args.weight_decay, aux_weight=args.aux_weight,

@@ -43,7 +43,7 @@ def main() -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from learn_synth import evaluate
+    from learn_synth import CROPS, evaluate
     from unilseg.checkpoint import save_checkpoint
     from unilseg.data.augment import AugmentConfig
     from unilseg.data.dataset import TargetDataset
@@ -58,7 +58,7 @@ def main() -> None:
     model = build_model(args.preset).train()
     data = Path(args.data)
     dataset = TargetDataset([(data / "train", 1.0)], model.tokenizer, model.config.input_size, seed=args.seed,
-                            rank=0, world_size=1, augment=AugmentConfig(min_scale=0.7, max_scale=1.05))
+                            rank=0, world_size=1, augment=AugmentConfig(**CROPS))
     batches = iter(DataLoader(dataset, batch_size=args.batch_size, num_workers=1, prefetch_factor=4))
     params = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)

@@ -22,6 +22,12 @@ def tiny() -> UniLSeg:
     return build_model("unilseg-tiny")
 
 
+def assert_every_trainable_parameter_used(model) -> None:
+    """After a backward pass: every trainable parameter got a gradient (DDP runs without
+    find_unused_parameters, so an unused one would fail there)."""
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
+
 def test_presets_load_and_round_trip():
     assert {"unilseg-tiny", "unilseg-swin-b"} <= set(list_presets())
     for name in list_presets():
@@ -61,8 +67,7 @@ def test_tiny_forward_backward_shapes(tiny):
     assert len(out["aux_logits"]) == tiny.config.head.num_dec - 1
     assert all(a.shape == (2, 1, 64, 64) for a in out["aux_logits"])
     (out["logits"].mean() + sum(a.mean() for a in out["aux_logits"])).backward()
-    missing = [n for n, p in tiny.named_parameters() if p.requires_grad and p.grad is None]
-    assert not missing, missing  # every trainable parameter is used (DDP without find_unused_parameters)
+    assert_every_trainable_parameter_used(tiny)
     tiny.zero_grad(set_to_none=True)
 
 
@@ -171,8 +176,7 @@ def test_upsample_gives_logits_at_higher_resolution(upsample):
     assert out["logits"].shape == (2, 1, side, side)
     assert all(a.shape == (2, 1, side, side) for a in out["aux_logits"])
     out["logits"].mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not missing, missing  # DDP without find_unused_parameters needs every parameter used
+    assert_every_trainable_parameter_used(model)
     assert hasattr(model, "upsampler") == bool(upsample)
     img = np.random.default_rng(0).integers(0, 255, (75, 201, 3), dtype=np.uint8)
     assert predict(model, img, "the thing on the right").shape == (75, 201)
@@ -190,8 +194,7 @@ def test_query_on_pixels_feeds_the_s4_pixel_features_to_the_query_decoder(on):
     h = model.config.head
     assert seen == [(2, h.mask_dim, 32, 32) if on else (2, model.visual_encoder.channels[-1], 4, 4)]
     (out["logits"].mean() + sum(a.mean() for a in out["aux_logits"])).backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not missing, missing
+    assert_every_trainable_parameter_used(model)
 
 
 def test_position_features_make_the_maps_position_dependent():
@@ -249,8 +252,7 @@ def test_demo_preset_builds_forward_backward():
     out = model(torch.randn(2, 3, 96, 96), ids)
     assert out["logits"].shape == (2, 1, 48, 48)
     (out["logits"].mean() + sum(a.mean() for a in out["aux_logits"])).backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not missing, missing  # DDP without find_unused_parameters needs every trainable parameter used
+    assert_every_trainable_parameter_used(model)
     assert not any(p.requires_grad for p in model.text_encoder.model.parameters())
     img = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
     assert predict(model, img, "the red circle").shape == (128, 128)
