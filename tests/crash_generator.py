@@ -1,9 +1,11 @@
-"""A mask generator for tests, used as a plug-in (``crash_generator:CrashOnGrey``): superpixels,
-except that an image of one exact grey makes the process die, as a poison image would."""
+"""Mask generators for tests, used as plug-ins: superpixels, except that an image of one exact grey
+makes the process die, as a poison image would (``crash_generator:CrashOnGrey``), or that every
+image takes a set time (``crash_generator:Slow``), so a run lasts long enough to be interfered with."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -23,4 +25,14 @@ class CrashOnGrey(SuperpixelGenerator):
     def generate(self, rgb: np.ndarray):
         if (rgb == POISON_GREY).all():
             os._exit(3)  # dies like a segfault would: no exception to catch
+        return super().generate(rgb)
+
+
+class Slow(SuperpixelGenerator):
+    def __init__(self, seconds: float = 0.5, **params):
+        super().__init__(**params)
+        self.seconds = float(seconds)
+
+    def generate(self, rgb: np.ndarray):
+        time.sleep(self.seconds)
         return super().generate(rgb)

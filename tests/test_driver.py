@@ -179,7 +179,8 @@ def _engine_actor_pids() -> list[int]:
 @pytest.mark.timeout(600)
 def test_external_kills_of_the_actor_blame_no_image(ray_cluster, tmp_path):
     """Four quick kills of the only engine actor from outside: every image is still written once,
-    none is quarantined, and the split is complete."""
+    none is quarantined, and the split is complete. Each image takes 0.5 s, so the run outlasts
+    four actor lives even on a fast machine (24 plain images once finished after two kills)."""
     import threading
 
     images = tmp_path / "images"
@@ -203,7 +204,8 @@ def test_external_kills_of_the_actor_blame_no_image(ray_cluster, tmp_path):
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    res = annotate_images(str(images), str(tmp_path / "auto"), engine=ENGINE, actors=1, progress=False)
+    slow = {**ENGINE, "generator": {"name": "crash_generator:Slow", "params": {"n_segments": 80, "seconds": 0.5}}}
+    res = annotate_images(str(images), str(tmp_path / "auto"), engine=slow, actors=1, progress=False)
     thread.join()
     assert len(kills) == 4, (kills, sorted(seen))
     assert _quarantine(tmp_path / "auto" / "train") == [] and res["status"] == "complete"
