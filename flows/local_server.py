@@ -30,6 +30,7 @@ from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
 
+from shards import storage
 from unilseg.processes import alive, cmdline, die_with_parent, free_port
 
 PID_FILE = "unilseg-local-server.json"
@@ -92,7 +93,8 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parents[1]),
                              "--factory", _APP, "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
                              "--lifespan", "on"], env=env, preexec_fn=_term_with_parent, stdin=subprocess.DEVNULL)
-    pid_file.write_text(json.dumps({"pid": proc.pid, "parent": os.getpid(), "url": url}))
+    # whole or absent (temp + rename): a reader never sees a half-written record
+    storage.write_bytes(pid_file, json.dumps({"pid": proc.pid, "parent": os.getpid(), "url": url}).encode())
     try:
         deadline = time.monotonic() + timeout
         while not _healthy(url):

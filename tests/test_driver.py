@@ -218,7 +218,10 @@ def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
     n = 24
     _many_photos(images, n, side=128)
     out = tmp_path / "auto"
-    cfg = {**ENGINE, "resources": {"num_cpus": 1, "batch_size": 1}}
+    # 0.15 s an image: the run is still going when the kill comes, even on a fast machine where
+    # the first write task publishes eight shards in one burst
+    cfg = {**ENGINE, "generator": {"name": "crash_generator:Slow", "params": {"n_segments": 80, "seconds": 0.15}},
+           "resources": {"num_cpus": 1, "batch_size": 1}}
     kill_annotation_driver(f"{str(images)!r}, {str(out)!r}, engine={cfg!r}, actors=1, max_count=1, "
                            f"ray_address={ray_cluster!r}, progress=False", str(out / "train"))
     split = out / "train"

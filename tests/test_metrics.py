@@ -311,7 +311,7 @@ def test_speed_is_vectorised(rng):
     base = rng.random((480, 480)) < 0.5
     preds = [np.roll(base, i, axis=0) for i in range(300)]
     gts = [np.roll(base, i, axis=1) for i in range(300)]
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: a busy machine does not fail the test
     referring_metrics(preds, gts)
     gres_metrics(preds, gts)
-    assert time.perf_counter() - t < 3.0
+    assert time.process_time() - t < 3.0

@@ -32,7 +32,11 @@ def _listeners(pids: set[int]) -> set[tuple[str, int, int]]:
 
 
 def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path):
-    cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=free_port(), dashboard_port=free_port(),
+    ports = {free_port()}
+    while len(ports) < 2:  # two calls may hand out the same free port
+        ports.add(free_port())
+    prefect_port, dashboard_port = sorted(ports)
+    cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=prefect_port, dashboard_port=dashboard_port,
                       num_cpus=2, env_file=str(tmp_path / ".env"))
     info = up(cfg)
     tree: set[int] = set()

@@ -110,7 +110,7 @@ def test_two_workers_survive_lost_worker_resume_and_rerun_noop(synth, ray_cluste
     # a rerun at the same step count returns at once, without starting Ray Train
     t0 = time.perf_counter()
     again = run_training(cfg)
-    assert time.perf_counter() - t0 < 5 and again["step"] == 4 and again["metrics"]["step"] == 4
+    assert time.perf_counter() - t0 < 15 and again["step"] == 4 and again["metrics"]["step"] == 4
     assert len([e for e in read_metrics(run) if e["event"] == "start"]) == 2
 
 

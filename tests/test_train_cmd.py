@@ -69,12 +69,13 @@ def test_killed_run_leaves_no_worker_and_the_rerun_prints_each_logged_step_once(
     assert (run / "latest.pt").exists(), "no checkpoint before the kill"
     first.kill()
     first.wait()
-    time.sleep(0.3)
-    killed_at = ((run / "latest.pt").stat().st_mtime_ns, len(_reports(run)))
     deadline = time.monotonic() + 30
     while lock_holders(run / WORKERS_LOCK) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert lock_holders(run / WORKERS_LOCK) == [], "workers outlived their driver"
+    # a step the workers were finishing when the driver died may land before they go; after
+    # they are gone nothing of the run may write again
+    killed_at = ((run / "latest.pt").stat().st_mtime_ns, len(_reports(run)))
     time.sleep(2)
     assert ((run / "latest.pt").stat().st_mtime_ns, len(_reports(run))) == killed_at, "written after the kill"
 
