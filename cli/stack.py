@@ -12,6 +12,7 @@ State (Prefect's SQLite database, Ray's temp dir, logs, pids) lives in STATE_DIR
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import signal
@@ -27,8 +28,9 @@ from pathlib import Path
 import click
 
 from flows.paths import PROJECT_ROOT
+from shards.errors import UniLSegError
 from unilseg import LOOPBACK_ENV
-from unilseg.processes import alive, descendants
+from unilseg.processes import alive, descendants, port_taken
 
 ROOT = PROJECT_ROOT
 
@@ -110,7 +112,7 @@ def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
             return r.status == 200
-    except OSError:
+    except (OSError, http.client.HTTPException):  # nothing there yet, or something that is not HTTP
         return False
 
 
@@ -192,6 +194,10 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
     if info_path.exists() and alive(json.loads(info_path.read_text())["supervisor"]):
         print("stack already running")
         return json.loads(info_path.read_text())
+    for field, what in (("prefect_port", "the Prefect server"), ("dashboard_port", "the Ray dashboard")):
+        if port_taken(port := getattr(cfg, field)):
+            raise UniLSegError(f"port {port} on 127.0.0.1 is in use: set {StackConfig._ENV[field]} "
+                               f"to a free port for {what}")
     (state / "logs").mkdir(parents=True, exist_ok=True)
     log = open(state / "logs" / "stack.log", "ab")
     sup = subprocess.Popen([sys.executable, "-m", "cli", "stack", "supervise"], cwd=ROOT, stdout=log,

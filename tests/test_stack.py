@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import yaml
 
 from cli.stack import ROOT, StackConfig, down, up
 from tests.flow_fixtures import tiny_config
-from unilseg.processes import free_port
+from unilseg.processes import port_taken
 
 pytestmark = pytest.mark.slow
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
@@ -31,11 +32,32 @@ def _listeners(pids: set[int]) -> set[tuple[str, int, int]]:
             if c.status == psutil.CONN_LISTEN and c.pid in pids}
 
 
+def _quiet_ports(n: int) -> list[int]:
+    """n free ports below Linux's ephemeral range (32768-60999) and above Ray's worker ports
+    (10002-19999): the stack starts Ray while its Prefect server is still starting, and Ray's
+    own listeners take ephemeral ports, once the very one picked for Prefect."""
+    ports = [p for p in random.sample(range(20000, 32000), 200) if not port_taken(p)]
+    return ports[:n]
+
+
+def test_a_port_in_use_is_a_one_line_error_before_anything_starts(tmp_path):
+    import socket
+
+    from shards.errors import UniLSegError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=busy, dashboard_port=_quiet_ports(1)[0],
+                          env_file=str(tmp_path / ".env"))
+        with pytest.raises(UniLSegError, match=f"^port {busy} on 127.0.0.1 is in use: set UNILSEG_PREFECT_PORT"):
+            up(cfg)
+    assert not (tmp_path / "state").exists()  # no supervisor, no logs
+
+
 def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path):
-    ports = {free_port()}
-    while len(ports) < 2:  # two calls may hand out the same free port
-        ports.add(free_port())
-    prefect_port, dashboard_port = sorted(ports)
+    prefect_port, dashboard_port = _quiet_ports(2)
     cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=prefect_port, dashboard_port=dashboard_port,
                       num_cpus=2, env_file=str(tmp_path / ".env"))
     info = up(cfg)

@@ -3,6 +3,7 @@
     die_with_parent()        # in a child: the kernel signals it when its parent goes (Linux)
     alive(pid), cmdline(pid), descendants(pid)
     free_port()              # a TCP port free on 127.0.0.1 right now
+    port_taken(port)         # something listens on (or holds) that port of 127.0.0.1
 
 Linux answers these through prctl and /proc; elsewhere die_with_parent does nothing and
 cmdline/descendants know nothing, so callers keep a second way (pid files, locks).
@@ -73,3 +74,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_taken(port: int) -> bool:
+    """Whether a server could not bind ``port`` on 127.0.0.1 now (a listener holds it). Connections
+    of a stopped server that linger in TIME_WAIT do not count, as servers set SO_REUSEADDR too."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
