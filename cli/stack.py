@@ -12,7 +12,6 @@ State (Prefect's SQLite database, Ray's temp dir, logs, pids) lives in STATE_DIR
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import signal
@@ -21,16 +20,16 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
 from flows.paths import PROJECT_ROOT
+from shards import storage
 from shards.errors import UniLSegError
 from unilseg import LOOPBACK_ENV
-from unilseg.processes import alive, descendants, port_taken
+from unilseg.processes import alive, descendants, http_ok, port_taken
 
 ROOT = PROJECT_ROOT
 
@@ -108,14 +107,6 @@ def write_env_file(cfg: StackConfig, ray_address: str) -> None:
     path.write_text("# written by `unilseg stack up`\n" + "\n".join(lines) + "\n")
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except (OSError, http.client.HTTPException):  # nothing there yet, or something that is not HTTP
-        return False
-
-
 def _wait(what: str, check, timeout: float, log: Path | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -169,13 +160,13 @@ def supervise(cfg: StackConfig) -> None:
         gcs = start_local_ray(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=cfg.dashboard_port,
                               num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state), log_to_driver=True)
         os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
-        _wait("Prefect server", lambda: _healthy(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
+        _wait("Prefect server", lambda: http_ok(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
         serve_log = open(logs / "serve.log", "ab")
         children.append(subprocess.Popen([sys.executable, "-m", "flows.serve"], env=env, cwd=ROOT,
                                           stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True))
         info = {"supervisor": os.getpid(), "children": [p.pid for p in children], "ray_address": gcs,
                 "config": asdict(cfg), "dashboard": cfg.dashboard_url, "ui": cfg.api_url[:-4]}
-        (state / "stack.json").write_text(json.dumps(info, indent=1))
+        storage.write_bytes(state / "stack.json", json.dumps(info, indent=1).encode())  # whole or absent: up() polls it
     except Exception:
         traceback.print_exc()
         stop(exit_code=1)
@@ -191,9 +182,9 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
     """Starts the supervisor in the background and waits until the deployments are served."""
     state = Path(cfg.state_dir)
     info_path = state / "stack.json"
-    if info_path.exists() and alive(json.loads(info_path.read_text())["supervisor"]):
+    if info_path.exists() and alive((info := json.loads(info_path.read_text()))["supervisor"]):
         print("stack already running")
-        return json.loads(info_path.read_text())
+        return info
     for field, what in (("prefect_port", "the Prefect server"), ("dashboard_port", "the Ray dashboard")):
         if port_taken(port := getattr(cfg, field)):
             raise UniLSegError(f"port {port} on 127.0.0.1 is in use: set {StackConfig._ENV[field]} "
@@ -210,9 +201,10 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
         return info_path.exists()
 
     _wait("stack", started, timeout, state / "logs" / "stack.log")
-    write_env_file(cfg, json.loads(info_path.read_text())["ray_address"])
+    info = json.loads(info_path.read_text())
+    write_env_file(cfg, info["ray_address"])
     _wait("served deployments", lambda: _deployments_served(cfg), timeout, state / "logs" / "serve.log")
-    return json.loads(info_path.read_text())
+    return info
 
 
 def _deployments_served(cfg: StackConfig) -> bool:

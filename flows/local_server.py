@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -31,7 +30,7 @@ from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
 
 from shards import storage
-from unilseg.processes import alive, cmdline, die_with_parent, free_port
+from unilseg.processes import alive, cmdline, die_with_parent, free_port, http_ok
 
 PID_FILE = "unilseg-local-server.json"
 _APP = "prefect.server.api.server:create_app"
@@ -58,14 +57,6 @@ def stop_stale(pid_file: Path) -> int | None:
             os.kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return pid if stale else None
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 @contextmanager
@@ -97,7 +88,7 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
     storage.write_bytes(pid_file, json.dumps({"pid": proc.pid, "parent": os.getpid(), "url": url}).encode())
     try:
         deadline = time.monotonic() + timeout
-        while not _healthy(url):
+        while not http_ok(f"{url}/health"):
             if proc.poll() is not None:
                 raise RuntimeError(f"the local Prefect server exited with {proc.returncode} before it answered")
             if time.monotonic() > deadline:

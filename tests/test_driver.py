@@ -161,6 +161,11 @@ def test_duplicates_and_a_poison_image(ray_cluster, tmp_path):
     assert len(keys) == 3 and set(keys.values()) == {1}  # the copy was not written again
 
 
+def _slow(seconds: float) -> dict:
+    """ENGINE with every image taking ``seconds`` (crash_generator:Slow): a run a test can interfere with."""
+    return {**ENGINE, "generator": {"name": "crash_generator:Slow", "params": {"n_segments": 80, "seconds": seconds}}}
+
+
 def _engine_actor_pids() -> list[int]:
     """Pids of live engine actors, from the process table (Ray titles an actor's process after
     its class, "ray::MapWorker(MapBatches(EngineActor))..."; the state API would need a
@@ -204,8 +209,7 @@ def test_external_kills_of_the_actor_blame_no_image(ray_cluster, tmp_path):
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    slow = {**ENGINE, "generator": {"name": "crash_generator:Slow", "params": {"n_segments": 80, "seconds": 0.5}}}
-    res = annotate_images(str(images), str(tmp_path / "auto"), engine=slow, actors=1, progress=False)
+    res = annotate_images(str(images), str(tmp_path / "auto"), engine=_slow(0.5), actors=1, progress=False)
     thread.join()
     assert len(kills) == 4, (kills, sorted(seen))
     assert _quarantine(tmp_path / "auto" / "train") == [] and res["status"] == "complete"
@@ -220,8 +224,7 @@ def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
     out = tmp_path / "auto"
     # 0.15 s an image: the run is still going when the kill comes, even on a fast machine where
     # the first write task publishes eight shards in one burst
-    cfg = {**ENGINE, "generator": {"name": "crash_generator:Slow", "params": {"n_segments": 80, "seconds": 0.15}},
-           "resources": {"num_cpus": 1, "batch_size": 1}}
+    cfg = {**_slow(0.15), "resources": {"num_cpus": 1, "batch_size": 1}}
     kill_annotation_driver(f"{str(images)!r}, {str(out)!r}, engine={cfg!r}, actors=1, max_count=1, "
                            f"ray_address={ray_cluster!r}, progress=False", str(out / "train"))
     split = out / "train"

@@ -4,6 +4,7 @@ stops every process that `up` started."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -36,8 +37,8 @@ def _quiet_ports(n: int) -> list[int]:
     """n free ports below Linux's ephemeral range (32768-60999) and above Ray's worker ports
     (10002-19999): the stack starts Ray while its Prefect server is still starting, and Ray's
     own listeners take ephemeral ports, once the very one picked for Prefect."""
-    ports = [p for p in random.sample(range(20000, 32000), 200) if not port_taken(p)]
-    return ports[:n]
+    free = (p for p in random.sample(range(20000, 32000), 200) if not port_taken(p))
+    return list(itertools.islice(free, n))
 
 
 def test_a_port_in_use_is_a_one_line_error_before_anything_starts(tmp_path):

@@ -4,6 +4,7 @@
     alive(pid), cmdline(pid), descendants(pid)
     free_port()              # a TCP port free on 127.0.0.1 right now
     port_taken(port)         # something listens on (or holds) that port of 127.0.0.1
+    http_ok(url)             # an HTTP GET of url answers 200 now (a local server's health)
 
 Linux answers these through prctl and /proc; elsewhere die_with_parent does nothing and
 cmdline/descendants know nothing, so callers keep a second way (pid files, locks).
@@ -14,9 +15,11 @@ local stack; one home so that each reads /proc the same way.
 from __future__ import annotations
 
 import ctypes
+import http.client
 import os
 import signal
 import socket
+import urllib.request
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -85,4 +88,14 @@ def port_taken(port: int) -> bool:
             s.bind(("127.0.0.1", port))
         except OSError:
             return True
+        return False
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether an HTTP GET of ``url`` answers 200 now; nothing listening, no answer in ``timeout``
+    and something that does not speak HTTP all count as no."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status == 200
+    except (OSError, http.client.HTTPException):
         return False
