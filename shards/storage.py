@@ -355,6 +355,16 @@ def _trim_cache(d: Path, keep: Path) -> None:
         total -= s
 
 
+def same_filesystem(loc: str | os.PathLike, path: str, storage_options: StorageOptions = None) -> str:
+    """The location of ``path``, a path within the filesystem of ``loc`` as a library that was
+    handed that filesystem reports it (Ray Train's ``Checkpoint.path``): the path itself for a
+    local ``loc``, else a URL of the same protocol."""
+    if is_local(loc):
+        return path
+    fs, _ = filesystem(loc, storage_options)
+    return fs.unstrip_protocol(path)
+
+
 def arrow_filesystem(loc: str | os.PathLike, storage_options: StorageOptions = None) -> tuple[Any, str]:
     """(pyarrow filesystem or None, path) for libraries that take pyarrow filesystems (Ray
     Train's ``RunConfig(storage_path, storage_filesystem)``): None and the path for a local

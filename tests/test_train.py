@@ -17,7 +17,7 @@ from unilseg.checkpoint import load_checkpoint, save_checkpoint
 from unilseg.model import build_model
 from unilseg.train import _finished, run_training
 from unilseg.train_config import TrainConfig
-from unilseg.train_worker import LATEST, _log_event, _publish, read_metrics, restore
+from unilseg.train_worker import LATEST, RAY_CKPT_FILE, _log_event, _publish, read_metrics, restore
 
 
 class ExitOnce:
@@ -215,6 +215,51 @@ def test_run_dir_at_any_location(tmp_path, request, kind):
     cfg = TrainConfig(data=[("x", 1)], out=run)
     assert restore(cfg, other, torch.optim.AdamW(other.parameters()))[:2] == (6, "latest")
     torch.testing.assert_close(other.state_dict(), model.state_dict())
+
+
+def test_a_late_worker_never_rewrites_the_checkpoint_another_reads(s3_bucket, tmp_path, monkeypatch):
+    """Resume from Ray's checkpoint on S3 with two workers on one node, the second arriving
+    while the first reads (ray-project/ray#48726: Ray's shared download directory is written
+    again under the first reader). Made to happen every time: worker B restores from inside
+    worker A's torch.load, with the local cache emptied so that B must fetch again; the file
+    A has open must not change under it, and both get the saved state."""
+    import ray.train
+
+    monkeypatch.setenv("UNILSEG_CACHE_DIR", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    saved = build_model("unilseg-tiny")
+    run = storage.join(s3_bucket, "runs", "late")
+    ckpt_dir = storage.join(run, "name", "checkpoint_000001")
+    save_checkpoint(storage.join(ckpt_dir, RAY_CKPT_FILE), saved, torch.optim.AdamW(saved.parameters()), step=4)
+    fs, path = storage.arrow_filesystem(ckpt_dir)
+    ckpt = ray.train.Checkpoint(path=path, filesystem=fs)
+    cfg = TrainConfig(data=[("x", 1)], out=run)
+    models = [build_model("unilseg-tiny") for _ in range(2)]
+    real_load, reads = torch.load, []
+
+    def load(f, *args, **kwargs):
+        out = real_load(f, *args, **kwargs)
+        if reads:  # worker B, or a later read of A's
+            return out
+        fd = os.open(f, os.O_RDONLY)  # the file worker A is reading (memory-mapped)
+        try:
+            before = os.fstat(fd)
+            reads.append(f)
+            for cached in storage.cache_dir().iterdir():  # B finds nothing local: it must fetch
+                cached.unlink()
+            assert restore(cfg, models[1], torch.optim.AdamW(models[1].parameters()), ckpt)[:2] == (4, "ray")
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns), \
+            f"worker B rewrote {f} while worker A was reading it"
+        return out
+
+    monkeypatch.setattr(torch, "load", load)
+    assert restore(cfg, models[0], torch.optim.AdamW(models[0].parameters()), ckpt)[:2] == (4, "ray")
+    assert reads, "worker A never read the checkpoint"
+    for model in models:
+        torch.testing.assert_close(model.state_dict(), saved.state_dict())
 
 
 def test_finished_run_on_s3_returns_without_ray(s3_bucket, tmp_path, monkeypatch):

@@ -139,6 +139,21 @@ def _publish(src: Path, out: Path | str, step: int, keep: int,
     return dst
 
 
+def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike, storage_options: storage.StorageOptions = None) -> str:
+    """The location of the step file in Ray Train's checkpoint, read straight from RUN's storage.
+
+    Never through ``Checkpoint.as_directory()`` / ``to_directory()``: for a remote checkpoint
+    those download into one temporary directory per node named after the checkpoint, and a
+    worker arriving after another finished downloads again over the same files while the
+    first reads them (ray-project/ray#48726: "model.pt: the file is truncated" on resume from
+    S3). Ray Train's state lives in RUN's own filesystem (unilseg.train hands it RUN's fsspec
+    filesystem), so the file has a location of ours; a remote one is fetched by
+    shards.storage.local_copy, whose cached copies are written under unique names and renamed
+    into place, never rewritten under a reader.
+    """
+    return storage.same_filesystem(run, f"{ray_ckpt.path.rstrip('/')}/{RAY_CKPT_FILE}", storage_options)
+
+
 def restore(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             ray_ckpt: Any = None, storage_options: storage.StorageOptions = None) -> tuple[int, str, dict[str, Any]]:
     """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
@@ -152,13 +167,12 @@ def restore(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Opt
     has_latest = storage.isfile(latest, so)
     latest_step = int(read_checkpoint_file(latest, mmap=True, storage_options=so)["step"]) if has_latest else -1
     if ray_ckpt is not None:
-        with ray_ckpt.as_directory() as d:
-            path = Path(d) / RAY_CKPT_FILE
-            # a driver killed after rank 0 published latest.pt, before Ray Train registered the
-            # same step, leaves latest.pt ahead: the newer one wins
-            if int(read_checkpoint_file(path, mmap=True)["step"]) >= latest_step:
-                loaded = load_checkpoint(path, model, optimizer)
-                return loaded.step, "ray", loaded.extra
+        path = ray_checkpoint_file(ray_ckpt, cfg.out, so)
+        # a driver killed after rank 0 published latest.pt, before Ray Train registered the
+        # same step, leaves latest.pt ahead: the newer one wins
+        if int(read_checkpoint_file(path, mmap=True, storage_options=so)["step"]) >= latest_step:
+            loaded = load_checkpoint(path, model, optimizer, storage_options=so)
+            return loaded.step, "ray", loaded.extra
     if has_latest:
         loaded = load_checkpoint(latest, model, optimizer, storage_options=so)
         return loaded.step, "latest", loaded.extra
