@@ -1,12 +1,17 @@
 """The local stack behind `make demo`: Prefect server, Ray head with its dashboard, and the
 process serving our deployments, all on 127.0.0.1, all children of one supervisor.
 
-    unilseg stack up      # start in the background, wait until healthy, write .env
-    unilseg stack down    # stop everything `up` started
+    unilseg stack up      # start in the background, wait until healthy, write STATE_DIR/stack.env
+    unilseg stack down    # stop everything `up` started, remove stack.env
     unilseg stack status
 
 State (Prefect's SQLite database, Ray's temp dir, logs, pids) lives in STATE_DIR
 (default ./.state). `down` signals the supervisor, which stops its children and Ray.
+
+The environment for other shells goes to STATE_DIR/stack.env, never to ./.env: Prefect
+(pydantic-settings) and other tools read a .env in the working directory by themselves, so
+a .env naming the stack's server made every later command in the checkout use it, and fail
+once the stack was down (`python -m flows.pipeline`: "Failed to reach API").
 """
 
 from __future__ import annotations
@@ -43,14 +48,15 @@ class StackConfig:
         prefect_port (int): Prefect API/UI port on 127.0.0.1.
         dashboard_port (int): Ray dashboard port on 127.0.0.1.
         num_cpus (int): CPUs Ray may use (0 = all).
-        env_file (str): where `up` writes the environment for other shells.
+        env_file (str): where `up` writes the environment for other shells (removed by `down`);
+            empty: STATE_DIR/stack.env.
     """
 
     state_dir: str = str(ROOT / ".state")
     prefect_port: int = 4200
     dashboard_port: int = 8265
     num_cpus: int = 0
-    env_file: str = str(ROOT / ".env")
+    env_file: str = ""
 
     # The supervisor runs in its own process: the config travels there as environment.
     _ENV = {"state_dir": "UNILSEG_STATE_DIR", "prefect_port": "UNILSEG_PREFECT_PORT",
@@ -64,6 +70,10 @@ class StackConfig:
 
     def to_env(self) -> dict[str, str]:
         return {e: str(getattr(self, f)) for f, e in self._ENV.items()}
+
+    @property
+    def env_path(self) -> Path:
+        return Path(self.env_file or Path(self.state_dir) / "stack.env")
 
     @property
     def api_url(self) -> str:
@@ -100,11 +110,31 @@ def ray_temp_dir(state: Path) -> str:
     return str(Path(tempfile.gettempdir()) / f"unilseg-ray-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}")
 
 
+ENV_FILE_HEADER = "# written by `unilseg stack up`"
+LEGACY_ENV_FILE = ROOT / ".env"  # where stacks before Dec 2026 wrote it (see the module docstring)
+
+
 def write_env_file(cfg: StackConfig, ray_address: str) -> None:
-    """Writes .env so that `set -a; . ./.env` prepares another shell."""
-    path = Path(cfg.env_file)
+    """Writes the env file so that `set -a; . .state/stack.env; set +a` prepares another shell."""
+    path = cfg.env_path
+    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{k}={v}" for k, v in {**stack_env(cfg), "UNILSEG_RAY_ADDRESS": ray_address}.items()]
-    path.write_text("# written by `unilseg stack up`\n" + "\n".join(lines) + "\n")
+    storage.write_bytes(path, (ENV_FILE_HEADER + "\n" + "\n".join(lines) + "\n").encode())
+
+
+def remove_env_files(cfg: StackConfig) -> list[Path]:
+    """Removes the stack's env file, and a ./.env an older stack wrote (only if it says so in
+    its first line: a .env of the user's stays). Returns what was removed."""
+    removed = []
+    for path in (cfg.env_path, LEGACY_ENV_FILE):
+        try:
+            ours = path.read_text().startswith(ENV_FILE_HEADER)
+        except OSError:
+            continue
+        if ours:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _wait(what: str, check, timeout: float, log: Path | None = None) -> None:
@@ -217,6 +247,8 @@ def _deployments_served(cfg: StackConfig) -> bool:
 def down(cfg: StackConfig, timeout: float = 60) -> None:
     """Stops the supervisor (which stops the Prefect server, the serve process and Ray)."""
     info_path = Path(cfg.state_dir) / "stack.json"
+    for path in remove_env_files(cfg):
+        print(f"removed {path}")
     if not info_path.exists():
         print("stack is not running")
         return
@@ -262,8 +294,8 @@ Demo finished. Results:
   datasets        {ROOT / 'data'}
   Prefect UI      {info['ui']}  (flow runs, artifacts: counts, evaluation tables, file paths)
   Ray dashboard   {info['dashboard']}
-The stack keeps running: `set -a; . ./.env; set +a; . .venv/bin/activate` in another shell, then
-`prefect deployment run {deployment}`. Stop everything with `make down`.""")
+The stack keeps running: `set -a; . {cfg.env_path}; set +a; . .venv/bin/activate` in another shell,
+then `prefect deployment run {deployment}`. Stop everything with `make down`.""")
 
 
 @click.group("stack")
@@ -273,7 +305,7 @@ def command() -> None:
 
 @command.command("up")
 def up_cmd() -> None:
-    """Start the stack in the background; wait until healthy; write .env."""
+    """Start the stack in the background; wait until healthy; write .state/stack.env."""
     info = up(StackConfig.from_env())
     click.echo(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}\nRay address:    {info['ray_address']}")
 

@@ -9,7 +9,8 @@ PR_SET_PDEATHSIG, Linux), and points this process's Prefect client at it. Its pi
 recorded in PREFECT_HOME/unilseg-local-server.json, so that the next run stops one whose
 parent could not take it along (a platform without PDEATHSIG).
 
-A configured PREFECT_API_URL (the local stack's server, Prefect Cloud) is used as it is.
+A configured PREFECT_API_URL (the local stack's server, Prefect Cloud) is used as it is; one
+where nothing answers is a one-line error naming where it was set.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
 
 from shards import storage
+from shards.errors import UniLSegError
 from unilseg.processes import alive, cmdline, die_with_parent, free_port, http_ok
 
 PID_FILE = "unilseg-local-server.json"
@@ -59,6 +61,15 @@ def stop_stale(pid_file: Path) -> int | None:
     return pid if stale else None
 
 
+def _origin() -> str:
+    """Where Prefect found PREFECT_API_URL: the environment, else a .env or profile."""
+    if "PREFECT_API_URL" in os.environ:
+        return "from the environment"
+    if Path(".env").is_file():
+        return f"from {Path('.env').resolve()}, which Prefect reads by itself"
+    return f"from Prefect's profile {PREFECT_HOME.value()}/profiles.toml"
+
+
 @contextmanager
 def local_server(timeout: float = 120.0) -> Iterator[str]:
     """Runs the block against a Prefect API server that lives exactly as long as this process.
@@ -67,10 +78,14 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
         str: the API URL (the configured one when PREFECT_API_URL is set).
 
     Raises:
-        RuntimeError: the server did not answer within `timeout` seconds.
+        UniLSegError: PREFECT_API_URL is set but nothing answers there.
+        RuntimeError: our server did not answer within `timeout` seconds.
     """
     configured = PREFECT_API_URL.value()
     if configured:
+        if not http_ok(f"{configured.rstrip('/')}/health"):
+            raise UniLSegError(f"PREFECT_API_URL={configured} ({_origin()}) does not answer: start that server "
+                               "(`unilseg stack up`) or unset PREFECT_API_URL to run on a private one")
         yield configured
         return
     home = Path(PREFECT_HOME.value())

@@ -18,6 +18,7 @@ Prefect API is a temporary server that dies with this process, even on SIGKILL
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any, Optional
@@ -160,11 +161,12 @@ def reannotate(config_path: str = DEFAULT_CONFIG) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     """`python -m flows.pipeline [CONFIG.yaml]`: one run in this process."""
     config_path = argv[0] if argv else None
-    try:
-        load_config(None, config_path)  # a bad config fails here, before a server or any stage starts
-    except UniLSegError as e:
-        sys.exit(f"Error: {e}")
-    with local_server():
+    with contextlib.ExitStack() as stack:
+        try:
+            load_config(None, config_path)  # a bad config fails here, before a server or any stage starts
+            stack.enter_context(local_server())  # so does a PREFECT_API_URL where nothing answers
+        except UniLSegError as e:
+            sys.exit(f"Error: {e}")
         annotate_and_train(config_path=config_path)
 
 

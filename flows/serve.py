@@ -5,7 +5,7 @@
     reannotate/nightly          cron-scheduled annotation of new images (or of all images
                                 again when the engine config changed)
 
-Needs PREFECT_API_URL (from .env) so that it registers with the local server rather than a
+Needs PREFECT_API_URL (from .state/stack.env) so that it registers with the local server rather than a
 throwaway ephemeral API.
 """
 

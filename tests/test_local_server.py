@@ -77,3 +77,25 @@ def test_server_dies_with_a_killed_flow_run(tmp_path):
     while alive(rec["pid"]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(rec["pid"]), "the flow run's Prefect server outlived it"
+
+
+def test_a_configured_server_that_does_not_answer_is_one_line(tmp_path):
+    """A PREFECT_API_URL where nothing listens (a .env left in the working directory, which
+    Prefect reads by itself) stops `python -m flows.pipeline` in one line naming the file,
+    before any stage; it was a traceback ("Failed to reach API")."""
+    from unilseg.processes import free_port
+
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text(f"run_name: e\ndata_root: {tmp_path / 'data'}\nruns_root: {tmp_path / 'runs'}\nannotate: null\n")
+    url = f"http://127.0.0.1:{free_port()}/api"
+    (tmp_path / ".env").write_text(f"PREFECT_API_URL={url}\n")
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PYTHONPATH": str(PROJECT_ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    run = subprocess.run([sys.executable, "-m", "flows.pipeline", str(cfg)], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip() == (f"Error: PREFECT_API_URL={url} (from {tmp_path / '.env'}, which Prefect reads "
+                                  "by itself) does not answer: start that server (`unilseg stack up`) or unset "
+                                  "PREFECT_API_URL to run on a private one"), run.stderr
+    assert not (tmp_path / "runs").exists()

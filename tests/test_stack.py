@@ -50,8 +50,7 @@ def test_a_port_in_use_is_a_one_line_error_before_anything_starts(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         busy = s.getsockname()[1]
-        cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=busy, dashboard_port=_quiet_ports(1)[0],
-                          env_file=str(tmp_path / ".env"))
+        cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=busy, dashboard_port=_quiet_ports(1)[0])
         with pytest.raises(UniLSegError, match=f"^port {busy} on 127.0.0.1 is in use: set UNILSEG_PREFECT_PORT"):
             up(cfg)
     assert not (tmp_path / "state").exists()  # no supervisor, no logs
@@ -60,11 +59,11 @@ def test_a_port_in_use_is_a_one_line_error_before_anything_starts(tmp_path):
 def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path):
     prefect_port, dashboard_port = _quiet_ports(2)
     cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=prefect_port, dashboard_port=dashboard_port,
-                      num_cpus=2, env_file=str(tmp_path / ".env"))
+                      num_cpus=2)
     info = up(cfg)
     tree: set[int] = set()
     try:
-        env = {**os.environ, **_env_file(cfg.env_file)}
+        env = {**os.environ, **_env_file(cfg.env_path)}
         assert env["PREFECT_API_URL"] == f"http://127.0.0.1:{cfg.prefect_port}/api"
         config = tmp_path / "tiny.yaml"
         config.write_text(yaml.safe_dump(tiny_config(tmp_path, run_name="served").model_dump(exclude={"storage_options"})))
@@ -91,3 +90,64 @@ def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path):
         down(cfg)
     alive = [pid for pid in tree if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]
+
+
+def _copy_of_checkout(dst):
+    """The tracked files of this checkout (what a fresh clone holds), copied to dst."""
+    import shutil
+
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for rel in filter(None, files.decode().split("\0")):
+        if (ROOT / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dst / rel)
+    return dst
+
+
+def test_the_readme_commands_in_any_order_on_a_clone(tmp_path):
+    """On a clone: the stack up (what `make demo` leaves running), then down (`make down`), then
+    the tests (`make test`). The stack's environment file lives in .state/ and goes with
+    `down`; nothing it leaves in the checkout points later commands at its server: the test
+    that failed after a demo (a flow run on its own server, run from the checkout) passes."""
+    clone = _copy_of_checkout(tmp_path / "clone")
+    prefect_port, dashboard_port = _quiet_ports(2)
+    env = {**os.environ, "UNILSEG_PREFECT_PORT": str(prefect_port), "UNILSEG_DASHBOARD_PORT": str(dashboard_port),
+           "UNILSEG_RAY_CPUS": "2"}
+    for var in ("PREFECT_API_URL", "UNILSEG_STATE_DIR", "UNILSEG_ENV_FILE", "PYTHONPATH"):
+        env.pop(var, None)
+
+    def cli(*args, check=True):
+        return subprocess.run([sys.executable, "-m", *args], cwd=clone, env=env, capture_output=True, text=True,
+                              timeout=600, check=check)
+
+    def api_url_seen_in_checkout() -> str:
+        return cli("prefect", "config", "view", "--show-sources").stdout
+
+    try:
+        cli("cli", "stack", "up")
+        env_file = clone / ".state" / "stack.env"
+        assert _env_file(env_file)["PREFECT_API_URL"] == f"http://127.0.0.1:{prefect_port}/api"
+        assert not (clone / ".env").exists()
+        assert "PREFECT_API_URL" not in api_url_seen_in_checkout()  # a command run here does not see the stack
+    finally:
+        down_out = cli("cli", "stack", "down").stdout
+    assert f"removed {env_file}" in down_out and "stack stopped" in down_out
+    assert not env_file.exists()
+    tests = cli("pytest", "-q", "-p", "no:cacheprovider", "tests/test_local_server.py", check=False)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert " passed" in tests.stdout and "skipped" not in tests.stdout
+
+
+def test_down_removes_an_env_file_an_older_stack_left(tmp_path, monkeypatch):
+    import cli.stack
+
+    legacy, mine = tmp_path / ".env", tmp_path / "other" / ".env"
+    legacy.write_text("# written by `unilseg stack up`\nPREFECT_API_URL=http://127.0.0.1:4200/api\n")
+    mine.parent.mkdir()
+    mine.write_text("PREFECT_API_URL=http://127.0.0.1:4200/api\n")
+    monkeypatch.setattr(cli.stack, "LEGACY_ENV_FILE", legacy)
+    down(StackConfig(state_dir=str(tmp_path / "state")))
+    assert not legacy.exists()
+    monkeypatch.setattr(cli.stack, "LEGACY_ENV_FILE", mine)
+    down(StackConfig(state_dir=str(tmp_path / "state")))
+    assert mine.exists()  # not ours: the user's own .env stays
