@@ -104,6 +104,8 @@ class LabeledSet(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="converter options")
     weight: float = Field(1.0, gt=0, description="mixing weight of its train split in training")
     synth_images: int = Field(1000, ge=1, description=f"{SYNTH_FORMAT} only: number of images")
+    synth_seed: int = Field(0, ge=0, description=f"{SYNTH_FORMAT} only: the generator's seed (another seed: other "
+                                                 "images from the same distribution, e.g. a held-out test set)")
 
     @field_validator("format")
     @classmethod

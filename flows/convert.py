@@ -16,9 +16,9 @@ from shards.synth import ensure_shapes
 
 
 @task(name="generate-synth-shapes")
-def generate_synth(src: str, images: int) -> str:
+def generate_synth(src: str, images: int, seed: int = 0) -> str:
     """The synthetic referring set in refer's layout; kept when a complete one is there."""
-    ensure_shapes(src, images=images)
+    ensure_shapes(src, images=images, seed=seed)
     return src
 
 
@@ -54,7 +54,7 @@ def convert(sets: list[LabeledSet], data_root: str = "data", preview_dir: str | 
             # generated sources are local files: DATA_ROOT/sources/<name>, or for a data root at a
             # URL, the local folder shards.storage stages that location in
             local_src = resolve(src) if src else str(storage.staging_dir(storage.join(root, "sources", s.name)))
-            src = generate_synth(local_src, s.synth_images)
+            src = generate_synth(local_src, s.synth_images, s.synth_seed)
             fmt = "refcoco"  # the synthetic set is written in refer's layout
         if src is None:
             raise ValueError(f"labeled set {s.name}: `src` is required for format {fmt}")

@@ -2,6 +2,7 @@ import json
 import pickle
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from shards.converters.convert import convert
@@ -30,6 +31,17 @@ def test_same_seed_same_files(tmp_path):
     generate_shapes(tmp_path / "d", images=15, seed=3, size=96)
     assert _files(tmp_path / "d")["images/synth_000011.png"] == _files(tmp_path / "a")["images/synth_000011.png"]
     assert Image.open(tmp_path / "a/images/synth_000000.png").size == (96, 96)
+
+
+def test_ensure_keeps_a_complete_set_and_refuses_one_made_otherwise(tmp_path):
+    from shards.errors import UniLSegError
+    from shards.synth import ensure_shapes
+
+    assert ensure_shapes(tmp_path / "s", images=6, seed=1, size=64)
+    assert not ensure_shapes(tmp_path / "s", images=6, seed=1, size=64)  # complete: kept
+    with pytest.raises(UniLSegError, match=r"holds a synthetic set made with seed 1, images 6, size 64; asked for "
+                                           r"seed 2, images 6, size 64: remove it"):
+        ensure_shapes(tmp_path / "s", images=6, seed=2, size=64)  # a "held-out" set must not be another's images
 
 
 def test_refer_layout_and_conversion(tmp_path):

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from shards.errors import UniLSegError
 from shards.rle import mask_to_rle
 from shards.synth.expressions import Atom, render, scene_expressions
 from shards.synth.shapes import COMPOSITES, PARTS, SHAPES, SceneObject, background, place_objects
@@ -231,9 +232,31 @@ def is_complete(out: str | os.PathLike) -> bool:
     return (Path(out) / REFS_FILE).is_file()
 
 
+def recorded_settings(out: str | os.PathLike) -> dict[str, Any]:
+    """The settings a generated set under ``out`` was made with (instances.json's "info",
+    its first member: read from the file's head, not the whole file)."""
+    with open(Path(out) / "instances.json", encoding="utf-8") as f:
+        head = f.read(4096)
+    info, _ = json.JSONDecoder().raw_decode(head, head.index("{", 1))
+    return info
+
+
 def ensure_shapes(out: str | os.PathLike, images: int = 1000, **kwargs: Any) -> bool:
-    """Generates the set under ``out`` unless a complete one is there; True if it generated."""
+    """Generates the set under ``out`` unless a complete one is there; True if it generated.
+
+    Raises:
+        UniLSegError: a complete set is there, generated with another seed, count or size (it
+            would be used in place of the one asked for: a "held-out" set could be the
+            training set's images).
+    """
     if is_complete(out):
+        cfg = SynthConfig(images=images, **kwargs)
+        have = recorded_settings(out)
+        want = {"seed": cfg.seed, "images": cfg.images, "size": cfg.size}
+        if any(have.get(k) != v for k, v in want.items()):
+            got = ", ".join(f"{k} {have.get(k)}" for k in want)
+            raise UniLSegError(f"{out} holds a synthetic set made with {got}; asked for "
+                               + ", ".join(f"{k} {v}" for k, v in want.items()) + ": remove it or choose another folder")
         return False
     generate_shapes(out, images=images, **kwargs)
     return True
