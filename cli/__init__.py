@@ -14,12 +14,14 @@ and keeps its traceback.
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
 from cli.options import set_verbose
 from cli import annotate_cmd, convert_cmd, eval_cmd, predict_cmd, shards_cmd, stack, synth_cmd, train_cmd
 from shards.errors import UniLSegError
+from unilseg import JOB_NAME_ENV
 
 
 class _Main(click.Group):
@@ -36,8 +38,10 @@ class _Main(click.Group):
 @click.option("-v", "--verbose", is_flag=True, callback=set_verbose, expose_value=False, is_eager=True,
               help="Debug logging, and what Ray's workers, actors and Train controller print (also after a "
                    "command: `unilseg train --verbose ...`).")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """UniLSeg: language-guided segmentation data, models and evaluation."""
+    os.environ[JOB_NAME_ENV] = f"unilseg {ctx.invoked_subcommand}"  # the Ray dashboard's name for this command
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 

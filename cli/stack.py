@@ -137,6 +137,16 @@ def remove_env_files(cfg: StackConfig) -> list[Path]:
     return removed
 
 
+def dashboard_sign_in() -> str:
+    """How to get past the Ray dashboard's "Authentication Token Required" page: Ray 2.60 runs
+    with token auth, and the page asks for the token the cluster was started with."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        where = "the value of RAY_AUTH_TOKEN"
+    else:
+        where = f"the token in {os.environ.get('RAY_AUTH_TOKEN_PATH') or Path.home() / '.ray' / 'auth_token'}"
+    return f"it asks for a token: paste {where} (or the output of `.venv/bin/ray get-auth-token`)"
+
+
 def _wait(what: str, check, timeout: float, log: Path | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -187,7 +197,7 @@ def supervise(cfg: StackConfig) -> None:
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
             env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
         # (its jobs are told their own GCS address: unilseg.ray_runtime.start_local_ray says why)
-        gcs = start_local_ray(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=cfg.dashboard_port,
+        gcs = start_local_ray(job_name="unilseg stack: the local cluster's head (runs no work)", include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=cfg.dashboard_port,
                               num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state), log_to_driver=True)
         os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
         _wait("Prefect server", lambda: http_ok(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
@@ -279,7 +289,7 @@ def demo(cfg: StackConfig, deployment: str = "annotate-and-train/demo", timeout:
     """`make demo`: start the stack, run the demo deployment through the Prefect CLI as a user
     would, wait for it, print where everything is. The stack keeps running."""
     info = up(cfg)
-    print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}\n"
+    print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}  ({dashboard_sign_in()})\n"
           f"Progress:       the flow run in the UI, or `tail -f {Path(cfg.state_dir) / 'logs' / 'serve.log'}`",
           flush=True)
     env = {**os.environ, **stack_env(cfg), "UNILSEG_RAY_ADDRESS": info["ray_address"]}
@@ -293,7 +303,7 @@ Demo finished. Results:
   run directory   {ROOT / 'runs' / 'demo'}  (checkpoints, eval/<dataset>/report.md, previews/)
   datasets        {ROOT / 'data'}
   Prefect UI      {info['ui']}  (flow runs, artifacts: counts, evaluation tables, file paths)
-  Ray dashboard   {info['dashboard']}
+  Ray dashboard   {info['dashboard']}  ({dashboard_sign_in()}); Jobs lists this run by its flow run's name
 The stack keeps running: `set -a; . {cfg.env_path}; set +a; . .venv/bin/activate` in another shell,
 then `prefect deployment run {deployment}`. Stop everything with `make down`.""")
 
@@ -307,7 +317,8 @@ def command() -> None:
 def up_cmd() -> None:
     """Start the stack in the background; wait until healthy; write .state/stack.env."""
     info = up(StackConfig.from_env())
-    click.echo(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}\nRay address:    {info['ray_address']}")
+    click.echo(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}  ({dashboard_sign_in()})\n"
+               f"Ray address:    {info['ray_address']}")
 
 
 @command.command("down")

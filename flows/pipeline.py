@@ -56,8 +56,15 @@ def load_config(config: Optional[PipelineConfig], config_path: Optional[str]) ->
     return config or PipelineConfig()
 
 
+def ray_job_name() -> str:
+    """This flow run as the Ray dashboard's Jobs page names it: flow/deployment and run name."""
+    from prefect.runtime import deployment, flow_run
+
+    return f"{flow_run.flow_name}/{deployment.name or '(no deployment)'}: flow run {flow_run.name}"
+
+
 def _connect_ray(cfg: PipelineConfig, log) -> None:
-    address = ensure_ray(cfg.ray_address)
+    address = ensure_ray(cfg.ray_address, job_name=ray_job_name())
     log.info("Ray cluster %s; dashboard: %s", address, dashboard_url() or "not running")
 
 

@@ -44,6 +44,11 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
         with pytest.raises(RuntimeError, match="stopped during evaluation"):
             annotate_and_train(config=cfg)
     assert set(_mtimes(cfg.run_dir)) == {"annotate.json", "convert.json", "train.json"}
+    import ray
+
+    jobs = ray._private.worker.global_worker.gcs_client.get_all_job_info()  # what the dashboard's Jobs page lists
+    assert [j.config.metadata["job_name"].split(": flow run ")[0] for j in jobs.values()] == [
+        "annotate-and-train/(no deployment)"]
     before = _mtimes(cfg.run_dir)
     ckpt = cfg.run_dir / "train" / "latest.pt"
     ckpt_mtime = ckpt.stat().st_mtime_ns

@@ -1,7 +1,7 @@
 """One way to reach Ray for every stage (annotation actors, Ray Train, flows).
 
 Order of preference: an already initialised Ray in this process; the address passed in;
-UNILSEG_RAY_ADDRESS (written to .env by `unilseg stack up`); otherwise a private
+UNILSEG_RAY_ADDRESS (written to .state/stack.env by `unilseg stack up`); otherwise a private
 local Ray for this process, bound to 127.0.0.1, shut down at interpreter exit. Ray starts
 the processes of such a local cluster fate-shared with this one (prctl PR_SET_PDEATHSIG on
 Linux): killing the driver kills them.
@@ -21,6 +21,7 @@ from typing import Any
 import ray
 from ray._private import ray_constants
 
+from unilseg import JOB_NAME_ENV
 from unilseg.processes import free_port
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,20 @@ def verbose() -> bool:
     return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
+def _job_config(job_name: str | None) -> "ray.job_config.JobConfig":
+    """The job's name is what the dashboard's Jobs page shows in its Name column (the
+    ``job_name`` key of its metadata; without one, "-"): given by the flows (flow, deployment
+    and flow run), else JOB_NAME_ENV (the command line sets it to the command), else "unilseg"."""
+    return ray.job_config.JobConfig(metadata={"job_name": job_name or os.environ.get(JOB_NAME_ENV) or "unilseg"})
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, job_name: str | None = None) -> str:
     """Connects to (or starts) Ray once per process.
 
     Args:
         address (str | None): "HOST:PORT" of a running cluster, "auto", or None.
         num_cpus (int | None): CPUs for a private local Ray (ignored when connecting).
+        job_name (str | None): the name of this driver's job on the dashboard [_job_config's default].
 
     Returns:
         str: the GCS address of the cluster in use.
@@ -54,16 +63,18 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
         address = address or os.environ.get(ADDRESS_ENV) or None
         if address:
             log.info("connecting to Ray at %s", address)
-            ray.init(address=address, namespace="unilseg", logging_level="WARNING", log_to_driver=verbose())
+            ray.init(address=address, namespace="unilseg", logging_level="WARNING", log_to_driver=verbose(),
+                     job_config=_job_config(job_name))
         else:
-            start_local_ray(num_cpus=num_cpus, include_dashboard=False)
+            start_local_ray(num_cpus=num_cpus, include_dashboard=False, job_name=job_name)
     return ray.get_runtime_context().gcs_address
 
 
-def start_local_ray(**init_kwargs: Any) -> str:
+def start_local_ray(job_name: str | None = None, **init_kwargs: Any) -> str:
     """``ray.init()`` of a new single-node cluster on 127.0.0.1 for this process; returns its GCS address.
 
     Args:
+        job_name (str | None): the name of this driver's job on the dashboard [_job_config's default].
         **init_kwargs: more ray.init arguments (num_cpus, include_dashboard, _temp_dir, ...).
     """
     # Ray 2.60 turns token auth on for a new local cluster and logs a warning saying so, on
@@ -84,7 +95,7 @@ def start_local_ray(**init_kwargs: Any) -> str:
     kwargs = {"namespace": "unilseg", "logging_level": "WARNING", "log_to_driver": verbose(), **init_kwargs}
     try:
         ray.init(address="local", _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"RAY_ADDRESS": gcs}},
-                 **kwargs)
+                 job_config=_job_config(job_name), **kwargs)
     finally:
         auth_log.setLevel(level)
         os.environ.pop(_GCS_PORT_ENV, None)
