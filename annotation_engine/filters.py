@@ -72,7 +72,7 @@ class ClipScorer:
     """
 
     def __init__(self, model: str, device: str = "cpu", context: float = 0.1):
-        # transformers takes seconds to import (3.5 s measured here): paid only where it is used
+        # transformers takes seconds to import (BENCHMARKS.md, "Import times"): paid only where it is used
         import transformers
         from transformers import CLIPModel, CLIPProcessor
 

@@ -3,8 +3,8 @@
 Each command lives in its own module. Their options come from the settings dataclasses of
 the library (`cli/options.py`), so the command line cannot disagree with the library. A
 command imports its library code when it runs, not at the top of its module: torch, Ray,
-webdataset and open_clip take seconds each to import (measured here: torch 2-10 s, Ray 3 s,
-open_clip up to 20 s on a loaded machine), and `unilseg --help` should answer at once.
+webdataset and open_clip take seconds each to import (BENCHMARKS.md, "Import times"), and
+`unilseg --help` should answer at once.
 
 Errors: a ``UniLSegError`` (bad input: a missing file, an unknown preset, a corrupt shard, a
 setting out of range) is printed as one line and the exit code is 1; anything else is a bug

@@ -159,7 +159,7 @@ def _wait(what: str, check, timeout: float, log: Path | None = None) -> None:
 
 def supervise(cfg: StackConfig) -> None:
     """Runs the stack in the foreground until SIGTERM/SIGINT, then stops it all."""
-    import ray  # 3 s to import: only the supervisor pays it, not `unilseg --help`
+    import ray  # seconds to import (BENCHMARKS.md, "Import times"): only the supervisor pays it, not `unilseg --help`
 
     from unilseg.ray_runtime import start_local_ray
 

@@ -51,7 +51,7 @@ MANIFEST_SCHEMA = pa.schema([
 class ManifestRows:
     """The manifest rows of one shard, gathered column by column (no dict per row).
 
-    The same table as ``pa.Table.from_pylist`` of one dict per row (tests check), about 5x
+    The same table as ``pa.Table.from_pylist`` of one dict per row (tests check), built
     faster: pyarrow converts one Python list per column.
 
     Attributes:

@@ -6,11 +6,10 @@ it streams past, and a shard whose sha256 differs from dataset.json raises Check
 when its end is reached, without a second read of the file.
 
 The tar expansion (``_TarMembers``) is hand-written rather than webdataset's
-tar_file_iterator (tarfile's stream mode) read through a hashing file object: that
-library version measured 0.37-0.47x the raw read throughput of this one (0.83x of plain
-webdataset, which does not hash), 0.91-1.04x with image decoding (two runs of
-`bench/bench_shards.py --repeat 7 --compare 9c13083`, load 7-15; BENCHMARKS.md), over
-the 20 % issue 12 allows: tarfile reads 10 KB at a time and builds a TarInfo per member.
+tar_file_iterator (tarfile's stream mode) read through a hashing file object: that library
+version read raw shards at well under half the speed of this one, over the 20 % issue 12
+allows (BENCHMARKS.md, "Library tar code vs the hand-written one"): tarfile reads 10 KB at a
+time and builds a TarInfo per member.
 """
 
 from __future__ import annotations
@@ -87,8 +86,7 @@ class _TarMembers:
 
     The same members as tarfile's stream mode (what webdataset reads with), for the ustar,
     GNU and PAX files tarfile writes (tests compare both), at a fraction of its per-member
-    Python work: that saving pays for the sha256 check (~1.6 GB/s, a third of the time of
-    a raw read through tarfile). Sparse members and bad header checksums raise ReadError.
+    Python work: that saving pays for the sha256 check (BENCHMARKS.md, "Shards"). Sparse members and bad header checksums raise ReadError.
 
     Only what the format allows gets through: a member that is not a regular file named
     KEY.ext (symlinks, directories, absolute names, ``..``, a ``/`` in the key), a truncated

@@ -18,12 +18,11 @@ renamed into place, so finished shards always form a gap-free prefix.
 Tar headers are built here (``_member_header``, byte-identical to what tarfile and
 webdataset.TarWriter(mtime=0) write; tests compare) rather than by a library: writing the
 members through tarfile (the calls webdataset.TarWriter makes, into a hashing file object)
-measured 0.37-0.46x the throughput of this writer, and 0.69x of plain webdataset.TarWriter
-(two runs of `bench/bench_shards.py --repeat 7 --compare 9c13083`, load 7-15;
-BENCHMARKS.md): tarfile
-copies each TarInfo, checks it for PAX fields and re-slices a 10 KB stream buffer per
-member, over the 20 % issue 12 allows. webdataset.TarWriter itself would also import
-webdataset, hence torch: +3 s and +550 MB of RSS in a converter process.
+ran at well under half this writer's throughput, over the 20 % issue 12 allows
+(BENCHMARKS.md, "Library tar code vs the hand-written one"): tarfile copies each TarInfo,
+checks it for PAX fields and re-slices a 10 KB stream buffer per member.
+webdataset.TarWriter itself would also import webdataset, hence torch, into every converter
+process (seconds and hundreds of MB: same section).
 """
 
 from __future__ import annotations
@@ -189,8 +188,8 @@ def _member_header(name: str, size: int) -> bytes:
     """The header tarfile writes for a member, built from a template when no PAX record is needed.
 
     A name of at most 100 ASCII characters (every key.ext of ours) and a size below 8 GiB
-    fit a plain ustar header: name, size and checksum are filled into the template, ~50x
-    faster than tarfile. Anything else goes through tarfile itself (tests check equality).
+    fit a plain ustar header: name, size and checksum are filled into the template, far
+    cheaper than tarfile's per-member work. Anything else goes through tarfile itself (tests check equality).
     """
     if len(name) > 100 or size >= 8 ** 11 or not name.isascii():
         return _tarfile_header(name, size)

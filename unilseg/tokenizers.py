@@ -10,9 +10,9 @@ set to EOT. One difference is adapted: OpenAI's tokenizer reads the literal stri
 `<start_of_text>` / `<end_of_text>` instead; we follow OpenAI's (tests pin both cases).
 
 open_clip's tokenizer module is loaded on its own, without the open_clip package:
-`import open_clip` builds its model zoo (torchvision, timm, ...), which measured +7.3 s in a
-process holding only the tiny model and +2.6 s where torchvision and timm were already
-imported (load 7, 2 cores); the module itself needs only ftfy, regex, numpy and torch.
+`import open_clip` builds its model zoo (torchvision, timm, ...), seconds more than the
+tokenizer module alone (BENCHMARKS.md, "Import times"), which needs only ftfy, regex, numpy
+and torch.
 
 `HFTokenizer` wraps a Hugging Face tokenizer loaded from a model directory (BERT-style
 encoders; pad id 0, so `ids == 0` is the padding mask for every tokenizer here).
@@ -115,7 +115,7 @@ class HFTokenizer:
     """
 
     def __init__(self, path: str, context_length: int = 17) -> None:
-        # transformers takes seconds to import (3.5 s measured here): paid only where it is used
+        # transformers takes seconds to import (BENCHMARKS.md, "Import times"): paid only where it is used
         from transformers import AutoTokenizer
 
         self.context_length = context_length

@@ -28,7 +28,7 @@ def load_image_to_text(model: str, device: str = "cpu", revision: str | None = N
     Raises:
         ValueError: no Auto class of transformers accepts the model's config.
     """
-    # transformers takes seconds to import (3.5 s measured here): paid only where it is used
+    # transformers takes seconds to import (BENCHMARKS.md, "Import times"): paid only where it is used
     import transformers
     from transformers import AutoProcessor
 

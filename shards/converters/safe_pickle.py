@@ -75,7 +75,7 @@ def _decode_bytes(obj: Any) -> Any:
 
 def _load(f: BinaryIO, name: str) -> Any:
     # The cyclic GC would scan the growing heap again and again while a refs file of tens
-    # of thousands of dicts loads (3x the time); plain data holds no cycles to collect.
+    # of thousands of dicts loads (a multiple of the time); plain data holds no cycles to collect.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -222,8 +222,8 @@ def safe_load_list(path: str | Path, keep: Callable[[Any], Any]) -> list[Any]:
     ConvertError. Memory holds what ``keep`` returns and one item at a time. If an item
     refers to an object of an earlier item (``pickle.dump`` stores a shared object once),
     the file is loaded whole instead and ``keep`` runs again on every item: keep must be a
-    filter without other side effects than idempotent ones. About 10x slower than
-    safe_load (the pure-Python unpickler), ~1 s per 10 MB.
+    filter without other side effects than idempotent ones. It spends more time than
+    safe_load (the pure-Python unpickler) for the memory it saves.
 
     Raises:
         UnsafePickleError: the pickle names a global or a persistent id.

@@ -44,7 +44,7 @@ class HFTextEncoder(nn.Module):
     def __init__(self, path: str, context_length: int = 17, sentence_dim: int = 512, pooling: str = "cls",
                  freeze: bool = False, cache_size: int = 4096) -> None:
         super().__init__()
-        # transformers takes seconds to import (3.5 s measured here): paid only where it is used
+        # transformers takes seconds to import (BENCHMARKS.md, "Import times"): paid only where it is used
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
