@@ -285,9 +285,39 @@ def down(cfg: StackConfig, timeout: float = 60) -> None:
     print("stack stopped")
 
 
+def headline(run_dir: Path) -> str:
+    """The demo's figures in a few lines: each evaluated split's mIoU and oIoU under both text
+    protocols, and the training behind them (steps, seconds), from the files the run wrote."""
+    from unilseg.train_worker import read_metrics  # torch: imported only once the run is done
+
+    reports = [e for e in read_metrics(run_dir / "train") if e.get("event") == "report"]
+    lines = []
+    if reports:
+        last = reports[-1]
+        lines.append(f"Trained {last['step']} steps in {last['train_seconds'] / 60:.1f} min of training.")
+    for path in sorted((run_dir / "eval").glob("*/metrics.json")):
+        doc = json.loads(path.read_text())
+        run = doc["run"]
+        protocols = [("every text (RefCOCO's protocol)", doc["metrics"])] if run["texts"] == "all" else []
+        protocols.append(("first text of each target", doc.get("first_text") or doc["metrics"]))
+        for task, m in doc["metrics"].items():
+            if "mIoU" not in m:
+                continue
+            lines.append(f"{run['dataset']}/{run['split']} ({task}):")
+            lines += [f"  {name:<33} mIoU {ms[task]['mIoU']:.3f}  oIoU {ms[task]['oIoU']:.3f}  "
+                      f"({ms[task]['n']} expressions)" for name, ms in protocols if task in ms]
+    return "\n".join(lines) if lines else f"(no training or evaluation results under {run_dir})"
+
+
 def demo(cfg: StackConfig, deployment: str = "annotate-and-train/demo", timeout: int = 3600) -> None:
     """`make demo`: start the stack, run the demo deployment through the Prefect CLI as a user
     would, wait for it, print where everything is. The stack keeps running."""
+    from flows.config import PipelineConfig
+    from flows.pipeline import DEMO_CONFIG
+
+    steps = PipelineConfig.from_yaml(ROOT / DEMO_CONFIG).train.steps
+    print(f"The demo takes about 6 minutes on an idle 2-core machine, longer on a busy one: its model trains a "
+          f"fixed {steps} steps, so the result is the same anywhere.", flush=True)
     info = up(cfg)
     print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}  ({dashboard_sign_in()})\n"
           f"Progress:       the flow run in the UI, or `tail -f {Path(cfg.state_dir) / 'logs' / 'serve.log'}`",
@@ -299,7 +329,9 @@ def demo(cfg: StackConfig, deployment: str = "annotate-and-train/demo", timeout:
         sys.exit(f"demo run failed (exit {run.returncode}); logs: Prefect UI above, "
                  f"{Path(cfg.state_dir) / 'logs' / 'serve.log'}")
     print(f"""
-Demo finished. Results:
+Demo finished.
+{headline(ROOT / 'runs' / 'demo')}
+Results:
   run directory   {ROOT / 'runs' / 'demo'}  (checkpoints, eval/<dataset>/report.md, previews/)
   datasets        {ROOT / 'data'}
   Prefect UI      {info['ui']}  (flow runs, artifacts: counts, evaluation tables, file paths)

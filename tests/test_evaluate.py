@@ -42,7 +42,7 @@ def test_ground_truth_pngs_score_one(split, tmp_path):
     assert m["sod"]["MAE"] == 0.0 and m["sod"]["maxF"] == pytest.approx(1.0)
     assert m["sod"]["S-measure"] == pytest.approx(1.0)
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert doc["metrics"]["res"] == m["res"] and doc["missing"]["count"] == 0
+    assert doc["metrics"]["res"] == m["res"] and doc["missing"]["count"] == 0 and doc["first_text"] is None
     assert doc["families"] == {"gres": "gres", "res": "referring", "sod": "sod"}
 
 
@@ -127,6 +127,10 @@ def test_every_text_mode_uses_expression_ids(split, tmp_path):
     m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False,
                  texts="all")
     assert m["res"]["n"] == 3 and m["res"]["mIoU"] == pytest.approx(2.5 / 3)
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    first = doc["first_text"]  # the same predictions, each target's first text only: the 2nd text left out
+    assert first["res"]["n"] == 2 and first["res"]["mIoU"] == 1.0 and first["gres"] == doc["metrics"]["gres"]
+    assert "## The first text of each target" in (tmp_path / "out" / "report.md").read_text()
     m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False,
                  limit=2, texts="all")
     assert set(m) == {"res"} and m["res"]["n"] == 2 and m["res"]["mIoU"] == pytest.approx(0.75)

@@ -151,3 +151,23 @@ def test_down_removes_an_env_file_an_older_stack_left(tmp_path, monkeypatch):
     monkeypatch.setattr(cli.stack, "LEGACY_ENV_FILE", mine)
     down(StackConfig(state_dir=str(tmp_path / "state")))
     assert mine.exists()  # not ours: the user's own .env stays
+
+
+def test_the_demo_ends_with_its_headline_figures(tmp_path):
+    from cli.stack import headline
+
+    run = tmp_path / "demo"
+    (run / "train").mkdir(parents=True)
+    (run / "train" / "metrics.jsonl").write_text(
+        '{"event": "start", "step": 0}\n{"event": "report", "step": 300, "train_seconds": 120.0}\n'
+        '{"event": "report", "step": 600, "train_seconds": 246.0}\n')
+    (run / "eval" / "synth-heldout").mkdir(parents=True)
+    doc = {"run": {"dataset": "synth-heldout", "split": "val", "texts": "all"},
+           "metrics": {"res": {"mIoU": 0.61234, "oIoU": 0.6, "n": 2478}},
+           "first_text": {"res": {"mIoU": 0.63, "oIoU": 0.611, "n": 953}}}
+    (run / "eval" / "synth-heldout" / "metrics.json").write_text(json.dumps(doc))
+    assert headline(run).splitlines() == [
+        "Trained 600 steps in 4.1 min of training.",
+        "synth-heldout/val (res):",
+        "  every text (RefCOCO's protocol)   mIoU 0.612  oIoU 0.600  (2478 expressions)",
+        "  first text of each target         mIoU 0.630  oIoU 0.611  (953 expressions)"]

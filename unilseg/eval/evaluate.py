@@ -255,7 +255,9 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
             compared with published numbers (the set is not the benchmark's).
 
     Returns:
-        dict: task -> metric name -> value (fractions; NaN where undefined).
+        dict: task -> metric name -> value (fractions; NaN where undefined). With
+        ``texts="all"``, metrics.json also holds ``first_text``: the same metrics over each
+        target's first text only (a subset of the same predictions).
 
     Raises:
         ShardError: the split is damaged (a missing, resized or corrupt shard; an odd member).
@@ -276,6 +278,8 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     thr = predictor.threshold if threshold is None else float(threshold)
     got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing, so)
     metrics, details = score(got.items)
+    # every text scored: the first text of each target is a subset of the same predictions
+    first_text = score([it for it in got.items if it.text_index == 0])[0] if texts == "all" else None
     with storage.staged_output_dir(out, so) as out_dir:
         sheet = overlays.write_best_worst(split_dir, got.items, out_dir / report.OVERLAYS, overlay_k,
                                           lambda it: pred_mask(it, thr), lambda it: _decode_gt(it.gt), so)
@@ -287,5 +291,5 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
                     "limit": limit, "truncated": got.truncated, "multi_text_targets": got.multi_text_targets,
                     "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet,
                     "missing_counted_as": "skipped" if cfg.skip_missing else "empty"}
-        report.write_report(out_dir, metrics, details, got.items, got.missing, run_info)
+        report.write_report(out_dir, metrics, details, got.items, got.missing, run_info, first_text)
     return metrics

@@ -163,7 +163,8 @@ def _json_safe(x: Any) -> Any:
 
 
 def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]], details: dict[str, Any],
-                 items: Sequence[Any], missing: Sequence[tuple[str, str]], run: dict[str, Any]) -> dict[str, Any]:
+                 items: Sequence[Any], missing: Sequence[tuple[str, str]], run: dict[str, Any],
+                 first_text: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
     """Writes metrics.json and report.md; returns the metrics.json document.
 
     Args:
@@ -174,6 +175,7 @@ def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]
         missing: (id, task) of every expression without a prediction.
         run: what was run (split, predictor, threshold, texts, limit, truncated, sources,
             benchmark_arg, overlays).
+        first_text: with every text scored, task -> metrics over each target's first text.
     """
     out_dir = Path(out_dir)
     scored: dict[str, int] = {}
@@ -193,6 +195,7 @@ def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]
                     "counted_as": run.get("missing_counted_as", "empty")},
         "benchmark": {"name": bench, "how": how, "compared": bool(bench) and not blockers, "not_compared": blockers},
         "run": run,
+        "first_text": first_text,
     }
     with open(out_dir / METRICS_JSON, "w", encoding="utf-8") as f:
         json.dump(_json_safe(doc), f, indent=1, ensure_ascii=False, allow_nan=False)
@@ -239,6 +242,15 @@ def render_report(doc: dict[str, Any]) -> str:
             if per_class:
                 lines += [f"Per-class IoU ({t}):", "", "| class | IoU |", "|---|---|"]
                 lines += [f"| {c} | {_fmt(v, 'pct')} |" for c, v in sorted(per_class.items())] + [""]
+    if doc.get("first_text"):
+        lines += ["## The first text of each target", "",
+                  "The same predictions, one expression per target (its first text): the protocol of "
+                  "`--texts first`.", ""]
+        for fam in sorted(by_family, key=list(LAYOUTS).index):
+            tasks = [t for t in by_family[fam] if t in doc["first_text"]]
+            if tasks:
+                lines.append(render_table(LAYOUTS[fam], [(f"{label} ({t}), first text", doc["first_text"][t])
+                                                         for t in tasks], run["threshold"]))
     b = doc["benchmark"]
     lines += ["## Published results", "", f"Benchmark: {b['name'] or 'none'} ({b['how']}).", ""]
     if b["name"] and b["compared"]:
