@@ -108,3 +108,16 @@ DAMAGE: dict[str, Callable[[Path], str]] = {
     "member name with ..": lambda split: _rewrite_members(split, _renamed("../")),
     "slash in the key": lambda split: _rewrite_members(split, _renamed("sub/")),
 }
+
+
+def damage_last_shard(split: Path, kind: str) -> str:
+    """DAMAGE[kind] applied to the split's last shard instead of its first: a reader that stops
+    early (a preview with a small --limit) never reaches it. Returns what DAMAGE[kind] returns."""
+    info = _info(split)
+    info["shards"].reverse()  # the builders damage the first listed shard
+    _write_info(split, info)
+    what = DAMAGE[kind](split)
+    info = _info(split)  # a member rewrite updated the entry's sha256 and size
+    info["shards"].reverse()
+    _write_info(split, info)
+    return what
