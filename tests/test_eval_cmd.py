@@ -96,6 +96,25 @@ def test_released_layout_with_a_preset_gives_the_same_metrics(setup, tmp_path):
     assert res.exit_code != 0 and "does not match the model" in res.output
 
 
+def test_a_preset_beside_our_checkpoint_must_be_its_own(setup, tmp_path):
+    """`eval --preset` with our checkpoint: an unknown or another preset is a one-line error naming
+    both (it was silently dropped); the checkpoint's own preset scores as without it. No report."""
+    root, _, _, ckpt = setup
+    args = ["eval", "--checkpoint", str(ckpt), "--data", str(root / "ds"), "--no-progress", "--limit", "2"]
+    for preset, said in (("no-such-preset", "unknown preset 'no-such-preset'"),
+                         ("unilseg-demo", "preset 'unilseg-demo' differs from the model")):
+        res = CliRunner().invoke(main, args + ["--out", str(tmp_path / preset), "--preset", preset])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 1 and len(lines) == 1 and said in lines[0], res.output
+        assert not (tmp_path / preset).exists()
+    assert "carries, preset 'unilseg-tiny'" in lines[0] and str(ckpt) in lines[0]
+    res = CliRunner().invoke(main, args + ["--out", str(tmp_path / "same"), "--preset", "unilseg-tiny"])
+    assert res.exit_code == 0, res.output
+    same = json.loads((tmp_path / "same" / "metrics.json").read_text())["metrics"]
+    evaluate(str(root / "ds"), str(tmp_path / "none"), checkpoint=str(ckpt), progress=False, limit=2)
+    assert same == json.loads((tmp_path / "none" / "metrics.json").read_text())["metrics"]
+
+
 def test_cli_scores_saved_masks_and_reports_problems(setup, tmp_path):
     root, gts, _, _ = setup
     ids = list(gts)
