@@ -121,3 +121,39 @@ def damage_last_shard(split: Path, kind: str) -> str:
     info["shards"].reverse()
     _write_info(split, info)
     return what
+
+
+BROKEN_KINDS = ("image", "size")  # bytes no decoder reads; an image of another size than its mask
+
+
+def write_broken_targets_split(split: Path, n: int, broken: dict[int, str], side: int = 32) -> list[str]:
+    """A valid split of `n` one-target samples (side x side noise, a box mask) in which
+    ``broken[i]`` breaks sample i's target the way the training stream must skip: "image"
+    stores bytes that decode to nothing, "size" an image larger than its mask. The shards,
+    checksums and manifest are all consistent: only decoding finds these. Returns the keys."""
+    import hashlib
+
+    import numpy as np
+
+    from conftest import encode
+    from shards.format import ImageInfo, Sample, Target
+    from shards.keys import make_key
+    from shards.rle import mask_to_rle
+    from shards.writer import ShardWriter
+
+    keys = []
+    mask = np.zeros((side, side), bool)
+    mask[side // 4:side // 2, side // 4:3 * side // 4] = True
+    with ShardWriter(split, max_count=8) as w:
+        for i in range(n):
+            rng = np.random.default_rng(i)
+            shape = (side + 8, side + 8, 3) if broken.get(i) == "size" else (side, side, 3)
+            data = encode(rng.integers(0, 255, shape, dtype=np.uint8), "PNG")
+            if broken.get(i) == "image":
+                data = b"\x89PNG\r\n\x1a\n" + bytes(rng.integers(0, 255, 64, dtype=np.uint8))
+            key = make_key("broken", f"img{i}.png")
+            info = ImageInfo(str(i), side, side, hashlib.sha256(data).hexdigest(), "broken")
+            w.write(Sample(key, info, data, "png", [Target(["the box"], mask_to_rle(mask), "res", "instance",
+                                                           "broken")]))
+            keys.append(key)
+    return keys
