@@ -24,7 +24,8 @@ from unilseg.eval.config import EvalConfig
                    "<target id> = <sample key>_<target index> (with --texts all: "
                    "<sample key>_<target index>_<text index>); 8-bit 0/255 masks or probability maps "
                    "(value/255) at the image's own size. A size mismatch is an error naming the target; a "
-                   "missing file counts as an empty mask (IoU 0) unless --skip-missing.")
+                   "missing file counts as wrong in every metric (IoU 0 on a target; a false positive, not a "
+                   "correct rejection, on a no-target expression) unless --skip-missing.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @verbose_option
 @settings_options(EvalConfig)
@@ -52,6 +53,7 @@ def command(data: str, out: str, checkpoint: str | None, predictions: str | None
     if predictions is not None:  # how many saved masks were missing, and what that did to the numbers
         missing = json.loads((Path(out) / METRICS_JSON).read_text())["missing"]
         how = ("left out of the score (--skip-missing)" if missing["counted_as"] == "skipped"
-               else "counted as empty masks (IoU 0)")
-        click.echo(f"{missing['count']} prediction(s) missing" + (f": {how}" if missing["count"] else ""))
+               else "counted as wrong (IoU 0; a no-target one as a false positive)")
+        nt = f" ({missing['no_target']} no-target)" if missing["no_target"] else ""
+        click.echo(f"{missing['count']} prediction(s) missing{nt}" + (f": {how}" if missing["count"] else ""))
     click.echo(f"wrote {out}/metrics.json, {out}/report.md, {out}/overlays.png")

@@ -87,13 +87,23 @@ def stats(path: str, as_json: bool, metadata_only: bool) -> None:
 @click.option("--out", required=True, help="PNG file to write (a local path or URL).")
 @click.option("--limit", default=36, show_default=True, help="Targets to draw.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (repeatable).")
-def preview(path: str, out: str, limit: int, tasks: tuple[str, ...]) -> None:
-    """Contact sheet of images with masks overlaid and their texts."""
+@click.option("--metadata-only", is_flag=True,
+              help="Trust the shards: skip reading them (checksums, member names); metadata is checked either way.")
+def preview(path: str, out: str, limit: int, tasks: tuple[str, ...], metadata_only: bool) -> None:
+    """Contact sheet of images with masks overlaid and their texts.
+
+    The sheet draws the first --limit targets of the first split under PATH, but the split is
+    checked whole first, as `stats` does: a damaged shard the sheet would not reach is still one
+    error line and exit 1 (every shard is read once for that, unless --metadata-only)."""
+    from shards.integrity import check_shards, check_split
     from shards.preview import preview_split  # the reader imports webdataset: when it runs
     from shards.verify import find_splits
 
     splits = find_splits(path)
     if not splits:
         raise click.ClickException(f"no split (dataset.json) under {path}")
+    check_split(splits[0])
+    if not metadata_only:
+        check_shards(splits[0])
     n = preview_split(splits[0], out, limit=limit, tasks=tasks or None)
     click.echo(f"wrote {out} ({n} targets from {splits[0]})")

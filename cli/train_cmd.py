@@ -31,14 +31,17 @@ def _data_specs(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 def command(data: list[tuple[str, float]], out: str, no_augment: bool, **settings) -> None:
     """Train UniLSeg with Ray Train on shard datasets mixed by weight.
 
-    Prints one line per logged step (--log-every) from rank 0, worker warnings and a summary;
-    --verbose adds what Ray and its workers print.
+    Prints one line per logged step (--log-every) from rank 0, worker warnings and a summary
+    with the broken targets skipped; too many of them (--max-skipped-fraction) stop training
+    with one error line. --verbose adds what Ray and its workers print.
     """
     from unilseg.train import run_training  # imports Ray Train and torch: seconds, only when training
+    from unilseg.train_progress import skipped_text
 
     cfg = TrainConfig(data=data, out=out, augment=None if no_augment else {}, **pick(settings, TrainConfig))
     result = run_training(cfg, echo=click.echo)
     m = result["metrics"]
     summary = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float))
     click.echo(f"step {result['step']}: {result['checkpoint']}" + (f" ({summary})" if summary else "")
+               + skipped_text(m, "; ", always=True)
                + (f"; loss curve {result['loss_curve']}" if result.get("loss_curve") else ""))

@@ -108,3 +108,52 @@ DAMAGE: dict[str, Callable[[Path], str]] = {
     "member name with ..": lambda split: _rewrite_members(split, _renamed("../")),
     "slash in the key": lambda split: _rewrite_members(split, _renamed("sub/")),
 }
+
+
+def damage_last_shard(split: Path, kind: str) -> str:
+    """DAMAGE[kind] applied to the split's last shard instead of its first: a reader that stops
+    early (a preview with a small --limit) never reaches it. Returns what DAMAGE[kind] returns."""
+    info = _info(split)
+    info["shards"].reverse()  # the builders damage the first listed shard
+    _write_info(split, info)
+    what = DAMAGE[kind](split)
+    info = _info(split)  # a member rewrite updated the entry's sha256 and size
+    info["shards"].reverse()
+    _write_info(split, info)
+    return what
+
+
+BROKEN_KINDS = ("image", "size")  # bytes no decoder reads; an image of another size than its mask
+
+
+def write_broken_targets_split(split: Path, n: int, broken: dict[int, str], side: int = 32) -> list[str]:
+    """A valid split of `n` one-target samples (side x side noise, a box mask) in which
+    ``broken[i]`` breaks sample i's target the way the training stream must skip: "image"
+    stores bytes that decode to nothing, "size" an image larger than its mask. The shards,
+    checksums and manifest are all consistent: only decoding finds these. Returns the keys."""
+    import hashlib
+
+    import numpy as np
+
+    from conftest import encode
+    from shards.format import ImageInfo, Sample, Target
+    from shards.keys import make_key
+    from shards.rle import mask_to_rle
+    from shards.writer import ShardWriter
+
+    keys = []
+    mask = np.zeros((side, side), bool)
+    mask[side // 4:side // 2, side // 4:3 * side // 4] = True
+    with ShardWriter(split, max_count=8) as w:
+        for i in range(n):
+            rng = np.random.default_rng(i)
+            shape = (side + 8, side + 8, 3) if broken.get(i) == "size" else (side, side, 3)
+            data = encode(rng.integers(0, 255, shape, dtype=np.uint8), "PNG")
+            if broken.get(i) == "image":
+                data = b"\x89PNG\r\n\x1a\n" + bytes(rng.integers(0, 255, 64, dtype=np.uint8))
+            key = make_key("broken", f"img{i}.png")
+            info = ImageInfo(str(i), side, side, hashlib.sha256(data).hexdigest(), "broken")
+            w.write(Sample(key, info, data, "png", [Target(["the box"], mask_to_rle(mask), "res", "instance",
+                                                           "broken")]))
+            keys.append(key)
+    return keys

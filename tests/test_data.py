@@ -13,7 +13,10 @@ from shards.converters.convert import convert
 from shards.reader import ChecksumError, ShardReader
 from shards.synth import generate_shapes
 from unilseg.data.augment import AugmentConfig, augment_sample, mentions_left_right, swap_left_right_words
-from unilseg.data.dataset import TargetDataset
+from damage_fixtures import BROKEN_KINDS, write_broken_targets_split
+from shards.errors import ShardError
+from shards.integrity import worker_message
+from unilseg.data.dataset import SKIP_BASE, SkipCounter, TargetDataset
 from shards.layout import resolve_split_dir
 from unilseg.data.mixing import parse_data_spec, weighted_mix
 from unilseg.data.split import plan_epoch
@@ -203,3 +206,49 @@ def test_corrupt_shard_fails_checksum(synth, tokenizer, tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(ChecksumError):
         list(TargetDataset([(bad, 1.0)], tokenizer, SIZE, epochs=1))
+
+
+def test_skip_limit_is_a_fraction_of_at_least_skip_base():
+    counter = SkipCounter(0.01)
+    for _ in range(SKIP_BASE // 100):  # 1 % of the base: the first 10 skips never stop a run
+        counter.add(True, "split", "k target 0: bad")
+    with pytest.raises(ShardError, match=r"^split: 11 of the 11 targets read were broken and skipped.*last: k9"):
+        counter.add(True, "split", "k9 target 0: bad")
+    counter = SkipCounter(0.01)
+    for _ in range(3000):
+        counter.add(False)
+    for _ in range(30):  # 1 % of 3030 read
+        counter.add(True)
+    assert counter.counts() == (3030, 30)
+    with pytest.raises(ShardError, match="31 of the 3031"):
+        counter.add(True)
+    with pytest.raises(ShardError, match="1 of the 1 targets"):
+        SkipCounter(0.0).add(True)  # none tolerated
+    unbounded = SkipCounter(None)
+    for _ in range(5000):
+        unbounded.add(True)
+    assert unbounded.counts() == (5000, 5000)
+
+
+@pytest.mark.timeout(90)
+def test_an_all_broken_split_stops_the_endless_stream(tokenizer, tmp_path):
+    """Every target broken (undecodable images, images larger than their masks): the endless
+    stream of a DataLoader process stops with one line after 1 % of SKIP_BASE, instead of
+    skipping forever."""
+    write_broken_targets_split(tmp_path / "bad", 12, {i: BROKEN_KINDS[i % 2] for i in range(12)})
+    ds = TargetDataset([(tmp_path / "bad", 1.0)], tokenizer, SIZE, max_skipped_fraction=0.01, shuffle_buffer=4)
+    with pytest.raises(ShardError) as err:
+        next(iter(DataLoader(ds, batch_size=2, num_workers=1)))
+    line = worker_message(err.value)
+    assert line.startswith(f"{tmp_path / 'bad'}: 11 of the 11 targets read were broken and skipped") and "\n" not in line
+    assert "max_skipped_fraction 0.01" in line and " target 0: " in line
+    assert ds.skips.counts() == (11, 11)  # the DataLoader process counted into the rank's shared counter
+
+
+def test_broken_targets_are_skipped_and_counted_across_loader_processes(tokenizer, tmp_path):
+    keys = write_broken_targets_split(tmp_path / "few", 30, {3: "image", 17: "size"})
+    ds = TargetDataset([(tmp_path / "few", 1.0)], tokenizer, SIZE, epochs=1, return_meta=True,
+                       max_skipped_fraction=0.01)
+    got = [m["key"] for *_, m in DataLoader(ds, batch_size=None, num_workers=2)]
+    assert sorted(got) == sorted(k for i, k in enumerate(keys) if i not in (3, 17))
+    assert ds.skips.counts() == (30, 2)  # both processes' reads and skips

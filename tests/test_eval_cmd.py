@@ -96,23 +96,44 @@ def test_released_layout_with_a_preset_gives_the_same_metrics(setup, tmp_path):
     assert res.exit_code != 0 and "does not match the model" in res.output
 
 
+def test_a_preset_beside_our_checkpoint_must_be_its_own(setup, tmp_path):
+    """`eval --preset` with our checkpoint: an unknown or another preset is a one-line error naming
+    both (it was silently dropped); the checkpoint's own preset scores as without it. No report."""
+    root, _, _, ckpt = setup
+    args = ["eval", "--checkpoint", str(ckpt), "--data", str(root / "ds"), "--no-progress", "--limit", "2"]
+    for preset, said in (("no-such-preset", "unknown preset 'no-such-preset'"),
+                         ("unilseg-demo", "preset 'unilseg-demo' differs from the model")):
+        res = CliRunner().invoke(main, args + ["--out", str(tmp_path / preset), "--preset", preset])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 1 and len(lines) == 1 and said in lines[0], res.output
+        assert not (tmp_path / preset).exists()
+    assert "carries, preset 'unilseg-tiny'" in lines[0] and str(ckpt) in lines[0]
+    res = CliRunner().invoke(main, args + ["--out", str(tmp_path / "same"), "--preset", "unilseg-tiny"])
+    assert res.exit_code == 0, res.output
+    same = json.loads((tmp_path / "same" / "metrics.json").read_text())["metrics"]
+    evaluate(str(root / "ds"), str(tmp_path / "none"), checkpoint=str(ckpt), progress=False, limit=2)
+    assert same == json.loads((tmp_path / "none" / "metrics.json").read_text())["metrics"]
+
+
 def test_cli_scores_saved_masks_and_reports_problems(setup, tmp_path):
     root, gts, _, _ = setup
     ids = list(gts)
     for tid, m in gts.items():
         save_png(tmp_path / "pred" / f"{tid}.png", m)
     (tmp_path / "pred" / f"{ids[2]}.png").unlink()  # res1: half of the res masks
+    (tmp_path / "pred" / f"{ids[1]}.png").unlink()  # gres0: the no-target expression
     args = ["eval", "--predictions", str(tmp_path / "pred"), "--data", str(root / "ds"), "--out",
             str(tmp_path / "out"), "--no-progress"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    assert "1 prediction(s) missing" in (tmp_path / "out" / "report.md").read_text()
-    # the console says so too, and the missing mask scores IoU 0 (half of the res masks: mIoU 0.5, not 1)
-    assert "res (2): " in res.output and "mIoU 0.5000" in res.output
-    assert "1 prediction(s) missing: counted as empty masks (IoU 0)" in res.output
+    assert "2 prediction(s) missing" in (tmp_path / "out" / "report.md").read_text()
+    # the console says so too: the missing mask scores IoU 0 (half of the res masks: mIoU 0.5, not 1), and the
+    # missing no-target one is a false positive (N-acc 0, not 1)
+    assert "res (2): " in res.output and "mIoU 0.5000" in res.output and "N-acc 0.0000" in res.output
+    assert "2 prediction(s) missing (1 no-target): counted as wrong" in res.output
     res = CliRunner().invoke(main, args + ["--skip-missing"])
     assert res.exit_code == 0 and "res (1): " in res.output and "mIoU 1.0000" in res.output
-    assert "1 prediction(s) missing: left out of the score (--skip-missing)" in res.output
+    assert "2 prediction(s) missing (1 no-target): left out of the score (--skip-missing)" in res.output
     save_png(tmp_path / "pred" / f"{ids[0]}.png", np.zeros((5, 5), bool), shape=(5, 5))
     res = CliRunner().invoke(main, args)
     assert res.exit_code != 0 and f"{ids[0]}: prediction is 5x5 (w x h), the image is 32x24" in res.output

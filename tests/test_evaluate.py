@@ -1,6 +1,7 @@
 """unilseg.eval.evaluate: saved PNG masks scored by hand-computable metrics; missing and mis-sized files."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -78,25 +79,34 @@ def test_probability_pngs_are_thresholded_at_half(split, tmp_path):
     assert m["res"]["mIoU"] == 1.0
 
 
-def test_missing_pngs_count_as_empty_masks_unless_skipped(split, tmp_path):
+def test_missing_pngs_count_as_wrong_in_every_metric_unless_skipped(split, tmp_path):
     root, gts = split
-    ids = _ids(gts)  # res0, gres0, res1, sod1, gres2, sod2
+    ids = _ids(gts)  # res0, gres0 (no target), res1, sod1, gres2, sod2
     _write_preds(tmp_path / "pred", gts)
-    for i in (2, 5):  # half of a task's masks (res1) and one SOD map
+    for i in (1, 2, 3):  # the no-target expression, half of the res masks (res1) and one SOD map
         (tmp_path / "pred" / f"{ids[i]}.png").unlink()
     m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False)
-    # as the benchmarks count them: res1 is an empty mask, IoU 0
+    # a missing target scores IoU 0 and adds |G| = 224 to the union
     assert m["res"]["n"] == 2 and m["res"]["mIoU"] == 0.5 and m["res"]["oIoU"] == pytest.approx(100 / (100 + 224))
-    assert m["sod"]["n"] == 2 and m["sod"]["MAE"] > 0
+    # a missing no-target expression is a false positive over the whole image, never a correct rejection
+    assert (m["gres"]["N-acc"], m["gres"]["T-acc"], m["gres"]["gIoU"]) == (0.0, 1.0, 0.5)
+    assert m["gres"]["cIoU"] == pytest.approx(212 / (212 + H * W))
+    # a missing SOD map is the inverse of its ground truth: MAE 1 there (an empty map would score 192/768)
+    assert m["sod"]["n"] == 2 and m["sod"]["MAE"] == pytest.approx(0.5)
+    assert m["sod"]["S-measure"] < 0.6 and m["sod"]["maxF"] < 0.6
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert doc["missing"] == {"count": 2, "ids": [ids[2], ids[5]], "counted_as": "empty"}
-    assert doc["counts"]["res"] == {"scored": 2, "missing": 1}
+    assert {k: doc["missing"][k] for k in ("count", "no_target", "ids", "counted_as")} == \
+        {"count": 3, "no_target": 1, "ids": ids[1:4], "counted_as": "wrong"}
+    assert doc["counts"]["gres"] == {"scored": 2, "missing": 1}
+    assert ids[1] not in doc["run"]["overlays"]["best"] + doc["run"]["overlays"]["worst"]  # no stand-in drawn
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "2 prediction(s) missing** (res 1, sod 1): counted as empty masks (IoU 0)" in report and ids[5] in report
+    assert "3 prediction(s) missing** (gres 1, res 1, sod 1; 1 of them no-target): scored as wrong in every " \
+           "metric" in report and "whole-image false positive" in report and ids[3] in report
     # skipped on request: the found ones alone are scored
     m = evaluate(str(root / "ds"), str(tmp_path / "skip"), predictions=str(tmp_path / "pred"), progress=False,
                  skip_missing=True)
-    assert m["res"]["n"] == 1 and m["res"]["mIoU"] == 1.0 and m["sod"]["n"] == 1
+    assert m["res"]["n"] == 1 and m["res"]["mIoU"] == 1.0 and m["sod"]["n"] == 1 and m["gres"]["n"] == 1
+    assert math.isnan(m["gres"]["N-acc"])
     doc = json.loads((tmp_path / "skip" / "metrics.json").read_text())
     assert doc["missing"]["counted_as"] == "skipped" and doc["counts"]["sod"] == {"scored": 1, "missing": 1}
     assert "left out of the metrics below (--skip-missing)" in (tmp_path / "skip" / "report.md").read_text()

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from damage_fixtures import DAMAGE
+from damage_fixtures import DAMAGE, damage_last_shard
 from eval_fixtures import write_split
 from shards.errors import ShardError
 from shards.integrity import check_split, guarded, worker_message
@@ -111,3 +111,21 @@ def test_stats_metadata_only_trusts_the_shards(valid, tmp_path, kind):
     split, _ = _damaged(valid, tmp_path, kind)
     res = CliRunner().invoke(main, ["shards", "stats", "--metadata-only", str(split)])
     assert res.exit_code == 0 and "targets" in res.output, res.output
+
+
+@pytest.mark.parametrize("kind", READ)
+def test_preview_checks_the_whole_split_as_stats_does(valid, tmp_path, kind):
+    """A sheet of one target reads only the first shard; damage in the last one still fails the
+    command in one line, and no sheet is written (--metadata-only trusts the shards, as stats)."""
+    split = tmp_path / "last" / "val"
+    shutil.copytree(valid, split)
+    damage_last_shard(split, kind)
+    runner = CliRunner()
+    res = runner.invoke(main, ["shards", "preview", str(split), "--limit", "1", "--out", str(tmp_path / "a.png")])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    assert str(split) in lines[0] and not (tmp_path / "a.png").exists()
+    assert runner.invoke(main, ["shards", "stats", str(split)]).exit_code == 1
+    res = runner.invoke(main, ["shards", "preview", str(split), "--limit", "1", "--metadata-only", "--out",
+                               str(tmp_path / "b.png")])
+    assert res.exit_code == 0 and (tmp_path / "b.png").exists(), res.output  # the sheet never reached the damage

@@ -80,3 +80,27 @@ def test_empty_or_blank_expression_is_a_one_line_error(tmp_path):
         lines = res.output.strip().splitlines()
         assert res.exit_code == 1 and len(lines) == 1 and "empty or non-string expression" in lines[0], res.output
     assert not (tmp_path / "m.png").exists()
+
+
+def test_a_preset_beside_our_checkpoint_is_checked_not_dropped(tmp_path):
+    """Our checkpoints carry their config: an unknown preset, or a known one that is not the
+    checkpoint's, is a one-line error naming both; the checkpoint's own preset is accepted."""
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "latest.pt", build_model("unilseg-tiny").eval(), step=1)
+    img = tmp_path / "img.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(img)
+
+    def run(*preset):
+        return CliRunner().invoke(main, ["predict", "--checkpoint", str(ckpt), str(img), "the square", "--out",
+                                         str(tmp_path / "m.png"), *preset])
+
+    res = run("--preset", "no-such-preset")
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and "unknown preset 'no-such-preset'" in lines[0], res.output
+    res = run("--preset", "unilseg-demo")
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert "preset 'unilseg-demo' differs from the model" in lines[0] and "preset 'unilseg-tiny'" in lines[0]
+    assert str(ckpt) in lines[0] and "input_size 96 vs 128" in lines[0]
+    assert not (tmp_path / "m.png").exists()
+    assert run("--preset", "unilseg-tiny").exit_code == 0 and (tmp_path / "m.png").exists()

@@ -106,6 +106,8 @@ def test_two_workers_survive_lost_worker_resume_and_rerun_noop(synth, ray_cluste
     loaded = load_checkpoint(run / LATEST)
     assert loaded.step == 4 and loaded.extra["world_size"] == 2 and loaded.config["input_size"] == 128
     assert result["metrics"]["loss"] > 0 and result["metrics"]["samples_per_s"] > 0
+    # both ranks' data streams counted (summed over ranks since the restart); this split has nothing broken
+    assert result["metrics"]["targets_skipped"] == 0 and result["metrics"]["targets_read"] >= 8
 
     # a rerun at the same step count returns at once, without starting Ray Train
     t0 = time.perf_counter()
@@ -190,6 +192,44 @@ def test_damaged_shard_stops_training_at_once(synth, ray_cluster, tmp_path):
     # (the flipped bytes may also spoil a record before the shard's end: a warning line then)
     assert lines[0] == "starting at step 0 from random weights on 2 worker(s), target 50"
     assert all(l.startswith("warning (rank ") for l in lines[1:]), lines
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_broken_targets_are_counted_and_too_many_stop_training_at_once(ray_cluster, tmp_path):
+    """`unilseg train` over 2 broken targets among 40 trains and counts them in its step lines and
+    summary; over a split whose every target is broken it ends with one error line (the run is
+    not restarted) instead of skipping forever."""
+    import re
+
+    from click.testing import CliRunner
+
+    from cli import main
+    from damage_fixtures import BROKEN_KINDS, write_broken_targets_split
+
+    few, bad = tmp_path / "few" / "train", tmp_path / "bad" / "train"
+    write_broken_targets_split(few, 40, {5: "image", 22: "size"})
+    write_broken_targets_split(bad, 40, {i: BROKEN_KINDS[i % 2] for i in range(40)})
+    common = ["--workers", "1", "--batch-size", "4", "--loader-workers", "1", "--shuffle-buffer", "8"]
+    # 10 steps of 4 take more than the 38 good targets: the whole split is read, both broken ones too
+    res = CliRunner().invoke(main, ["train", "--data", str(few), "--out", str(tmp_path / "r1"), "--steps", "10",
+                                    "--log-every", "5", *common])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    last_step = next(l for l in reversed(lines) if l.startswith("step 10/10 "))
+    found = re.search(r"skipped (\d+) of (\d+) targets \(broken\)", last_step)
+    assert found and int(found[1]) >= 2 and int(found[2]) >= 40, last_step
+    summary = re.search(r"; skipped (\d+) of (\d+) targets \(broken\)", lines[-1])
+    assert lines[-1].startswith("step 10: ") and summary and int(summary[1]) >= 2, lines[-1]
+    assert any(l.startswith("warning (rank 0): skipping ") for l in lines)
+
+    res = CliRunner().invoke(main, ["train", "--data", str(bad), "--out", str(tmp_path / "r2"), "--steps", "50",
+                                    "--max-failures", "2", *common])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and lines[-1].startswith(f"Error: {bad}: 11 of the 11 targets read were broken "
+                                                       "and skipped"), res.output
+    assert "max_skipped_fraction 0.01" in lines[-1] and not any(l.startswith("step ") for l in lines)
+    assert len([e for e in read_metrics(tmp_path / "r2") if e["event"] == "start"]) == 1, "restarted"
 
 
 def test_read_metrics_skips_a_line_cut_by_a_killed_worker(tmp_path):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from unilseg.train_progress import draw_loss_curve, follow, format_event, loss_history
+from unilseg.train_progress import draw_loss_curve, follow, format_event, loss_history, skipped_text
 
 
 def _report(step, loss, checkpoint=False):
@@ -26,6 +26,17 @@ def test_lines_of_events():
     assert format_event({"event": "warning", "rank": 1, "message": "skipping k target 0"}) == \
         "warning (rank 1): skipping k target 0"
     assert format_event({"event": "something else"}) is None
+
+
+
+def test_skipped_targets_show_in_step_lines_once_there_are_some_and_always_in_the_summary():
+    clean = {**_report(4, 1.0), "targets_read": 40, "targets_skipped": 0}
+    assert format_event(clean) == format_event(_report(4, 1.0))
+    assert format_event({**clean, "targets_skipped": 2, "checkpoint": True}) == \
+        "step 4/10  loss 1.0000 (bce 0.5000, dice 0.3333)  lr 1.00e-04  3.0 samples/s  " \
+        "skipped 2 of 40 targets (broken)  [checkpoint]"
+    assert skipped_text(clean, "; ", always=True) == "; skipped 0 of 40 targets (broken)"
+    assert skipped_text({"loss": 1.0}, "; ", always=True) == ""  # a run from before the counts
 
 
 def test_follow_echoes_each_appended_event_once(tmp_path):

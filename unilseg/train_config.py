@@ -48,6 +48,9 @@ class TrainConfig:
     augment: dict | None = setting(help="unilseg.data.AugmentConfig fields; None = letterbox only",
                                    factory=dict, cli=False)
     shuffle_buffer: int = setting(256, "targets held for shuffling per reader", min=1)
+    max_skipped_fraction: float = setting(0.01, "broken targets (an image or RLE that does not decode, a mask of "
+                                          "another size) a worker may skip, as a fraction of the targets it read "
+                                          "(of at least 1000): more stop training with an error", min=0, max=1)
     threads_per_worker: int = setting(1, "torch threads per Ray worker", min=1)
     niceness: int | None = setting(None, "OS priority of the workers [default: the caller's; Ray would start "
                                    "them at 15]", min=-20, max=19)

@@ -1,7 +1,9 @@
 """What a person sees of a training run: one console line per logged step, and the loss curve.
 
 The workers write their events to RUN/metrics.jsonl (rank 0's reports and (re)starts, any
-rank's warnings; unilseg.train_worker). The driver follows that file while Ray Train runs
+rank's warnings; unilseg.train_worker). A report carries the targets every rank's data stream
+read and skipped as broken since the workers (re)started; a step line shows them once one was
+skipped. The driver follows that file while Ray Train runs
 (``follow``) and hands each new event, as one line, to a callback: the command line echoes
 it, a Prefect flow logs it. Ray's own worker output is not forwarded (unilseg.ray_runtime),
 so each line appears once, whatever the number of workers. ``draw_loss_curve`` renders the
@@ -39,12 +41,22 @@ def format_event(e: dict[str, Any]) -> str | None:
     if kind == "report":
         total = f"/{e['steps']}" if "steps" in e else ""
         return (f"step {e['step']}{total}  loss {e['loss']:.4f} (bce {e['bce']:.4f}, dice {e['dice']:.4f})  "
-                f"lr {e['lr']:.2e}  {e['samples_per_s']:.1f} samples/s" + ("  [checkpoint]" if e.get("checkpoint") else ""))
+                f"lr {e['lr']:.2e}  {e['samples_per_s']:.1f} samples/s" + skipped_text(e, "  ")
+                + ("  [checkpoint]" if e.get("checkpoint") else ""))
     if kind == "warning":
         return f"warning (rank {e.get('rank', '?')}): {e.get('message')}"
     if kind == "out_of_time":
         return f"time budget {e.get('time_limit_s', 0):.0f} s used: stopped at step {e.get('step')}"
     return None
+
+
+def skipped_text(metrics: dict[str, Any], prefix: str = "", always: bool = False) -> str:
+    """"<prefix>skipped N of M targets (broken)" from a report's counts: in every step line once a
+    target was skipped, and (`always`) in the summary; "" when the report has no counts."""
+    skipped, read = metrics.get("targets_skipped"), metrics.get("targets_read")
+    if skipped is None or read is None or not (skipped or always):
+        return ""
+    return f"{prefix}skipped {int(skipped)} of {int(read)} targets (broken)"
 
 
 class _Follower(threading.Thread):

@@ -46,7 +46,7 @@ from shards.errors import UniLSegError
 from shards.integrity import worker_message
 from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, read_checkpoint_file, save_checkpoint
 from unilseg.data.augment import AugmentConfig
-from unilseg.data.dataset import TargetDataset
+from unilseg.data.dataset import SkipCounter, TargetDataset
 from unilseg.losses import unilseg_loss
 from unilseg.model import UniLSeg, build_model
 from unilseg.model.loading import is_training_checkpoint, model_config
@@ -200,6 +200,7 @@ class WorkerState:
     start: int  # the step restored from
     trained_s: float  # training seconds before this (re)start
     guard: WorkerGuard  # the run's workers lock; ends the process if the driver's Ray dies
+    skips: SkipCounter  # targets this rank's data stream read and skipped as broken (since this start)
     t_begin: float = field(default_factory=time.perf_counter)
     sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "bce": 0.0, "dice": 0.0})
     n: int = 0  # steps summed in `sums`
@@ -235,14 +236,15 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
                          "niceness": os.getpriority(os.PRIO_PROCESS, 0), "target": cfg.steps}, so)
     dataset = TargetDataset(cfg.data, tokenizer, size, seed=cfg.seed * 100_003 + start, rank=rank, world_size=world,
                             augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
-                            shuffle_buffer=cfg.shuffle_buffer, storage_options=so)
+                            shuffle_buffer=cfg.shuffle_buffer, storage_options=so,
+                            max_skipped_fraction=cfg.max_skipped_fraction)
     loader = DataLoader(dataset, batch_size=cfg.batch_size // world, num_workers=cfg.num_loader_workers,
                         pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None,
                         worker_init_fn=die_with_parent)
     wrapped.train()
     batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
     return WorkerState(cfg, rank, world, out, wrapped, optimizer, ray.train.torch.get_device(), batches,
-                       start, trained_s, WorkerGuard(out), storage_options=so)
+                       start, trained_s, WorkerGuard(out), dataset.skips, storage_options=so)
 
 
 def clock(state: WorkerState) -> tuple[float, float, bool]:
@@ -280,14 +282,30 @@ def train_step(state: WorkerState, step: int, lr: float) -> None:
     state.n += 1
 
 
+def skip_totals(state: WorkerState) -> tuple[int, int]:
+    """(targets read, targets skipped as broken) by every rank's data stream since this start.
+
+    A collective when world > 1: every rank calls it at the same step (in `report`). The
+    stream runs a few batches ahead of the step, so "read" is a little ahead of "trained on".
+    """
+    counts = torch.tensor(state.skips.counts(), dtype=torch.int64, device=state.device)
+    if state.world > 1:
+        torch.distributed.all_reduce(counts)
+    read, skipped = counts.tolist()
+    return int(read), int(skipped)
+
+
 def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool, out_of_time: bool) -> None:
-    """Reports the window's mean losses to Ray Train (a barrier: every rank calls it); rank 0 also
-    saves and publishes a checkpoint when `save`, and logs the line."""
+    """Reports the window's mean losses and the broken targets skipped so far to Ray Train (a
+    barrier: every rank calls it); rank 0 also saves and publishes a checkpoint when `save`,
+    and logs the line."""
     cfg, per_worker = state.cfg, state.per_worker
     dt = time.perf_counter() - state.t_window
+    read, skipped = skip_totals(state)
     metrics = {"step": step, "lr": lr, "train_seconds": elapsed,
                "samples_per_s": state.n * per_worker * state.world / dt,
-               **{k: v / state.n for k, v in state.sums.items()}}
+               **{k: v / state.n for k, v in state.sums.items()},
+               "targets_read": read, "targets_skipped": skipped}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if save and state.rank == 0:

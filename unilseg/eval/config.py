@@ -29,7 +29,8 @@ class EvalConfig:
     preset: str | None = setting(None, "model preset, for a released checkpoint (unilseg-swin-b)")
     device: str | None = setting(None, "torch device for the model [cuda if available, else cpu]")
     skip_missing: bool = setting(False, "with saved masks: leave an expression whose PNG is missing out of the "
-                                 "score (by default it counts as an empty mask, IoU 0, as the benchmarks count it)")
+                                 "score (by default a missing PNG counts as wrong in every metric: IoU 0, a no-target "
+                                 "expression as a false positive)")
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -32,7 +32,7 @@ from shards.rle import mask_to_rle, rle_to_mask
 from shards.errors import UniLSegError
 from unilseg.eval.config import TEXT_MODES, EvalConfig
 from unilseg.eval import overlays, report
-from unilseg.eval.families import family_of
+from unilseg.eval.families import MISSING_RULE, family_of, missing_stand_in
 from unilseg.eval.metrics import per_sample_iou
 from unilseg.eval.predictors import EvalError, ModelPredictor, PngPredictor
 
@@ -54,6 +54,7 @@ class EvalItem:
         gt (dict | None): ground-truth RLE, None for a no-target expression.
         pred (Any): the stored prediction (RLE dict, or a _Map for SOD maps).
         iou (float): per-sample IoU at the run's threshold.
+        missing (bool): no prediction was found; `pred` is the stand-in that scores it as wrong.
     """
 
     id: str
@@ -69,6 +70,7 @@ class EvalItem:
     gt: dict[str, Any] | None
     pred: Any = None
     iou: float = math.nan
+    missing: bool = False
 
 
 # ----------------------------------------------------------------------------- storage
@@ -152,16 +154,10 @@ class Collected:
     """What one pass over a split produced."""
 
     items: list[EvalItem] = field(default_factory=list)
-    missing: list[tuple[str, str]] = field(default_factory=list)  # (id, task)
+    missing: list[tuple[str, str, bool]] = field(default_factory=list)  # (id, task, no target)
     truncated: bool = False
     multi_text_targets: int = 0  # targets with more than one text (matters for texts="first")
     sources: set[str] = field(default_factory=set)
-
-
-def _empty_prediction(item: EvalItem, continuous: bool) -> np.ndarray:
-    """What a missing prediction counts as: nothing predicted (a zero map for SOD)."""
-    shape = (item.height, item.width)
-    return np.zeros(shape, np.float32) if continuous else np.zeros(shape, bool)
 
 
 def collect(split_dir: Path | str, predictor: Any, threshold: float, texts: str = "first", limit: int | None = None,
@@ -169,9 +165,10 @@ def collect(split_dir: Path | str, predictor: Any, threshold: float, texts: str 
             storage_options: storage.StorageOptions = None) -> Collected:
     """Predicts (or reads) every expression of a split and stores it with its IoU.
 
-    A missing prediction (a saved PNG that is not there) is recorded in ``missing`` and counts
-    as an empty mask (IoU 0), as the benchmarks count it; with ``skip_missing`` it is left
-    out of the score instead.
+    A missing prediction (a saved PNG that is not there) is recorded in ``missing`` and is
+    never a success: it is scored as the stand-in that is wrong in every metric of its family
+    (families.missing_stand_in; an empty mask would be a correct rejection of a no-target
+    expression). With ``skip_missing`` it is left out of the score instead.
 
     Raises:
         EvalError: predictions whose size differs from their image's (all listed, up to
@@ -192,10 +189,12 @@ def collect(split_dir: Path | str, predictor: Any, threshold: float, texts: str 
         out.sources.add(item.source)
         family = family_of(item.task)
         if pred is None:
-            out.missing.append((item.id, item.task))
+            gt = _decode_gt(item.gt)
+            out.missing.append((item.id, item.task, gt is None or not gt.any()))
             if skip_missing:
                 continue
-            pred = _empty_prediction(item, family.continuous)
+            pred = missing_stand_in(gt, (item.height, item.width), family.continuous)
+            item.missing = True
         if pred.shape != (item.height, item.width):
             size_errors.append(f"{item.id}: prediction is {pred.shape[1]}x{pred.shape[0]} (w x h), "
                                f"the image is {item.width}x{item.height}")
@@ -281,7 +280,8 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     # every text scored: the first text of each target is a subset of the same predictions
     first_text = score([it for it in got.items if it.text_index == 0])[0] if texts == "all" else None
     with storage.staged_output_dir(out, so) as out_dir:
-        sheet = overlays.write_best_worst(split_dir, got.items, out_dir / report.OVERLAYS, overlay_k,
+        drawn = [it for it in got.items if not it.missing]  # a stand-in is no prediction to look at
+        sheet = overlays.write_best_worst(split_dir, drawn, out_dir / report.OVERLAYS, overlay_k,
                                           lambda it: pred_mask(it, thr), lambda it: _decode_gt(it.gt), so)
         if sheet is not None:
             sheet["path"] = storage.join(out, report.OVERLAYS)  # where it is published, not staged
@@ -290,6 +290,7 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
                     "predictor": {"kind": predictor.kind, **predictor.describe}, "threshold": thr, "texts": texts,
                     "limit": limit, "truncated": got.truncated, "multi_text_targets": got.multi_text_targets,
                     "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet,
-                    "missing_counted_as": "skipped" if cfg.skip_missing else "empty"}
+                    "missing_counted_as": "skipped" if cfg.skip_missing else "wrong",
+                    "missing_rule": "left out of the score (--skip-missing)" if cfg.skip_missing else MISSING_RULE}
         report.write_report(out_dir, metrics, details, got.items, got.missing, run_info, first_text)
     return metrics

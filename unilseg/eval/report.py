@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from unilseg.eval.families import family_of
+from unilseg.eval.families import MISSING_RULE, family_of
 from unilseg.eval.metrics import METRIC_CONVENTIONS, PREC_THRESHOLDS
 from unilseg.eval.published import BENCHMARK_FAMILY, PUBLISHED, render_comparison
 
@@ -172,7 +172,7 @@ def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]
         metrics: task -> metric dict (as the metric functions return them).
         details: task -> extra results (per-class IoU of semantic groups).
         items: the scored items (for counts per task).
-        missing: (id, task) of every expression without a prediction.
+        missing: (id, task, no target) of every expression without a prediction.
         run: what was run (split, predictor, threshold, texts, limit, truncated, sources,
             benchmark_arg, overlays).
         first_text: with every text scored, task -> metrics over each target's first text.
@@ -182,7 +182,7 @@ def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]
     for it in items:
         scored[it.task] = scored.get(it.task, 0) + 1
     missing_by_task: dict[str, int] = {}
-    for _, task in missing:
+    for _, task, _ in missing:
         missing_by_task[task] = missing_by_task.get(task, 0) + 1
     bench, how = resolve_benchmark(run.get("benchmark_arg"), run.get("sources", []), run["split"])
     blockers = comparison_blockers(bench, metrics, missing_by_task, run) if bench else []
@@ -191,8 +191,9 @@ def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]
         "families": {t: family_of(t).name for t in metrics},
         "counts": {t: {"scored": scored.get(t, 0), "missing": missing_by_task.get(t, 0)}
                    for t in sorted(set(scored) | set(missing_by_task))},
-        "missing": {"count": len(missing), "ids": [i for i, _ in missing[:MAX_LISTED]],
-                    "counted_as": run.get("missing_counted_as", "empty")},
+        "missing": {"count": len(missing), "no_target": sum(1 for *_, nt in missing if nt),
+                    "ids": [i for i, *_ in missing[:MAX_LISTED]],
+                    "counted_as": run.get("missing_counted_as", "wrong"), "rule": run.get("missing_rule")},
         "benchmark": {"name": bench, "how": how, "compared": bool(bench) and not blockers, "not_compared": blockers},
         "run": run,
         "first_text": first_text,
@@ -227,8 +228,9 @@ def render_report(doc: dict[str, Any]) -> str:
     if doc["missing"]["count"]:
         by_task = ", ".join(f"{t} {c['missing']}" for t, c in doc["counts"].items() if c["missing"])
         how = ("left out of the metrics below (--skip-missing)" if doc["missing"]["counted_as"] == "skipped"
-               else "counted as empty masks (IoU 0) in the metrics below, as the benchmarks count them")
-        lines += [f"**{doc['missing']['count']} prediction(s) missing** ({by_task}): {how}. "
+               else f"{doc['missing']['rule'] or MISSING_RULE}, in the metrics below")
+        lines += [f"**{doc['missing']['count']} prediction(s) missing** ({by_task}; "
+                  f"{doc['missing']['no_target']} of them no-target): {how}. "
                   f"First ids: {', '.join(doc['missing']['ids'])}", ""]
     by_family: dict[str, list[str]] = {}
     for task, fam in doc["families"].items():
