@@ -305,7 +305,7 @@ def headline(run_dir: Path) -> str:
                 continue
             lines.append(f"{run['dataset']}/{run['split']} ({task}):")
             lines += [f"  {name:<33} mIoU {ms[task]['mIoU']:.3f}  oIoU {ms[task]['oIoU']:.3f}  "
-                      f"({ms[task]['n']} expressions)" for name, ms in protocols if task in ms]
+                      f"({int(ms[task]['n'])} expressions)" for name, ms in protocols if task in ms]
     return "\n".join(lines) if lines else f"(no training or evaluation results under {run_dir})"
 
 

@@ -163,7 +163,7 @@ def test_the_demo_ends_with_its_headline_figures(tmp_path):
         '{"event": "report", "step": 600, "train_seconds": 246.0}\n')
     (run / "eval" / "synth-heldout").mkdir(parents=True)
     doc = {"run": {"dataset": "synth-heldout", "split": "val", "texts": "all"},
-           "metrics": {"res": {"mIoU": 0.61234, "oIoU": 0.6, "n": 2478}},
+           "metrics": {"res": {"mIoU": 0.61234, "oIoU": 0.6, "n": 2478.0}},  # n is a float in metrics.json
            "first_text": {"res": {"mIoU": 0.63, "oIoU": 0.611, "n": 953}}}
     (run / "eval" / "synth-heldout" / "metrics.json").write_text(json.dumps(doc))
     assert headline(run).splitlines() == [
