@@ -332,6 +332,24 @@ def test_a_rerun_left_with_only_unreadable_files(ray_cluster, tmp_path):
     assert [Path(r["input"]).name for r in q] == ["dangling.png"] and q[0]["kind"] == "unreadable"
 
 
+def test_inputs_that_are_not_there_fail_before_ray_starts(tmp_path, monkeypatch):
+    """A missing folder or a symlink loop named on the command line: one line, no Ray started and
+    nothing written (it once started Ray, ~25 s, and left OUT/train/dataset.json "complete" with
+    0 samples)."""
+    import annotation_engine.driver as driver
+
+    def no_ray(*_, **__):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(driver, "ensure_ray", no_ray)
+    os.symlink(tmp_path / "loop-b", tmp_path / "loop-a")
+    os.symlink(tmp_path / "loop-a", tmp_path / "loop-b")
+    for named, why in [(tmp_path / "missing", "no such file or folder"), (tmp_path / "loop-a", "symbolic link loop")]:
+        res = CliRunner().invoke(main, ["annotate", str(named), "--out", str(tmp_path / "out"), "--no-progress"])
+        assert why in _one_line_error(res)
+    assert not (tmp_path / "out").exists()
+
+
 def test_sam_tiny_hf_through_actors(ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_CAPTIONER", str(save_tiny_blip(tmp_path / "blip")))
     images = tmp_path / "images"
