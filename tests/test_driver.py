@@ -143,6 +143,7 @@ def test_bad_images_rerun_config_change_and_new_images(ray_cluster, tmp_path):
     assert len(set(new)) == 5 and max(Counter(new).values()) <= 3
     keys = _keys(split)
     assert len(keys) == 10 and set(keys.values()) == {1}
+    assert not list(split.glob(".lock*"))  # each run's writers removed their lock files (they once piled up)
 
 
 def test_duplicates_and_a_poison_image(ray_cluster, tmp_path):
@@ -330,6 +331,7 @@ def test_a_rerun_left_with_only_unreadable_files(ray_cluster, tmp_path):
     assert "0 written, 1 already done, 1 quarantined" in res.output
     q = _quarantine(out / "train")
     assert [Path(r["input"]).name for r in q] == ["dangling.png"] and q[0]["kind"] == "unreadable"
+    assert not list((out / "train").glob(".lock*"))
 
 
 def test_inputs_that_are_not_there_fail_before_ray_starts(tmp_path, monkeypatch):
