@@ -157,10 +157,15 @@ class Reaper:
     def __init__(self, proc: subprocess.Popen):
         self.proc = proc
 
-    def guard(self, folder: str) -> None:
-        """When this process ends, every process writing a file under ``folder`` is killed too."""
-        self.proc.stdin.write(os.path.realpath(folder).encode() + b"\n")
-        self.proc.stdin.flush()
+    def guard(self, folder: str) -> bool:
+        """When this process ends, every process writing a file under ``folder`` is killed too.
+        Returns False if the reaper is gone (nothing guards the folder then)."""
+        try:
+            self.proc.stdin.write(os.path.realpath(folder).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:  # BrokenPipeError: it died (or was killed)
+            return False
+        return True
 
 
 def start_reaper() -> Reaper | None:

@@ -93,8 +93,10 @@ def start_local_ray(**init_kwargs: Any) -> str:
     finally:
         auth_log.setLevel(level)
         os.environ.pop(_GCS_PORT_ENV, None)
-    if reaper is not None:  # every process of the session writes its logs under the session directory
-        reaper.guard(ray._private.worker._global_node.get_session_dir_path())  # not in Ray's public API (2.60)
+    session = ray._private.worker._global_node.get_session_dir_path()  # not in Ray's public API (2.60)
+    if reaper is not None and not reaper.guard(session):  # every process of the session writes its logs there
+        log.warning("the reaper of this Ray session is gone: a kill -9 of this process may leave Ray processes "
+                    "running (%s)", session)
     return ray.get_runtime_context().gcs_address
 
 
