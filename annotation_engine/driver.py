@@ -17,7 +17,6 @@ split marked incomplete; the next run skips what is written and finishes it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
@@ -141,28 +140,51 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
     with _Progress(ledger, cfg.name, progress, on_progress) as watcher:
         try:
             ds.write_datasink(sink, ray_remote_args={"num_cpus": 0, **pinned}, concurrency=max(1, run.actors))
+            counts = watcher.poll()  # a ledger that died after the last write fails here
         except (Exception, KeyboardInterrupt) as e:  # Ctrl-C too: say what is kept, in one line
-            with contextlib.suppress(Exception):
-                watcher.poll()
-            commit_split(split_dir, storage_options, status="incomplete")
-            why = f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e).strip() else type(e).__name__
+            why = _stop_reason(e, watcher)
+            kept = "nothing was written, run again"
+            if storage.exists(split_dir, storage_options):  # a writer started: keep what it finished
+                commit_split(split_dir, storage_options, status="incomplete")
+                kept = "the split is marked incomplete, run again to finish it"
             raise RunStopped(f"annotation stopped early after {watcher.last.get('annotated', 0)} annotated "
-                             f"image(s) ({why}); the split is marked incomplete, run again to finish it") from e
+                             f"image(s) ({why}); {kept}") from e
         finally:
-            ray.get(ledger.save_index.remote())
-        counts = watcher.poll()
+            _save_index(ledger)
     ray.kill(ledger)
     if not counts.get("listed"):
         raise UniLSegError(f"no images under {images}")
     summary = sink.summary or read_dataset_json(split_dir, storage_options)
     stats.update(total_s=round(time.perf_counter() - t0, 3), counts=counts)
-    if "first_end" in counts:  # the engine's window: after its actors were built
+    if {"first_begin", "first_end", "last_end"} <= counts.keys():  # the engine's window: after its actors were built
         stats.update(first_image_s=round(counts["first_end"] - started, 3),
                      annotate_s=round(counts["last_end"] - counts["first_begin"], 3))
     summary.update(written=counts.get("written", 0), quarantined=counts.get("quarantine_records", 0),
                    skipped=counts.get("skipped", 0) + counts.get("duplicates", 0), engine_version=version,
                    stats=stats)
     return summary
+
+
+def _stop_reason(e: BaseException, watcher: "_Progress") -> str:
+    """Why the pipeline stopped, in a few words. A dead ledger is named as such: the failure
+    Ray Data reports is then some task's, several layers deep."""
+    try:
+        watcher.poll()
+    except ray.exceptions.RayActorError:
+        return "the run's ledger actor died"
+    except Exception:  # noqa: BLE001 - the counters are only for the message
+        pass
+    return f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e).strip() else type(e).__name__
+
+
+def _save_index(ledger: Any) -> None:
+    """Saves the source index with what this run hashed. A dead ledger took this run's new
+    entries with it: the next run reads those images again (and finds them done), so that is
+    no reason to hide why the run stopped."""
+    try:
+        ray.get(ledger.save_index.remote())
+    except ray.exceptions.RayActorError:
+        log.debug("the run's ledger died: its new source index entries are lost", exc_info=True)
 
 
 class _Progress:

@@ -102,9 +102,14 @@ class Ledger:
         return (SUSPECT if self.crashes[sha] else GO), self.crashes[sha]
 
     def end(self, sha: str, outcome: str) -> None:
-        """The image is annotated ("annotated") or quarantined (its quarantine kind)."""
-        self.open.discard(sha)
+        """The image is annotated ("annotated") or quarantined (its quarantine kind).
+
+        Rows that never reached the engine (a file that could not be listed or read: no
+        ``begin``) are counted but leave the engine's times alone, which span begun images only."""
         self.counts["annotated" if outcome == "annotated" else "quarantined"] += 1
+        if sha not in self.open:
+            return
+        self.open.discard(sha)
         self.times["last_end"] = time.time()
         self.times.setdefault("first_end", self.times["last_end"])
 

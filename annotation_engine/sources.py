@@ -10,7 +10,8 @@ time) for objects; an empty version means "unknown": such a file is always read.
 
 Entries a local walk cannot take (a symlink loop, a broken link, an unreadable directory)
 are not passed over silently: they come out as rows with a ``problem`` and are quarantined
-with it.
+with it. An input the user named that is not there (no such file or folder, a link loop or
+broken link named directly) is an error before anything starts.
 
 The source index (``SPLIT/source_index.parquet``) maps (path, size, version) to the sha256
 of the file's bytes. A scheduled re-annotation over an unchanged bucket compares listings
@@ -20,6 +21,7 @@ with it and reads nothing; new or changed files are read and hashed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import io
@@ -40,6 +42,7 @@ from shards.images import IMAGE_FILE_SUFFIXES
 from shards.layout import SOURCE_INDEX
 
 _FILES_PER_TASK = 1000  # explicit files per listing task
+_CHECKED_URLS = 32  # named URLs checked one by one before the run starts (a command line's worth)
 _ROWS_PER_BLOCK = 256  # rows a listing task yields at a time
 LISTING_SCHEMA = pa.schema([("path", pa.string()), ("size", pa.int64()), ("version", pa.string()),
                             ("problem", pa.string())])
@@ -151,16 +154,19 @@ def partitions(images: str | os.PathLike | list) -> list[tuple[str, Any]]:
     or ("files", [paths]). Only a folder's top level is looked at here (its subfolders).
 
     Raises:
-        MissingInputError: a local path or pattern that matches nothing.
+        MissingInputError: a local pattern that matches nothing, or a named input that is not
+            there (``_check_named``): checked here, before Ray starts or anything is written.
     """
     if isinstance(images, (list, tuple)):
         out: list[tuple[str, Any]] = []
         files: list[str] = []
+        remote_named = sum(1 for x in images if storage.is_url(os.fspath(x)) and not storage.is_local(os.fspath(x)))
         for x in images:
             s = os.fspath(x)
             if glob.has_magic(s) or _is_dir(s):
                 out += partitions(s)
             else:
+                _check_named(s, remote=remote_named <= _CHECKED_URLS)
                 files.append(s)
         for i in range(0, len(files), _FILES_PER_TASK):
             out.append(("files", files[i:i + _FILES_PER_TASK]))
@@ -171,11 +177,37 @@ def partitions(images: str | os.PathLike | list) -> list[tuple[str, Any]]:
             raise MissingInputError(f"no file matches {s}")
         return [("glob", s)]
     if not _is_dir(s):
-        if not storage.exists(s):
-            raise MissingInputError(f"no image at {s}")
+        _check_named(s)
         return [("files", [s])]
     subdirs = _subdirs(s)
     return [("flat", s)] + [("tree", (d, s)) for d in subdirs]
+
+
+def _check_named(loc: str, remote: bool = True) -> None:
+    """Fails, before anything starts, on an input the user named that is not there.
+
+    Every local path is checked (one stat); a URL with one request, unless ``remote`` is False
+    (a long list of URLs: its listing tasks stat each anyway, and quarantine a missing one).
+
+    Raises:
+        MissingInputError: no such file or folder, a symbolic link loop, a broken link.
+    """
+    if (p := storage.local_path(loc)) is None:
+        if remote and not storage.exists(loc):
+            raise MissingInputError(f"no image at {loc}: no such file or folder")
+        return
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            why = "a symbolic link loop"
+        elif e.errno == errno.ENOENT and os.path.islink(p):
+            why = "a broken symbolic link"
+        elif e.errno == errno.ENOENT:
+            why = "no such file or folder"
+        else:
+            why = e.strerror or str(e)
+        raise MissingInputError(f"no image at {loc}: {why}") from None
 
 
 def _is_dir(loc: str) -> bool:

@@ -21,7 +21,8 @@ finished shard that dataset.json does not list yet (adopted by the next writer o
 own identity (``ShardWriter(writer_id=...)``, shard names ``shard-W-NNNNNN.tar``) and none
 writes dataset.json (``commit=False``); the driver calls ``commit_split`` once they have all
 finished, and again on resume. Locally a lock file keeps a second writer of the same
-identity out; object stores have no lock, so there the rule is on the driver.
+identity out (``shards.locks``: removed when its writer closes, and by the commit when a
+killed writer left it); object stores have no lock, so there the rule is on the driver.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards import storage
+from shards import locks, storage
 from shards.format import SCHEMA_VERSION
 from shards.layout import (DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, parse_shard_name, part_name,
                            shard_order)
@@ -124,6 +125,7 @@ def commit_split(split_dir: str | os.PathLike, storage_options: storage.StorageO
     """
     split_dir = os.fspath(split_dir)
     listing = list_split(split_dir, storage_options)
+    locks.clear_locks(split_dir, listing[0])  # those of killed writers (a live writer's stays)
     for rel in orphans(split_dir, storage_options, listing):
         if not parse_shard_name(rel):  # a shard without its part is damage, left for verify to report
             log.warning("removing %s left by an interrupted writer", storage.join(split_dir, rel))

@@ -4,7 +4,7 @@ A *location* is a string: a local path (relative or absolute, or ``file://...``)
 of any fsspec filesystem (``s3://bucket/x`` through s3fs, ``gs://``, ``memory://``, ...).
 Everything in ``shards`` that reads or writes a split goes through these functions; no
 other module branches on "local or remote". Local paths keep their plain-file speed: they
-use ``open``/``os`` directly (and a lock file), URLs go through fsspec.
+use ``open``/``os`` directly (and lock files: ``shards.locks``), URLs go through fsspec.
 
 Credentials and endpoints come from where each backend looks for them: for S3 the AWS
 credential chain (environment, ``~/.aws``, instance roles) and ``AWS_ENDPOINT_URL`` for
@@ -22,7 +22,6 @@ unfinished multipart upload is invisible; a bucket lifecycle rule reclaims its p
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -376,38 +375,6 @@ def arrow_filesystem(loc: str | os.PathLike, storage_options: StorageOptions = N
 
     fs, path = filesystem(loc, storage_options)
     return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)), path
-
-
-class _FileLock:
-    """An exclusive, non-blocking fcntl lock on a local file."""
-
-    def __init__(self, path: str):
-        self._f = open(path, "w")
-        try:
-            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            self._f.close()
-            raise RuntimeError(f"another writer holds {path}") from e
-
-    def release(self) -> None:
-        if not self._f.closed:
-            fcntl.flock(self._f, fcntl.LOCK_UN)
-            self._f.close()
-
-
-class _NoLock:
-    def release(self) -> None:
-        pass
-
-
-def lock(loc: str | os.PathLike, lock_name: str = ".lock") -> _FileLock | _NoLock:
-    """An exclusive lock on a local directory (RuntimeError if another process holds it).
-
-    Object stores offer no such lock: there the rule is one writer per split (or per
-    writer identity), and this returns a lock that does nothing."""
-    if (p := local_path(loc)) is not None:
-        return _FileLock(os.path.join(p, lock_name))
-    return _NoLock()
 
 
 @contextlib.contextmanager

@@ -39,9 +39,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from shards import storage
+from shards import locks, storage
 from shards.commit import commit_split, describe_shard, shard_entry, summary
 from shards.format import Sample, validate_sample
+from shards.locks import LOCK_PREFIX
 from shards.layout import (DATASET_JSON, PARTS_DIR, QUARANTINE, check_writer_id, parse_shard_name, part_name,
                            quarantine_part, shard_name, shard_order)
 from shards.manifest import ManifestRows, read_dataset_json, read_parquet, read_quarantine, write_json_atomic
@@ -232,7 +233,7 @@ class ShardWriter:
         self.commit, self.storage_options, self.skip_existing = commit, storage_options, skip_existing
         self.max_count, self.max_bytes = max_count, max_bytes
         storage.makedirs(storage.join(self.dir, PARTS_DIR))
-        self._lock = storage.lock(self.dir, ".lock" if writer_id is None else f".lock-{writer_id}")
+        self._lock = locks.lock(self.dir, LOCK_PREFIX if writer_id is None else f"{LOCK_PREFIX}-{writer_id}")
         self._staging = storage.staging_dir(self.dir)
         self._quarantine_loc = (storage.join(self.dir, QUARANTINE) if writer_id is None else
                                 storage.join(self.dir, PARTS_DIR, quarantine_part(writer_id)))

@@ -104,10 +104,12 @@ def save_tiny_git(path: Path) -> Path:
     return path
 
 
-def kill_annotation_driver(call: str, split: str, shards: int = 2, timeout_s: float = 120, poll_s: float = 0.05) -> None:
+def kill_annotation_driver(call: str, split: str, shards: int = 2, timeout_s: float = 120, poll_s: float = 0.05,
+                           before_kill=None) -> None:
     """Runs ``annotate_images(<call>)`` in a child process and SIGKILLs it once ``split`` (a local
     path or URL) holds at least ``shards`` finished shards; fails if the run ends first or the
-    shards do not come within ``timeout_s`` (a loaded machine starts the child slowly)."""
+    shards do not come within ``timeout_s`` (a loaded machine starts the child slowly).
+    ``before_kill(pid)``, if given, is called with the child's pid just before the kill."""
     import os
     import signal
     import subprocess
@@ -124,6 +126,8 @@ def kill_annotation_driver(call: str, split: str, shards: int = 2, timeout_s: fl
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.time() < deadline
             time.sleep(poll_s)
+        if before_kill is not None:
+            before_kill(proc.pid)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()

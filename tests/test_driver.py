@@ -143,6 +143,7 @@ def test_bad_images_rerun_config_change_and_new_images(ray_cluster, tmp_path):
     assert len(set(new)) == 5 and max(Counter(new).values()) <= 3
     keys = _keys(split)
     assert len(keys) == 10 and set(keys.values()) == {1}
+    assert not list(split.glob(".lock*"))  # each run's writers removed their lock files (they once piled up)
 
 
 def test_duplicates_and_a_poison_image(ray_cluster, tmp_path):
@@ -235,6 +236,120 @@ def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
     assert res["skipped"] >= partial and res["written"] == n - res["skipped"] and res["status"] == "complete"
     keys = _keys(split)
     assert len(keys) == n and set(keys.values()) == {1}
+
+
+def _kill_the_ledger_once(split: Path, shards: int, seen: set[str], kills: list[int]) -> None:
+    """SIGKILLs the process of the run's ledger actor (the named actor not in ``seen``) once
+    ``split`` holds ``shards`` finished shards; records the pid in ``kills``."""
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                 if a["name"].startswith("unilseg-ledger-") and a["name"] not in seen]
+        if names and len(list(split.glob("shard-*.tar"))) >= shards:
+            ledger = ray.get_actor(names[0], namespace="unilseg")
+            os.kill(ray.get(ledger.__ray_call__.remote(lambda self: os.getpid())), signal.SIGKILL)
+            kills.append(names[0])
+            return
+        time.sleep(0.1)
+
+
+def _one_line_error(res) -> str:
+    """The command's one-line error. Ray's own notice that a worker died ("(raylet) A worker died
+    or was killed ...", printed by Ray's error listener in the driver) may come beside it."""
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), (res.output, res.exception)
+    assert "Traceback" not in res.output, res.output
+    lines = [line for line in res.output.strip().splitlines() if line.strip() and "(raylet)" not in line]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    return lines[0]
+
+
+def test_a_killed_ledger_stops_the_run_in_one_line(ray_cluster, tmp_path):
+    """kill -9 of the run's ledger mid-run: the command says in one line that it stopped early
+    (it once ended in a traceback of the ledger's death, raised while saving the source index),
+    the split is marked incomplete, and the next run finishes it with every image once."""
+    import threading
+
+    images = tmp_path / "images"
+    n = 12
+    _many_photos(images, n)
+    split = tmp_path / "auto" / "train"
+    config = tmp_path / "engine.yaml"
+    config.write_text(yaml.safe_dump(_slow(0.3)))  # 12 images x 0.3 s: the run outlasts the kill
+    seen = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    kills: list[str] = []
+    killer = threading.Thread(target=_kill_the_ledger_once, args=(split, 2, seen, kills), daemon=True)
+    killer.start()
+    res = CliRunner().invoke(main, ["annotate", str(images), "--out", str(tmp_path / "auto"), "--engine",
+                                    str(config), "--max-count", "1", "--no-progress"])
+    killer.join()
+    assert kills, "the ledger was not killed while the run was in progress"
+    line = _one_line_error(res)
+    assert "stopped early" in line and "ledger actor died" in line and "marked incomplete" in line, line
+    assert json.loads((split / "dataset.json").read_text())["status"] == "incomplete"
+    again = annotate_images(str(images), str(tmp_path / "auto"), engine=_slow(0.3), actors=1, max_count=1,
+                            progress=False)
+    assert again["status"] == "complete"
+    keys = _keys(split)
+    assert len(keys) == n and set(keys.values()) == {1}
+
+
+def test_a_run_stopped_before_any_write_says_so_and_writes_nothing(ray_cluster, tmp_path, monkeypatch):
+    """The ledger dies before the first image reaches it: one line, and no split (the commit of
+    an incomplete split once failed on the folder no writer had made, with a traceback)."""
+    import annotation_engine.driver as driver
+
+    start = driver.start_ledger
+
+    def dead_on_arrival(*args, **kwargs):
+        ledger = start(*args, **kwargs)
+        os.kill(ray.get(ledger.__ray_call__.remote(lambda self: os.getpid())), signal.SIGKILL)
+        return ledger
+
+    monkeypatch.setattr(driver, "start_ledger", dead_on_arrival)
+    images = _write_photos(tmp_path / "images", ["coffee"])
+    res = CliRunner().invoke(main, ["annotate", str(images[0]), "--out", str(tmp_path / "auto"), "--no-progress"])
+    line = _one_line_error(res)
+    assert "ledger actor died" in line and "nothing was written" in line, line
+    assert not (tmp_path / "auto").exists()
+
+
+def test_a_rerun_left_with_only_unreadable_files(ray_cluster, tmp_path):
+    """Files that cannot be read are quarantined again by every run (they have no content to
+    mark done). A rerun with nothing else left once failed (KeyError: 'first_begin'); it now
+    writes nothing, says so, and exits 0."""
+    images = tmp_path / "images"
+    _write_photos(images, ["coffee"])
+    os.symlink(tmp_path / "gone.png", images / "dangling.png")
+    out = tmp_path / "auto"
+    first = annotate_images(str(images), str(out), engine=ENGINE, actors=1, progress=False)
+    assert (first["written"], first["quarantined"]) == (1, 1)
+    config = tmp_path / "engine.yaml"
+    config.write_text(yaml.safe_dump(ENGINE))
+    res = CliRunner().invoke(main, ["annotate", str(images), "--out", str(out), "--engine", str(config),
+                                    "--no-progress"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "0 written, 1 already done, 1 quarantined" in res.output
+    q = _quarantine(out / "train")
+    assert [Path(r["input"]).name for r in q] == ["dangling.png"] and q[0]["kind"] == "unreadable"
+    assert not list((out / "train").glob(".lock*"))
+
+
+def test_inputs_that_are_not_there_fail_before_ray_starts(tmp_path, monkeypatch):
+    """A missing folder or a symlink loop named on the command line: one line, no Ray started and
+    nothing written (it once started Ray, ~25 s, and left OUT/train/dataset.json "complete" with
+    0 samples)."""
+    import annotation_engine.driver as driver
+
+    def no_ray(*_, **__):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(driver, "ensure_ray", no_ray)
+    os.symlink(tmp_path / "loop-b", tmp_path / "loop-a")
+    os.symlink(tmp_path / "loop-a", tmp_path / "loop-b")
+    for named, why in [(tmp_path / "missing", "no such file or folder"), (tmp_path / "loop-a", "symbolic link loop")]:
+        res = CliRunner().invoke(main, ["annotate", str(named), "--out", str(tmp_path / "out"), "--no-progress"])
+        assert why in _one_line_error(res)
+    assert not (tmp_path / "out").exists()
 
 
 def test_sam_tiny_hf_through_actors(ray_cluster, tmp_path, monkeypatch):

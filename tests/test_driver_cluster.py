@@ -112,12 +112,16 @@ def test_a_killed_node_then_a_rerun_give_the_same_dataset(cluster, images, refer
     c, workers, bucket = cluster
     out = f"{bucket}/node-kill"
     victim = workers[0]
+    run_over = threading.Event()
+    kill: dict = {}
 
     def kill_when_started():
         deadline = time.time() + 300
-        while time.time() < deadline:
-            if any(n.startswith("shard-") for n in storage.listdir(f"{out}/train")):
+        while time.time() < deadline and not run_over.is_set():
+            shards = [n for n in storage.listdir(f"{out}/train") if n.startswith("shard-") and n.endswith(".tar")]
+            if shards:
                 c.remove_node(victim)  # its actor, its tasks and the objects it held are gone
+                kill.update(shards=len(shards), during_run=not run_over.is_set())
                 return
             time.sleep(0.2)
 
@@ -127,7 +131,12 @@ def test_a_killed_node_then_a_rerun_give_the_same_dataset(cluster, images, refer
         _run(images, out)
     except RunStopped:
         pass  # the run may stop; the next one finishes it
+    finally:
+        run_over.set()
     thread.join()
+    # the node died while the run was in progress (a killer that gave up would leave nothing to test)
+    assert kill.get("during_run"), kill
+    assert not any(n["Alive"] for n in ray.nodes() if n["NodeID"] == victim.node_id)
     # a replacement node joins (as an autoscaler would add one); Ray can only add it from this thread
     workers[0] = c.add_node(num_cpus=1, resources={"annotate": 1}, node_ip_address="127.0.0.1")
     res = _run(images, out)

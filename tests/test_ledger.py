@@ -33,3 +33,17 @@ def test_source_index_round_trip(tmp_path):
     assert read_index(str(tmp_path)) == {"/a.png": (10, "123", "aaa")}
     again = Ledger(str(tmp_path), done=[])
     assert again.lookup([("/a.png", 10, "123"), ("/a.png", 11, "123"), ("/a.png", 10, "124")]) == ["aaa", None, None]
+
+
+def test_rows_that_never_reached_the_engine_leave_its_times_alone(tmp_path):
+    """A file that could not be listed or read is ended without being begun (it is quarantined
+    with its problem): it counts as quarantined but starts no engine window (a rerun whose only
+    images left were such files once failed with KeyError: 'first_begin')."""
+    ledger = Ledger(str(tmp_path), done=[])
+    ledger.end("/photos/dangling.png", "unreadable")
+    p = ledger.progress()
+    assert p["quarantined"] == 1 and not {"first_begin", "first_end", "last_end"} & p.keys()
+    ledger.begin("x")
+    ledger.end("x", "annotated")
+    p = ledger.progress()
+    assert p["first_begin"] <= p["first_end"] <= p["last_end"]

@@ -89,3 +89,22 @@ def test_read_and_hash_reads_only_what_it_must(local_ray, tmp_path):
     again = ray.remote(Ledger).remote(str(tmp_path / "split"), done)
     assert read_and_hash(batch, again)["path"] == []
     assert ray.get(again.progress.remote()).get("read", 0) == 0
+
+
+def test_named_inputs_that_are_not_there_fail_before_anything_starts(tmp_path):
+    """What the command line passes (a list): a missing folder, a symlink loop or a broken link
+    named directly is one error here, in planning (they once became quarantined rows of a run
+    that started Ray and committed an empty split)."""
+    coffee = _photos(tmp_path / "a", ["coffee"])[0]
+    os.symlink(tmp_path / "loop-b", tmp_path / "loop-a")
+    os.symlink(tmp_path / "loop-a", tmp_path / "loop-b")
+    os.symlink(tmp_path / "gone", tmp_path / "dangling")
+    for named, why in [(tmp_path / "missing", "no such file or folder"), (tmp_path / "loop-a", "symbolic link loop"),
+                       (tmp_path / "dangling", "broken symbolic link")]:
+        with pytest.raises(MissingInputError, match=f"no image at {named}: .*{why}"):
+            partitions([str(named)])
+        with pytest.raises(MissingInputError, match=why):
+            partitions([coffee, str(named)])  # one missing among good ones: still an error
+        with pytest.raises(MissingInputError, match=why):
+            partitions(str(named))
+    assert partitions([coffee, f"file://{coffee}"]) == [("files", [coffee, f"file://{coffee}"])]

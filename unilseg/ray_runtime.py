@@ -4,7 +4,11 @@ Order of preference: an already initialised Ray in this process; the address pas
 UNILSEG_RAY_ADDRESS (written to .state/stack.env by `unilseg stack up`); otherwise a private
 local Ray for this process, bound to 127.0.0.1, shut down at interpreter exit. Ray starts
 the processes of such a local cluster fate-shared with this one (prctl PR_SET_PDEATHSIG on
-Linux): killing the driver kills them.
+Linux), but that reaches only the processes the driver starts itself: after a kill -9 of the
+driver, the raylet's own children (its dashboard and runtime-env agents) lived on for about a
+minute, trying to tell the dead GCS that their raylet had died (4 of 8 trials, issue 21). So a
+reaper (``unilseg.processes.start_reaper``) guards the session: once the driver is gone,
+however it ended, it SIGKILLs every process of the session within a second or so.
 
 What Ray's processes print (worker and actor stdout/stderr, Ray Train's controller notices,
 its internal retries and tracebacks) reaches the console only with UNILSEG_VERBOSE=1
@@ -22,7 +26,7 @@ import ray
 from ray._private import ray_constants
 
 from unilseg import JOB_NAME_ENV
-from unilseg.processes import free_port
+from unilseg.processes import free_port, start_reaper
 
 log = logging.getLogger(__name__)
 ADDRESS_ENV = "UNILSEG_RAY_ADDRESS"
@@ -93,12 +97,17 @@ def start_local_ray(job_name: str | None = None, **init_kwargs: Any) -> str:
     gcs = f"127.0.0.1:{free_port()}"
     os.environ[_GCS_PORT_ENV] = gcs.rsplit(":", 1)[1]
     kwargs = {"namespace": "unilseg", "logging_level": "WARNING", "log_to_driver": verbose(), **init_kwargs}
+    reaper = start_reaper()  # before ray.init: a kill during it is covered too
     try:
         ray.init(address="local", _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"RAY_ADDRESS": gcs}},
                  job_config=_job_config(job_name), **kwargs)
     finally:
         auth_log.setLevel(level)
         os.environ.pop(_GCS_PORT_ENV, None)
+    session = ray._private.worker._global_node.get_session_dir_path()  # not in Ray's public API (2.60)
+    if reaper is not None and not reaper.guard(session):  # every process of the session writes its logs there
+        log.warning("the reaper of this Ray session is gone: a kill -9 of this process may leave Ray processes "
+                    "running (%s)", session)
     return ray.get_runtime_context().gcs_address
 
 
