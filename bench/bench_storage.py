@@ -32,6 +32,7 @@ ROOT = PROJECT_ROOT
 sys.path.insert(0, str(ROOT / "bench"))  # sibling bench modules
 
 from bench_shards import make_samples  # noqa: E402
+from unilseg.processes import die_with_parent  # noqa: E402
 
 BUCKET = "s3://bench"
 
@@ -42,7 +43,8 @@ def start_moto() -> subprocess.Popen:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)  # a killed benchmark takes its server along
     os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="bench",
                       AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     for _ in range(100):
