@@ -9,13 +9,13 @@ A ground truth is a bool (or integer 0/1) mask, or None for a no-target expressi
 Results are dicts of Python floats; IoU-like values are fractions in [0, 1], not percent.
 
 Samples may differ in resolution from each other; a prediction and its ground truth may
-not. All counting is vectorised per sample (`np.count_nonzero`), so 5,000 pairs of
-480 x 480 take about a second.
+not. All counting is vectorised per sample (`np.count_nonzero`): BENCHMARKS.md, "Evaluation
+metrics", has the cost against the least work any scorer must do.
 
 SOD: MAE and S-measure come from pysodmetrics. The max F-measure stays hand-written
 (`_f_curve`, same numbers as pysodmetrics' FmeasureV2, tests check): FmeasureV2 took
-2.4-3.4x as long on 300 maps of 480 x 480 (two np.histogram calls over boolean-indexed
-copies per map; `bench/bench_metrics.py`, BENCHMARKS.md), over the 20 % allowed.
+several times as long (two np.histogram calls over boolean-indexed copies per map), over the
+20 % allowed (BENCHMARKS.md, "SOD metrics: pysodmetrics vs hand-written").
 
 `METRIC_CONVENTIONS` states in one sentence which convention each number follows, so a
 report can print it next to the number.
