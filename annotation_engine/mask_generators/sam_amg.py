@@ -81,6 +81,7 @@ class AmgMask:
         stability_score (float): IoU of the mask thresholded at +-stability_score_offset.
         box (list[int]): XYXY box in the image.
         crop_box (list[int]): XYXY crop it was generated in.
+        point_coords (list[float]): [x, y] of the point prompt that gave it, in the image.
     """
 
     mask: np.ndarray
@@ -88,6 +89,7 @@ class AmgMask:
     stability_score: float
     box: list[int]
     crop_box: list[int]
+    point_coords: list[float]
 
 
 @dataclass
@@ -100,6 +102,7 @@ class _Crop:
     iou_preds: Any  # (N,) float32 tensor
     stability: Any  # (N,) float32 tensor
     boxes: Any  # (N, 4) int64 tensor, image frame after uncropping
+    points: Any  # (N, 2) float64 tensor: each mask's point prompt, image frame
 
 
 class ExactMaskGenerator:
@@ -223,25 +226,27 @@ class ExactMaskGenerator:
     def _process_crop(self, im_size: tuple[int, int], crop_box: list[int], layer: int,
                       orig_size: tuple[int, int]) -> _Crop:
         import torch
-        from segment_anything.utils.amg import batch_iterator, uncrop_boxes_xyxy
+        from segment_anything.utils.amg import batch_iterator, uncrop_boxes_xyxy, uncrop_points
         from torchvision.ops.boxes import batched_nms
 
         points_for_image = self.point_grids[layer] * np.array(im_size)[None, ::-1]
         packed: list[np.ndarray] = []
-        ious, stabs, boxes = [], [], []
+        ious, stabs, boxes, pts = [], [], [], []
         for (points,) in batch_iterator(self.points_per_batch, points_for_image):
-            p, i, s, b = self._process_batch(points, im_size, crop_box, orig_size)
+            p, i, s, b, q = self._process_batch(points, im_size, crop_box, orig_size)
             packed += p
             ious.append(i)
             stabs.append(s)
             boxes.append(b)
+            pts.append(q)
         iou_preds, stability, boxes_t = torch.cat(ious), torch.cat(stabs), torch.cat(boxes)
         # duplicates within the crop: segment-anything's call on the same tensors
         keep = batched_nms(boxes_t.float(), iou_preds, torch.zeros(len(boxes_t)), iou_threshold=self.box_nms_thresh)
         keep_list = keep.tolist()
         self.stats["kept_in_crops"] += len(keep_list)
         return _Crop([packed[k] for k in keep_list], tuple(im_size), list(crop_box), iou_preds[keep],
-                     stability[keep], uncrop_boxes_xyxy(boxes_t[keep], crop_box))
+                     stability[keep], uncrop_boxes_xyxy(boxes_t[keep], crop_box),
+                     uncrop_points(torch.cat(pts)[keep.cpu()], crop_box))
 
     def _decode(self, points: np.ndarray, im_size: tuple[int, int]):
         """Predicted IoUs (B, 3) of every prompt, and a function giving the low-res mask
@@ -281,7 +286,7 @@ class ExactMaskGenerator:
 
     def _process_batch(self, points: np.ndarray, im_size: tuple[int, int], crop_box: list[int],
                        orig_size: tuple[int, int]):
-        """One batch of prompts -> (packed masks, iou_preds, stability, boxes) of survivors."""
+        """One batch of prompts -> (packed masks, iou_preds, stability, boxes, points) of survivors."""
         import torch
         from segment_anything.utils.amg import (batched_mask_to_box, calculate_stability_score,
                                                 is_box_near_crop_edge)
@@ -297,7 +302,8 @@ class ExactMaskGenerator:
         self.stats["candidates"] += len(iou_flat)
         self.stats["after_iou"] += len(idx)
         packed: list[np.ndarray] = []
-        ious, stabs, boxes = [], [], []
+        ious, stabs, boxes, pts = [], [], [], []
+        points_t = torch.as_tensor(points)  # (B, 2) float64, as segment-anything keeps them
         if len(idx):
             low = masks_of(prompts)  # (k, 3, 256, 256)
             row = torch.searchsorted(prompts, idx // n_out)
@@ -309,25 +315,28 @@ class ExactMaskGenerator:
                 logits = self.model.postprocess_masks(low[part][:, None], self.predictor.input_size,
                                                       self.predictor.original_size)[:, 0]
                 iou = iou_flat[idx[part]]
+                pt = points_t[(idx[part] // n_out).cpu()]
                 stab = calculate_stability_score(logits, mt, self.stability_score_offset)
                 if self.stability_score_thresh > 0.0:
                     ok = stab >= self.stability_score_thresh
-                    logits, iou, stab = logits[ok], iou[ok], stab[ok]
+                    logits, iou, stab, pt = logits[ok], iou[ok], stab[ok], pt[ok.cpu()]
                 binary = logits > mt
                 del logits
                 box = batched_mask_to_box(binary)
                 ok = ~is_box_near_crop_edge(box, crop_box, [0, 0, w, h])
                 if not torch.all(ok):
-                    binary, iou, stab, box = binary[ok], iou[ok], stab[ok], box[ok]
+                    binary, iou, stab, box, pt = binary[ok], iou[ok], stab[ok], box[ok], pt[ok.cpu()]
                 flat = binary.flatten(1).cpu().numpy()
                 packed += [np.packbits(m) for m in flat]
                 ious.append(iou)
                 stabs.append(stab)
                 boxes.append(box)
+                pts.append(pt)
         if not ious:  # nothing survived: empty tensors of the right dtypes
             dev = iou_flat.device
-            return [], iou_flat[:0], torch.zeros(0, device=dev), torch.zeros(0, 4, dtype=torch.int64, device=dev)
-        return packed, torch.cat(ious), torch.cat(stabs), torch.cat(boxes)
+            return ([], iou_flat[:0], torch.zeros(0, device=dev), torch.zeros(0, 4, dtype=torch.int64, device=dev),
+                    points_t[:0])
+        return packed, torch.cat(ious), torch.cat(stabs), torch.cat(boxes), torch.cat(pts)
 
     # ---- whole image ------------------------------------------------------------------
 
@@ -340,20 +349,22 @@ class ExactMaskGenerator:
         iou_preds = torch.cat([c.iou_preds for c in crops])
         stability = torch.cat([c.stability for c in crops])
         boxes = torch.cat([c.boxes for c in crops])
+        points = torch.cat([c.points for c in crops])
         crop_boxes = torch.tensor([c.crop_box for c in crops for _ in c.packed], dtype=torch.int64).reshape(-1, 4)
         if len(crops) > 1 and len(boxes):  # prefer masks from smaller crops, as segment-anything does
             scores = (1 / box_area(crop_boxes)).to(boxes.device)
             keep = batched_nms(boxes.float(), scores, torch.zeros(len(boxes)), iou_threshold=self.crop_nms_thresh)
             packed = [packed[k] for k in keep.tolist()]
             iou_preds, stability, boxes, crop_boxes = iou_preds[keep], stability[keep], boxes[keep], crop_boxes[keep]
+            points = points[keep.cpu()]
         masks = [_unpack(c, k, orig_size) for c, k in packed]
         iou_np, stab_np = iou_preds.cpu().numpy(), stability.cpu().numpy()
-        boxes_np, crop_np = boxes.cpu().numpy(), crop_boxes.cpu().numpy()
+        boxes_np, crop_np, points_np = boxes.cpu().numpy(), crop_boxes.cpu().numpy(), points.cpu().numpy()
         order = list(range(len(masks)))
         if self.min_mask_region_area > 0 and masks:
             order, masks, boxes_np = self._small_regions(masks, boxes_np)
-        return [AmgMask(masks[j], float(iou_np[k]), float(stab_np[k]), boxes_np[k].tolist(), crop_np[k].tolist())
-                for j, k in enumerate(order)]
+        return [AmgMask(masks[j], float(iou_np[k]), float(stab_np[k]), boxes_np[k].tolist(), crop_np[k].tolist(),
+                        points_np[k].tolist()) for j, k in enumerate(order)]
 
     def _small_regions(self, masks: list[np.ndarray], boxes: np.ndarray):
         """SamAutomaticMaskGenerator.postprocess_small_regions on binary masks (no RLE):
