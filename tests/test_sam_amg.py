@@ -169,7 +169,7 @@ def test_shared_image_transformer_is_bit_identical_at_sams_decoder_size(threads)
     SAM's decoder has (256 channels, 8 heads, 64 x 64 image tokens), on 1 and 2 threads."""
     from segment_anything.modeling import PromptEncoder, TwoWayTransformer
 
-    from annotation_engine.mask_generators.sam_amg import _two_way_transformer
+    from annotation_engine.mask_generators.sam_decoder import two_way_transformer
 
     torch.manual_seed(0)
     t = TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8).eval()
@@ -181,10 +181,11 @@ def test_shared_image_transformer_is_bit_identical_at_sams_decoder_size(threads)
     try:
         with torch.inference_mode():
             hs, keys = t(image.repeat(5, 1, 1, 1), pe.repeat(5, 1, 1, 1), tokens)
-            ours_hs, ours_keys = _two_way_transformer(t, image, pe, tokens)
+            ours = {chunk: two_way_transformer(t, image, pe, tokens, chunk) for chunk in (1, 2, 5)}
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(ours_hs, hs) and torch.equal(ours_keys, keys)
+    for chunk, (ours_hs, ours_keys) in ours.items():
+        assert torch.equal(ours_hs, hs) and torch.equal(torch.cat(ours_keys), keys), chunk
 
 
 def test_bad_parameters(sam):
@@ -210,8 +211,46 @@ class _MemoEncoder(torch.nn.Module):
         return self._last[1].clone()
 
 
+@pytest.fixture(scope="module")
+def vit_b():
+    """segment-anything's vit_b with random weights (seed 0)."""
+    from annotation_engine.mask_generators.sam import SAM_BUILDERS
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return SAM_BUILDERS["vit_b"]().eval()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decoder_bit_identical_at_vit_b_size(vit_b, threads):
+    """Our split decoder gives segment-anything's MaskDecoder floats bit for bit: the predicted
+    IoUs of every prompt, and the mask logits of any selection of prompts (one prompt of a
+    batch, a few, all; a batch of one), whatever the number of prompts run together."""
+    torch.manual_seed(1)
+    feats, size = torch.randn(1, 256, 64, 64), (768, 1024)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for b, chunk in [(10, 1), (10, 3), (10, 8), (1, 1)]:
+            gen = ExactMaskGenerator(vit_b, points_per_side=4, decoder_chunk=chunk)
+            gen._set_features(feats, size)
+            points = np.random.default_rng(b + chunk).uniform(0, 1, (b, 2)) * [size[1], size[0]]
+            with torch.inference_mode():
+                pts = torch.as_tensor(gen.predictor.transform.apply_coords(points, size))
+                sparse, dense = vit_b.prompt_encoder(points=(pts[:, None], torch.ones(b, 1, dtype=torch.int)),
+                                                     boxes=None, masks=None)
+                low, iou = vit_b.mask_decoder(feats, vit_b.prompt_encoder.get_dense_pe(), sparse, dense, True)
+                ours_iou, masks_of = gen._decode(points, size)
+                assert torch.equal(ours_iou, iou), (b, chunk)
+                for sel in ([0], [b - 1], [1, 2, 5], list(range(b))):
+                    if max(sel) < b:
+                        assert torch.equal(masks_of(sel), low[sel]), (b, chunk, sel)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_same_masks_as_segment_anything_on_vit_b():
+def test_same_masks_as_segment_anything_on_vit_b(vit_b):
     """segment-anything's vit_b (random weights, seed 0) on the astronaut photo: tens of masks
     (box NMS 1.0 keeps every candidate that passes), stability threshold above 0, every field
     of every record equal, at torch's default thread count (2 here; what users run)."""
@@ -219,11 +258,7 @@ def test_same_masks_as_segment_anything_on_vit_b():
     from PIL import Image
     from segment_anything import SamAutomaticMaskGenerator
 
-    from annotation_engine.mask_generators.sam import SAM_BUILDERS
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        sam = SAM_BUILDERS["vit_b"]().eval()
+    sam = vit_b
     memo = sam.image_encoder = _MemoEncoder(sam.image_encoder)
     image = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((512, 384), Image.BICUBIC))
     before = torch.get_num_threads()
