@@ -1,22 +1,31 @@
 """SAM automatic mask generation: segment-anything's generator vs ours, same masks.
 
-    .venv/bin/python bench/bench_sam.py [--model vit_b] [--side 1024] [--points 32] [--repeat 2]
-    .venv/bin/python bench/bench_sam.py --precision bf16 --side 512 --points 16 --repeat 1 [--nms 1.0]
+    .venv/bin/python bench/bench_sam.py [--model vit_b] [--size 1024x768] [--points 32] [--repeat 3]
+                                        [--threads T] [--nms 0.7] [--stability Q]
+    .venv/bin/python bench/bench_sam.py --precision bf16 --size 512x384 --points 16 --repeat 1
 
-One process, one randomly initialised model (seed 0), one photo (scikit-image's coffee,
-resized so its longest side is --side). ``pred_iou_thresh`` is the 70th percentile of this
-model's predicted IoUs on the image (measured on an 8 x 8 sub-grid of prompts: about 30%
-of the candidates pass, as SAM's 0.88 does on real weights), ``stability_score_thresh`` 0.
+One process, one randomly initialised model (seed 0), one photo: scikit-image's astronaut
+(512 x 512) resized with PIL's bicubic filter to --size, width x height (the default
+1024x768 stretches it 2x across and 1.5x down). ``pred_iou_thresh`` is the 70th percentile
+of this model's predicted IoUs on the image (measured with SamPredictor on an 8 x 8 grid of
+prompts: about 30% of the candidates pass, as SAM's 0.88 does on real weights).
+``stability_score_thresh`` is 0 unless --stability Q is given: then it is the Q quantile of
+the stability of the probe's IoU survivors, and ``stability_score_offset`` is the median
+|low-res logit| of the probe (random weights keep logits within +-0.5, so SAM's offset of 1
+gives stability 0 everywhere).
+
 Each repeat runs the whole ``generate`` of segment-anything's SamAutomaticMaskGenerator and
-of our ExactMaskGenerator, alternating which goes first; both include the image encoder.
-Prints each wall time and CPU time (this process, all threads), the ratios stock / ours
-(medians over repeats) and whether the outputs were identical (every mask equal, scores
-equal, same order). On a shared machine whose load swings, the CPU-time ratio with
---threads 1 is the figure to trust.
+of our ExactMaskGenerator, both including the image encoder; stock goes first in even
+repeats, ours in odd ones. Prints each wall and CPU time (this process, all threads) with
+the machine's load, then the median and spread (min-max) over the repeats of stock, ours
+and the ratio stock / ours (per repeat). Every repeat compares the two outputs record by
+record (mask, area, bbox, predicted_iou, stability_score, point_coords, crop_box; floats
+bit for bit) and prints how many records it compared. --threads defaults to torch's own
+default (the core count; 2 here), what a user gets.
 
 With --precision bf16/fp16, "ours" runs under autocast and the script prints the mean
 IoU of each exact-path mask with its best match among the mixed-precision masks (and
-the other way round) instead of "identical".
+the other way round) instead of comparing records.
 """
 
 from __future__ import annotations
@@ -24,52 +33,63 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-from flows.paths import PROJECT_ROOT  # noqa: E402  (the checkout: where data/ and runs/ go)
-
-ROOT = PROJECT_ROOT
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip().split("load average:")[-1]
 
 
-def photo(side: int) -> np.ndarray:
+def photo(width: int, height: int) -> np.ndarray:
+    """scikit-image's astronaut (512 x 512 RGB), bicubic-resized to width x height."""
     import skimage.data
     from PIL import Image
 
-    rgb = skimage.data.coffee()  # (400, 600, 3)
-    h, w = rgb.shape[:2]
-    s = side / max(h, w)
-    return np.asarray(Image.fromarray(rgb).resize((round(w * s), round(h * s)), Image.BICUBIC))
+    return np.asarray(Image.fromarray(skimage.data.astronaut()).resize((width, height), Image.BICUBIC))
 
 
-def iou_threshold(sam, image: np.ndarray, quantile: float = 0.7) -> float:
-    """The quantile of the model's predicted IoUs over an 8 x 8 grid of prompts."""
+def thresholds(sam, image: np.ndarray, stability_quantile: float | None) -> tuple[float, float, float]:
+    """(pred_iou_thresh, stability_score_thresh, stability_score_offset) from the model's
+    own outputs on an 8 x 8 grid of prompts (SamPredictor, multimask)."""
     from segment_anything import SamPredictor
-    from segment_anything.utils.amg import build_point_grid
+    from segment_anything.utils.amg import build_point_grid, calculate_stability_score
 
     h, w = image.shape[:2]
     p = SamPredictor(sam)
     with torch.inference_mode():
         p.set_image(image)
         pts = torch.as_tensor(p.transform.apply_coords(build_point_grid(8) * [[w, h]], (h, w)))
-        _, iou, _ = p.predict_torch(pts[:, None, :], torch.ones(len(pts), 1, dtype=torch.int), multimask_output=True)
-    return float(np.quantile(iou.flatten().numpy(), quantile))
+        logits, iou, low = p.predict_torch(pts[:, None, :], torch.ones(len(pts), 1, dtype=torch.int),
+                                           multimask_output=True, return_logits=True)
+        iou = iou.flatten().numpy()
+        iou_t = float(np.quantile(iou, 0.7))
+        if stability_quantile is None:
+            return iou_t, 0.0, 1.0
+        offset = float(low.abs().median())
+        stab = calculate_stability_score(logits.flatten(0, 1), sam.mask_threshold, offset).numpy()
+    return iou_t, float(np.nanquantile(stab[iou > iou_t], stability_quantile)), offset
 
 
-def identical(stock: list[dict], ours: list) -> bool:
-    return len(stock) == len(ours) and all(
-        np.array_equal(a["segmentation"], b.mask) and a["predicted_iou"] == b.predicted_iou
-        and (a["stability_score"] == b.stability_score
-             or (np.isnan(a["stability_score"]) and np.isnan(b.stability_score)))
-        for a, b in zip(stock, ours))
+def differences(stock: list[dict], ours: list) -> list[str]:
+    """Where the two outputs differ, record by record (empty: identical)."""
+    def xyxy(b):
+        return [int(b[0]), int(b[1]), int(b[0] + b[2]), int(b[1] + b[3])]
+
+    if len(stock) != len(ours):
+        return [f"{len(stock)} records vs {len(ours)}"]
+    out = []
+    for i, (a, b) in enumerate(zip(stock, ours)):
+        same_stab = a["stability_score"] == b.stability_score or (
+            np.isnan(a["stability_score"]) and np.isnan(b.stability_score))
+        checks = {"mask": np.array_equal(a["segmentation"], b.mask), "area": a["area"] == int(b.mask.sum()),
+                  "bbox": xyxy(a["bbox"]) == [int(v) for v in b.box], "predicted_iou": a["predicted_iou"] ==
+                  b.predicted_iou, "stability_score": same_stab, "point_coords": a["point_coords"] == [b.point_coords],
+                  "crop_box": xyxy(a["crop_box"]) == [int(v) for v in b.crop_box]}
+        out += [f"record {i}: {k}" for k, ok in checks.items() if not ok]
+    return out
 
 
 def best_match_iou(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -83,18 +103,26 @@ def best_match_iou(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(np.mean(np.max(np.where(union > 0, inter / np.maximum(union, 1), 1.0), axis=1)))
 
 
+def spread(values: list[float], unit: str = " s") -> str:
+    return f"{statistics.median(values):.2f}{unit} (min {min(values):.2f}, max {max(values):.2f})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="vit_b")
-    ap.add_argument("--side", type=int, default=1024)
+    ap.add_argument("--size", default="1024x768", help="width x height of the resized photo")
     ap.add_argument("--points", type=int, default=32)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own default)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--nms", type=float, default=0.7, help="box_nms_thresh (1.0 keeps every candidate that "
                     "passes the thresholds: random weights give near-whole-image masks that NMS folds into one)")
+    ap.add_argument("--stability", type=float, default=None, metavar="Q",
+                    help="stability_score_thresh at this quantile of the probe's survivors (default: threshold 0)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    width, height = (int(v) for v in args.size.lower().split("x"))
 
     from segment_anything import SamAutomaticMaskGenerator
 
@@ -103,45 +131,51 @@ def main() -> None:
 
     torch.manual_seed(0)
     sam = SAM_BUILDERS[args.model]().eval()  # segment-anything's builder, random weights
-    image = photo(args.side)
+    image = photo(width, height)
     t0 = time.perf_counter()
-    thresh = iou_threshold(sam, image)
-    print(f"model {args.model} (random, seed 0), image {image.shape[1]}x{image.shape[0]}, points {args.points}^2, "
-          f"pred_iou_thresh {thresh:.5f} (70th percentile, {time.perf_counter() - t0:.0f} s to measure), "
-          f"stability_score_thresh 0, box_nms_thresh {args.nms}, threads {args.threads}, precision {args.precision}",
-          flush=True)
-    params = dict(points_per_side=args.points, pred_iou_thresh=thresh, stability_score_thresh=0.0,
-                  box_nms_thresh=args.nms)
+    iou_t, stab_t, offset = thresholds(sam, image, args.stability)
+    print(f"model {args.model} (random, seed 0), astronaut {width}x{height}, points {args.points}^2, "
+          f"pred_iou_thresh {iou_t:.5f} (70th percentile), stability_score_thresh {stab_t:.5f} "
+          f"(offset {offset:.5f}), box_nms_thresh {args.nms}, threads {torch.get_num_threads()}, precision "
+          f"{args.precision} ({time.perf_counter() - t0:.0f} s to measure the thresholds; load {load()})", flush=True)
+    params = dict(points_per_side=args.points, pred_iou_thresh=iou_t, stability_score_thresh=stab_t,
+                  stability_score_offset=offset, box_nms_thresh=args.nms)
     stock_gen = SamAutomaticMaskGenerator(sam, **params)
     ours_gen = ExactMaskGenerator(sam, precision=args.precision, **params)
 
-    times: dict[str, list[float]] = {"stock": [], "ours": []}
+    wall: dict[str, list[float]] = {"stock": [], "ours": []}
     cpu: dict[str, list[float]] = {"stock": [], "ours": []}  # CPU seconds of this process (all threads)
-    outputs: dict[str, list] = {}
+    compared, differing = [], 0
     for r in range(args.repeat):
+        out = {}
         for name in (["stock", "ours"] if r % 2 == 0 else ["ours", "stock"]):
             before = load()
             t, c = time.perf_counter(), time.process_time()
             with torch.inference_mode():
-                out = stock_gen.generate(image) if name == "stock" else ours_gen.generate(image)
-            times[name].append(time.perf_counter() - t)
+                out[name] = stock_gen.generate(image) if name == "stock" else ours_gen.generate(image)
+            wall[name].append(time.perf_counter() - t)
             cpu[name].append(time.process_time() - c)
-            outputs[name] = out
-            print(f"repeat {r} {name}: {times[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU, {len(out)} masks "
-                  f"(load before {before}, after {load()})", flush=True)
+            print(f"repeat {r} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU, {len(out[name])} "
+                  f"masks (load before {before}, after {load()})", flush=True)
         print(f"  candidates {ours_gen.stats}", flush=True)
-    stock_t, ours_t = statistics.median(times["stock"]), statistics.median(times["ours"])
-    print(f"stock {stock_t:.1f} s, ours {ours_t:.1f} s wall (medians of {args.repeat}): ratio {stock_t / ours_t:.2f}x")
-    stock_c, ours_c = statistics.median(cpu["stock"]), statistics.median(cpu["ours"])
-    print(f"stock {stock_c:.1f} s, ours {ours_c:.1f} s CPU (medians of {args.repeat}): ratio {stock_c / ours_c:.2f}x "
-          "(CPU time: the work done, less sensitive to a loaded machine; exact with --threads 1)")
+        if args.precision == "fp32":
+            diff = differences(out["stock"], out["ours"])
+            compared.append(len(out["stock"]))
+            differing += bool(diff)
+            print(f"  {len(out['stock'])} records compared: " + ("identical" if not diff else
+                  "DIFFERENT: " + "; ".join(diff[:10])), flush=True)
+        else:
+            exact, mixed = [m["segmentation"] for m in out["stock"]], [m.mask for m in out["ours"]]
+            print(f"  {args.precision}: {len(mixed)} masks vs {len(exact)} exact; mean best-match IoU exact->mixed "
+                  f"{best_match_iou(exact, mixed):.4f}, mixed->exact {best_match_iou(mixed, exact):.4f}", flush=True)
+    n = args.repeat
+    for label, t in (("wall", wall), ("CPU", cpu)):
+        ratios = [s / o for s, o in zip(t["stock"], t["ours"])]
+        print(f"{label} over {n} repeats, median (min, max): stock {spread(t['stock'])}, ours {spread(t['ours'])}, "
+              f"ratio stock/ours {spread(ratios, 'x')}")
     if args.precision == "fp32":
-        print("identical" if identical(outputs["stock"], outputs["ours"]) else "DIFFERENT")
-    else:
-        exact = [m["segmentation"] for m in outputs["stock"]]
-        mixed = [m.mask for m in outputs["ours"]]
-        print(f"{args.precision}: {len(mixed)} masks vs {len(exact)} exact; mean best-match IoU exact->mixed "
-              f"{best_match_iou(exact, mixed):.4f}, mixed->exact {best_match_iou(mixed, exact):.4f}")
+        print(f"outputs: {'identical' if not differing else 'DIFFERENT'} in {n - differing} of {n} repeats "
+              f"({sum(compared)} records compared, {compared[-1]} per repeat)")
 
 
 if __name__ == "__main__":

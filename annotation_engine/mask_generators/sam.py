@@ -1,7 +1,8 @@
 """segment-anything's automatic mask generation as a mask generator.
 
 The generation loop is ours (``sam_amg.ExactMaskGenerator``): the same masks as
-``SamAutomaticMaskGenerator``, faster, and with several images per encoder call.
+``SamAutomaticMaskGenerator``, bit for bit in fp32 with one image per encoder call (the CPU
+default), faster, and with several images per encoder call on a GPU (not bit-exact).
 
 ``sam`` builds vit_h / vit_l / vit_b (segment-anything's own builders, without weights)
 and loads a checkpoint with ``torch.load(weights_only=True)``; ``sam-tiny`` is a small,

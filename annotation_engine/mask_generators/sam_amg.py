@@ -7,21 +7,19 @@ same masks (pixel-identical), scores (bit-identical floats) and order for the sa
 only the generation loop is ours. What segment-anything does, per crop and per batch of
 ``points_per_batch`` points, and what we do instead:
 
-1. **Decoder.** Stock calls ``predict_torch``, i.e. ``MaskDecoder.predict_masks`` for all
-   prompts, then upsamples every low-res mask. We call the decoder's own modules in the
-   same order (``transformer``, ``iou_prediction_head``, then ``output_upscaling`` and the
-   hypernetwork MLPs) but run the mask half only for prompts with at least one mask whose
-   predicted IoU passes. The predicted IoU depends only on the transformer's IoU token,
-   so it is the same; each remaining op is per sample (convolutions, row-wise linears,
-   a batched matmul), so a prompt's mask logits do not depend on which other prompts are
-   in the batch (the equality test checks this bit for bit). Stock also repeats the image
-   embedding once per prompt and runs the transformer's first block on every copy; until
-   that block's image-to-token attention, the image side (the embedding plus the no-mask
-   dense embedding, its positional sum and three projections of it) is the same for every
-   prompt, so ``_two_way_transformer`` computes it once and broadcasts it. That is
-   roughly a third of the transformer's work on vit_b's decoder, which is the bulk of the
-   cost after the encoder; ``_block`` says why every float stays the same, and a test
-   compares the two at SAM's decoder size bit for bit.
+1. **Decoder** (``sam_decoder.py``). Stock calls ``predict_torch``, i.e.
+   ``MaskDecoder.predict_masks`` for all prompts, with the image embedding repeated once
+   per prompt, then upsamples every low-res mask. We call the decoder's own modules in the
+   same order, but compute the first block's image side once (it is the same for every
+   prompt), run the per-prompt image side a few prompts at a time (``decoder_chunk``:
+   4 MB tensors per prompt stay in the CPU's cache instead of 256 MB ones going to
+   memory), and run the mask half (``output_upscaling`` and the final product) only for
+   prompts with at least one mask whose predicted IoU passes. The predicted IoU depends only on the
+   transformer's IoU token, so it is the same. Ops whose rounding depends on how many
+   rows they see (the token-side linears, the IoU head, the hypernetwork MLPs) run on all
+   prompts of the batch, as in stock, and a chosen prompt's keys are laid out as a slice
+   of stock's; ``sam_decoder`` says why every float stays the same, and tests compare
+   IoUs and mask logits at SAM's decoder size bit for bit.
 2. **Filter by predicted IoU before upsampling.** Stock upsamples all 3 x B masks to the
    image's size, then drops those with ``iou_pred <= pred_iou_thresh``. The IoU does not
    depend on the upsampling, so we drop them first (same comparison, same float32
@@ -61,7 +59,6 @@ path). Post-processing always runs in float32.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +78,7 @@ class AmgMask:
         stability_score (float): IoU of the mask thresholded at +-stability_score_offset.
         box (list[int]): XYXY box in the image.
         crop_box (list[int]): XYXY crop it was generated in.
+        point_coords (list[float]): [x, y] of the point prompt that gave it, in the image.
     """
 
     mask: np.ndarray
@@ -88,6 +86,7 @@ class AmgMask:
     stability_score: float
     box: list[int]
     crop_box: list[int]
+    point_coords: list[float]
 
 
 @dataclass
@@ -100,6 +99,7 @@ class _Crop:
     iou_preds: Any  # (N,) float32 tensor
     stability: Any  # (N,) float32 tensor
     boxes: Any  # (N, 4) int64 tensor, image frame after uncropping
+    points: Any  # (N, 2) float64 tensor: each mask's point prompt, image frame
 
 
 class ExactMaskGenerator:
@@ -114,6 +114,9 @@ class ExactMaskGenerator:
         precision (str): fp32 (exact), bf16 or fp16 (autocast; not exact).
         encoder_batch (int | None): crops encoded per ``image_encoder`` call in
             ``generate_batch``; None: 1 on CPU (bit-exact), up to 8 on CUDA.
+        decoder_chunk (int | None): prompts whose per-prompt decoder work runs together
+            (same output for any value); None: on CPU 1 with one torch thread, 8 with
+            more; on a GPU the whole batch.
     """
 
     def __init__(self, model: Any, points_per_side: int | None = 32, points_per_batch: int = 64,
@@ -121,7 +124,8 @@ class ExactMaskGenerator:
                  stability_score_offset: float = 1.0, box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
                  crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
                  crop_n_points_downscale_factor: int = 1, point_grids: list[np.ndarray] | None = None,
-                 min_mask_region_area: int = 0, precision: str = "fp32", encoder_batch: int | None = None):
+                 min_mask_region_area: int = 0, precision: str = "fp32", encoder_batch: int | None = None,
+                 decoder_chunk: int | None = None):
         from segment_anything import SamPredictor
         from segment_anything.utils.amg import build_all_layer_point_grids
 
@@ -149,6 +153,7 @@ class ExactMaskGenerator:
         if encoder_batch is None:
             encoder_batch = 1 if self.predictor.device.type == "cpu" else 8
         self.encoder_batch = max(1, int(encoder_batch))
+        self.decoder_chunk = decoder_chunk
         self.stats: dict[str, int] = {}  # candidate counts of the last call (benchmarks read them)
 
     # ---- public API -------------------------------------------------------------------
@@ -223,68 +228,77 @@ class ExactMaskGenerator:
     def _process_crop(self, im_size: tuple[int, int], crop_box: list[int], layer: int,
                       orig_size: tuple[int, int]) -> _Crop:
         import torch
-        from segment_anything.utils.amg import batch_iterator, uncrop_boxes_xyxy
+        from segment_anything.utils.amg import batch_iterator, uncrop_boxes_xyxy, uncrop_points
         from torchvision.ops.boxes import batched_nms
 
         points_for_image = self.point_grids[layer] * np.array(im_size)[None, ::-1]
         packed: list[np.ndarray] = []
-        ious, stabs, boxes = [], [], []
+        ious, stabs, boxes, pts = [], [], [], []
         for (points,) in batch_iterator(self.points_per_batch, points_for_image):
-            p, i, s, b = self._process_batch(points, im_size, crop_box, orig_size)
+            p, i, s, b, q = self._process_batch(points, im_size, crop_box, orig_size)
             packed += p
             ious.append(i)
             stabs.append(s)
             boxes.append(b)
+            pts.append(q)
         iou_preds, stability, boxes_t = torch.cat(ious), torch.cat(stabs), torch.cat(boxes)
         # duplicates within the crop: segment-anything's call on the same tensors
         keep = batched_nms(boxes_t.float(), iou_preds, torch.zeros(len(boxes_t)), iou_threshold=self.box_nms_thresh)
         keep_list = keep.tolist()
         self.stats["kept_in_crops"] += len(keep_list)
         return _Crop([packed[k] for k in keep_list], tuple(im_size), list(crop_box), iou_preds[keep],
-                     stability[keep], uncrop_boxes_xyxy(boxes_t[keep], crop_box))
+                     stability[keep], uncrop_boxes_xyxy(boxes_t[keep], crop_box),
+                     uncrop_points(torch.cat(pts)[keep.cpu()], crop_box))
 
     def _decode(self, points: np.ndarray, im_size: tuple[int, int]):
         """Predicted IoUs (B, 3) of every prompt, and a function giving the low-res mask
-        logits (k, 3, 256, 256) of chosen prompts (MaskDecoder.predict_masks, split)."""
+        logits (k, 3, 256, 256) of chosen prompts (``MaskDecoder.predict_masks``, split)."""
         import torch
+
+        from annotation_engine.mask_generators.sam_decoder import hypernetwork, low_res_masks, two_way_transformer
 
         model, dec = self.model, self.model.mask_decoder
         in_points = torch.as_tensor(self.predictor.transform.apply_coords(points, im_size),
                                     device=self.predictor.device)
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+        chunk = self._chunk()
         with self._autocast():
             sparse, dense = model.prompt_encoder(points=(in_points[:, None, :], in_labels[:, None]),
                                                  boxes=None, masks=None)
-            # MaskDecoder.predict_masks, step by step
             output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
             output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
             tokens = torch.cat((output_tokens, sparse), dim=1)
             # without a mask prompt the dense embedding is one vector broadcast to every prompt,
             # so the image side is the same for all of them: one copy, not B
             image = self.predictor.features + dense[:1]
-            b, c, h, w = tokens.shape[0], *image.shape[1:]
-            hs, src = _two_way_transformer(dec.transformer, image, model.prompt_encoder.get_dense_pe(), tokens)
+            hs, keys = two_way_transformer(dec.transformer, image, model.prompt_encoder.get_dense_pe(), tokens, chunk)
             iou_pred = dec.iou_prediction_head(hs[:, 0, :])[:, 1:].float()  # multimask: outputs 1..3
+            hyper_in = hypernetwork(dec, hs)
 
-        def masks_of(sel: Any) -> Any:
+        def masks_of(sel: list[int]) -> Any:
+            src = torch.cat([keys[p // chunk][p % chunk:p % chunk + 1] for p in sel])
             with self._autocast():
-                s = src[sel].transpose(1, 2).view(len(sel), c, h, w)
-                upscaled = dec.output_upscaling(s)
-                tokens_out = hs[sel, 1:(1 + dec.num_mask_tokens), :]
-                hyper_in = torch.stack([dec.output_hypernetworks_mlps[i](tokens_out[:, i, :])
-                                        for i in range(dec.num_mask_tokens)], dim=1)
-                n, cu, hu, wu = upscaled.shape
-                masks = (hyper_in @ upscaled.view(n, cu, hu * wu)).view(n, -1, hu, wu)
-            return masks[:, 1:].float()
+                return low_res_masks(dec, src, hyper_in[sel], image.shape[2:], len(tokens))[:, 1:].float()
 
         return iou_pred, masks_of
 
+    def _chunk(self) -> int:
+        """Prompts whose per-prompt decoder work runs together (see ``sam_decoder``). One
+        prompt keeps each op's tensors (4 MB) in cache; with several threads every op ends
+        in an OpenMP barrier, which on a busy machine can wait a whole time slice, so
+        there the ops are made larger."""
+        import torch
+
+        if self.decoder_chunk is not None:
+            return self.decoder_chunk
+        if self.predictor.device.type != "cpu":  # a GPU wants large ops
+            return self.points_per_batch
+        return 1 if torch.get_num_threads() == 1 else 8
+
     def _process_batch(self, points: np.ndarray, im_size: tuple[int, int], crop_box: list[int],
                        orig_size: tuple[int, int]):
-        """One batch of prompts -> (packed masks, iou_preds, stability, boxes) of survivors."""
+        """One batch of prompts -> (packed masks, iou_preds, stability, boxes, points) of survivors."""
         import torch
-        from segment_anything.utils.amg import (batched_mask_to_box, calculate_stability_score,
-                                                is_box_near_crop_edge)
 
         iou_pred, masks_of = self._decode(points, im_size)
         n_out = iou_pred.shape[1]
@@ -293,41 +307,55 @@ class ExactMaskGenerator:
             idx = torch.nonzero(iou_flat > self.pred_iou_thresh)[:, 0]
         else:
             idx = torch.arange(len(iou_flat), device=iou_flat.device)
-        prompts = torch.unique(idx // n_out)  # sorted: prompts that keep a mask
         self.stats["candidates"] += len(iou_flat)
         self.stats["after_iou"] += len(idx)
-        packed: list[np.ndarray] = []
-        ious, stabs, boxes = [], [], []
-        if len(idx):
-            low = masks_of(prompts)  # (k, 3, 256, 256)
-            row = torch.searchsorted(prompts, idx // n_out)
-            low = low[row, idx % n_out]  # (m, 256, 256), survivors in flattened order
-            mt = self.model.mask_threshold
-            h, w = orig_size
-            for start in range(0, len(idx), _UPSAMPLE_CHUNK):
-                part = slice(start, start + _UPSAMPLE_CHUNK)
-                logits = self.model.postprocess_masks(low[part][:, None], self.predictor.input_size,
-                                                      self.predictor.original_size)[:, 0]
-                iou = iou_flat[idx[part]]
-                stab = calculate_stability_score(logits, mt, self.stability_score_offset)
-                if self.stability_score_thresh > 0.0:
-                    ok = stab >= self.stability_score_thresh
-                    logits, iou, stab = logits[ok], iou[ok], stab[ok]
-                binary = logits > mt
-                del logits
-                box = batched_mask_to_box(binary)
-                ok = ~is_box_near_crop_edge(box, crop_box, [0, 0, w, h])
-                if not torch.all(ok):
-                    binary, iou, stab, box = binary[ok], iou[ok], stab[ok], box[ok]
-                flat = binary.flatten(1).cpu().numpy()
-                packed += [np.packbits(m) for m in flat]
-                ious.append(iou)
-                stabs.append(stab)
-                boxes.append(box)
-        if not ious:  # nothing survived: empty tensors of the right dtypes
+        prompt_of = (idx // n_out).cpu()
+        prompts = torch.unique(prompt_of).tolist()  # sorted: prompts that keep a mask
+        points_t = torch.as_tensor(points)  # (B, 2) float64, as segment-anything keeps them
+        out: list[list[Any]] = [[], [], [], [], []]  # packed masks, ious, stabilities, boxes, points
+        chunk = self._chunk()
+        for start in range(0, len(prompts), chunk):  # a few prompts' masks at a time
+            group = prompts[start:start + chunk]
+            lo, hi = torch.searchsorted(prompt_of, torch.tensor([group[0], group[-1] + 1])).tolist()
+            rows = prompt_of[lo:hi] - group[0]  # survivors of these prompts, in flattened order
+            sel = torch.tensor(group) - group[0]
+            row = torch.searchsorted(sel, rows)
+            low = masks_of(group)[row, (idx[lo:hi] % n_out).cpu()]  # (m, 256, 256)
+            for part in range(0, hi - lo, _UPSAMPLE_CHUNK):
+                span = slice(lo + part, min(lo + part + _UPSAMPLE_CHUNK, hi))
+                self._postprocess(low[part:part + _UPSAMPLE_CHUNK], iou_flat[idx[span]], points_t[prompt_of[span]],
+                                  crop_box, orig_size, out)
+        if not out[1]:  # nothing survived: empty tensors of the right dtypes
             dev = iou_flat.device
-            return [], iou_flat[:0], torch.zeros(0, device=dev), torch.zeros(0, 4, dtype=torch.int64, device=dev)
-        return packed, torch.cat(ious), torch.cat(stabs), torch.cat(boxes)
+            return ([], iou_flat[:0], torch.zeros(0, device=dev), torch.zeros(0, 4, dtype=torch.int64, device=dev),
+                    points_t[:0])
+        return out[0], torch.cat(out[1]), torch.cat(out[2]), torch.cat(out[3]), torch.cat(out[4])
+
+    def _postprocess(self, low: Any, iou: Any, pt: Any, crop_box: list[int], orig_size: tuple[int, int],
+                     out: list[list[Any]]) -> None:
+        """Low-res logits (m, 256, 256) of IoU survivors -> upsampled, scored, thresholded,
+        boxed and edge-filtered as segment-anything does; survivors appended to ``out``."""
+        import torch
+        from segment_anything.utils.amg import (batched_mask_to_box, calculate_stability_score,
+                                                is_box_near_crop_edge)
+
+        mt = self.model.mask_threshold
+        h, w = orig_size
+        logits = self.model.postprocess_masks(low[:, None], self.predictor.input_size,
+                                              self.predictor.original_size)[:, 0]
+        stab = calculate_stability_score(logits, mt, self.stability_score_offset)
+        if self.stability_score_thresh > 0.0:
+            ok = stab >= self.stability_score_thresh
+            logits, iou, stab, pt = logits[ok], iou[ok], stab[ok], pt[ok.cpu()]
+        binary = logits > mt
+        del logits
+        box = batched_mask_to_box(binary)
+        ok = ~is_box_near_crop_edge(box, crop_box, [0, 0, w, h])
+        if not torch.all(ok):
+            binary, iou, stab, box, pt = binary[ok], iou[ok], stab[ok], box[ok], pt[ok.cpu()]
+        out[0] += [np.packbits(m) for m in binary.flatten(1).cpu().numpy()]
+        for k, v in enumerate((iou, stab, box, pt), start=1):
+            out[k].append(v)
 
     # ---- whole image ------------------------------------------------------------------
 
@@ -340,20 +368,22 @@ class ExactMaskGenerator:
         iou_preds = torch.cat([c.iou_preds for c in crops])
         stability = torch.cat([c.stability for c in crops])
         boxes = torch.cat([c.boxes for c in crops])
+        points = torch.cat([c.points for c in crops])
         crop_boxes = torch.tensor([c.crop_box for c in crops for _ in c.packed], dtype=torch.int64).reshape(-1, 4)
         if len(crops) > 1 and len(boxes):  # prefer masks from smaller crops, as segment-anything does
             scores = (1 / box_area(crop_boxes)).to(boxes.device)
             keep = batched_nms(boxes.float(), scores, torch.zeros(len(boxes)), iou_threshold=self.crop_nms_thresh)
             packed = [packed[k] for k in keep.tolist()]
             iou_preds, stability, boxes, crop_boxes = iou_preds[keep], stability[keep], boxes[keep], crop_boxes[keep]
+            points = points[keep.cpu()]
         masks = [_unpack(c, k, orig_size) for c, k in packed]
         iou_np, stab_np = iou_preds.cpu().numpy(), stability.cpu().numpy()
-        boxes_np, crop_np = boxes.cpu().numpy(), crop_boxes.cpu().numpy()
+        boxes_np, crop_np, points_np = boxes.cpu().numpy(), crop_boxes.cpu().numpy(), points.cpu().numpy()
         order = list(range(len(masks)))
         if self.min_mask_region_area > 0 and masks:
             order, masks, boxes_np = self._small_regions(masks, boxes_np)
-        return [AmgMask(masks[j], float(iou_np[k]), float(stab_np[k]), boxes_np[k].tolist(), crop_np[k].tolist())
-                for j, k in enumerate(order)]
+        return [AmgMask(masks[j], float(iou_np[k]), float(stab_np[k]), boxes_np[k].tolist(), crop_np[k].tolist(),
+                        points_np[k].tolist()) for j, k in enumerate(order)]
 
     def _small_regions(self, masks: list[np.ndarray], boxes: np.ndarray):
         """SamAutomaticMaskGenerator.postprocess_small_regions on binary masks (no RLE):
@@ -377,67 +407,6 @@ class ExactMaskGenerator:
             if scores[k] == 0.0:  # changed: segment-anything replaces its mask and box
                 boxes[k] = new_boxes[k].numpy()
         return keep, [new_masks[k] for k in keep], boxes
-
-
-def _two_way_transformer(t: Any, image: Any, image_pe: Any, tokens: Any) -> tuple[Any, Any]:
-    """``TwoWayTransformer.forward`` for B prompts on one image, (B, T, C) tokens and (1, C,
-    h, w) image and positional encoding: the image side of the first block is computed once.
-
-    Returns what segment-anything's call with the image repeated B times returns, bit for
-    bit (see ``_block``): the (B, T, C) tokens and the (B, h * w, C) image keys.
-    """
-    keys = image.flatten(2).permute(0, 2, 1)  # (1, N, C), the same strided view stock makes
-    key_pe = image_pe.flatten(2).permute(0, 2, 1)
-    queries = tokens
-    for layer in t.layers:
-        queries, keys = _block(layer, queries, keys, tokens, key_pe)
-        # keys are contiguous from here on, so is keys + key_pe in stock's call; a
-        # contiguous key_pe gives that sum, the same values, without strided reads
-        key_pe = key_pe.contiguous()
-    attn_out = t.final_attn_token_to_image(q=queries + tokens, k=keys + key_pe, v=keys)
-    return t.norm_final_attn(queries + attn_out), keys
-
-
-def _block(layer: Any, queries: Any, keys: Any, query_pe: Any, key_pe: Any) -> tuple[Any, Any]:
-    """``TwoWayAttentionBlock.forward`` with keys that may be one image for all prompts.
-
-    The same modules and tensor ops in the same order, with two differences that leave
-    every float as it was. While the keys are the same for every prompt (the first block),
-    the projections that read only the image (``k``/``v`` of token-to-image attention,
-    ``q`` of image-to-token attention) run once and are broadcast, not run B times: a
-    linear layer's output row depends only on its input row, in the same memory layout.
-    ``keys + key_pe``, which stock computes twice per block, is computed once. The residual
-    sum before ``norm4`` puts the contiguous term first (a + b == b + a exactly), so the
-    sum comes out contiguous and the layer norm does not copy it (the first block's keys,
-    a strided view of one image, are made contiguous for that sum: same values).
-    """
-    b = queries.shape[0]
-    if layer.skip_first_layer_pe:
-        queries = layer.self_attn(q=queries, k=queries, v=queries)
-    else:
-        q = queries + query_pe
-        queries = queries + layer.self_attn(q=q, k=q, v=queries)
-    queries = layer.norm1(queries)
-    k = keys + key_pe
-    a = layer.cross_attn_token_to_image
-    attn_out = _attend(a, a.q_proj(queries + query_pe), a.k_proj(k).expand(b, -1, -1), a.v_proj(keys).expand(b, -1, -1))
-    queries = layer.norm2(queries + attn_out)
-    queries = layer.norm3(queries + layer.mlp(queries))
-    q = queries + query_pe
-    a = layer.cross_attn_image_to_token
-    attn_out = _attend(a, a.q_proj(k).expand(b, -1, -1), a.k_proj(q), a.v_proj(queries))
-    return queries, layer.norm4(attn_out + keys.contiguous())
-
-
-def _attend(a: Any, q: Any, k: Any, v: Any) -> Any:
-    """``Attention.forward`` of segment-anything after its three input projections."""
-    import torch
-
-    q, k, v = (a._separate_heads(x, a.num_heads) for x in (q, k, v))
-    attn = q @ k.permute(0, 1, 3, 2)
-    attn = attn / math.sqrt(q.shape[-1])
-    attn = torch.softmax(attn, dim=-1)
-    return a.out_proj(a._recombine_heads(attn @ v))
 
 
 def _unpack(crop: _Crop, k: int, orig_size: tuple[int, int]) -> np.ndarray:
