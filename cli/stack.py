@@ -197,7 +197,10 @@ def supervise(cfg: StackConfig) -> None:
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
             env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
         # (its jobs are told their own GCS address: unilseg.ray_runtime.start_local_ray says why)
-        gcs = start_local_ray(job_name="unilseg stack: the local cluster's head (runs no work)", include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=cfg.dashboard_port,
+        # reap=False: `down` stops the supervisor's whole process tree, and a reaper would also kill
+        # the processes of other drivers attached to this cluster (flow runs, users' commands)
+        gcs = start_local_ray(job_name="unilseg stack: the local cluster's head (runs no work)", reap=False,
+                              include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=cfg.dashboard_port,
                               num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state), log_to_driver=True)
         os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
         _wait("Prefect server", lambda: http_ok(cfg.api_url + "/health"), 90, logs / "prefect-server.log")

@@ -83,7 +83,7 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
     """
     configured = PREFECT_API_URL.value()
     if configured:
-        if not http_ok(f"{configured.rstrip('/')}/health"):
+        if not http_ok(f"{configured.rstrip('/')}/health", any_status=True):  # Prefect Cloud answers 401 without its key
             raise UniLSegError(f"PREFECT_API_URL={configured} ({_origin()}) does not answer: start that server "
                                "(`unilseg stack up`) or unset PREFECT_API_URL to run on a private one")
         yield configured

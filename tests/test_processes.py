@@ -174,3 +174,29 @@ def test_the_reaper_leaves_when_what_it_guards_stopped_normally(tmp_path):
         for p in (grandchild, reaper):
             if alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_http_ok_tells_a_401_from_nothing_listening():
+    """A server that wants credentials (Prefect Cloud without its key) answers: with any_status
+    that counts; a port where nothing listens never does."""
+    import http.server
+    import threading
+
+    from unilseg.processes import free_port, http_ok
+
+    class Unauthorized(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Unauthorized)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/api/health"
+        assert not http_ok(url) and http_ok(url, any_status=True)
+    finally:
+        server.shutdown()
+    assert not http_ok(f"http://127.0.0.1:{free_port()}/api/health", any_status=True)

@@ -39,6 +39,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -120,12 +121,15 @@ def port_taken(port: int) -> bool:
         return False
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """Whether an HTTP GET of ``url`` answers 200 now; nothing listening, no answer in ``timeout``
-    and something that does not speak HTTP all count as no."""
+def http_ok(url: str, timeout: float = 2.0, any_status: bool = False) -> bool:
+    """Whether an HTTP GET of ``url`` answers 200 now (with ``any_status``: answers with any HTTP
+    status, e.g. 401 from a server that wants credentials we do not send); nothing listening,
+    no answer in ``timeout`` and something that does not speak HTTP all count as no."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status == 200
+            return r.status == 200 or any_status
+    except urllib.error.HTTPError:  # an HTTP answer, not a success
+        return any_status
     except (OSError, http.client.HTTPException):
         return False
 

@@ -74,11 +74,14 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, job_name
     return ray.get_runtime_context().gcs_address
 
 
-def start_local_ray(job_name: str | None = None, **init_kwargs: Any) -> str:
+def start_local_ray(job_name: str | None = None, reap: bool = True, **init_kwargs: Any) -> str:
     """``ray.init()`` of a new single-node cluster on 127.0.0.1 for this process; returns its GCS address.
 
     Args:
         job_name (str | None): the name of this driver's job on the dashboard [_job_config's default].
+        reap (bool): a reaper kills every process of the session once this process is gone (see
+            the module). Off for a cluster other drivers join (the local stack's): the reaper
+            would take their processes too, since they write their driver logs in the session.
         **init_kwargs: more ray.init arguments (num_cpus, include_dashboard, _temp_dir, ...).
     """
     # Ray 2.60 turns token auth on for a new local cluster and logs a warning saying so, on
@@ -97,14 +100,14 @@ def start_local_ray(job_name: str | None = None, **init_kwargs: Any) -> str:
     gcs = f"127.0.0.1:{free_port()}"
     os.environ[_GCS_PORT_ENV] = gcs.rsplit(":", 1)[1]
     kwargs = {"namespace": "unilseg", "logging_level": "WARNING", "log_to_driver": verbose(), **init_kwargs}
-    reaper = start_reaper()  # before ray.init: a kill during it is covered too
+    reaper = start_reaper() if reap else None  # before ray.init: a kill during it is covered too
     try:
-        ray.init(address="local", _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"RAY_ADDRESS": gcs}},
-                 job_config=_job_config(job_name), **kwargs)
+        context = ray.init(address="local", _node_ip_address="127.0.0.1",
+                           runtime_env={"env_vars": {"RAY_ADDRESS": gcs}}, job_config=_job_config(job_name), **kwargs)
     finally:
         auth_log.setLevel(level)
         os.environ.pop(_GCS_PORT_ENV, None)
-    session = ray._private.worker._global_node.get_session_dir_path()  # not in Ray's public API (2.60)
+    session = context.address_info["session_dir"]
     if reaper is not None and not reaper.guard(session):  # every process of the session writes its logs there
         log.warning("the reaper of this Ray session is gone: a kill -9 of this process may leave Ray processes "
                     "running (%s)", session)
