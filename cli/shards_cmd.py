@@ -57,24 +57,34 @@ def verify(path: str, shallow: bool) -> None:
         sys.exit(1)
 
 
+METADATA_ONLY_HELP = ("Trust the shards: skip reading them (checksums, member names); metadata is checked "
+                      "either way.")
+
+
+def _check_whole(split: str, metadata_only: bool) -> None:
+    """A damaged split is one error line: its metadata, then (unless metadata_only) every shard
+    read once (sha256, member names)."""
+    from shards.integrity import check_shards, check_split
+
+    check_split(split)
+    if not metadata_only:
+        check_shards(split)
+
+
 @command.command("stats")
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--metadata-only", is_flag=True,
-              help="Trust the shards: skip reading them (checksums, member names); metadata is checked either way.")
+@click.option("--metadata-only", is_flag=True, help=METADATA_ONLY_HELP)
 def stats(path: str, as_json: bool, metadata_only: bool) -> None:
     """Counts of images and targets by task, granularity and source.
 
     A damaged split has no meaningful counts: it is one error line and exit 1. Every shard is
     read once for that (its sha256 and members), unless --metadata-only."""
-    from shards.integrity import check_shards, check_split
     from shards.stats import dataset_stats, format_stats  # pyarrow: imported when it runs
     from shards.verify import find_splits
 
     for split in find_splits(path):
-        check_split(split)
-        if not metadata_only:
-            check_shards(split)
+        _check_whole(split, metadata_only)
     try:
         result = dataset_stats(path)
     except FileNotFoundError as e:
@@ -87,23 +97,19 @@ def stats(path: str, as_json: bool, metadata_only: bool) -> None:
 @click.option("--out", required=True, help="PNG file to write (a local path or URL).")
 @click.option("--limit", default=36, show_default=True, help="Targets to draw.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (repeatable).")
-@click.option("--metadata-only", is_flag=True,
-              help="Trust the shards: skip reading them (checksums, member names); metadata is checked either way.")
+@click.option("--metadata-only", is_flag=True, help=METADATA_ONLY_HELP)
 def preview(path: str, out: str, limit: int, tasks: tuple[str, ...], metadata_only: bool) -> None:
     """Contact sheet of images with masks overlaid and their texts.
 
     The sheet draws the first --limit targets of the first split under PATH, but the split is
     checked whole first, as `stats` does: a damaged shard the sheet would not reach is still one
     error line and exit 1 (every shard is read once for that, unless --metadata-only)."""
-    from shards.integrity import check_shards, check_split
     from shards.preview import preview_split  # the reader imports webdataset: when it runs
     from shards.verify import find_splits
 
     splits = find_splits(path)
     if not splits:
         raise click.ClickException(f"no split (dataset.json) under {path}")
-    check_split(splits[0])
-    if not metadata_only:
-        check_shards(splits[0])
+    _check_whole(splits[0], metadata_only)
     n = preview_split(splits[0], out, limit=limit, tasks=tasks or None)
     click.echo(f"wrote {out} ({n} targets from {splits[0]})")
