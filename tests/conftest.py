@@ -1,4 +1,4 @@
-"""Shared test helpers: tiny images written in memory."""
+"""Shared test helpers: tiny images written in memory, a module's private local Ray."""
 
 from __future__ import annotations
 
@@ -41,3 +41,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A private local Ray (2 CPUs, 127.0.0.1) for a module's tests; yields its GCS address.
+    Ray's workers can import the test plug-ins beside this file (crash_generator)."""
+    import ray
+
+    from unilseg.ray_runtime import ensure_ray
+
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), *([old] if old else [])])
+    try:
+        yield ensure_ray(num_cpus=2)
+    finally:
+        ray.shutdown()
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old

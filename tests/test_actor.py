@@ -4,7 +4,6 @@ the ledger told how each went."""
 import json
 
 import numpy as np
-import pytest
 import ray
 
 from annotation_engine.actor import RESULT_COLUMNS, EngineActor
@@ -16,16 +15,7 @@ from shards.format import parse_metadata
 ENGINE = {"base": "weightfree", "max_side": 96, "generator": {"params": {"n_segments": 80}}}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    from unilseg.ray_runtime import ensure_ray
-
-    ensure_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
-def test_engine_actor_rows(local_ray, tmp_path):
+def test_engine_actor_rows(ray_cluster, tmp_path):
     ledger = ray.remote(Ledger).remote(str(tmp_path), [])
     udf = EngineActor(ENGINE, ledger)
     good = encode(photo("chelsea", 96))
@@ -42,7 +32,7 @@ def test_engine_actor_rows(local_ray, tmp_path):
     assert progress["annotated"] == 1 and progress["quarantined"] == 2
 
 
-def test_engine_actor_takes_the_niceness_it_is_given(local_ray, tmp_path):
+def test_engine_actor_takes_the_niceness_it_is_given(ray_cluster, tmp_path):
     """Ray starts its workers at niceness 15; the actor moves to the niceness the driver hands it
     (the caller's, by default). 17: raising it needs no privilege, so the test runs anywhere."""
     import os

@@ -31,22 +31,6 @@ ENGINE = {"base": "weightfree", "max_side": 96, "generator": {"params": {"n_segm
           "resources": {"num_cpus": 1, "batch_size": 1}}
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    from unilseg.ray_runtime import ensure_ray
-
-    # Ray's workers import the test plug-in (crash_generator) from here
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *([old] if old else [])])
-    address = ensure_ray(num_cpus=2)
-    yield address
-    ray.shutdown()
-    if old is None:
-        os.environ.pop("PYTHONPATH")
-    else:
-        os.environ["PYTHONPATH"] = old
-
-
 def _write_photos(folder: Path, names=PHOTOS, side: int = 96) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -64,16 +64,7 @@ def test_fingerprint_changes_with_the_files(tmp_path):
     assert images_fingerprint("s3://bucket/photos") == "s3://bucket/photos"
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    from unilseg.ray_runtime import ensure_ray
-
-    ensure_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
-def test_read_and_hash_reads_only_what_it_must(local_ray, tmp_path):
+def test_read_and_hash_reads_only_what_it_must(ray_cluster, tmp_path):
     paths = _photos(tmp_path / "a", ["coffee", "rocket", "chelsea"])
     (tmp_path / "a" / "copy.png").write_bytes(open(paths[0], "rb").read())  # same bytes, another path
     ds = ray.data.read_datasource(ListingDatasource(str(tmp_path / "a")))

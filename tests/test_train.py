@@ -42,17 +42,6 @@ def synth(tmp_path_factory):
     return root / "out"
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    from unilseg.ray_runtime import ensure_ray
-
-    ensure_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 def test_restore_prefers_run_checkpoint_over_init(tmp_path):
     torch.manual_seed(0)
     a, b = build_model("unilseg-tiny"), build_model("unilseg-tiny")
