@@ -42,7 +42,6 @@ from typing import Any, Callable
 from shards import locks, storage
 from shards.commit import commit_split, describe_shard, shard_entry, summary
 from shards.format import Sample, validate_sample
-from shards.locks import LOCK_PREFIX
 from shards.layout import (DATASET_JSON, PARTS_DIR, QUARANTINE, check_writer_id, parse_shard_name, part_name,
                            quarantine_part, shard_name, shard_order)
 from shards.manifest import ManifestRows, read_dataset_json, read_parquet, read_quarantine, write_json_atomic
@@ -233,7 +232,8 @@ class ShardWriter:
         self.commit, self.storage_options, self.skip_existing = commit, storage_options, skip_existing
         self.max_count, self.max_bytes = max_count, max_bytes
         storage.makedirs(storage.join(self.dir, PARTS_DIR))
-        self._lock = locks.lock(self.dir, LOCK_PREFIX if writer_id is None else f"{LOCK_PREFIX}-{writer_id}")
+        prefix = locks.LOCK_PREFIX
+        self._lock = locks.lock(self.dir, prefix if writer_id is None else f"{prefix}-{writer_id}")
         self._staging = storage.staging_dir(self.dir)
         self._quarantine_loc = (storage.join(self.dir, QUARANTINE) if writer_id is None else
                                 storage.join(self.dir, PARTS_DIR, quarantine_part(writer_id)))

@@ -99,10 +99,9 @@ def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
     """
     wanted = load_preset(preset) if preset is not None else None  # an unknown preset fails before the file is read
     if is_training_checkpoint(checkpoint, storage_options):
+        model = load_checkpoint(checkpoint, storage_options=storage_options).model  # built from its own config
         if wanted is not None:
-            saved = read_checkpoint_file(checkpoint, mmap=True, storage_options=storage_options)["config"]
-            check_preset_matches(preset, wanted, UniLSegConfig(**saved), checkpoint)
-        model = load_checkpoint(checkpoint, storage_options=storage_options).model
+            check_preset_matches(preset, wanted, model.config, checkpoint)
     elif wanted is None:
         raise UniLSegError(f"{checkpoint} is not a unilseg training checkpoint; for the released UniLSeg-20 file "
                          "pass --preset unilseg-swin-b")
