@@ -31,7 +31,7 @@ from annotation_engine.engine import Engine, sample_key
 from annotation_engine.image_task import UNREADABLE, annotate_batch, annotate_isolated
 from annotation_engine.ledger import SUSPECT
 from shards.format import ImageInfo, Sample
-from unilseg.ray_runtime import set_niceness
+from common.ray_runtime import set_niceness
 
 log = logging.getLogger(__name__)
 class EngineActor:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotation_engine.config import DEFAULT_ENGINE
-from shards.settings import check_settings, from_dict, setting
+from common.settings import check_settings, from_dict, setting
 from shards.writer import DEFAULT_MAX_COUNT
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from shards.errors import UnknownNameError
-from shards.settings import SettingsError, from_dict
+from common.errors import UnknownNameError
+from common.settings import SettingsError, from_dict
 
 from shards.images import DEFAULT_MAX_PIXELS
 

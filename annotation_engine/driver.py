@@ -37,10 +37,10 @@ from annotation_engine.sink import ShardDatasink
 from annotation_engine.sources import ListingDatasource, read_and_hash
 from shards import storage
 from shards.commit import commit_split
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from shards.layout import DATASET_JSON, PARTS_DIR
 from shards.manifest import done_images, read_dataset_json, read_quarantine
-from unilseg.ray_runtime import ensure_ray
+from common.ray_runtime import ensure_ray
 
 log = logging.getLogger(__name__)
 # Quarantine kinds that mark an image as processed for an engine version (not retried).

@@ -16,7 +16,7 @@ import signal
 from typing import Any
 
 from annotation_engine.engine import Engine
-from unilseg.processes import die_with_parent
+from common.processes import die_with_parent
 from shards.images import ImageError, prepare_image
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ registries, so tests run the production path.
 
 from __future__ import annotations
 
-from shards.registry import Registry
+from common.registry import Registry
 
 MASK_GENERATORS = Registry("mask generator", [
     "annotation_engine.mask_generators.superpixel",

@@ -37,7 +37,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from shards import storage
-from shards.errors import MissingInputError
+from common.errors import MissingInputError
 from shards.images import IMAGE_FILE_SUFFIXES
 from shards.layout import SOURCE_INDEX
 

@@ -92,7 +92,7 @@ def bare_loop(paths: list[str], out: Path, engine: str) -> float:
 
 
 def throughput(args) -> None:
-    from unilseg.ray_runtime import ensure_ray
+    from common.ray_runtime import ensure_ray
 
     ensure_ray(num_cpus=2)
     tmp = Path(tempfile.mkdtemp(prefix="bench_annotate_"))
@@ -222,7 +222,7 @@ def scale(args) -> None:
         if args.first_only:
             return
 
-        from unilseg.ray_runtime import ensure_ray
+        from common.ray_runtime import ensure_ray
 
         ensure_ray(num_cpus=2)
         s1 = annotate_images(str(first), str(tmp / "full"), engine=TINY_ENGINE, actors=2, progress=False)

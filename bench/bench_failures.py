@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # damage_fixtures: the same damage the 
 from damage_fixtures import flip_bytes  # noqa: E402
 from shards.converters.convert import convert  # noqa: E402
 from shards.synth import generate_shapes  # noqa: E402
-from unilseg.processes import cmdline, descendants  # noqa: E402
+from common.processes import cmdline, descendants  # noqa: E402
 
 
 def alive(pid: int) -> bool:

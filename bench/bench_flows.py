@@ -64,7 +64,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from shards.sample_photos import export_sample_photos
-    from unilseg.ray_runtime import ensure_ray
+    from common.ray_runtime import ensure_ray
 
     ensure_ray()  # both variants share one Ray: its start-up is not counted in either
     times: dict[str, list[float]] = {"direct": [], "flow": []}

@@ -32,7 +32,7 @@ ROOT = PROJECT_ROOT
 sys.path.insert(0, str(ROOT / "bench"))  # sibling bench modules
 
 from bench_shards import make_samples  # noqa: E402
-from unilseg.processes import die_with_parent  # noqa: E402
+from common.processes import die_with_parent  # noqa: E402
 
 BUCKET = "s3://bench"
 

@@ -20,8 +20,8 @@ import click
 
 from cli.options import set_verbose
 from cli import annotate_cmd, convert_cmd, eval_cmd, predict_cmd, shards_cmd, stack, synth_cmd, train_cmd
-from shards.errors import UniLSegError
-from unilseg import JOB_NAME_ENV
+from common.errors import UniLSegError
+from common import JOB_NAME_ENV
 
 
 class _Main(click.Group):

@@ -1,4 +1,4 @@
-"""Command-line options derived from a settings dataclass (shards.settings).
+"""Command-line options derived from a settings dataclass (common.settings).
 
 ``@settings_options(TrainConfig)`` adds one option per field that has ``cli`` metadata: its
 name (``--batch-size``, or the field's ``cli`` string), type, default, bounds, choices and
@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import click
 
-from shards.settings import default_of, field_types
+from common.settings import default_of, field_types
 
 
 def _base_type(tp: Any) -> Any:
@@ -78,7 +78,7 @@ def pick(values: dict[str, Any], cls: type, exclude: tuple[str, ...] = ()) -> di
 
 def set_verbose(ctx: click.Context | None = None, param: click.Parameter | None = None, value: bool = True) -> None:
     """The --verbose flag: debug logging with timestamps, and Ray's own output forwarded to the
-    console (UNILSEG_VERBOSE=1, read by unilseg.ray_runtime and inherited by subprocesses)."""
+    console (UNILSEG_VERBOSE=1, read by common.ray_runtime and inherited by subprocesses)."""
     if not value:
         return
     os.environ["UNILSEG_VERBOSE"] = "1"

@@ -25,7 +25,7 @@ def command() -> None:
 @click.option("--shallow", is_flag=True, help="Check checksums and counts only, not every sample.")
 def verify(path: str, shallow: bool) -> None:
     """Check every split under PATH; exit 1 and say what is wrong if anything is."""
-    from shards.errors import ShardError
+    from common.errors import ShardError
     from shards.integrity import as_shard_error, check_split
     from shards.verify import VerifyReport, find_splits, verify_split  # the reader imports webdataset: when it runs
 

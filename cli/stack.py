@@ -32,9 +32,9 @@ import click
 
 from flows.paths import PROJECT_ROOT
 from shards import storage
-from shards.errors import UniLSegError
-from unilseg import LOOPBACK_ENV
-from unilseg.processes import alive, descendants, http_ok, port_taken
+from common.errors import UniLSegError
+from common import LOOPBACK_ENV
+from common.processes import alive, descendants, http_ok, port_taken
 
 ROOT = PROJECT_ROOT
 
@@ -161,7 +161,7 @@ def supervise(cfg: StackConfig) -> None:
     """Runs the stack in the foreground until SIGTERM/SIGINT, then stops it all."""
     import ray  # seconds to import (BENCHMARKS.md, "Import times"): only the supervisor pays it, not `unilseg --help`
 
-    from unilseg.ray_runtime import start_local_ray
+    from common.ray_runtime import start_local_ray
 
     state = Path(cfg.state_dir)
     logs = state / "logs"
@@ -196,7 +196,7 @@ def supervise(cfg: StackConfig) -> None:
         children.append(subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
             env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
-        # (its jobs are told their own GCS address: unilseg.ray_runtime.start_local_ray says why)
+        # (its jobs are told their own GCS address: common.ray_runtime.start_local_ray says why)
         # reap=False: `down` stops the supervisor's whole process tree, and a reaper would also kill
         # the processes of other drivers attached to this cluster (flow runs, users' commands)
         gcs = start_local_ray(job_name="unilseg stack: the local cluster's head (runs no work)", reap=False,

@@ -29,9 +29,9 @@ from annotation_engine.annotate_config import AnnotateConfig
 from flows.paths import resolve
 from shards import storage
 from shards.converters import converter_names
-from shards.errors import MissingInputError, UniLSegError
+from common.errors import MissingInputError, UniLSegError
 from shards.sample_photos import SAMPLE_PHOTOS_SOURCE
-from shards.settings import default_of, field_types
+from common.settings import default_of, field_types
 from unilseg.eval.config import EvalConfig
 from unilseg.train_config import RUN_WIRING, TrainConfig
 

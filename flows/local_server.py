@@ -31,8 +31,8 @@ from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
 
 from shards import storage
-from shards.errors import UniLSegError
-from unilseg.processes import alive, cmdline, die_with_parent, free_port, http_ok
+from common.errors import UniLSegError
+from common.processes import alive, cmdline, die_with_parent, free_port, http_ok
 
 PID_FILE = "unilseg-local-server.json"
 _APP = "prefect.server.api.server:create_app"

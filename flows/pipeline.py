@@ -36,9 +36,9 @@ from flows.paths import resolve
 from flows.stages import run_stage
 from flows.train import train
 from shards import storage
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from shards.manifest import read_dataset_json
-from unilseg.ray_runtime import dashboard_url, ensure_ray
+from common.ray_runtime import dashboard_url, ensure_ray
 
 DEFAULT_CONFIG = "flows/configs/default.yaml"  # the `default` and `nightly` deployments' parameters
 DEMO_CONFIG = "flows/configs/demo.yaml"  # the demo's parameters (`make demo`)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from shards import storage
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from shards.manifest import write_json_atomic
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from shards.errors import FormatError
+from common.errors import FormatError
 from shards.keys import check_key
 from shards.rle import RLEError, rle_area, rle_to_mask, validate_rle
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from shards.errors import UniLSegError, describe
+from common.errors import UniLSegError, describe
 
 # Larger images are treated as decompression bombs and rejected (~ 16k x 16k).
 DEFAULT_MAX_PIXELS = 268_435_456

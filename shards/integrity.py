@@ -23,7 +23,7 @@ from collections import Counter
 from typing import Any, Iterable, Iterator, TypeVar
 
 from shards import storage
-from shards.errors import ShardError, UniLSegError, describe
+from common.errors import ShardError, UniLSegError, describe
 from shards.layout import MANIFEST
 from shards.manifest import read_dataset_json, read_manifest
 

@@ -11,7 +11,7 @@ import hashlib
 import re
 import unicodedata
 
-from shards.errors import FormatError
+from common.errors import FormatError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_SLUG = 60

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from shards import storage
-from shards.errors import MissingInputError
+from common.errors import MissingInputError
 
 DATASET_JSON = "dataset.json"
 MANIFEST = "manifest.parquet"

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards import storage
-from shards.errors import ShardError
+from common.errors import ShardError
 from shards.format import Sample
 from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, part_name
 

@@ -31,7 +31,7 @@ from webdataset.tariterators import group_by_keys
 from shards import storage
 from shards.format import ImageInfo, Target, parse_metadata
 from shards.images import decode_image
-from shards.errors import ShardError
+from common.errors import ShardError
 from shards.manifest import read_dataset_json
 
 _BLOCK = 1 << 20  # bytes per read (and sha256 update) of a shard

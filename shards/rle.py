@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 
 
 class RLEError(UniLSegError):

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from shards import storage
 from shards.layout import find_splits
-from shards.errors import ShardError
+from common.errors import ShardError
 from shards.manifest import read_dataset_json, read_manifest
 
 

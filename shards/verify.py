@@ -15,7 +15,7 @@ from shards.commit import finished_shards, orphans
 from shards.format import FormatError, parse_metadata, validate_target
 from shards.keys import check_key
 from shards.layout import find_splits, parse_shard_name  # noqa: F401 (find_splits: callers import it from here)
-from shards.errors import ShardError
+from common.errors import ShardError
 from shards.manifest import read_dataset_json, read_manifest
 from shards.reader import _TarMembers
 

@@ -49,7 +49,7 @@ def ray_cluster():
     Ray's workers can import the test plug-ins beside this file (crash_generator)."""
     import ray
 
-    from unilseg.ray_runtime import ensure_ray
+    from common.ray_runtime import ensure_ray
 
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), *([old] if old else [])])

@@ -9,7 +9,7 @@ import torch
 
 from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
 from shards import storage
-from shards.errors import MissingInputError
+from common.errors import MissingInputError
 from unilseg.checkpoint import (CheckpointError, load_checkpoint, load_released_checkpoint, load_state_dict_strict,
                                 map_released_key, read_checkpoint_file, save_checkpoint)
 from unilseg.model import build_model, predict

@@ -17,7 +17,7 @@ from cli.options import cli_fields, option_name
 from flows.config import AnnotateStage, ConfigError, EvaluateStage, LabeledSet, PipelineConfig, TrainStage
 from flows.paths import PROJECT_ROOT
 from flows.pipeline import DEFAULT_CONFIG, DEMO_CONFIG
-from shards.settings import default_of
+from common.settings import default_of
 from unilseg.eval.config import EvalConfig
 from unilseg.train_config import RUN_WIRING, TrainConfig
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from cli import main
 from converter_fixtures import box_mask, compressed_rle, write_image, write_json
 from shards.converters.convert import convert_splits, source_splits
-from shards.errors import MissingInputError
+from common.errors import MissingInputError
 from shards.manifest import read_dataset_json
 from shards.synth import generate_shapes
 

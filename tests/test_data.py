@@ -14,7 +14,7 @@ from shards.reader import ChecksumError, ShardReader
 from shards.synth import generate_shapes
 from unilseg.data.augment import AugmentConfig, augment_sample, mentions_left_right, swap_left_right_words
 from damage_fixtures import BROKEN_KINDS, write_broken_targets_split
-from shards.errors import ShardError
+from common.errors import ShardError
 from shards.integrity import worker_message
 from unilseg.data.dataset import SKIP_BASE, SkipCounter, TargetDataset
 from shards.layout import resolve_split_dir

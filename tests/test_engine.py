@@ -7,7 +7,7 @@ from annotation_engine.config import EngineConfig
 from annotation_engine.engine import Engine
 from annotation_engine.mask_generators.sam import load_sam
 from annotation_engine.registry import CAPTIONERS, MASK_GENERATORS
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from engine_fixtures import photo, save_tiny_blip, save_tiny_clip, save_tiny_git, save_tiny_unilseg
 from shards.format import validate_target
 from shards.rle import rle_to_mask

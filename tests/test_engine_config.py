@@ -4,7 +4,7 @@ import pytest
 
 from annotation_engine.config import (EngineConfig, engine_version, list_presets, load_engine_config,
                                       path_identity, unset_variables)
-from shards.settings import SettingsError
+from common.settings import SettingsError
 
 
 def test_presets_load():

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cli import main
 from damage_fixtures import DAMAGE, damage_last_shard
 from eval_fixtures import write_split
-from shards.errors import ShardError
+from common.errors import ShardError
 from shards.integrity import check_split, guarded, worker_message
 from shards.reader import ShardReader
 
@@ -65,7 +65,7 @@ def test_reading_a_damaged_shard_raises_one_shard_error(valid, tmp_path, kind):
 def test_worker_message_recovers_the_one_line():
     msg = "shard-000001.tar: sha256 abc does not match dataset.json (def)"
     wrapped = ShardError(f"Caught ShardError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
-                         f"last):\n  File \"x.py\", line 1, in <module>\nshards.errors.ShardError: {msg}\n")
+                         f"last):\n  File \"x.py\", line 1, in <module>\ncommon.errors.ShardError: {msg}\n")
     assert worker_message(wrapped) == msg
     assert worker_message(ShardError(msg)) == msg
 

@@ -1,5 +1,5 @@
-"""The layer contracts in pyproject.toml hold: cli > flows > annotation_engine > unilseg > shards,
-and Prefect stays in the wiring layers (import-linter; imports inside functions count too)."""
+"""The layer contracts in pyproject.toml hold: cli > flows > annotation_engine > unilseg > shards >
+common, and Prefect stays in the wiring layers (import-linter; imports inside functions count too)."""
 
 import shutil
 import subprocess
@@ -20,9 +20,19 @@ def test_import_contracts_hold():
 def test_a_hidden_upward_import_is_caught(tmp_path):
     """A lower layer importing a higher one inside a function (how the old cycles hid) breaks it:
     checked on a copy of the packages with one such import added."""
-    for pkg in ("cli", "flows", "annotation_engine", "unilseg", "shards"):
+    for pkg in ("cli", "flows", "annotation_engine", "unilseg", "shards", "common"):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.json", "*.yaml"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     (tmp_path / "unilseg" / "_layer_probe.py").write_text("def f():\n    from annotation_engine import driver\n")
     run = subprocess.run(LINT, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0 and "unilseg._layer_probe -> annotation_engine.driver" in run.stdout
+
+
+def test_the_bottom_package_imports_nothing_of_ours(tmp_path):
+    """common is the bottom: a helper there that reaches up into shards breaks the contract."""
+    for pkg in ("cli", "flows", "annotation_engine", "unilseg", "shards", "common"):
+        shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.json", "*.yaml"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    (tmp_path / "common" / "_layer_probe.py").write_text("from shards import storage\n")
+    run = subprocess.run(LINT, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "common._layer_probe -> shards.storage" in run.stdout

@@ -14,7 +14,7 @@ import pytest
 
 from flows.local_server import PID_FILE, _APP, stop_stale
 from flows.paths import PROJECT_ROOT
-from unilseg.processes import alive, cmdline
+from common.processes import alive, cmdline
 
 
 def _fake_server() -> subprocess.Popen:
@@ -83,7 +83,7 @@ def test_a_configured_server_that_does_not_answer_is_one_line(tmp_path):
     """A PREFECT_API_URL where nothing listens (a .env left in the working directory, which
     Prefect reads by itself) stops `python -m flows.pipeline` in one line naming the file,
     before any stage; it was a traceback ("Failed to reach API")."""
-    from unilseg.processes import free_port
+    from common.processes import free_port
 
     cfg = tmp_path / "my.yaml"
     cfg.write_text(f"run_name: e\ndata_root: {tmp_path / 'data'}\nruns_root: {tmp_path / 'runs'}\nannotate: null\n")

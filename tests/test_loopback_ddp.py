@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from unilseg.loopback_ddp import bind_rendezvous_to_loopback
-from unilseg.processes import free_port
+from common.processes import free_port
 
 
 def test_env_rendezvous_listens_on_loopback_only(monkeypatch):

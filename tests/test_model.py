@@ -11,7 +11,7 @@ import torch
 from unilseg.model import (UniLSeg, UniLSegConfig, build_model, build_tokenizer, list_presets, load_preset,
                            predict, predict_probs)
 from unilseg.model.config import HeadConfig
-from shards.settings import SettingsError
+from common.settings import SettingsError
 
 REFERENCE = Path(__file__).parent / "data" / "unilseg20_state_dict.json"
 

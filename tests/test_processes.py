@@ -1,10 +1,10 @@
-"""unilseg/processes.py: the port and health checks of the local servers."""
+"""common/processes.py: the port and health checks of the local servers."""
 
 from __future__ import annotations
 
 import socket
 
-from unilseg.processes import free_port, port_taken
+from common.processes import free_port, port_taken
 
 
 def test_port_taken_sees_a_listener_and_not_a_closed_port():
@@ -21,7 +21,7 @@ def test_http_ok_is_true_only_for_a_200():
     import http.server
     import threading
 
-    from unilseg.processes import http_ok
+    from common.processes import http_ok
 
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -56,7 +56,7 @@ def test_http_ok_is_true_only_for_a_200():
 OWNER = """
 import os, subprocess, sys, time
 sys.path[:0] = {path!r}
-from unilseg.processes import start_reaper
+from common.processes import start_reaper
 reaper = start_reaper()
 folder = sys.argv[1]
 own_log = open(os.path.join(folder, "owner.log"), "w")  # as a Ray driver keeps its own log open
@@ -64,7 +64,7 @@ own_log = open(os.path.join(folder, "owner.log"), "w")  # as a Ray driver keeps 
 # (as the raylet's agents): the grandchild holds a file under `folder`, or nothing
 helper = subprocess.Popen([sys.executable, "-c", '''
 import os, subprocess, sys, time
-from unilseg.processes import die_with_parent
+from common.processes import die_with_parent
 die_with_parent()
 hold = sys.argv[1]
 code = "import sys, time; f = open(sys.argv[1], 'w') if sys.argv[1] else None; time.sleep(600)"
@@ -95,7 +95,7 @@ def _owner(tmp_path, hold: str, guard: str):
 def _gone_within(pids, seconds: float) -> bool:
     import time
 
-    from unilseg.processes import alive
+    from common.processes import alive
 
     deadline = time.monotonic() + seconds
     while any(alive(p) for p in pids):
@@ -112,7 +112,7 @@ def test_the_reaper_kills_what_outlives_a_killed_owner(tmp_path):
     import os
     import signal
 
-    from unilseg.processes import alive, writing_under
+    from common.processes import alive, writing_under
 
     import subprocess
     import sys
@@ -142,7 +142,7 @@ def test_before_a_folder_is_named_the_reaper_kills_the_owners_new_processes(tmp_
     import signal
     import time
 
-    from unilseg.processes import alive
+    from common.processes import alive
 
     proc, grandchild, reaper = _owner(tmp_path, "none", "no-guard")
     try:
@@ -162,7 +162,7 @@ def test_the_reaper_leaves_when_what_it_guards_stopped_normally(tmp_path):
     import os
     import signal
 
-    from unilseg.processes import alive
+    from common.processes import alive
 
     proc, grandchild, reaper = _owner(tmp_path, "hold", "guard")
     try:
@@ -182,7 +182,7 @@ def test_http_ok_tells_a_401_from_nothing_listening():
     import http.server
     import threading
 
-    from unilseg.processes import free_port, http_ok
+    from common.processes import free_port, http_ok
 
     class Unauthorized(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -1,4 +1,4 @@
-"""unilseg/ray_runtime.py: the one way to reach Ray. Each driver's job carries a name the
+"""common/ray_runtime.py: the one way to reach Ray. Each driver's job carries a name the
 dashboard's Jobs page shows (it showed "-" for every job of ours); a kill -9 of the driver of a
 private local Ray ends every process of its Ray session within seconds (the raylet's agents once
 outlived it by a minute)."""
@@ -23,7 +23,7 @@ from flows.paths import PROJECT_ROOT
 _JOBS = """
 import json, sys
 import ray
-from unilseg.ray_runtime import ensure_ray
+from common.ray_runtime import ensure_ray
 ensure_ray(num_cpus=1, job_name=sys.argv[1] or None)
 jobs = ray._private.worker.global_worker.gcs_client.get_all_job_info()
 print(json.dumps([dict(j.config.metadata) for j in jobs.values()]))

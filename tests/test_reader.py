@@ -9,7 +9,7 @@ import pytest
 import webdataset as wds
 
 from shard_fixtures import extra_member, make_sample, rewrite_shard
-from shards.errors import ShardError
+from common.errors import ShardError
 from shards.reader import ChecksumError, ShardReader
 from shards.writer import ShardWriter
 

@@ -1,9 +1,9 @@
-"""shards/registry.py: one registry class for every registry in the project."""
+"""common/registry.py: one registry class for every registry in the project."""
 
 import pytest
 
-from shards.errors import UniLSegError, UnknownNameError
-from shards.registry import Registry
+from common.errors import UniLSegError, UnknownNameError
+from common.registry import Registry
 
 
 class Thing:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from unilseg.processes import alive
+from common.processes import alive
 from unilseg.run_lock import WORKERS_LOCK, RunBusyError, driver_lock, lock_holders
 
 HOLD_SHARED = """

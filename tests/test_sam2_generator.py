@@ -83,7 +83,7 @@ def test_sam2_end_to_end_through_ray_actors(tmp_path):
 
     from annotation_engine.driver import annotate_images
     from shards.reader import ShardReader
-    from unilseg.ray_runtime import ensure_ray
+    from common.ray_runtime import ensure_ray
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -1,10 +1,10 @@
-"""shards/settings.py: one field declaration gives the default, help, bounds and choices."""
+"""common/settings.py: one field declaration gives the default, help, bounds and choices."""
 
 from dataclasses import dataclass, fields
 
 import pytest
 
-from shards.settings import SettingsError, check_settings, default_of, from_dict, setting
+from common.settings import SettingsError, check_settings, default_of, from_dict, setting
 
 
 @dataclass

@@ -12,7 +12,7 @@ from annotation_engine.ledger import Ledger
 from annotation_engine.sources import (ListingDatasource, images_fingerprint, list_partition, partitions,
                                        read_and_hash)
 from engine_fixtures import photo
-from shards.errors import MissingInputError
+from common.errors import MissingInputError
 
 
 def _photos(folder, names):

@@ -17,7 +17,7 @@ import yaml
 
 from cli.stack import ROOT, StackConfig, down, up
 from tests.flow_fixtures import tiny_config
-from unilseg.processes import port_taken
+from common.processes import port_taken
 
 pytestmark = pytest.mark.slow
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
@@ -44,7 +44,7 @@ def _quiet_ports(n: int) -> list[int]:
 def test_a_port_in_use_is_a_one_line_error_before_anything_starts(tmp_path):
     import socket
 
-    from shards.errors import UniLSegError
+    from common.errors import UniLSegError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,7 +1,7 @@
 import pytest
 
 from shard_fixtures import make_sample
-from shards.errors import ShardError
+from common.errors import ShardError
 from shards.stats import dataset_stats, format_stats
 from shards.writer import ShardWriter
 

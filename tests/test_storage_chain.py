@@ -56,7 +56,7 @@ def test_every_location_on_s3(s3_bucket, tmp_path, monkeypatch):
     from annotation_engine.driver import annotate_images
     from flows.paths import PROJECT_ROOT
     from shards.synth import ensure_shapes
-    from unilseg.ray_runtime import ensure_ray
+    from common.ray_runtime import ensure_ray
     from unilseg.train_worker import read_metrics
 
     import s3fs

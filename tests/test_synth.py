@@ -34,7 +34,7 @@ def test_same_seed_same_files(tmp_path):
 
 
 def test_ensure_keeps_a_complete_set_and_refuses_one_made_otherwise(tmp_path):
-    from shards.errors import UniLSegError
+    from common.errors import UniLSegError
     from shards.synth import ensure_shapes
 
     assert ensure_shapes(tmp_path / "s", images=6, seed=1, size=64)

@@ -11,7 +11,7 @@ import torch
 from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
 from shards import storage
 from shards.converters.convert import convert
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from shards.synth import generate_shapes
 from unilseg.checkpoint import load_checkpoint, save_checkpoint
 from unilseg.model import build_model
@@ -165,7 +165,7 @@ def test_damaged_shard_stops_training_at_once(synth, ray_cluster, tmp_path):
     import shutil
 
     from damage_fixtures import flip_bytes
-    from shards.errors import ShardError
+    from common.errors import ShardError
 
     data = tmp_path / "data" / "train"
     shutil.copytree(synth / "train", data)

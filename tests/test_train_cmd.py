@@ -90,7 +90,7 @@ def test_killed_run_leaves_no_worker_and_the_rerun_prints_each_logged_step_once(
 
 
 def test_verbose_turns_on_rays_own_output(tmp_path, monkeypatch):
-    from unilseg.ray_runtime import VERBOSE_ENV, verbose
+    from common.ray_runtime import VERBOSE_ENV, verbose
 
     import logging
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shards.settings import SettingsError
+from common.settings import SettingsError
 from unilseg.train_config import TrainConfig
 from unilseg.train_worker import lr_at
 

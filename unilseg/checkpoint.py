@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from shards import storage
-from shards.errors import MissingInputError, UniLSegError
+from common.errors import MissingInputError, UniLSegError
 from unilseg.model import build_model
 
 # (released name prefix, our prefix or None = skip); the first match wins, so the skip rule

@@ -14,7 +14,7 @@ the kernel when their holder dies) close that race:
 - each worker also leaves by itself: a watchdog thread ends the process when its parent (the
   raylet) changes, i.e. when the local Ray died with its driver; rank 0 checks the same
   right before it publishes a checkpoint. Its DataLoader processes are killed by the kernel
-  when it goes (unilseg.processes.die_with_parent; torch's own check of the parent takes up to 5 s).
+  when it goes (common.processes.die_with_parent; torch's own check of the parent takes up to 5 s).
 
 flock needs a local (or flock-capable) filesystem; where it is unsupported the locks are
 skipped with a debug message and runs behave as before. For a RUN at a URL (object storage
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterator
 
 from shards import storage
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 
 log = logging.getLogger(__name__)
 DRIVER_LOCK = ".driver.lock"

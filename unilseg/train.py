@@ -32,13 +32,13 @@ from ray.train.v2.api.callback import UserCallback
 from ray.train.v2.api.exceptions import ControllerError, TrainingFailedError, WorkerGroupError
 
 from shards import storage
-from shards.errors import MissingInputError, UniLSegError
+from common.errors import MissingInputError, UniLSegError
 from shards.integrity import check_split
 from shards.layout import resolve_split_dir
 from unilseg.checkpoint import read_checkpoint_file
 from unilseg.loopback_ddp import LoopbackTorchConfig  # DDP's rendezvous store on 127.0.0.1
 from unilseg.model.loading import model_config
-from unilseg.ray_runtime import ensure_ray
+from common.ray_runtime import ensure_ray
 from unilseg.run_lock import driver_lock
 from unilseg.train_config import TrainConfig
 from unilseg.train_progress import LOSS_PNG, Echo, draw_loss_curve, follow

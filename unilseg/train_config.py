@@ -4,7 +4,7 @@
     from unilseg.train_config import TrainConfig
     run_training(TrainConfig(data=[("data/synth", 1.0)], out="runs/tiny", workers=2, steps=2000))
 
-Every field is declared once with its default, help text and bounds (shards.settings):
+Every field is declared once with its default, help text and bounds (common.settings):
 `unilseg train --help` lists them, the pipeline YAML's `train:` section accepts them (but
 the run wiring: data, out, ray_address, name), and bad values fail here, before Ray starts.
 """
@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from shards.settings import SettingsError, check_settings, from_dict, setting
+from common.settings import SettingsError, check_settings, from_dict, setting
 
 
 @dataclass

@@ -5,7 +5,7 @@ rank's warnings; unilseg.train_worker). A report carries the targets every rank'
 read and skipped as broken since the workers (re)started; a step line shows them once one was
 skipped. The driver follows that file while Ray Train runs
 (``follow``) and hands each new event, as one line, to a callback: the command line echoes
-it, a Prefect flow logs it. Ray's own worker output is not forwarded (unilseg.ray_runtime),
+it, a Prefect flow logs it. Ray's own worker output is not forwarded (common.ray_runtime),
 so each line appears once, whatever the number of workers. ``draw_loss_curve`` renders the
 reports as RUN/loss.png (PIL only: no plotting library needed). RUN may be a URL: the file is
 then re-read at each poll (it holds a line per logged step) and the curve is published there.

@@ -42,7 +42,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from shards import storage
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from shards.integrity import worker_message
 from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, read_checkpoint_file, save_checkpoint
 from unilseg.data.augment import AugmentConfig
@@ -50,8 +50,8 @@ from unilseg.data.dataset import SkipCounter, TargetDataset
 from unilseg.losses import unilseg_loss
 from unilseg.model import UniLSeg, build_model
 from unilseg.model.loading import is_training_checkpoint, model_config
-from unilseg.ray_runtime import set_niceness
-from unilseg.processes import die_with_parent
+from common.ray_runtime import set_niceness
+from common.processes import die_with_parent
 from unilseg.run_lock import WorkerGuard
 from unilseg.train_config import TrainConfig
 

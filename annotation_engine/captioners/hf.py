@@ -16,7 +16,7 @@ import numpy as np
 from annotation_engine.captioners.attributes import clean_caption
 from annotation_engine.registry import CAPTIONERS
 from annotation_engine.regions import crop_region
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 
 # Tried in order: the first Auto class that knows the model's config loads it.
 _AUTO_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM")

@@ -17,7 +17,7 @@ from skimage import color, filters, segmentation
 
 from annotation_engine.mask_generators import Proposal
 from annotation_engine.registry import MASK_GENERATORS
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 
 
 def _boundary_strength(labels: np.ndarray, edges: np.ndarray) -> dict[tuple[int, int], list[float]]:

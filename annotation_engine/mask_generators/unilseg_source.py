@@ -12,7 +12,7 @@ import numpy as np
 from annotation_engine.config import path_identity
 from annotation_engine.mask_generators import Proposal
 from annotation_engine.registry import MASK_GENERATORS
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 
 
 @MASK_GENERATORS.register("unilseg")

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from shards.format import Sample
-from shards.registry import Registry
+from common.registry import Registry
 
 
 class ConvertError(UniLSegError):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from shards import storage
 from shards.converters import CONVERTERS, DEFAULT_SPLIT, ConvertError, Item, Rejected, get_converter
-from shards.errors import MissingInputError, describe
+from common.errors import MissingInputError, describe
 from shards.format import FormatError
 from shards.images import ImageError
 from shards.rle import RLEError

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from shards.rle import mask_to_rle
 from shards.synth.expressions import Atom, render, scene_expressions
 from shards.synth.shapes import COMPOSITES, PARTS, SHAPES, SceneObject, background, place_objects

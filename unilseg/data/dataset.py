@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from shards.errors import ShardError, describe
+from common.errors import ShardError, describe
 from shards.format import FormatError, Target, parse_metadata
 from shards.images import decode_image
 from shards.integrity import guarded

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shards.settings import check_settings, from_dict, setting
+from common.settings import check_settings, from_dict, setting
 
 TEXT_MODES = ("first", "all")
 

@@ -29,7 +29,7 @@ from shards.keys import expression_id, target_id
 from shards.layout import resolve_split_dir
 from shards.reader import DecodedSample, ShardReader
 from shards.rle import mask_to_rle, rle_to_mask
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from unilseg.eval.config import TEXT_MODES, EvalConfig
 from unilseg.eval import overlays, report
 from unilseg.eval.families import MISSING_RULE, family_of, missing_stand_in

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from shards.registry import Registry
+from common.registry import Registry
 from unilseg.eval.metrics import (gres_metrics, part_metrics, referring_metrics, semantic_metrics,
                                   semantic_per_class_iou, sod_metrics)
 

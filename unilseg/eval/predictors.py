@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from shards.errors import MissingInputError, UniLSegError
+from common.errors import MissingInputError, UniLSegError
 
 log = logging.getLogger(__name__)
 

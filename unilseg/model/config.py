@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shards.errors import MissingInputError, UnknownNameError
-from shards.settings import SettingsError, from_dict
+from common.errors import MissingInputError, UnknownNameError
+from common.settings import SettingsError, from_dict
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 DEFAULT_PRESET = "unilseg-tiny"  # what training, the demo and tests build when no preset is named

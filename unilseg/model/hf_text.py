@@ -17,8 +17,8 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from shards.errors import MissingInputError
-from shards.settings import SettingsError
+from common.errors import MissingInputError
+from common.settings import SettingsError
 from unilseg.tokenizers import HFTokenizer
 
 from .registry import register_text_encoder

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 from unilseg.checkpoint import FORMAT, load_checkpoint, load_released_checkpoint, read_checkpoint_file
 
 from .config import DEFAULT_PRESET, UniLSegConfig, list_presets, load_preset

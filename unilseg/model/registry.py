@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from shards.registry import Registry
+from common.registry import Registry
 
 VISUAL_ENCODERS = Registry("visual encoder")
 TEXT_ENCODERS = Registry("text encoder")

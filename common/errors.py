@@ -3,7 +3,7 @@
 Every layer raises subclasses of ``UniLSegError`` for bad input: a corrupt image, an unknown
 preset, a checkpoint that is not one, a wrong setting. The command line prints exactly these
 as one line and exits non-zero; anything else is a bug and keeps its traceback. It lives in
-``shards`` because that is the bottom layer, which every other layer may import.
+``common``, the bottom package, which every other layer may import.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import importlib
 import inspect
 from typing import Any, Callable, Iterable, TypeVar
 
-from shards.errors import UnknownNameError, UniLSegError
+from common.errors import UnknownNameError, UniLSegError
 
 T = TypeVar("T")
 

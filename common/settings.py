@@ -17,7 +17,7 @@ import dataclasses
 import typing
 from typing import Any, TypeVar
 
-from shards.errors import UniLSegError
+from common.errors import UniLSegError
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ the processes of such a local cluster fate-shared with this one (prctl PR_SET_PD
 Linux), but that reaches only the processes the driver starts itself: after a kill -9 of the
 driver, the raylet's own children (its dashboard and runtime-env agents) lived on for about a
 minute, trying to tell the dead GCS that their raylet had died (4 of 8 trials, issue 21). So a
-reaper (``unilseg.processes.start_reaper``) guards the session: once the driver is gone,
+reaper (``common.processes.start_reaper``) guards the session: once the driver is gone,
 however it ended, it SIGKILLs every process of the session within a second or so.
 
 What Ray's processes print (worker and actor stdout/stderr, Ray Train's controller notices,
@@ -25,8 +25,8 @@ from typing import Any
 import ray
 from ray._private import ray_constants
 
-from unilseg import JOB_NAME_ENV
-from unilseg.processes import free_port, start_reaper
+from common import JOB_NAME_ENV
+from common.processes import free_port, start_reaper
 
 log = logging.getLogger(__name__)
 ADDRESS_ENV = "UNILSEG_RAY_ADDRESS"

@@ -11,7 +11,7 @@
 Linux answers these through prctl and /proc; elsewhere die_with_parent and start_reaper do
 nothing and cmdline/descendants/writing_under know nothing, so callers keep a second
 way (pid files, locks). Used by the training run locks, the annotation sandbox, the flows'
-Prefect server, the local stack and the private local Ray (``unilseg.ray_runtime``); one home
+Prefect server, the local stack and the private local Ray (``common.ray_runtime``); one home
 so that each reads /proc the same way.
 
 Why a reaper as well as die_with_parent: PR_SET_PDEATHSIG reaches only a process's own
@@ -181,7 +181,7 @@ def start_reaper() -> Reaper | None:
     if not Path("/proc/self/fd").is_dir():
         return None
     _REAPERS[:] = [r for r in _REAPERS if r.proc.poll() is None]  # (reaps those that left)
-    proc = subprocess.Popen([sys.executable, "-m", "unilseg.processes", "reap", str(os.getpid())],
+    proc = subprocess.Popen([sys.executable, "-m", "common.processes", "reap", str(os.getpid())],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # a Ctrl-C meant for the owner must not stop it first
     _REAPERS.append(reaper := Reaper(proc))
@@ -189,7 +189,7 @@ def start_reaper() -> Reaper | None:
 
 
 def _reap(owner: int) -> None:
-    """The reaper's loop (``python -m unilseg.processes reap OWNER_PID``)."""
+    """The reaper's loop (``python -m common.processes reap OWNER_PID``)."""
     me, since = os.getpid(), int(_stat_fields(os.getpid())[19])
     folders: list[str] = []
     started: dict[int, str] = {}  # the owner's new descendants: pid -> start time
