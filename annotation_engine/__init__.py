@@ -1,7 +1,7 @@
 """The annotation engine: unlabeled images -> (expression, mask) targets, in Ray actors.
 
 Modules, one job each:
-- ``config``: typed EngineConfig (generator, captioner, filters, granularity, resources),
+- ``engine_config``: what the engine is: typed EngineConfig (generator, captioner, filters, granularity, resources),
   YAML presets in ``presets/`` (weightfree, sam-tiny-hf, sam-blip), ``engine_version()``.
 - ``registry``: MASK_GENERATORS and CAPTIONERS (duplicate names fail; tiny models included).
 - ``mask_generators/``: ``superpixel`` (SLIC + colour/edge merging, weight-free), ``sam`` / ``sam2`` /
@@ -17,5 +17,6 @@ Modules, one job each:
 - the Ray Data pipeline of an annotation run: ``sources`` (listing, source index, read + hash),
   ``actor`` (``EngineActor``, the engine stage), ``sink`` (``ShardDatasink``, parallel writers),
   ``ledger`` (the run's bookkeeping actor), ``driver`` (``annotate_images``: plans, runs, commits;
-  CLI: ``unilseg annotate``), ``annotate_config`` (its settings).
+  CLI: ``unilseg annotate``), ``run_config`` (AnnotateConfig: how a run goes, the settings of
+  ``unilseg annotate`` and the pipeline YAML's ``annotate:`` section).
 """

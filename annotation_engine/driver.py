@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from annotation_engine.actor import EngineActor
 from annotation_engine.image_task import BAD_INPUT, CRASHED, NO_TARGETS
-from annotation_engine.annotate_config import AnnotateConfig
-from annotation_engine.config import engine_version, load_engine_config, unset_variables
+from annotation_engine.run_config import AnnotateConfig
+from annotation_engine.engine_config import engine_version, load_engine_config, unset_variables
 from annotation_engine.ledger import start_ledger
 from annotation_engine.sink import ShardDatasink
 from annotation_engine.sources import ListingDatasource, read_and_hash

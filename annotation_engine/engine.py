@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from annotation_engine.captioners.attributes import GENERIC, referring_texts, region_attributes
-from annotation_engine.config import DEFAULT_ENGINE, EngineConfig, engine_version, load_engine_config
+from annotation_engine.engine_config import DEFAULT_ENGINE, EngineConfig, engine_version, load_engine_config
 from annotation_engine.filters import ClipScorer, filter_proposals
 from annotation_engine.granularity import assign_parents, part_or_instance, touching
 from annotation_engine.registry import CAPTIONERS, MASK_GENERATORS
@@ -55,7 +55,7 @@ class Engine:
 
     Attributes:
         config (EngineConfig): the resolved config.
-        version (str): engine version (annotation_engine.config.engine_version).
+        version (str): engine version (annotation_engine.engine_config.engine_version).
         source (str): the ``source`` of every target, ``auto/<config name>``.
         provenance (dict): what every target's provenance starts with.
     """

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from annotation_engine.config import FilterConfig
+from annotation_engine.engine_config import FilterConfig
 from annotation_engine.mask_generators import Proposal
 from annotation_engine.regions import crop_region, pairwise_iou
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from annotation_engine.annotate_config import AnnotateConfig
+from annotation_engine.run_config import AnnotateConfig
 from cli.options import pick, settings_options, verbose_option
 
 

@@ -25,7 +25,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, Secret, ValidationError, create_model, field_validator,
                       model_validator)
 
-from annotation_engine.annotate_config import AnnotateConfig
+from annotation_engine.run_config import AnnotateConfig
 from flows.paths import resolve
 from shards import storage
 from shards.converters import converter_names

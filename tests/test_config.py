@@ -11,7 +11,7 @@ import pydantic
 import pytest
 import yaml
 
-from annotation_engine.annotate_config import AnnotateConfig
+from annotation_engine.run_config import AnnotateConfig
 from cli import main
 from cli.options import cli_fields, option_name
 from flows.config import AnnotateStage, ConfigError, EvaluateStage, LabeledSet, PipelineConfig, TrainStage

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from annotation_engine.config import EngineConfig
+from annotation_engine.engine_config import EngineConfig
 from annotation_engine.engine import Engine
 from annotation_engine.mask_generators.sam import load_sam
 from annotation_engine.registry import CAPTIONERS, MASK_GENERATORS

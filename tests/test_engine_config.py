@@ -2,7 +2,7 @@
 
 import pytest
 
-from annotation_engine.config import (EngineConfig, engine_version, list_presets, load_engine_config,
+from annotation_engine.engine_config import (EngineConfig, engine_version, list_presets, load_engine_config,
                                       path_identity, unset_variables)
 from common.settings import SettingsError
 

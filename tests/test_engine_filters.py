@@ -4,7 +4,7 @@ from functools import partial
 
 import numpy as np
 
-from annotation_engine.config import FilterConfig
+from annotation_engine.engine_config import FilterConfig
 from annotation_engine.filters import ClipScorer, filter_proposals, mask_nms
 from annotation_engine.mask_generators import Proposal
 from engine_fixtures import box, photo, save_tiny_clip

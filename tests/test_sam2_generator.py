@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotation_engine.config import engine_version, load_engine_config
+from annotation_engine.engine_config import engine_version, load_engine_config
 from annotation_engine.registry import MASK_GENERATORS
 from engine_fixtures import photo
 

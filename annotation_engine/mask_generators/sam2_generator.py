@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from annotation_engine.config import path_identity
+from annotation_engine.engine_config import path_identity
 from annotation_engine.mask_generators import Proposal
 from annotation_engine.registry import MASK_GENERATORS
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from annotation_engine.config import path_identity
+from annotation_engine.engine_config import path_identity
 from annotation_engine.mask_generators import Proposal
 from annotation_engine.registry import MASK_GENERATORS
 from common.errors import UniLSegError

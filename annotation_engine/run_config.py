@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from annotation_engine.config import DEFAULT_ENGINE
+from annotation_engine.engine_config import DEFAULT_ENGINE
 from common.settings import check_settings, from_dict, setting
 from shards.writer import DEFAULT_MAX_COUNT
 
