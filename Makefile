@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install lock test test-fast bench demo down clean
+.PHONY: install lock lint format test test-fast bench demo down clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,20 @@ lock:
 	$(BIN)/pip check
 	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
-test: install
+# ruff (settings in pyproject.toml): a lint or format problem fails `make test` in seconds.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Fix what ruff can fix by itself, then format.
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
 	$(BIN)/python -m pytest -q tests
 
-test-fast: install
+test-fast: lint
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 # Start the local stack (Prefect server, Ray + dashboard, served deployments; all on

@@ -9,9 +9,10 @@ a failure means). A block's images go through the engine together (``Engine.anno
 image-encoder call for several images on a GPU).
 
 Images that were in flight when an actor died are *suspects* (the run's ledger says so):
-each is annotated alone in a child process (``image_task.annotate_isolated``). If the child dies, the image killed it, and it
-is quarantined with the signal or exit code; the run goes on. An actor killed from outside
-never gets the image it was working on quarantined: that image simply succeeds in its child.
+each is annotated alone in a child process (``image_task.annotate_isolated``). If the child
+dies, the image killed it, and it is quarantined with the signal or exit code; the run goes on.
+An actor killed from outside never gets the image it was working on quarantined: that image
+simply succeeds in its child.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from ray.util.metrics import Counter, Histogram
 from annotation_engine.engine import Engine, sample_key
 from annotation_engine.image_task import UNREADABLE, annotate_batch, annotate_isolated
 from annotation_engine.ledger import SUSPECT
-from shards.format import ImageInfo, Sample
 from common.ray_runtime import set_niceness
+from shards.format import ImageInfo, Sample
 
 log = logging.getLogger(__name__)
+
+
 class EngineActor:
     """Builds the Engine once; maps a block of pending images to result rows (Ray Data UDF).
 
@@ -51,11 +54,16 @@ class EngineActor:
         if "torch" in sys.modules:  # a weight-free engine never imports it (faster actor start)
             sys.modules["torch"].set_num_threads(max(1, int(torch_threads)))
         tags = {"engine": self.engine.config.name}
-        self._images = Counter("unilseg_annotate_images", "images through the engine, by outcome",
-                               tag_keys=("engine", "outcome"))
+        self._images = Counter(
+            "unilseg_annotate_images", "images through the engine, by outcome", tag_keys=("engine", "outcome")
+        )
         self._targets = Counter("unilseg_annotate_targets", "targets written by the engine", tag_keys=("engine",))
-        self._seconds = Histogram("unilseg_annotate_image_seconds", "engine seconds per image",
-                                  boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120], tag_keys=("engine",))
+        self._seconds = Histogram(
+            "unilseg_annotate_image_seconds",
+            "engine seconds per image",
+            boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+            tag_keys=("engine",),
+        )
         self._tags = tags
 
     def _observe(self, ok: bool, result: Any, seconds: float) -> None:
@@ -84,12 +92,22 @@ class EngineActor:
         for i, (path, sha, _, problem) in enumerate(rows):
             ok, result = results.get(i, (False, (UNREADABLE, problem)))
             if ok:
-                info = ImageInfo(id=path, width=result["width"], height=result["height"], sha256=sha,
-                                 source=self.engine.source)
-                sample = Sample(sample_key(sha, self.engine.version), info, result["data"], result["ext"],
-                                result["targets"])
-                _add(out, path, sha, "sample", key=sample.key, image=sample.image_bytes, ext=sample.image_ext,
-                     meta=sample.metadata_json())
+                info = ImageInfo(
+                    id=path, width=result["width"], height=result["height"], sha256=sha, source=self.engine.source
+                )
+                sample = Sample(
+                    sample_key(sha, self.engine.version), info, result["data"], result["ext"], result["targets"]
+                )
+                _add(
+                    out,
+                    path,
+                    sha,
+                    "sample",
+                    key=sample.key,
+                    image=sample.image_bytes,
+                    ext=sample.image_ext,
+                    meta=sample.metadata_json(),
+                )
             else:
                 _add(out, path, sha, result[0], reason=result[1])
             self.ledger.end.remote(sha or path, "annotated" if ok else result[0])
@@ -111,7 +129,17 @@ class EngineActor:
 RESULT_COLUMNS = ("path", "sha256", "kind", "reason", "key", "image", "ext", "meta")
 
 
-def _add(out: dict[str, list], path: str, sha: str, kind: str, *, reason: str = "", key: str = "",
-         image: bytes = b"", ext: str = "", meta: bytes = b"") -> None:
+def _add(
+    out: dict[str, list],
+    path: str,
+    sha: str,
+    kind: str,
+    *,
+    reason: str = "",
+    key: str = "",
+    image: bytes = b"",
+    ext: str = "",
+    meta: bytes = b"",
+) -> None:
     for k, v in zip(RESULT_COLUMNS, (path, sha, kind, reason, key, image, ext, meta)):
         out[k].append(v)

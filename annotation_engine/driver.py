@@ -22,25 +22,26 @@ import os
 import secrets
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ray
 from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 from tqdm import tqdm
 
 from annotation_engine.actor import EngineActor
-from annotation_engine.image_task import BAD_INPUT, CRASHED, NO_TARGETS
-from annotation_engine.run_config import AnnotateConfig
 from annotation_engine.engine_config import engine_version, load_engine_config, unset_variables
+from annotation_engine.image_task import BAD_INPUT, CRASHED, NO_TARGETS
 from annotation_engine.ledger import start_ledger
+from annotation_engine.run_config import AnnotateConfig
 from annotation_engine.sink import ShardDatasink
 from annotation_engine.sources import ListingDatasource, read_and_hash
+from common.errors import UniLSegError
+from common.ray_runtime import ensure_ray
 from shards import storage
 from shards.commit import commit_split
-from common.errors import UniLSegError
 from shards.layout import DATASET_JSON, PARTS_DIR
 from shards.manifest import done_images, read_dataset_json, read_quarantine
-from common.ray_runtime import ensure_ray
 
 log = logging.getLogger(__name__)
 # Quarantine kinds that mark an image as processed for an engine version (not retried).
@@ -55,8 +56,11 @@ class RunStopped(UniLSegError):
 def done_shas(split_dir: str, version: str, storage_options: dict | None = None) -> list[str]:
     """sha256 of the images already annotated, or quarantined for good, with this engine version."""
     done = {sha for sha, v in done_images(split_dir, storage_options) if v == version}
-    done |= {r["sha256"] for r in read_quarantine(split_dir, storage_options)
-             if r.get("kind") in DONE_KINDS and r.get("sha256") and r.get("engine_version") == version}
+    done |= {
+        r["sha256"]
+        for r in read_quarantine(split_dir, storage_options)
+        if r.get("kind") in DONE_KINDS and r.get("sha256") and r.get("engine_version") == version
+    }
     return sorted(done)
 
 
@@ -71,14 +75,21 @@ def _absolute(images: str | list) -> str | list:
 def _adopt_leftovers(split_dir: str, storage_options: dict | None) -> None:
     """Commits what a killed run finished (its keys then count as done), marking the split
     incomplete until this run ends."""
-    if storage.exists(storage.join(split_dir, DATASET_JSON), storage_options) or \
-            storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options):
+    if storage.exists(storage.join(split_dir, DATASET_JSON), storage_options) or storage.listdir(
+        storage.join(split_dir, PARTS_DIR), storage_options
+    ):
         commit_split(split_dir, storage_options, status="incomplete")
 
 
-def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
-                    on_progress: Callable[[dict[str, Any]], None] | None = None,
-                    storage_options: dict | None = None, **settings: Any) -> dict[str, Any]:
+def annotate_images(
+    images: str | list[str],
+    out: str,
+    *,
+    progress: bool = True,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    storage_options: dict | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
     """Annotates unlabeled images into ``out/split`` with a streaming Ray Data pipeline.
 
     Args:
@@ -114,8 +125,10 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
     gpus = run.gpus_per_actor if run.gpus_per_actor > 0 else r.num_gpus
     have = ray.cluster_resources().get("GPU", 0.0)
     if gpus * run.actors > have:  # the actors would wait for ever
-        raise UniLSegError(f"{run.actors} actor(s) x {gpus} GPU need {gpus * run.actors} GPUs; the Ray cluster has "
-                           f"{have:g}. Use fewer actors, or a config with resources.num_gpus: 0 (CPU)")
+        raise UniLSegError(
+            f"{run.actors} actor(s) x {gpus} GPU need {gpus * run.actors} GPUs; the Ray cluster has "
+            f"{have:g}. Use fewer actors, or a config with resources.num_gpus: 0 (CPU)"
+        )
     config = cfg.to_dict()
     config["device"] = ("cuda" if cfg.device == "cpu" else cfg.device) if gpus > 0 else "cpu"
     niceness = os.getpriority(os.PRIO_PROCESS, 0) if r.niceness is None else r.niceness
@@ -129,12 +142,29 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
     if not log.isEnabledFor(logging.DEBUG):  # Ray Data's execution plan and per-run notices: with --verbose
         logging.getLogger("ray.data").setLevel(logging.WARNING)
     ds = ray.data.read_datasource(listing, num_cpus=0, concurrency=2)
-    ds = ds.map_batches(read_and_hash, fn_kwargs={"ledger": ledger}, batch_size=r.batch_size * 8, num_cpus=0,
-                        compute=TaskPoolStrategy(size=max(2, run.actors)), batch_format="numpy")
-    ds = ds.map_batches(EngineActor, fn_constructor_kwargs={"config": config, "ledger": ledger,
-                                                            "torch_threads": r.torch_threads, "niceness": niceness},
-                        compute=ActorPoolStrategy(size=run.actors), num_cpus=r.num_cpus, num_gpus=gpus,
-                        batch_size=r.batch_size, batch_format="numpy", **pinned)
+    ds = ds.map_batches(
+        read_and_hash,
+        fn_kwargs={"ledger": ledger},
+        batch_size=r.batch_size * 8,
+        num_cpus=0,
+        compute=TaskPoolStrategy(size=max(2, run.actors)),
+        batch_format="numpy",
+    )
+    ds = ds.map_batches(
+        EngineActor,
+        fn_constructor_kwargs={
+            "config": config,
+            "ledger": ledger,
+            "torch_threads": r.torch_threads,
+            "niceness": niceness,
+        },
+        compute=ActorPoolStrategy(size=run.actors),
+        num_cpus=r.num_cpus,
+        num_gpus=gpus,
+        batch_size=r.batch_size,
+        batch_format="numpy",
+        **pinned,
+    )
     sink = ShardDatasink(split_dir, run_id, version, ledger, run.max_count, storage_options)
     stats: dict[str, Any] = {}
     with _Progress(ledger, cfg.name, progress, on_progress) as watcher:
@@ -147,8 +177,9 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
             if storage.exists(split_dir, storage_options):  # a writer started: keep what it finished
                 commit_split(split_dir, storage_options, status="incomplete")
                 kept = "the split is marked incomplete, run again to finish it"
-            raise RunStopped(f"annotation stopped early after {watcher.last.get('annotated', 0)} annotated "
-                             f"image(s) ({why}); {kept}") from e
+            raise RunStopped(
+                f"annotation stopped early after {watcher.last.get('annotated', 0)} annotated image(s) ({why}); {kept}"
+            ) from e
         finally:
             _save_index(ledger)
     ray.kill(ledger)
@@ -157,15 +188,21 @@ def annotate_images(images: str | list[str], out: str, *, progress: bool = True,
     summary = sink.summary or read_dataset_json(split_dir, storage_options)
     stats.update(total_s=round(time.perf_counter() - t0, 3), counts=counts)
     if {"first_begin", "first_end", "last_end"} <= counts.keys():  # the engine's window: after its actors were built
-        stats.update(first_image_s=round(counts["first_end"] - started, 3),
-                     annotate_s=round(counts["last_end"] - counts["first_begin"], 3))
-    summary.update(written=counts.get("written", 0), quarantined=counts.get("quarantine_records", 0),
-                   skipped=counts.get("skipped", 0) + counts.get("duplicates", 0), engine_version=version,
-                   stats=stats)
+        stats.update(
+            first_image_s=round(counts["first_end"] - started, 3),
+            annotate_s=round(counts["last_end"] - counts["first_begin"], 3),
+        )
+    summary.update(
+        written=counts.get("written", 0),
+        quarantined=counts.get("quarantine_records", 0),
+        skipped=counts.get("skipped", 0) + counts.get("duplicates", 0),
+        engine_version=version,
+        stats=stats,
+    )
     return summary
 
 
-def _stop_reason(e: BaseException, watcher: "_Progress") -> str:
+def _stop_reason(e: BaseException, watcher: _Progress) -> str:
     """Why the pipeline stopped, in a few words. A dead ledger is named as such: the failure
     Ray Data reports is then some task's, several layers deep."""
     try:
@@ -215,7 +252,7 @@ class _Progress:
             except Exception:  # noqa: BLE001 - progress must never fail the run
                 log.debug("progress poll failed", exc_info=True)
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         self._thread.start()
         return self
 

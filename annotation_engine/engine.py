@@ -20,8 +20,8 @@ from annotation_engine.captioners.attributes import GENERIC, referring_texts, re
 from annotation_engine.engine_config import DEFAULT_ENGINE, EngineConfig, engine_version, load_engine_config
 from annotation_engine.filters import ClipScorer, filter_proposals
 from annotation_engine.granularity import assign_parents, part_or_instance, touching
-from annotation_engine.registry import CAPTIONERS, MASK_GENERATORS
 from annotation_engine.regions import resize_image, resize_mask
+from annotation_engine.registry import CAPTIONERS, MASK_GENERATORS
 from shards.format import Target
 from shards.rle import mask_to_rle
 
@@ -67,9 +67,13 @@ class Engine:
         self.generator = _build(MASK_GENERATORS, cfg.generator.name, cfg.generator.params, cfg.device)
         self.captioner = _build(CAPTIONERS, cfg.captioner.name, cfg.captioner.params, cfg.device)
         self.clip = ClipScorer(cfg.filters.clip_model, cfg.device) if cfg.filters.clip_model else None
-        self.provenance: dict[str, Any] = {"engine": cfg.name, "engine_version": self.version,
-                                           **self.generator.identity(), **self.captioner.identity(),
-                                           **(self.clip.identity() if self.clip else {})}
+        self.provenance: dict[str, Any] = {
+            "engine": cfg.name,
+            "engine_version": self.version,
+            **self.generator.identity(),
+            **self.captioner.identity(),
+            **(self.clip.identity() if self.clip else {}),
+        }
 
     def annotate(self, rgb: np.ndarray) -> list[Target]:
         """(H, W, 3) uint8 RGB -> targets whose masks are (H, W) COCO RLE; may be empty."""
@@ -89,8 +93,9 @@ class Engine:
             _check_rgb(rgb)
         works = [resize_image(rgb, self.config.max_side) for rgb in images]
         batch = getattr(self.generator, "generate_batch", None)
-        proposals = batch(works) if batch is not None and len(works) > 1 else [self.generator.generate(w)
-                                                                              for w in works]
+        proposals = (
+            batch(works) if batch is not None and len(works) > 1 else [self.generator.generate(w) for w in works]
+        )
         return [self._targets(rgb, work, props) for rgb, work, props in zip(images, works, proposals)]
 
     def _targets(self, rgb: np.ndarray, work: np.ndarray, generated: list) -> list[Target]:
@@ -111,8 +116,12 @@ class Engine:
             idx = [i for i in range(len(masks)) if alive[i]]
             for i, c in zip(idx, self.clip.score(work, [masks[i] for i in idx], [texts[i][0] for i in idx])):
                 scores[i]["clip"] = c
-        keep = [i for i in range(len(proposals)) if alive[i] and (
-            self.config.filters.clip_min_score is None or scores[i]["clip"] >= self.config.filters.clip_min_score)]
+        keep = [
+            i
+            for i in range(len(proposals))
+            if alive[i]
+            and (self.config.filters.clip_min_score is None or scores[i]["clip"] >= self.config.filters.clip_min_score)
+        ]
         index = {old: new for new, old in enumerate(keep)}
         targets = []
         for i in keep:
@@ -120,10 +129,17 @@ class Engine:
             if not full.any():
                 continue
             parent = parents[i] if parents[i] in index else None
-            targets.append(Target(
-                texts=texts[i], mask=mask_to_rle(full), task=TASK, granularity=part_or_instance(parent),
-                source=self.source, scores={**scores[i], "area_fraction": round(float(full.mean()), 6)},
-                provenance={**self.provenance, "parent": index.get(parent) if parent is not None else None}))
+            targets.append(
+                Target(
+                    texts=texts[i],
+                    mask=mask_to_rle(full),
+                    task=TASK,
+                    granularity=part_or_instance(parent),
+                    source=self.source,
+                    scores={**scores[i], "area_fraction": round(float(full.mean()), 6)},
+                    provenance={**self.provenance, "parent": index.get(parent) if parent is not None else None},
+                )
+            )
         return targets
 
     def _texts(self, work: np.ndarray, proposals: list, parents: list[int | None]) -> list[list[str] | None]:

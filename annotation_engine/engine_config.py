@@ -25,7 +25,6 @@ import yaml
 
 from common.errors import UnknownNameError
 from common.settings import SettingsError, from_dict
-
 from shards.images import DEFAULT_MAX_PIXELS
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -112,7 +111,7 @@ class EngineConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EngineConfig":
+    def from_dict(cls, d: dict[str, Any]) -> EngineConfig:
         """Builds a config; ``base: PRESET`` starts from a preset; an unknown key raises SettingsError."""
         d = copy.deepcopy(d)
         base = d.pop("base", None)
@@ -121,17 +120,24 @@ class EngineConfig:
         return from_dict(cls, _expand(d), "engine config")
 
 
-_NESTED = {"generator": GeneratorConfig, "captioner": CaptionerConfig, "filters": FilterConfig,
-           "granularity": GranularityConfig, "resources": ResourcesConfig}
+_NESTED = {
+    "generator": GeneratorConfig,
+    "captioner": CaptionerConfig,
+    "filters": FilterConfig,
+    "granularity": GranularityConfig,
+    "resources": ResourcesConfig,
+}
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
         # params dicts are replaced whole when the component changes, merged otherwise
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and not (k in ("generator", "captioner")
-                                                                       and v.get("name", out[k].get("name"))
-                                                                       != out[k].get("name")):
+        if (
+            isinstance(v, dict)
+            and isinstance(out.get(k), dict)
+            and not (k in ("generator", "captioner") and v.get("name", out[k].get("name")) != out[k].get("name"))
+        ):
             out[k] = _deep_merge(out[k], v)
         else:
             out[k] = v
@@ -169,8 +175,9 @@ def load_engine_config(engine: str | os.PathLike | dict[str, Any] | EngineConfig
     if not path.suffix and not path.exists():
         path = PRESETS_DIR / f"{engine}.yaml"
         if not path.exists():
-            raise UnknownNameError(f"unknown engine preset {str(engine)!r}; presets: {', '.join(list_presets())} "
-                           "(or pass a YAML file)")
+            raise UnknownNameError(
+                f"unknown engine preset {str(engine)!r}; presets: {', '.join(list_presets())} (or pass a YAML file)"
+            )
     with open(path, encoding="utf-8") as f:
         doc = yaml.safe_load(f) or {}
     if not isinstance(doc, dict):

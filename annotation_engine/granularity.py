@@ -27,8 +27,9 @@ def assign_parents(masks: list[np.ndarray], containment: float = 0.9, max_part_r
     areas = np.array([float(m.sum()) for m in masks])
     parents: list[int | None] = []
     for i in range(n):
-        wholes = [j for j in range(n) if j != i and inside[i, j] >= containment
-                  and areas[i] <= max_part_ratio * areas[j]]
+        wholes = [
+            j for j in range(n) if j != i and inside[i, j] >= containment and areas[i] <= max_part_ratio * areas[j]
+        ]
         parents.append(min(wholes, key=lambda j: areas[j]) if wholes else None)
     return parents
 

@@ -22,7 +22,12 @@ from shards.images import ImageError, prepare_image
 log = logging.getLogger(__name__)
 # kinds of quarantine records an annotation run writes (a sample row has kind "sample")
 BAD_INPUT, ENGINE_ERROR, NO_TARGETS, CRASHED, UNREADABLE = (
-    "bad_input", "engine_error", "no_targets", "crashed_engine", "unreadable")
+    "bad_input",
+    "engine_error",
+    "no_targets",
+    "crashed_engine",
+    "unreadable",
+)
 _SANDBOX_TIMEOUT_S = 3600.0
 
 
@@ -112,6 +117,11 @@ def annotate_isolated(config: dict[str, Any], data: bytes, timeout: float = _SAN
         child.join(30)
         recv.close()
     code = child.exitcode
-    how = (f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else
-           f"exit code {code}" if code is not None else f"no answer in {timeout:.0f} s")
+    how = (
+        f"signal {signal.Signals(-code).name}"
+        if code is not None and code < 0
+        else f"exit code {code}"
+        if code is not None
+        else f"no answer in {timeout:.0f} s"
+    )
     return False, (CRASHED, f"the engine process died on this image ({how}) after it had killed its actor")

@@ -65,8 +65,7 @@ class Ledger:
         out = []
         for path, size, version in rows:
             known = self.index.get(path)
-            out.append(known[2] if known is not None and known[0] == size and known[1] == version and version
-                       else None)
+            out.append(known[2] if known is not None and known[0] == size and known[1] == version and version else None)
         self.counts["listed"] += len(rows)
         return out
 
@@ -142,7 +141,9 @@ def start_ledger(split_dir: str, done: list[str], storage_options: dict | None, 
     """The ledger as a Ray actor on this (the driver's) node, named after the run."""
     node = ray.get_runtime_context().get_node_id()
     remote = ray.remote(Ledger).options(
-        name=f"unilseg-ledger-{run_id}", num_cpus=0, max_restarts=0,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        name=f"unilseg-ledger-{run_id}",
+        num_cpus=0,
+        max_restarts=0,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+    )
     return remote.remote(split_dir, done, storage_options)
-

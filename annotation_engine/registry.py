@@ -11,13 +11,19 @@ from __future__ import annotations
 
 from common.registry import Registry
 
-MASK_GENERATORS = Registry("mask generator", [
-    "annotation_engine.mask_generators.superpixel",
-    "annotation_engine.mask_generators.sam",
-    "annotation_engine.mask_generators.sam2_generator",
-    "annotation_engine.mask_generators.unilseg_source",
-])
-CAPTIONERS = Registry("captioner", [
-    "annotation_engine.captioners.attributes",
-    "annotation_engine.captioners.hf",
-])
+MASK_GENERATORS = Registry(
+    "mask generator",
+    [
+        "annotation_engine.mask_generators.superpixel",
+        "annotation_engine.mask_generators.sam",
+        "annotation_engine.mask_generators.sam2_generator",
+        "annotation_engine.mask_generators.unilseg_source",
+    ],
+)
+CAPTIONERS = Registry(
+    "captioner",
+    [
+        "annotation_engine.captioners.attributes",
+        "annotation_engine.captioners.hf",
+    ],
+)

@@ -19,20 +19,25 @@ from shards.writer import DEFAULT_MAX_COUNT
 class AnnotateConfig:
     """One annotation run (images and output location are given beside it)."""
 
-    engine: str | dict = setting(DEFAULT_ENGINE, "engine preset (weightfree, sam-tiny-hf, sam-blip), a YAML "
-                                 "config file, or (in code and YAML) a config mapping")
+    engine: str | dict = setting(
+        DEFAULT_ENGINE,
+        "engine preset (weightfree, sam-tiny-hf, sam-blip), a YAML config file, or (in code and YAML) a config mapping",
+    )
     split: str = setting("train", "split to write")
     actors: int = setting(1, "engine actors in the Ray pool", min=1)
     gpus_per_actor: float = setting(0.0, "GPUs per actor (fractions share a GPU; 0: the engine config's)", min=0)
     max_count: int = setting(DEFAULT_MAX_COUNT, "samples per shard", min=1)
     ray_address: str | None = setting(None, "Ray cluster [default: UNILSEG_RAY_ADDRESS or a private local Ray]")
-    node_resources: dict = setting(help="custom Ray resources a node must offer to run the engine actors and the "
-                                        "shard writers, e.g. {annotate: 1} to keep them off the head node",
-                                   factory=dict, cli=False)
+    node_resources: dict = setting(
+        help="custom Ray resources a node must offer to run the engine actors and the "
+        "shard writers, e.g. {annotate: 1} to keep them off the head node",
+        factory=dict,
+        cli=False,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AnnotateConfig":
+    def from_dict(cls, d: dict[str, Any]) -> AnnotateConfig:
         return from_dict(cls, d)

@@ -14,7 +14,8 @@ trust). The same commit adopts what a killed run finished.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ray.data import Datasink
 from ray.data.block import Block, BlockAccessor
@@ -38,8 +39,15 @@ class ShardDatasink(Datasink):
         storage_options (dict | None): fsspec options.
     """
 
-    def __init__(self, split_dir: str, run_id: str, version: str, ledger: Any = None,
-                 max_count: int = DEFAULT_MAX_COUNT, storage_options: dict | None = None):
+    def __init__(
+        self,
+        split_dir: str,
+        run_id: str,
+        version: str,
+        ledger: Any = None,
+        max_count: int = DEFAULT_MAX_COUNT,
+        storage_options: dict | None = None,
+    ):
         self.split_dir, self.run_id, self.version, self.ledger = split_dir, run_id, version, ledger
         self.max_count, self.storage_options = max_count, storage_options
         self.summary: dict[str, Any] | None = None
@@ -52,8 +60,14 @@ class ShardDatasink(Datasink):
         return "WriteShards"
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> dict[str, int]:
-        writer = ShardWriter(self.split_dir, self.max_count, writer_id=f"{self.run_id}_{ctx.task_idx:05d}",
-                             commit=False, storage_options=self.storage_options, skip_existing=False)
+        writer = ShardWriter(
+            self.split_dir,
+            self.max_count,
+            writer_id=f"{self.run_id}_{ctx.task_idx:05d}",
+            commit=False,
+            storage_options=self.storage_options,
+            skip_existing=False,
+        )
         written = quarantined = 0
         try:
             for block in blocks:
@@ -62,8 +76,13 @@ class ShardDatasink(Datasink):
                         info, targets = parse_metadata(json.loads(row["meta"]))
                         written += writer.write(Sample(row["key"], info, row["image"], row["ext"], targets))
                     else:
-                        writer.quarantine(row["path"], f"{row['reason']} (engine {self.version})", kind=row["kind"],
-                                          sha256=row["sha256"] or None, engine_version=self.version)
+                        writer.quarantine(
+                            row["path"],
+                            f"{row['reason']} (engine {self.version})",
+                            kind=row["kind"],
+                            sha256=row["sha256"] or None,
+                            engine_version=self.version,
+                        )
                         quarantined += 1
         finally:  # finished samples are kept even when a row fails: nothing valid is lost
             shards = writer.close()["counts"]["shards"]

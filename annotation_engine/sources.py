@@ -27,7 +27,8 @@ import hashlib
 import io
 import os
 import stat
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,18 +37,20 @@ import ray
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from shards import storage
 from common.errors import MissingInputError
+from shards import storage
 from shards.images import IMAGE_FILE_SUFFIXES
 from shards.layout import SOURCE_INDEX
 
 _FILES_PER_TASK = 1000  # explicit files per listing task
 _CHECKED_URLS = 32  # named URLs checked one by one before the run starts (a command line's worth)
 _ROWS_PER_BLOCK = 256  # rows a listing task yields at a time
-LISTING_SCHEMA = pa.schema([("path", pa.string()), ("size", pa.int64()), ("version", pa.string()),
-                            ("problem", pa.string())])
-INDEX_SCHEMA = pa.schema([("path", pa.string()), ("size", pa.int64()), ("version", pa.string()),
-                          ("sha256", pa.string())])
+LISTING_SCHEMA = pa.schema(
+    [("path", pa.string()), ("size", pa.int64()), ("version", pa.string()), ("problem", pa.string())]
+)
+INDEX_SCHEMA = pa.schema(
+    [("path", pa.string()), ("size", pa.int64()), ("version", pa.string()), ("sha256", pa.string())]
+)
 
 
 def _is_image(path: str) -> bool:
@@ -55,6 +58,7 @@ def _is_image(path: str) -> bool:
 
 
 # ---- listing ---------------------------------------------------------------------------
+
 
 def _walk_local(start: str, recursive: bool = True, root: str | None = None) -> Iterator[tuple[str, int, str, str]]:
     """(path, size, version, problem) of the image files under a local folder, in sorted order.
@@ -169,7 +173,7 @@ def partitions(images: str | os.PathLike | list) -> list[tuple[str, Any]]:
                 _check_named(s, remote=remote_named <= _CHECKED_URLS)
                 files.append(s)
         for i in range(0, len(files), _FILES_PER_TASK):
-            out.append(("files", files[i:i + _FILES_PER_TASK]))
+            out.append(("files", files[i : i + _FILES_PER_TASK]))
         return out
     s = os.fspath(images)
     if glob.has_magic(s):
@@ -259,6 +263,7 @@ class ListingDatasource(Datasource):
     def get_read_tasks(self, parallelism: int, **kwargs: Any) -> list[ReadTask]:
         tasks = []
         for kind, arg in self.parts:
+
             def read(kind: str = kind, arg: Any = arg) -> Iterator[pa.Table]:
                 rows = []
                 for row in list_partition(kind, arg):
@@ -279,6 +284,7 @@ class ListingDatasource(Datasource):
 
 # ---- the source index ------------------------------------------------------------------
 
+
 def read_index(split_dir: str, storage_options: dict | None = None) -> dict[str, tuple[int, str, str]]:
     """path -> (size, version, sha256) of the split's source index ({} if there is none)."""
     loc = storage.join(split_dir, SOURCE_INDEX)
@@ -292,9 +298,15 @@ def read_index(split_dir: str, storage_options: dict | None = None) -> dict[str,
 def write_index(split_dir: str, index: dict[str, tuple[int, str, str]], storage_options: dict | None = None) -> None:
     """Writes the source index whole (it appears complete or not at all)."""
     paths = sorted(index)
-    table = pa.table([pa.array(paths), pa.array([index[p][0] for p in paths], pa.int64()),
-                      pa.array([index[p][1] for p in paths]), pa.array([index[p][2] for p in paths])],
-                     schema=INDEX_SCHEMA)
+    table = pa.table(
+        [
+            pa.array(paths),
+            pa.array([index[p][0] for p in paths], pa.int64()),
+            pa.array([index[p][1] for p in paths]),
+            pa.array([index[p][2] for p in paths]),
+        ],
+        schema=INDEX_SCHEMA,
+    )
     buf = io.BytesIO()
     pq.write_table(table, buf)
     storage.makedirs(split_dir, storage_options)
@@ -308,6 +320,7 @@ def as_rows(batch: dict[str, np.ndarray]) -> list[tuple[str, int, str]]:
 
 # ---- reading and hashing (a Ray Data task stage) ---------------------------------------
 
+
 def _read(path: str) -> bytes:
     return storage.read_bytes(path)
 
@@ -320,8 +333,9 @@ def read_and_hash(batch: dict[str, np.ndarray], ledger: Any) -> dict[str, list]:
     done for this engine version and second copies of the same bytes. Files that cannot be
     listed or read go on with their problem, to be quarantined by the writer.
     """
-    rows = list(zip(batch["path"].tolist(), batch["size"].tolist(), batch["version"].tolist(),
-                    batch["problem"].tolist()))
+    rows = list(
+        zip(batch["path"].tolist(), batch["size"].tolist(), batch["version"].tolist(), batch["problem"].tolist())
+    )
     ok = [r for r in rows if not r[3]]
     known = ray.get(ledger.lookup.remote([r[:3] for r in ok])) if ok else []
     out: dict[str, list] = {"path": [], "sha256": [], "data": [], "problem": []}

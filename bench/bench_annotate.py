@@ -59,6 +59,7 @@ def load() -> str:
 
 # ---- throughput --------------------------------------------------------------------------
 
+
 def make_photos(folder: Path, n: int) -> list[str]:
     """n distinct JPEGs: the bundled photos, each copy flipped/cropped a little."""
     import skimage.data
@@ -69,7 +70,7 @@ def make_photos(folder: Path, n: int) -> list[str]:
         rgb = np.stack([rgb] * 3, -1) if rgb.ndim == 2 else rgb[..., :3]
         copy = i // len(PHOTOS)
         rgb = rgb[:, ::-1] if copy % 2 else rgb
-        rgb = rgb[copy // 2:]
+        rgb = rgb[copy // 2 :]
         Image.fromarray(np.ascontiguousarray(rgb)).save(folder / f"img{i:03d}.jpg", quality=90)
     return sorted(str(p) for p in folder.iterdir())
 
@@ -103,8 +104,9 @@ def throughput(args) -> None:
     for r in range(args.repeat):
         res["bare"].append(bare_loop(paths, tmp / f"bare{r}", args.engine))
         for actors in (1, 2):
-            s = annotate_images(paths, str(tmp / f"pipe{actors}-{r}"), engine=args.engine, actors=actors,
-                                progress=False)
+            s = annotate_images(
+                paths, str(tmp / f"pipe{actors}-{r}"), engine=args.engine, actors=actors, progress=False
+            )
             assert s["written"] + s["quarantined"] == n, s
             res[f"p{actors}"].append(s["stats"]["annotate_s"])
             res[f"p{actors}_wall"].append(s["stats"]["total_s"])
@@ -115,13 +117,18 @@ def throughput(args) -> None:
     print(f"\n{n} images, engine {args.engine}, load {', '.join(loads)} (2 cores)")
     print(f"bare loop:            {n / med['bare']:6.2f} img/s")
     for a in (1, 2):
-        print(f"pipeline, {a} actor(s): {n / med[f'p{a}']:6.2f} img/s in the engine window "
-              f"({n / med[f'p{a}_wall']:.2f} img/s wall incl. Ray Data and actor start)")
-    print(f"1 actor / bare loop   = {med['bare'] / med['p1']:.2f}  (target >= 0.9; wall {med['bare'] / med['p1_wall']:.2f})")
-    print(f"2 actors / 1 actor    = {med['p1'] / med['p2']:.2f}  (target >= 1.6; wall {med['p1_wall'] / med['p2_wall']:.2f})")
+        print(
+            f"pipeline, {a} actor(s): {n / med[f'p{a}']:6.2f} img/s in the engine window "
+            f"({n / med[f'p{a}_wall']:.2f} img/s wall incl. Ray Data and actor start)"
+        )
+    wall = med["bare"] / med["p1_wall"]
+    print(f"1 actor / bare loop   = {med['bare'] / med['p1']:.2f}  (target >= 0.9; wall {wall:.2f})")
+    wall = med["p1_wall"] / med["p2_wall"]
+    print(f"2 actors / 1 actor    = {med['p1'] / med['p2']:.2f}  (target >= 1.6; wall {wall:.2f})")
 
 
 # ---- scale -------------------------------------------------------------------------------
+
 
 def make_tiny(folder: Path, n: int, side: int) -> None:
     """n distinct tiny PNGs (a random pattern each), in subfolders of 1000."""
@@ -163,8 +170,12 @@ def _to_moto(folder: Path, n: int) -> str:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-                      AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     fs = s3fs.S3FileSystem()
     fs.mkdir("bench")
     t0 = time.perf_counter()
@@ -179,9 +190,15 @@ def _driver(images: Path | str, out: Path, which: str, root: Path, until: str, n
     # RAY_ADDRESS=local: each driver starts its own Ray (the old one would join any Ray on the machine)
     env = {**os.environ, "PYTHONPATH": str(root), "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": "local"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(images), str(out), json.dumps(TINY_ENGINE), which],
-                            env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, str(images), str(out), json.dumps(TINY_ENGINE), which],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         while True:
             if proc.poll() is not None:
@@ -205,8 +222,12 @@ def _driver(images: Path | str, out: Path, which: str, root: Path, until: str, n
 def scale(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_annotate_scale_"))
     old_root = tmp / "before"
-    subprocess.run(["git", "worktree", "add", "--detach", str(old_root), args.before], cwd=PROJECT_ROOT,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(old_root), args.before],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    )
     try:
         first = tmp / "first"
         make_tiny(first, args.first, 32)
@@ -216,9 +237,12 @@ def scale(args) -> None:
             source = _to_moto(first, args.first)
         t_old = _driver(source, tmp / "out-old", "old", old_root, "first_shard", args.first)
         t_new = _driver(source, tmp / "out-new", "new", PROJECT_ROOT, "first_shard", args.first)
-        print(f"time to the first annotated image, {args.first} listed in {'S3' if args.s3 else 'a local folder'}: "
-              f"before {t_old['seconds']:.1f} s, now {t_new['seconds']:.1f} s: "
-              f"{t_old['seconds'] / t_new['seconds']:.2f}x sooner (load {load()})", flush=True)
+        print(
+            f"time to the first annotated image, {args.first} listed in {'S3' if args.s3 else 'a local folder'}: "
+            f"before {t_old['seconds']:.1f} s, now {t_new['seconds']:.1f} s: "
+            f"{t_old['seconds'] / t_new['seconds']:.2f}x sooner (load {load()})",
+            flush=True,
+        )
         if args.first_only:
             return
 
@@ -228,10 +252,13 @@ def scale(args) -> None:
         s1 = annotate_images(str(first), str(tmp / "full"), engine=TINY_ENGINE, actors=2, progress=False)
         s2 = annotate_images(str(first), str(tmp / "full"), engine=TINY_ENGINE, actors=2, progress=False)
         c1, c2 = s1["stats"]["counts"], s2["stats"]["counts"]
-        print(f"first run over {args.first}: {s1['stats']['total_s']:.1f} s, {c1.get('read', 0)} images read; "
-              f"re-run over the unchanged folder: {s2['stats']['total_s']:.1f} s "
-              f"({s2['stats']['total_s'] / s1['stats']['total_s'] * 100:.1f}% of the first), "
-              f"{c2.get('read', 0)} images read (load {load()})", flush=True)
+        print(
+            f"first run over {args.first}: {s1['stats']['total_s']:.1f} s, {c1.get('read', 0)} images read; "
+            f"re-run over the unchanged folder: {s2['stats']['total_s']:.1f} s "
+            f"({s2['stats']['total_s'] / s1['stats']['total_s'] * 100:.1f}% of the first), "
+            f"{c2.get('read', 0)} images read (load {load()})",
+            flush=True,
+        )
         import ray
 
         ray.shutdown()
@@ -242,10 +269,12 @@ def scale(args) -> None:
         print(f"{args.memory} tiny images written (load {load()})", flush=True)
         m_old = _driver(mem, tmp / "mem-old", "old", old_root, "listed", args.memory)
         m_new = _driver(mem, tmp / "mem-new", "new", PROJECT_ROOT, "listed", args.memory)
-        print(f"driver peak RSS once {args.memory} images are listed: before {m_old['peak_mb']:.0f} MB "
-              f"({m_old['seconds']:.0f} s to list and hash), now {m_new['peak_mb']:.0f} MB "
-              f"({m_new['seconds']:.0f} s to list): {m_new['peak_mb'] / m_old['peak_mb']:.2f}x (load {load()})",
-              flush=True)
+        print(
+            f"driver peak RSS once {args.memory} images are listed: before {m_old['peak_mb']:.0f} MB "
+            f"({m_old['seconds']:.0f} s to list and hash), now {m_new['peak_mb']:.0f} MB "
+            f"({m_new['seconds']:.0f} s to list): {m_new['peak_mb'] / m_old['peak_mb']:.2f}x (load {load()})",
+            flush=True,
+        )
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(old_root)], cwd=PROJECT_ROOT, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -40,8 +40,13 @@ def child_generate(n: int, src: Path, size: int) -> dict:
 
     t = time.perf_counter()
     counts = generate_shapes(src, images=n, seed=0, size=size)
-    return {"seconds": time.perf_counter() - t, "peak_rss_mb": _peak_rss_mb(), "refs": counts["refs"],
-            "sentences": counts["sentences"], "annotations": counts["annotations"]}
+    return {
+        "seconds": time.perf_counter() - t,
+        "peak_rss_mb": _peak_rss_mb(),
+        "refs": counts["refs"],
+        "sentences": counts["sentences"],
+        "annotations": counts["annotations"],
+    }
 
 
 def child_convert(src: Path, out: Path) -> dict:
@@ -57,9 +62,14 @@ def child_convert(src: Path, out: Path) -> dict:
         samples += summary["counts"]["samples"]
         targets += summary["counts"]["targets"]
         quarantined += summary["quarantined"]
-    return {"seconds": time.perf_counter() - t, "peak_rss_mb": _peak_rss_mb(), "samples": samples,
-            "targets": targets, "quarantined": quarantined,
-            "shard_mb": sum(p.stat().st_size for p in out.rglob("*.tar")) / 2 ** 20}
+    return {
+        "seconds": time.perf_counter() - t,
+        "peak_rss_mb": _peak_rss_mb(),
+        "samples": samples,
+        "targets": targets,
+        "quarantined": quarantined,
+        "shard_mb": sum(p.stat().st_size for p in out.rglob("*.tar")) / 2**20,
+    }
 
 
 def _run_child(*args: str) -> dict:
@@ -78,8 +88,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         mode, *rest = args.child
-        result = (child_generate(int(rest[0]), Path(rest[1]), args.size) if mode == "generate"
-                  else child_convert(Path(rest[0]), Path(rest[1])))
+        result = (
+            child_generate(int(rest[0]), Path(rest[1]), args.size)
+            if mode == "generate"
+            else child_convert(Path(rest[0]), Path(rest[1]))
+        )
         print(json.dumps(result))
         return
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench_convert_"))
@@ -92,18 +105,23 @@ def main() -> None:
             gen = _run_child("--child", "generate", str(n), str(src), "--size", str(args.size))
             conv = _run_child("--child", "convert", str(src), str(out))
             rows.append((n, gen, conv))
-            print(f"{n:>6} images: generate {gen['seconds']:6.1f} s ({gen['seconds'] / n * 1000:5.2f} s/1k), "
-                  f"peak RSS {gen['peak_rss_mb']:6.0f} MB | convert {conv['seconds']:6.1f} s "
-                  f"({conv['seconds'] / n * 1000:5.2f} s/1k), peak RSS {conv['peak_rss_mb']:6.0f} MB | "
-                  f"{conv['samples']} samples, {conv['targets']} targets, {conv['quarantined']} quarantined, "
-                  f"{conv['shard_mb']:.0f} MB of shards", flush=True)
+            print(
+                f"{n:>6} images: generate {gen['seconds']:6.1f} s ({gen['seconds'] / n * 1000:5.2f} s/1k), "
+                f"peak RSS {gen['peak_rss_mb']:6.0f} MB | convert {conv['seconds']:6.1f} s "
+                f"({conv['seconds'] / n * 1000:5.2f} s/1k), peak RSS {conv['peak_rss_mb']:6.0f} MB | "
+                f"{conv['samples']} samples, {conv['targets']} targets, {conv['quarantined']} quarantined, "
+                f"{conv['shard_mb']:.0f} MB of shards",
+                flush=True,
+            )
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     if len(rows) > 1:
         (n0, g0, c0), (n1, g1, c1) = rows[0], rows[-1]
-        print(f"peak RSS growth {n0} -> {n1} images: generate x{g1['peak_rss_mb'] / g0['peak_rss_mb']:.2f}, "
-              f"convert x{c1['peak_rss_mb'] / c0['peak_rss_mb']:.2f}")
+        print(
+            f"peak RSS growth {n0} -> {n1} images: generate x{g1['peak_rss_mb'] / g0['peak_rss_mb']:.2f}, "
+            f"convert x{c1['peak_rss_mb'] / c0['peak_rss_mb']:.2f}"
+        )
 
 
 if __name__ == "__main__":

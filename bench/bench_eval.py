@@ -14,7 +14,6 @@ sheet and writes the report. Prints wall time (best of --repeat) and peak traced
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -33,8 +32,8 @@ from shards.keys import make_key, target_id  # noqa: E402
 from shards.reader import ShardReader  # noqa: E402
 from shards.rle import mask_to_rle  # noqa: E402
 from shards.writer import ShardWriter  # noqa: E402
-from unilseg.eval.metrics import referring_metrics  # noqa: E402
 from unilseg.eval.evaluate import evaluate  # noqa: E402
+from unilseg.eval.metrics import referring_metrics  # noqa: E402
 
 
 def build(root: Path, images: int, size: int) -> None:
@@ -52,7 +51,7 @@ def build(root: Path, images: int, size: int) -> None:
             for ti in range(2):
                 y, x, h, wd = rng.integers(0, size // 2, 4)
                 gt = np.zeros((size, size), bool)
-                gt[y: y + h + 8, x: x + wd + 8] = True
+                gt[y : y + h + 8, x : x + wd + 8] = True
                 targets.append(Target([f"box {ti}"], mask_to_rle(gt), "res", "instance", "bench"))
                 pred = np.roll(gt, int(rng.integers(-15, 16)), axis=ti)
                 Image.fromarray(pred.astype(np.uint8) * 255).save(root / "pred" / f"{target_id(key, ti)}.png")
@@ -93,16 +92,19 @@ def main() -> None:
         root = Path(tmp)
         t = time.perf_counter()
         build(root, args.images, args.size)
-        print(f"{2 * args.images} targets on {args.images} images of {args.size}x{args.size} built in "
-              f"{time.perf_counter() - t:.1f} s; best of {args.repeat}\n")
+        print(
+            f"{2 * args.images} targets on {args.images} images of {args.size}x{args.size} built in "
+            f"{time.perf_counter() - t:.1f} s; best of {args.repeat}\n"
+        )
         tb, mb, rb = measure(baseline, root, args.repeat)
         to, mo, ro = measure(ours, root, args.repeat)
         assert abs(rb["oIoU"] - ro["oIoU"]) < 1e-12 and abs(rb["mIoU"] - ro["mIoU"]) < 1e-12, (rb, ro)
         print("| run | targets | time (s) | peak traced MB | time ratio | memory ratio |")
         print("|---|---|---|---|---|---|")
         print(f"| baseline: lists + referring_metrics | {2 * args.images} | {tb:.2f} | {mb:.0f} | 1.00 | 1.00 |")
-        print(f"| evaluate(predictions=...) | {2 * args.images} | {to:.2f} | {mo:.0f} | {to / tb:.2f} | "
-              f"{mo / mb:.2f} |")
+        print(
+            f"| evaluate(predictions=...) | {2 * args.images} | {to:.2f} | {mo:.0f} | {to / tb:.2f} | {mo / mb:.2f} |"
+        )
         print(f"\nsame numbers: oIoU {ro['oIoU']:.6f}, mIoU {ro['mIoU']:.6f}")
 
 

@@ -36,9 +36,10 @@ from flows.paths import PROJECT_ROOT as ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))  # damage_fixtures: the same damage the tests build
 
 from damage_fixtures import flip_bytes  # noqa: E402
+
+from common.processes import cmdline, descendants  # noqa: E402
 from shards.converters.convert import convert  # noqa: E402
 from shards.synth import generate_shapes  # noqa: E402
-from common.processes import cmdline, descendants  # noqa: E402
 
 
 def alive(pid: int) -> bool:
@@ -62,8 +63,25 @@ class Variant:
         self.env.pop("UNILSEG_RAY_ADDRESS", None)
 
     def train_cmd(self, data: Path, run: Path, *extra: str) -> list[str]:
-        return [sys.executable, "-c", "from cli import main; main()", "train", "--preset", "unilseg-tiny", "--data",
-                str(data), "--out", str(run), "--workers", "2", "--batch-size", "4", "--shuffle-buffer", "8", *extra]
+        return [
+            sys.executable,
+            "-c",
+            "from cli import main; main()",
+            "train",
+            "--preset",
+            "unilseg-tiny",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--workers",
+            "2",
+            "--batch-size",
+            "4",
+            "--shuffle-buffer",
+            "8",
+            *extra,
+        ]
 
 
 def damaged(v: Variant, data: Path, tmp: Path) -> dict:
@@ -72,30 +90,60 @@ def damaged(v: Variant, data: Path, tmp: Path) -> dict:
     flip_bytes(split)
     run = tmp / f"{v.name}-damaged-run"
     t0 = time.perf_counter()
-    res = subprocess.run(v.train_cmd(split, run, "--steps", "30", "--log-every", "2"), env=v.env, cwd=v.code,
-                         capture_output=True, text=True, timeout=1800)
+    res = subprocess.run(
+        v.train_cmd(split, run, "--steps", "30", "--log-every", "2"),
+        env=v.env,
+        cwd=v.code,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     wall = time.perf_counter() - t0
-    starts = sum('"start"' in l for l in (run / "metrics.jsonl").read_text().splitlines()) \
-        if (run / "metrics.jsonl").exists() else 0
+    starts = (
+        sum('"start"' in l for l in (run / "metrics.jsonl").read_text().splitlines())
+        if (run / "metrics.jsonl").exists()
+        else 0
+    )
     lines = (res.stdout + res.stderr).splitlines()
-    return {"exit": res.returncode, "wall_s": round(wall, 1), "starts": starts, "lines": len(lines),
-            "last": lines[-1][:100] if lines else ""}
+    return {
+        "exit": res.returncode,
+        "wall_s": round(wall, 1),
+        "starts": starts,
+        "lines": len(lines),
+        "last": lines[-1][:100] if lines else "",
+    }
 
 
 def console_lines(v: Variant, data: Path, tmp: Path) -> dict:
     run = tmp / f"{v.name}-lines-run"
     t0 = time.perf_counter()
-    res = subprocess.run(v.train_cmd(data, run, "--steps", "10", "--log-every", "2"), env=v.env, cwd=v.code,
-                         capture_output=True, text=True, timeout=1800)
+    res = subprocess.run(
+        v.train_cmd(data, run, "--steps", "10", "--log-every", "2"),
+        env=v.env,
+        cwd=v.code,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     lines = [l for l in (res.stdout + res.stderr).splitlines() if l.strip()]
-    return {"exit": res.returncode, "wall_s": round(time.perf_counter() - t0, 1), "lines": len(lines),
-            "repeated": len(lines) - len(set(lines)), "last": lines[-1][:100] if lines else ""}
+    return {
+        "exit": res.returncode,
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "lines": len(lines),
+        "repeated": len(lines) - len(set(lines)),
+        "last": lines[-1][:100] if lines else "",
+    }
 
 
 def kill_train(v: Variant, data: Path, tmp: Path, watch: float = 15.0) -> dict:
     run = tmp / f"{v.name}-kill-run"
-    p = subprocess.Popen(v.train_cmd(data, run, "--steps", "40", "--log-every", "2", "--checkpoint-every", "2"),
-                         env=v.env, cwd=v.code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        v.train_cmd(data, run, "--steps", "40", "--log-every", "2", "--checkpoint-every", "2"),
+        env=v.env,
+        cwd=v.code,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 1200
     while not (run / "latest.pt").exists() and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -112,18 +160,29 @@ def kill_train(v: Variant, data: Path, tmp: Path, watch: float = 15.0) -> dict:
         if mtime != at_kill[1]:
             writes, at_kill = writes + 1, (at_kill[0], mtime)
         time.sleep(0.05)
-    return {"workers": len(workers), "alive_after_kill_s": round(last_alive, 2),
-            "reports_after_kill": reports(run) - at_kill[0], "latest_writes_after_kill": writes}
+    return {
+        "workers": len(workers),
+        "alive_after_kill_s": round(last_alive, 2),
+        "reports_after_kill": reports(run) - at_kill[0],
+        "latest_writes_after_kill": writes,
+    }
 
 
 def kill_flow(v: Variant, tmp: Path, watch: float) -> dict:
     cfg = tmp / f"{v.name}-flow.yaml"
-    cfg.write_text(f"run_name: k\ndata_root: {tmp / (v.name + '-fdata')}\nruns_root: {tmp / (v.name + '-fruns')}\n"
-                   f"annotate: null\nlabeled:\n  - {{name: s, format: synth-shapes, src: {tmp / (v.name + '-fsrc')}, "
-                   f"synth_images: 2000}}\n")
+    cfg.write_text(
+        f"run_name: k\ndata_root: {tmp / (v.name + '-fdata')}\nruns_root: {tmp / (v.name + '-fruns')}\n"
+        f"annotate: null\nlabeled:\n  - {{name: s, format: synth-shapes, src: {tmp / (v.name + '-fsrc')}, "
+        f"synth_images: 2000}}\n"
+    )
     env = {**v.env, "PREFECT_HOME": str(tmp / f"{v.name}-prefect")}
-    p = subprocess.Popen([sys.executable, "-m", "flows.pipeline", str(cfg)], env=env, cwd=v.code,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "flows.pipeline", str(cfg)],
+        env=env,
+        cwd=v.code,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     server, deadline = None, time.monotonic() + 600
     while server is None and p.poll() is None and time.monotonic() < deadline:
         server = next((c for c in descendants(p.pid) if "prefect.server.api.server:create_app" in cmdline(c)), None)
@@ -138,8 +197,11 @@ def kill_flow(v: Variant, tmp: Path, watch: float) -> dict:
     still = bool(server and alive(server))
     if still:
         os.kill(server, signal.SIGKILL)
-    return {"server_found": server is not None, "server_alive_after_kill_s": round(alive_s, 1),
-            "still_alive_at_end": still}
+    return {
+        "server_found": server is not None,
+        "server_alive_after_kill_s": round(alive_s, 1),
+        "still_alive_at_end": still,
+    }
 
 
 def main() -> None:

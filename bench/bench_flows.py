@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
-
 
 from flows.config import AnnotateStage, EvaluateStage, LabeledSet, PipelineConfig, TrainStage  # noqa: E402
 
 
 def config(root: Path, synth: int, steps: int) -> PipelineConfig:
     return PipelineConfig(
-        run_name="bench", data_root=str(root / "data"), runs_root=str(root / "runs"),
+        run_name="bench",
+        data_root=str(root / "data"),
+        runs_root=str(root / "runs"),
         annotate=AnnotateStage(images=str(root / "photos"), name="auto"),
-        labeled=[LabeledSet(name="synth", format="synth-shapes", src=str(root / "src"), splits=["train", "val"],
-                            synth_images=synth)],
-        train=TrainStage(steps=steps, batch_size=8), evaluate=EvaluateStage(split="val", limit=100))
+        labeled=[
+            LabeledSet(
+                name="synth", format="synth-shapes", src=str(root / "src"), splits=["train", "val"], synth_images=synth
+            )
+        ],
+        train=TrainStage(steps=steps, batch_size=8),
+        evaluate=EvaluateStage(split="val", limit=100),
+    )
 
 
 def direct(cfg: PipelineConfig) -> None:
@@ -45,8 +50,13 @@ def direct(cfg: PipelineConfig) -> None:
         convert("refcoco", s.src, str(cfg.dataset_dir(s.name)), split, progress=False)
     data = [(str(cfg.dataset_dir(a.name) / "train"), 1.0), (str(cfg.dataset_dir(s.name) / "train"), 1.0)]
     r = run_training(TrainConfig(data=data, out=str(cfg.run_dir / "train"), **t.settings()))
-    evaluate(str(cfg.dataset_dir(s.name)), str(cfg.run_dir / "eval" / s.name), checkpoint=str(r["checkpoint"]),
-             progress=False, **cfg.evaluate.settings())
+    evaluate(
+        str(cfg.dataset_dir(s.name)),
+        str(cfg.run_dir / "eval" / s.name),
+        checkpoint=str(r["checkpoint"]),
+        progress=False,
+        **cfg.evaluate.settings(),
+    )
 
 
 def via_flow(cfg: PipelineConfig) -> None:
@@ -63,8 +73,8 @@ def main() -> None:
     args = ap.parse_args()
     from prefect.testing.utilities import prefect_test_harness
 
-    from shards.sample_photos import export_sample_photos
     from common.ray_runtime import ensure_ray
+    from shards.sample_photos import export_sample_photos
 
     ensure_ray()  # both variants share one Ray: its start-up is not counted in either
     times: dict[str, list[float]] = {"direct": [], "flow": []}
@@ -81,8 +91,10 @@ def main() -> None:
                 print(f"{name}: {times[name][-1]:.1f} s", flush=True)
                 shutil.rmtree(root, ignore_errors=True)
     d, f = min(times["direct"]), min(times["flow"])
-    print(f"\ndirect library calls: {d:.1f} s   via Prefect flows: {f:.1f} s   "
-          f"overhead: {(f - d) / d * 100:+.1f}% (best of {args.reps})")
+    print(
+        f"\ndirect library calls: {d:.1f} s   via Prefect flows: {f:.1f} s   "
+        f"overhead: {(f - d) / d * 100:+.1f}% (best of {args.reps})"
+    )
 
 
 if __name__ == "__main__":

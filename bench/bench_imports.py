@@ -49,8 +49,10 @@ def main() -> None:
     print(f"load after: {load()}")
     print("| statement | median s (min-max) | minus interpreter start-up |\n|---|---|---|")
     for stmt, ts in times.items():
-        print(f"| `{stmt}` | {statistics.median(ts):.2f} ({min(ts):.2f}-{max(ts):.2f}) | "
-              f"{statistics.median(ts) - base:+.2f} |")
+        print(
+            f"| `{stmt}` | {statistics.median(ts):.2f} ({min(ts):.2f}-{max(ts):.2f}) | "
+            f"{statistics.median(ts) - base:+.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ sod_metrics keeps, `_f_curve`), same numbers checked; and the whole sod_metrics 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -73,7 +71,7 @@ def make_pairs(n: int, size: int, seed: int = 0) -> tuple[list[np.ndarray], list
     for i in range(n):
         y, x, h, w = rng.integers(0, size // 2, 4)
         g = np.zeros((size, size), bool)
-        g[y: y + h + 8, x: x + w + 8] = True
+        g[y : y + h + 8, x : x + w + 8] = True
         p = np.roll(g, int(rng.integers(-20, 21)), axis=int(i % 2)) ^ np.roll(noise, i, axis=0)
         preds.append(p)
         gts.append(g)
@@ -109,29 +107,31 @@ def main() -> None:
     gres_gts = [None if i % 4 == 0 else g for i, g in enumerate(gts)]
     build = time.perf_counter() - t
     mem_gb = sum(p.nbytes + g.nbytes for p, g in zip(preds, gts)) / 1e9
-    print(f"{args.pairs} pairs of {args.size}x{args.size} bool built in {build:.1f} s "
-          f"({mem_gb:.2f} GB held in lists), best of {args.repeat}\n")
+    print(
+        f"{args.pairs} pairs of {args.size}x{args.size} bool built in {build:.1f} s "
+        f"({mem_gb:.2f} GB held in lists), best of {args.repeat}\n"
+    )
 
     print("| function | pairs | ours (s) | count_nonzero baseline (s) | ratio | µs / pair |")
     print("|---|---|---|---|---|---|")
-    for name, fn, g in [("referring_metrics", referring_metrics, gts),
-                        ("gres_metrics", gres_metrics, gres_gts)]:
-        base = best_of(lambda: baseline(preds, g), args.repeat)
-        ours = best_of(lambda: fn(preds, g), args.repeat)
-        print(f"| {name} | {args.pairs} | {ours:.3f} | {base:.3f} | {ours / base:.2f} | "
-              f"{1e6 * ours / args.pairs:.0f} |")
+    for name, fn, g in [("referring_metrics", referring_metrics, gts), ("gres_metrics", gres_metrics, gres_gts)]:
+        base = best_of(lambda g=g: baseline(preds, g), args.repeat)
+        ours = best_of(lambda fn=fn, g=g: fn(preds, g), args.repeat)
+        print(
+            f"| {name} | {args.pairs} | {ours:.3f} | {base:.3f} | {ours / base:.2f} | {1e6 * ours / args.pairs:.0f} |"
+        )
 
     rng = np.random.default_rng(1)
-    maps = [np.clip(g.astype(np.float64) * 0.6 + rng.random(g.shape) * 0.4, 0, 1) for g in gts[:args.sod_maps]]
-    sod_gts = gts[:args.sod_maps]
+    maps = [np.clip(g.astype(np.float64) * 0.6 + rng.random(g.shape) * 0.4, 0, 1) for g in gts[: args.sod_maps]]
+    sod_gts = gts[: args.sod_maps]
     print(f"\n{len(maps)} SOD maps of {args.size}x{args.size} float64, best of {args.repeat}\n")
     print("| SOD metric | hand-written (s) | pysodmetrics (s) | library / hand-written |")
     print("|---|---|---|---|")
     for name, hand_fn, lib_fn in [("MAE", handwritten_mae, library_mae), ("maxF", handwritten_maxf, library_maxf)]:
         if abs(hand_fn(maps, sod_gts) - lib_fn(maps, sod_gts)) > 1e-12:
             raise SystemExit(f"{name}: pysodmetrics and the hand-written code disagree")
-        hand = best_of(lambda: hand_fn(maps, sod_gts), args.repeat)
-        lib = best_of(lambda: lib_fn(maps, sod_gts), args.repeat)
+        hand = best_of(lambda f=hand_fn: f(maps, sod_gts), args.repeat)
+        lib = best_of(lambda f=lib_fn: f(maps, sod_gts), args.repeat)
         print(f"| {name} | {hand:.3f} | {lib:.3f} | {lib / hand:.2f}x |")
     whole = best_of(lambda: sod_metrics(maps, sod_gts, normalize=False), args.repeat)
     print(f"| whole sod_metrics as shipped (MAE, maxF, S-measure) | {whole:.3f} | | |")

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,8 +39,14 @@ def bench(preset: str, image: np.ndarray, repeat: int) -> dict:
         cpu.append(time.process_time() - c0)
     assert mask.shape == image.shape[:2]
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
-    return {"preset": preset, "input": model.config.input_size, "params_m": params_m, "build_s": build_s,
-            "wall_s": statistics.median(wall), "cpu_s": statistics.median(cpu)}
+    return {
+        "preset": preset,
+        "input": model.config.input_size,
+        "params_m": params_m,
+        "build_s": build_s,
+        "wall_s": statistics.median(wall),
+        "cpu_s": statistics.median(cpu),
+    }
 
 
 def main() -> None:
@@ -60,8 +64,10 @@ def main() -> None:
     print(f"{'preset':<16} {'input':>5} {'params (M)':>10} {'build s':>8} {'wall s/img':>10} {'CPU s/img':>10}")
     for preset in args.presets:
         r = bench(preset, image, args.repeat)
-        print(f"{r['preset']:<16} {r['input']:>5} {r['params_m']:>10.1f} {r['build_s']:>8.2f} {r['wall_s']:>10.3f} "
-              f"{r['cpu_s']:>10.3f}")
+        print(
+            f"{r['preset']:<16} {r['input']:>5} {r['params_m']:>10.1f} {r['build_s']:>8.2f} {r['wall_s']:>10.3f} "
+            f"{r['cpu_s']:>10.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,9 @@ def thresholds(sam, image: np.ndarray, stability_quantile: float | None) -> tupl
     with torch.inference_mode():
         p.set_image(image)
         pts = torch.as_tensor(p.transform.apply_coords(build_point_grid(8) * [[w, h]], (h, w)))
-        logits, iou, low = p.predict_torch(pts[:, None, :], torch.ones(len(pts), 1, dtype=torch.int),
-                                           multimask_output=True, return_logits=True)
+        logits, iou, low = p.predict_torch(
+            pts[:, None, :], torch.ones(len(pts), 1, dtype=torch.int), multimask_output=True, return_logits=True
+        )
         iou = iou.flatten().numpy()
         iou_t = float(np.quantile(iou, 0.7))
         if stability_quantile is None:
@@ -75,6 +76,7 @@ def thresholds(sam, image: np.ndarray, stability_quantile: float | None) -> tupl
 
 def differences(stock: list[dict], ours: list) -> list[str]:
     """Where the two outputs differ, record by record (empty: identical)."""
+
     def xyxy(b):
         return [int(b[0]), int(b[1]), int(b[0] + b[2]), int(b[1] + b[3])]
 
@@ -83,11 +85,17 @@ def differences(stock: list[dict], ours: list) -> list[str]:
     out = []
     for i, (a, b) in enumerate(zip(stock, ours)):
         same_stab = a["stability_score"] == b.stability_score or (
-            np.isnan(a["stability_score"]) and np.isnan(b.stability_score))
-        checks = {"mask": np.array_equal(a["segmentation"], b.mask), "area": a["area"] == int(b.mask.sum()),
-                  "bbox": xyxy(a["bbox"]) == [int(v) for v in b.box], "predicted_iou": a["predicted_iou"] ==
-                  b.predicted_iou, "stability_score": same_stab, "point_coords": a["point_coords"] == [b.point_coords],
-                  "crop_box": xyxy(a["crop_box"]) == [int(v) for v in b.crop_box]}
+            np.isnan(a["stability_score"]) and np.isnan(b.stability_score)
+        )
+        checks = {
+            "mask": np.array_equal(a["segmentation"], b.mask),
+            "area": a["area"] == int(b.mask.sum()),
+            "bbox": xyxy(a["bbox"]) == [int(v) for v in b.box],
+            "predicted_iou": a["predicted_iou"] == b.predicted_iou,
+            "stability_score": same_stab,
+            "point_coords": a["point_coords"] == [b.point_coords],
+            "crop_box": xyxy(a["crop_box"]) == [int(v) for v in b.crop_box],
+        }
         out += [f"record {i}: {k}" for k, ok in checks.items() if not ok]
     return out
 
@@ -115,10 +123,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own default)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    ap.add_argument("--nms", type=float, default=0.7, help="box_nms_thresh (1.0 keeps every candidate that "
-                    "passes the thresholds: random weights give near-whole-image masks that NMS folds into one)")
-    ap.add_argument("--stability", type=float, default=None, metavar="Q",
-                    help="stability_score_thresh at this quantile of the probe's survivors (default: threshold 0)")
+    ap.add_argument(
+        "--nms",
+        type=float,
+        default=0.7,
+        help="box_nms_thresh (1.0 keeps every candidate that "
+        "passes the thresholds: random weights give near-whole-image masks that NMS folds into one)",
+    )
+    ap.add_argument(
+        "--stability",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="stability_score_thresh at this quantile of the probe's survivors (default: threshold 0)",
+    )
     args = ap.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -134,12 +152,20 @@ def main() -> None:
     image = photo(width, height)
     t0 = time.perf_counter()
     iou_t, stab_t, offset = thresholds(sam, image, args.stability)
-    print(f"model {args.model} (random, seed 0), astronaut {width}x{height}, points {args.points}^2, "
-          f"pred_iou_thresh {iou_t:.5f} (70th percentile), stability_score_thresh {stab_t:.5f} "
-          f"(offset {offset:.5f}), box_nms_thresh {args.nms}, threads {torch.get_num_threads()}, precision "
-          f"{args.precision} ({time.perf_counter() - t0:.0f} s to measure the thresholds; load {load()})", flush=True)
-    params = dict(points_per_side=args.points, pred_iou_thresh=iou_t, stability_score_thresh=stab_t,
-                  stability_score_offset=offset, box_nms_thresh=args.nms)
+    print(
+        f"model {args.model} (random, seed 0), astronaut {width}x{height}, points {args.points}^2, "
+        f"pred_iou_thresh {iou_t:.5f} (70th percentile), stability_score_thresh {stab_t:.5f} "
+        f"(offset {offset:.5f}), box_nms_thresh {args.nms}, threads {torch.get_num_threads()}, precision "
+        f"{args.precision} ({time.perf_counter() - t0:.0f} s to measure the thresholds; load {load()})",
+        flush=True,
+    )
+    params = dict(
+        points_per_side=args.points,
+        pred_iou_thresh=iou_t,
+        stability_score_thresh=stab_t,
+        stability_score_offset=offset,
+        box_nms_thresh=args.nms,
+    )
     stock_gen = SamAutomaticMaskGenerator(sam, **params)
     ours_gen = ExactMaskGenerator(sam, precision=args.precision, **params)
 
@@ -148,34 +174,47 @@ def main() -> None:
     compared, differing = [], 0
     for r in range(args.repeat):
         out = {}
-        for name in (["stock", "ours"] if r % 2 == 0 else ["ours", "stock"]):
+        for name in ["stock", "ours"] if r % 2 == 0 else ["ours", "stock"]:
             before = load()
             t, c = time.perf_counter(), time.process_time()
             with torch.inference_mode():
                 out[name] = stock_gen.generate(image) if name == "stock" else ours_gen.generate(image)
             wall[name].append(time.perf_counter() - t)
             cpu[name].append(time.process_time() - c)
-            print(f"repeat {r} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU, {len(out[name])} "
-                  f"masks (load before {before}, after {load()})", flush=True)
+            print(
+                f"repeat {r} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU, {len(out[name])} "
+                f"masks (load before {before}, after {load()})",
+                flush=True,
+            )
         print(f"  candidates {ours_gen.stats}", flush=True)
         if args.precision == "fp32":
             diff = differences(out["stock"], out["ours"])
             compared.append(len(out["stock"]))
             differing += bool(diff)
-            print(f"  {len(out['stock'])} records compared: " + ("identical" if not diff else
-                  "DIFFERENT: " + "; ".join(diff[:10])), flush=True)
+            print(
+                f"  {len(out['stock'])} records compared: "
+                + ("identical" if not diff else "DIFFERENT: " + "; ".join(diff[:10])),
+                flush=True,
+            )
         else:
             exact, mixed = [m["segmentation"] for m in out["stock"]], [m.mask for m in out["ours"]]
-            print(f"  {args.precision}: {len(mixed)} masks vs {len(exact)} exact; mean best-match IoU exact->mixed "
-                  f"{best_match_iou(exact, mixed):.4f}, mixed->exact {best_match_iou(mixed, exact):.4f}", flush=True)
+            print(
+                f"  {args.precision}: {len(mixed)} masks vs {len(exact)} exact; mean best-match IoU exact->mixed "
+                f"{best_match_iou(exact, mixed):.4f}, mixed->exact {best_match_iou(mixed, exact):.4f}",
+                flush=True,
+            )
     n = args.repeat
     for label, t in (("wall", wall), ("CPU", cpu)):
         ratios = [s / o for s, o in zip(t["stock"], t["ours"])]
-        print(f"{label} over {n} repeats, median (min, max): stock {spread(t['stock'])}, ours {spread(t['ours'])}, "
-              f"ratio stock/ours {spread(ratios, 'x')}")
+        print(
+            f"{label} over {n} repeats, median (min, max): stock {spread(t['stock'])}, ours {spread(t['ours'])}, "
+            f"ratio stock/ours {spread(ratios, 'x')}"
+        )
     if args.precision == "fp32":
-        print(f"outputs: {'identical' if not differing else 'DIFFERENT'} in {n - differing} of {n} repeats "
-              f"({sum(compared)} records compared, {compared[-1]} per repeat)")
+        print(
+            f"outputs: {'identical' if not differing else 'DIFFERENT'} in {n - differing} of {n} repeats "
+            f"({sum(compared)} records compared, {compared[-1]} per repeat)"
+        )
 
 
 if __name__ == "__main__":

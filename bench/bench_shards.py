@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
-import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -62,11 +60,26 @@ def make_samples(n: int, size: int = 256) -> list[Sample]:
         targets = []
         for j in range(3):
             m = np.zeros((size, size), bool)
-            m[j * 40: j * 40 + 60 + i % 50, 10: 120] = True
-            targets.append(Target([f"region {j} of image {i}"], mask_to_rle(m), "auto", "instance", "bench",
-                                  scores={"predicted_iou": 0.9}))
-        out.append(Sample(make_key("bench", f"img{i}.jpg"), ImageInfo(str(i), size, size, sha256_bytes(data),
-                                                                      "bench"), data, "jpg", targets))
+            m[j * 40 : j * 40 + 60 + i % 50, 10:120] = True
+            targets.append(
+                Target(
+                    [f"region {j} of image {i}"],
+                    mask_to_rle(m),
+                    "auto",
+                    "instance",
+                    "bench",
+                    scores={"predicted_iou": 0.9},
+                )
+            )
+        out.append(
+            Sample(
+                make_key("bench", f"img{i}.jpg"),
+                ImageInfo(str(i), size, size, sha256_bytes(data), "bench"),
+                data,
+                "jpg",
+                targets,
+            )
+        )
     return out
 
 
@@ -74,8 +87,9 @@ def load_revision(rev: str, tmp: Path) -> tuple[Any, Any]:
     """(writer module, reader module) of git revision rev, imported from files in tmp."""
     mods = []
     for name in ("writer", "reader"):
-        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:shards/{name}.py"], capture_output=True,
-                             text=True, check=True).stdout
+        src = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{rev}:shards/{name}.py"], capture_output=True, text=True, check=True
+        ).stdout
         path = tmp / f"rev_{name}.py"
         path.write_text(src)
         spec = importlib.util.spec_from_file_location(f"rev_{name}", path)
@@ -101,7 +115,7 @@ def write_plain(samples, d: Path) -> float:
     for k in range(0, len(samples), 250):
         # mtime=0 as ours: a float time.time() would add a PAX header to every member
         with wds.TarWriter(str(d / f"shard-{k // 250:06d}.tar"), mtime=0) as w:
-            for s in samples[k: k + 250]:
+            for s in samples[k : k + 250]:
                 w.write(s.to_wds())
     return time.perf_counter() - t
 
@@ -110,7 +124,8 @@ def same_bytes(ours: Path, plain: Path) -> None:
     """Both writers must have written the same shards, byte for byte (like is compared with like)."""
     names = sorted(p.name for p in plain.glob("shard-*.tar"))
     if names != sorted(p.name for p in ours.glob("shard-*.tar")) or any(
-            (ours / n).read_bytes() != (plain / n).read_bytes() for n in names):
+        (ours / n).read_bytes() != (plain / n).read_bytes() for n in names
+    ):
         raise SystemExit("our shards differ from webdataset.TarWriter's: the comparison would be unfair")
 
 
@@ -151,7 +166,7 @@ def peak_rss_writing(n: int) -> float:
     """
     code = f"""
 import re, resource, sys, tempfile
-sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})
+sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / "bench")!r})
 from bench_shards import make_samples
 from shards.writer import ShardWriter
 tmpl = make_samples(50)
@@ -170,8 +185,10 @@ except OSError:
 
 def import_cost(module: str) -> tuple[float, float]:
     """(seconds, peak RSS MB) of a fresh process that imports only `module`."""
-    code = (f"import re, time; t = time.perf_counter(); import {module}; dt = time.perf_counter() - t; "
-            "print(dt, int(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)) / 1024)")
+    code = (
+        f"import re, time; t = time.perf_counter(); import {module}; dt = time.perf_counter() - t; "
+        "print(dt, int(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)) / 1024)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     seconds, mb = out.stdout.split()
     return float(seconds), float(mb)

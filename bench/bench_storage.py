@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from flows.paths import PROJECT_ROOT  # noqa: E402  (the checkout: where data/ and runs/ go)
 
@@ -32,6 +31,7 @@ ROOT = PROJECT_ROOT
 sys.path.insert(0, str(ROOT / "bench"))  # sibling bench modules
 
 from bench_shards import make_samples  # noqa: E402
+
 from common.processes import die_with_parent  # noqa: E402
 
 BUCKET = "s3://bench"
@@ -42,11 +42,18 @@ def start_moto() -> subprocess.Popen:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=die_with_parent)  # a killed benchmark takes its server along
-    os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="bench",
-                      AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )  # a killed benchmark takes its server along
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -79,7 +86,7 @@ def write_plain(samples, prefix: str) -> float:
     t = time.perf_counter()
     for k in range(0, len(samples), 250):
         with wds.TarWriter(f"{prefix}/shard-{k // 250:06d}.tar", mtime=0) as w:
-            for s in samples[k: k + 250]:
+            for s in samples[k : k + 250]:
                 w.write(s.to_wds())
     return time.perf_counter() - t
 
@@ -118,7 +125,7 @@ def main() -> None:
         # webdataset's own hook for a URL scheme (wds.gopen is the function; its module holds the table)
         importlib.import_module("webdataset.gopen").gopen_schemes["s3"] = fsspec_gopen
         fs = fsspec.filesystem("s3")
-        fs.mkdir(BUCKET[len("s3://"):])
+        fs.mkdir(BUCKET[len("s3://") :])
         res: dict[str, list[float]] = {k: [] for k in ("w_ours", "w_plain", "r_ours", "r_plain")}
         for i in range(args.repeat):
             ours, plain = f"{BUCKET}/ours{i}/train", f"{BUCKET}/plain{i}"

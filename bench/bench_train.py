@@ -70,8 +70,17 @@ def consume_rate(split: Path, batch: int, steps: int) -> float:
 
 
 def ray_rate(split: Path, out: Path, workers: int, batch: int, steps: int) -> float:
-    cfg = TrainConfig(preset="unilseg-tiny", data=[(str(split), 1.0)], out=str(out), workers=workers, steps=steps,
-                      batch_size=batch, checkpoint_every=steps, log_every=10, keep_checkpoints=1)
+    cfg = TrainConfig(
+        preset="unilseg-tiny",
+        data=[(str(split), 1.0)],
+        out=str(out),
+        workers=workers,
+        steps=steps,
+        batch_size=batch,
+        checkpoint_every=steps,
+        log_every=10,
+        keep_checkpoints=1,
+    )
     run_training(cfg)
     rates = [r["samples_per_s"] for r in read_metrics(out) if r["event"] == "report"]
     return statistics.median(rates[1:])

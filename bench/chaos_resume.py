@@ -32,9 +32,30 @@ from unilseg.train_worker import METRICS
 
 
 def train(data: Path, run: str, steps: int, workers: int) -> tuple[int, float, str]:
-    cmd = [sys.executable, "-m", "cli", "train", "--data", str(data), "--out", run, "--preset", "unilseg-tiny",
-           "--workers", str(workers), "--steps", str(steps), "--batch-size", "4", "--checkpoint-every", "4",
-           "--log-every", "4", "--loader-workers", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        run,
+        "--preset",
+        "unilseg-tiny",
+        "--workers",
+        str(workers),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "4",
+        "--log-every",
+        "4",
+        "--loader-workers",
+        "0",
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     return proc.returncode, time.perf_counter() - t, (proc.stdout + proc.stderr).strip()
@@ -63,11 +84,17 @@ def main() -> None:
             for i in range(args.resumes):
                 steps = 9 + i
                 code, seconds, out = train(Path(tmp) / "data" / "train", run, steps, args.workers)
-                starts = [json.loads(line) for line in storage.read_bytes(storage.join(run, METRICS)).decode().splitlines()
-                          if '"start"' in line]
+                starts = [
+                    json.loads(line)
+                    for line in storage.read_bytes(storage.join(run, METRICS)).decode().splitlines()
+                    if '"start"' in line
+                ]
                 restored = starts[-1]["step"] if starts else None
-                print(f"resume {i + 1}/{args.resumes}: --steps {steps}: exit {code}, {seconds:.1f} s, "
-                      f"restored from step {restored} ({starts[-1].get('from') if starts else '-'})", flush=True)
+                print(
+                    f"resume {i + 1}/{args.resumes}: --steps {steps}: exit {code}, {seconds:.1f} s, "
+                    f"restored from step {restored} ({starts[-1].get('from') if starts else '-'})",
+                    flush=True,
+                )
                 if code:
                     failures.append({"resume": i + 1, "output": out[-2000:]})
                     print(out[-2000:], flush=True)

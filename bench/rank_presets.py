@@ -41,9 +41,9 @@ def main() -> None:
     args = p.parse_args()
 
     import torch
+    from learn_synth import CROPS, evaluate
     from torch.utils.data import DataLoader
 
-    from learn_synth import CROPS, evaluate
     from unilseg.checkpoint import save_checkpoint
     from unilseg.data.augment import AugmentConfig
     from unilseg.data.dataset import TargetDataset
@@ -57,15 +57,23 @@ def main() -> None:
     load0 = uptime()
     model = build_model(args.preset).train()
     data = Path(args.data)
-    dataset = TargetDataset([(data / "train", 1.0)], model.tokenizer, model.config.input_size, seed=args.seed,
-                            rank=0, world_size=1, augment=AugmentConfig(**CROPS))
+    dataset = TargetDataset(
+        [(data / "train", 1.0)],
+        model.tokenizer,
+        model.config.input_size,
+        seed=args.seed,
+        rank=0,
+        world_size=1,
+        augment=AugmentConfig(**CROPS),
+    )
     batches = iter(DataLoader(dataset, batch_size=args.batch_size, num_workers=1, prefetch_factor=4))
     params = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
 
     # the schedule a Ray Train worker follows (no time budget here)
-    schedule = TrainConfig(data=[(str(data / "train"), 1.0)], out=str(args.out), steps=args.steps, lr=args.lr,
-                           warmup_steps=args.warmup)
+    schedule = TrainConfig(
+        data=[(str(data / "train"), 1.0)], out=str(args.out), steps=args.steps, lr=args.lr, warmup_steps=args.warmup
+    )
 
     t0, window = time.perf_counter(), []
     for step in range(1, args.steps + 1):
@@ -89,9 +97,16 @@ def main() -> None:
     load1 = uptime()
     scores = evaluate(str(checkpoint), data / "val", None)
     m = scores["model"]
-    report = {"args": vars(args), "samples_per_s": args.steps * args.batch_size / train_s, "train_s": train_s,
-              "load": [load0, load1], "mIoU": m["mIoU"], "oIoU": m["oIoU"], "prec@0.5": m["prec@0.5"],
-              "by_kind": {k: round(v["mIoU"], 3) for k, v in scores["by_kind"].items()}}
+    report = {
+        "args": vars(args),
+        "samples_per_s": args.steps * args.batch_size / train_s,
+        "train_s": train_s,
+        "load": [load0, load1],
+        "mIoU": m["mIoU"],
+        "oIoU": m["oIoU"],
+        "prec@0.5": m["prec@0.5"],
+        "by_kind": {k: round(v["mIoU"], 3) for k, v in scores["by_kind"].items()},
+    }
     print(json.dumps(report))
     (out / "rank.json").write_text(json.dumps(report, indent=1))
 

@@ -18,10 +18,10 @@ import os
 
 import click
 
-from cli.options import set_verbose
 from cli import annotate_cmd, convert_cmd, eval_cmd, predict_cmd, shards_cmd, stack, synth_cmd, train_cmd
-from common.errors import UniLSegError
+from cli.options import set_verbose
 from common import JOB_NAME_ENV
+from common.errors import UniLSegError
 
 
 class _Main(click.Group):
@@ -35,9 +35,16 @@ class _Main(click.Group):
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, callback=set_verbose, expose_value=False, is_eager=True,
-              help="Debug logging, and what Ray's workers, actors and Train controller print (also after a "
-                   "command: `unilseg train --verbose ...`).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    callback=set_verbose,
+    expose_value=False,
+    is_eager=True,
+    help="Debug logging, and what Ray's workers, actors and Train controller print (also after a "
+    "command: `unilseg train --verbose ...`).",
+)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """UniLSeg: language-guided segmentation data, models and evaluation."""

@@ -28,6 +28,8 @@ def command(images: tuple[str, ...], out: str, no_progress: bool, **settings) ->
     run = pick(settings, AnnotateConfig)
     summary = annotate_images(list(images), out, progress=not no_progress, **run)
     c = summary["counts"]
-    click.echo(f"{out}/{run['split']}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "
-               f"(engine {summary['engine_version']}; this run: {summary['written']} written, "
-               f"{summary['skipped']} already done, {summary['quarantined']} quarantined -> quarantine.jsonl)")
+    click.echo(
+        f"{out}/{run['split']}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "
+        f"(engine {summary['engine_version']}; this run: {summary['written']} written, "
+        f"{summary['skipped']} already done, {summary['quarantined']} quarantined -> quarantine.jsonl)"
+    )

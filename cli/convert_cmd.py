@@ -24,14 +24,21 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.argument("fmt", metavar="FORMAT")
 @click.argument("src")
 @click.option("--out", required=True, help="Dataset dir; each split goes to OUT/SPLIT.")
-@click.option("--split", "splits", multiple=True, help="Convert only this split (repeatable) [default: every "
-              "split the source has; formats without splits (sod, cod) write train].")
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    help="Convert only this split (repeatable) [default: every "
+    "split the source has; formats without splits (sod, cod) write train].",
+)
 @click.option("--images", help="Image folder, for formats whose annotations and images live apart (refcoco, coco...).")
-@click.option("--max-count", default=DEFAULT_MAX_COUNT, show_default=True, type=click.IntRange(min=1),
-              help="Samples per shard.")
+@click.option(
+    "--max-count", default=DEFAULT_MAX_COUNT, show_default=True, type=click.IntRange(min=1), help="Samples per shard."
+)
 @click.option("--option", "options", multiple=True, help="Converter option key=value (repeatable).")
-def command(fmt: str, src: str, out: str, splits: tuple[str, ...], images: str | None, max_count: int,
-            options: tuple[str, ...]) -> None:
+def command(
+    fmt: str, src: str, out: str, splits: tuple[str, ...], images: str | None, max_count: int, options: tuple[str, ...]
+) -> None:
     """Convert a labeled dataset in its own layout into shards, every split it has.
 
     FORMAT is one of the registered converters (sod, cod, refcoco, ...).
@@ -51,6 +58,8 @@ def command(fmt: str, src: str, out: str, splits: tuple[str, ...], images: str |
     for split in todo:  # a summary line as each split is done
         summary = convert(fmt, src, out, split, max_count=max_count, **kwargs)
         c = summary["counts"]
-        click.echo(f"{out}/{split}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "
-                   f"(this run: {summary['written']} written, {summary['skipped']} already there, "
-                   f"{summary['quarantined']} quarantined -> quarantine.jsonl)")
+        click.echo(
+            f"{out}/{split}: {c['samples']} images, {c['targets']} targets in {c['shards']} shards "
+            f"(this run: {summary['written']} written, {summary['skipped']} already there, "
+            f"{summary['quarantined']} quarantined -> quarantine.jsonl)"
+        )

@@ -13,7 +13,8 @@ import logging
 import os
 import types
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -62,9 +63,14 @@ def settings_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[Call
                 flag = f"{name}/--no-{name[2:]}"
                 fn = click.option(flag, f.name, default=default, show_default=True, help=meta.get("help"))(fn)
             else:
-                fn = click.option(name, f.name, type=_click_type(tp, meta),
-                                  default=None if default is dataclasses.MISSING else default,
-                                  show_default=default is not None, help=meta.get("help"))(fn)
+                fn = click.option(
+                    name,
+                    f.name,
+                    type=_click_type(tp, meta),
+                    default=None if default is dataclasses.MISSING else default,
+                    show_default=default is not None,
+                    help=meta.get("help"),
+                )(fn)
         return fn
 
     return deco
@@ -85,5 +91,10 @@ def set_verbose(ctx: click.Context | None = None, param: click.Parameter | None 
     logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
-verbose_option = click.option("--verbose", is_flag=True, callback=set_verbose, expose_value=False,
-                              help="Debug logging, and what Ray's processes print.")
+verbose_option = click.option(
+    "--verbose",
+    is_flag=True,
+    callback=set_verbose,
+    expose_value=False,
+    help="Debug logging, and what Ray's processes print.",
+)

@@ -10,17 +10,36 @@ import click
 @click.command("predict")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @click.argument("text")
-@click.option("--checkpoint", required=True, help="Our training checkpoint (e.g. RUN/latest.pt) or the released "
-              "UniLSeg20_no_finetune.pth.")
+@click.option(
+    "--checkpoint",
+    required=True,
+    help="Our training checkpoint (e.g. RUN/latest.pt) or the released UniLSeg20_no_finetune.pth.",
+)
 @click.option("--preset", default=None, help="Model preset; needed for the released file (unilseg-swin-b).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Mask PNG to write (0/255, image size).")
-@click.option("--overlay", "overlay_path", type=click.Path(dir_okay=False), help="Also write the image with the "
-              "mask drawn over it.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Foreground probability threshold [the model's config].")
+@click.option(
+    "--overlay",
+    "overlay_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the image with the mask drawn over it.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Foreground probability threshold [the model's config].",
+)
 @click.option("--device", default="cpu", show_default=True, help="torch device.")
-def command(image: str, text: str, checkpoint: str, preset: str | None, out: str, overlay_path: str | None,
-            threshold: float | None, device: str) -> None:
+def command(
+    image: str,
+    text: str,
+    checkpoint: str,
+    preset: str | None,
+    out: str,
+    overlay_path: str | None,
+    threshold: float | None,
+    device: str,
+) -> None:
     """Segment what TEXT refers to in IMAGE."""
     # torch and the model: imported when it runs (seconds)
     import numpy as np

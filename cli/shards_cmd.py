@@ -57,8 +57,7 @@ def verify(path: str, shallow: bool) -> None:
         sys.exit(1)
 
 
-METADATA_ONLY_HELP = ("Trust the shards: skip reading them (checksums, member names); metadata is checked "
-                      "either way.")
+METADATA_ONLY_HELP = "Trust the shards: skip reading them (checksums, member names); metadata is checked either way."
 
 
 def _check_whole(split: str, metadata_only: bool) -> None:

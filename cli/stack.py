@@ -30,11 +30,11 @@ from pathlib import Path
 
 import click
 
+from common import LOOPBACK_ENV
+from common.errors import UniLSegError
+from common.processes import alive, descendants, http_ok, port_taken
 from flows.paths import PROJECT_ROOT
 from shards import storage
-from common.errors import UniLSegError
-from common import LOOPBACK_ENV
-from common.processes import alive, descendants, http_ok, port_taken
 
 ROOT = PROJECT_ROOT
 
@@ -59,12 +59,16 @@ class StackConfig:
     env_file: str = ""
 
     # The supervisor runs in its own process: the config travels there as environment.
-    _ENV = {"state_dir": "UNILSEG_STATE_DIR", "prefect_port": "UNILSEG_PREFECT_PORT",
-            "dashboard_port": "UNILSEG_DASHBOARD_PORT", "num_cpus": "UNILSEG_RAY_CPUS",
-            "env_file": "UNILSEG_ENV_FILE"}
+    _ENV = {
+        "state_dir": "UNILSEG_STATE_DIR",
+        "prefect_port": "UNILSEG_PREFECT_PORT",
+        "dashboard_port": "UNILSEG_DASHBOARD_PORT",
+        "num_cpus": "UNILSEG_RAY_CPUS",
+        "env_file": "UNILSEG_ENV_FILE",
+    }
 
     @classmethod
-    def from_env(cls) -> "StackConfig":
+    def from_env(cls) -> StackConfig:
         kw = {f: type(getattr(cls, f))(os.environ[e]) for f, e in cls._ENV.items() if e in os.environ}
         return cls(**kw)
 
@@ -193,22 +197,59 @@ def supervise(cfg: StackConfig) -> None:
     signal.signal(signal.SIGINT, stop)
     try:  # a failed start-up must not leave the already started children behind
         prefect_log = open(logs / "prefect-server.log", "ab")
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
-            env=env, stdout=prefect_log, stderr=subprocess.STDOUT, start_new_session=True))
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(cfg.prefect_port),
+                ],
+                env=env,
+                stdout=prefect_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         # (its jobs are told their own GCS address: common.ray_runtime.start_local_ray says why)
         # reap=False: `down` stops the supervisor's whole process tree, and a reaper would also kill
         # the processes of other drivers attached to this cluster (flow runs, users' commands)
-        gcs = start_local_ray(job_name="unilseg stack: the local cluster's head (runs no work)", reap=False,
-                              include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=cfg.dashboard_port,
-                              num_cpus=cfg.num_cpus or None, _temp_dir=ray_temp_dir(state), log_to_driver=True)
+        gcs = start_local_ray(
+            job_name="unilseg stack: the local cluster's head (runs no work)",
+            reap=False,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=cfg.dashboard_port,
+            num_cpus=cfg.num_cpus or None,
+            _temp_dir=ray_temp_dir(state),
+            log_to_driver=True,
+        )
         os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
         _wait("Prefect server", lambda: http_ok(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
         serve_log = open(logs / "serve.log", "ab")
-        children.append(subprocess.Popen([sys.executable, "-m", "flows.serve"], env=env, cwd=ROOT,
-                                          stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True))
-        info = {"supervisor": os.getpid(), "children": [p.pid for p in children], "ray_address": gcs,
-                "config": asdict(cfg), "dashboard": cfg.dashboard_url, "ui": cfg.api_url[:-4]}
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "flows.serve"],
+                env=env,
+                cwd=ROOT,
+                stdout=serve_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        info = {
+            "supervisor": os.getpid(),
+            "children": [p.pid for p in children],
+            "ray_address": gcs,
+            "config": asdict(cfg),
+            "dashboard": cfg.dashboard_url,
+            "ui": cfg.api_url[:-4],
+        }
         storage.write_bytes(state / "stack.json", json.dumps(info, indent=1).encode())  # whole or absent: up() polls it
     except Exception:
         traceback.print_exc()
@@ -230,17 +271,25 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
         return info
     for field, what in (("prefect_port", "the Prefect server"), ("dashboard_port", "the Ray dashboard")):
         if port_taken(port := getattr(cfg, field)):
-            raise UniLSegError(f"port {port} on 127.0.0.1 is in use: set {StackConfig._ENV[field]} "
-                               f"to a free port for {what}")
+            raise UniLSegError(
+                f"port {port} on 127.0.0.1 is in use: set {StackConfig._ENV[field]} to a free port for {what}"
+            )
     (state / "logs").mkdir(parents=True, exist_ok=True)
     log = open(state / "logs" / "stack.log", "ab")
-    sup = subprocess.Popen([sys.executable, "-m", "cli", "stack", "supervise"], cwd=ROOT, stdout=log,
-                     stderr=subprocess.STDOUT, start_new_session=True,
-                     env={**os.environ, **stack_env(cfg), **cfg.to_env()})
+    sup = subprocess.Popen(
+        [sys.executable, "-m", "cli", "stack", "supervise"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **stack_env(cfg), **cfg.to_env()},
+    )
+
     def started() -> bool:
         if sup.poll() is not None:
-            raise RuntimeError(f"stack supervisor exited with {sup.returncode}:\n"
-                               + (state / "logs" / "stack.log").read_text()[-3000:])
+            raise RuntimeError(
+                f"stack supervisor exited with {sup.returncode}:\n" + (state / "logs" / "stack.log").read_text()[-3000:]
+            )
         return info_path.exists()
 
     _wait("stack", started, timeout, state / "logs" / "stack.log")
@@ -252,8 +301,9 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
 
 def _deployments_served(cfg: StackConfig) -> bool:
     env = {**os.environ, **stack_env(cfg)}
-    out = subprocess.run([sys.executable, "-m", "prefect", "deployment", "ls"], env=env, capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "prefect", "deployment", "ls"], env=env, capture_output=True, text=True, check=False
+    ).stdout
     return "annotate-and-train" in out
 
 
@@ -307,8 +357,12 @@ def headline(run_dir: Path) -> str:
             if "mIoU" not in m:
                 continue
             lines.append(f"{run['dataset']}/{run['split']} ({task}):")
-            lines += [f"  {name:<33} mIoU {ms[task]['mIoU']:.3f}  oIoU {ms[task]['oIoU']:.3f}  "
-                      f"({int(ms[task]['n'])} expressions)" for name, ms in protocols if task in ms]
+            lines += [
+                f"  {name:<33} mIoU {ms[task]['mIoU']:.3f}  oIoU {ms[task]['oIoU']:.3f}  "
+                f"({int(ms[task]['n'])} expressions)"
+                for name, ms in protocols
+                if task in ms
+            ]
     return "\n".join(lines) if lines else f"(no training or evaluation results under {run_dir})"
 
 
@@ -319,26 +373,37 @@ def demo(cfg: StackConfig, deployment: str = "annotate-and-train/demo", timeout:
     from flows.pipeline import DEMO_CONFIG
 
     steps = PipelineConfig.from_yaml(ROOT / DEMO_CONFIG).train.steps
-    print(f"The demo takes about 6 minutes on an idle 2-core machine, longer on a busy one: its model trains a "
-          f"fixed {steps} steps, so the result is the same anywhere.", flush=True)
+    print(
+        f"The demo takes about 6 minutes on an idle 2-core machine, longer on a busy one: its model trains a "
+        f"fixed {steps} steps, so the result is the same anywhere.",
+        flush=True,
+    )
     info = up(cfg)
-    print(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}  ({dashboard_sign_in()})\n"
-          f"Progress:       the flow run in the UI, or `tail -f {Path(cfg.state_dir) / 'logs' / 'serve.log'}`",
-          flush=True)
+    print(
+        f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}  ({dashboard_sign_in()})\n"
+        f"Progress:       the flow run in the UI, or `tail -f {Path(cfg.state_dir) / 'logs' / 'serve.log'}`",
+        flush=True,
+    )
     env = {**os.environ, **stack_env(cfg), "UNILSEG_RAY_ADDRESS": info["ray_address"]}
-    run = subprocess.run([sys.executable, "-m", "prefect", "deployment", "run", deployment, "--watch",
-                          "--watch-timeout", str(timeout)], env=env, cwd=ROOT, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "prefect", "deployment", "run", deployment, "--watch", "--watch-timeout", str(timeout)],
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
     if run.returncode != 0:
-        sys.exit(f"demo run failed (exit {run.returncode}); logs: Prefect UI above, "
-                 f"{Path(cfg.state_dir) / 'logs' / 'serve.log'}")
+        sys.exit(
+            f"demo run failed (exit {run.returncode}); logs: Prefect UI above, "
+            f"{Path(cfg.state_dir) / 'logs' / 'serve.log'}"
+        )
     print(f"""
 Demo finished.
-{headline(ROOT / 'runs' / 'demo')}
+{headline(ROOT / "runs" / "demo")}
 Results:
-  run directory   {ROOT / 'runs' / 'demo'}  (checkpoints, eval/<dataset>/report.md, previews/)
-  datasets        {ROOT / 'data'}
-  Prefect UI      {info['ui']}  (flow runs, artifacts: counts, evaluation tables, file paths)
-  Ray dashboard   {info['dashboard']}  ({dashboard_sign_in()}); Jobs lists this run by its flow run's name
+  run directory   {ROOT / "runs" / "demo"}  (checkpoints, eval/<dataset>/report.md, previews/)
+  datasets        {ROOT / "data"}
+  Prefect UI      {info["ui"]}  (flow runs, artifacts: counts, evaluation tables, file paths)
+  Ray dashboard   {info["dashboard"]}  ({dashboard_sign_in()}); Jobs lists this run by its flow run's name
 The stack keeps running: `set -a; . {cfg.env_path}; set +a; . .venv/bin/activate` in another shell,
 then `prefect deployment run {deployment}`. Stop everything with `make down`.""")
 
@@ -352,8 +417,10 @@ def command() -> None:
 def up_cmd() -> None:
     """Start the stack in the background; wait until healthy; write .state/stack.env."""
     info = up(StackConfig.from_env())
-    click.echo(f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}  ({dashboard_sign_in()})\n"
-               f"Ray address:    {info['ray_address']}")
+    click.echo(
+        f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}  ({dashboard_sign_in()})\n"
+        f"Ray address:    {info['ray_address']}"
+    )
 
 
 @command.command("down")

@@ -20,11 +20,21 @@ def _data_specs(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 
 @click.command("train")
-@click.option("--data", "data", multiple=True, required=True, callback=_data_specs, metavar="DST[:WEIGHT]",
-              help="Split dir (DATA_ROOT/NAME/SPLIT) or dataset dir (its train split), with a mixing weight "
-                   "(default 1). Repeatable.")
-@click.option("--out", required=True, help="Run dir: checkpoints, metrics, Ray state. An existing run resumes "
-              "from its latest checkpoint.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    callback=_data_specs,
+    metavar="DST[:WEIGHT]",
+    help="Split dir (DATA_ROOT/NAME/SPLIT) or dataset dir (its train split), with a mixing weight "
+    "(default 1). Repeatable.",
+)
+@click.option(
+    "--out",
+    required=True,
+    help="Run dir: checkpoints, metrics, Ray state. An existing run resumes from its latest checkpoint.",
+)
 @click.option("--no-augment", is_flag=True, help="Letterbox only: no crop/scale/flip/colour jitter.")
 @verbose_option
 @settings_options(TrainConfig)
@@ -42,6 +52,9 @@ def command(data: list[tuple[str, float]], out: str, no_augment: bool, **setting
     result = run_training(cfg, echo=click.echo)
     m = result["metrics"]
     summary = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float))
-    click.echo(f"step {result['step']}: {result['checkpoint']}" + (f" ({summary})" if summary else "")
-               + skipped_text(m, "; ", always=True)
-               + (f"; loss curve {result['loss_curve']}" if result.get("loss_curve") else ""))
+    click.echo(
+        f"step {result['step']}: {result['checkpoint']}"
+        + (f" ({summary})" if summary else "")
+        + skipped_text(m, "; ", always=True)
+        + (f"; loss curve {result['loss_curve']}" if result.get("loss_curve") else "")
+    )

@@ -47,7 +47,7 @@ _PR_SET_PDEATHSIG = 1
 _REAPER_POLL_S = 0.5  # how often a reaper looks for its owner's new processes (until a folder is named)
 _REAPER_IDLE_S = 5.0  # then how often it looks whether what it guards stopped normally
 _REAP_S = 30.0  # how long a reaper keeps killing (a dying process may still start others)
-_REAPERS: list["Reaper"] = []  # their pipes must stay open as long as this process lives
+_REAPERS: list[Reaper] = []  # their pipes must stay open as long as this process lives
 
 
 def die_with_parent(*_: object, sig: int = signal.SIGKILL) -> None:
@@ -181,9 +181,13 @@ def start_reaper() -> Reaper | None:
     if not Path("/proc/self/fd").is_dir():
         return None
     _REAPERS[:] = [r for r in _REAPERS if r.proc.poll() is None]  # (reaps those that left)
-    proc = subprocess.Popen([sys.executable, "-m", "common.processes", "reap", str(os.getpid())],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # a Ctrl-C meant for the owner must not stop it first
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "common.processes", "reap", str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # a Ctrl-C meant for the owner must not stop it first
     _REAPERS.append(reaper := Reaper(proc))
     return reaper
 

@@ -40,7 +40,7 @@ def verbose() -> bool:
     return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
-def _job_config(job_name: str | None) -> "ray.job_config.JobConfig":
+def _job_config(job_name: str | None) -> ray.job_config.JobConfig:
     """The job's name is what the dashboard's Jobs page shows in its Name column (the
     ``job_name`` key of its metadata; without one, "-"): given by the flows (flow, deployment
     and flow run), else JOB_NAME_ENV (the command line sets it to the command), else "unilseg"."""
@@ -67,8 +67,13 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, job_name
         address = address or os.environ.get(ADDRESS_ENV) or None
         if address:
             log.info("connecting to Ray at %s", address)
-            ray.init(address=address, namespace="unilseg", logging_level="WARNING", log_to_driver=verbose(),
-                     job_config=_job_config(job_name))
+            ray.init(
+                address=address,
+                namespace="unilseg",
+                logging_level="WARNING",
+                log_to_driver=verbose(),
+                job_config=_job_config(job_name),
+            )
         else:
             start_local_ray(num_cpus=num_cpus, include_dashboard=False, job_name=job_name)
     return ray.get_runtime_context().gcs_address
@@ -102,15 +107,22 @@ def start_local_ray(job_name: str | None = None, reap: bool = True, **init_kwarg
     kwargs = {"namespace": "unilseg", "logging_level": "WARNING", "log_to_driver": verbose(), **init_kwargs}
     reaper = start_reaper() if reap else None  # before ray.init: a kill during it is covered too
     try:
-        context = ray.init(address="local", _node_ip_address="127.0.0.1",
-                           runtime_env={"env_vars": {"RAY_ADDRESS": gcs}}, job_config=_job_config(job_name), **kwargs)
+        context = ray.init(
+            address="local",
+            _node_ip_address="127.0.0.1",
+            runtime_env={"env_vars": {"RAY_ADDRESS": gcs}},
+            job_config=_job_config(job_name),
+            **kwargs,
+        )
     finally:
         auth_log.setLevel(level)
         os.environ.pop(_GCS_PORT_ENV, None)
     session = context.address_info["session_dir"]
     if reaper is not None and not reaper.guard(session):  # every process of the session writes its logs there
-        log.warning("the reaper of this Ray session is gone: a kill -9 of this process may leave Ray processes "
-                    "running (%s)", session)
+        log.warning(
+            "the reaper of this Ray session is gone: a kill -9 of this process may leave Ray processes running (%s)",
+            session,
+        )
     return ray.get_runtime_context().gcs_address
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from common.errors import UnknownNameError, UniLSegError
+from common.errors import UniLSegError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -42,8 +43,10 @@ class Registry:
         def deco(obj: T) -> T:
             if name in self._entries:
                 old = self._entries[name]
-                raise ValueError(f"{self.kind} {name!r} is already registered (by "
-                                 f"{getattr(old, '__module__', '?')}.{getattr(old, '__qualname__', old)})")
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered (by "
+                    f"{getattr(old, '__module__', '?')}.{getattr(old, '__qualname__', old)})"
+                )
             self._entries[name] = obj  # type: ignore[assignment]
             self._meta[name] = dict(meta)
             return obj
@@ -71,8 +74,9 @@ class Registry:
         if name not in self._entries and ":" in name:
             return self._plugin(name)
         if name not in self._entries:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())} "
-                                   "(or package.module:Class)")
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; known: {', '.join(self.names())} (or package.module:Class)"
+            )
         return self._entries[name]
 
     def _plugin(self, name: str) -> Callable[..., Any]:

@@ -26,9 +26,16 @@ class SettingsError(UniLSegError):
     """A setting that is unknown, of the wrong type or out of range (the message names it)."""
 
 
-def setting(default: Any = dataclasses.MISSING, help: str = "", *, min: float | None = None,
-            max: float | None = None, choices: tuple[Any, ...] | None = None, cli: str | bool = True,
-            factory: Any = dataclasses.MISSING) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    cli: str | bool = True,
+    factory: Any = dataclasses.MISSING,
+) -> Any:
     """A dataclass field with its help text and bounds.
 
     Args:
@@ -93,6 +100,7 @@ def from_dict(cls: type[T], d: dict[str, Any], where: str | None = None) -> T:
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(d) - known)
     if unknown:
-        raise SettingsError(f"unknown setting(s) {', '.join(unknown)} in {where or cls.__name__}; "
-                            f"known: {', '.join(sorted(known))}")
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)} in {where or cls.__name__}; known: {', '.join(sorted(known))}"
+        )
     return cls(**d)

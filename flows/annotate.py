@@ -29,15 +29,27 @@ def prepare_sample_photos(out: str, storage_options: Optional[StorageOptions] = 
 # Ray connection hiccups and actor-pool start-up are the transient failures here; the
 # driver skips what it already wrote, so a retry only redoes the unfinished images.
 @task(name="annotate-images", retries=2, retry_delay_seconds=10)
-def annotate_images_task(images: str, out: str, settings: dict[str, Any],
-                         storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
-    return annotate_images(images, out, progress=False, on_progress=ProgressArtifact(storage.name(out)),
-                           storage_options=unmask(storage_options), **settings)
+def annotate_images_task(
+    images: str, out: str, settings: dict[str, Any], storage_options: Optional[StorageOptions] = None
+) -> dict[str, Any]:
+    return annotate_images(
+        images,
+        out,
+        progress=False,
+        on_progress=ProgressArtifact(storage.name(out)),
+        storage_options=unmask(storage_options),
+        **settings,
+    )
 
 
 @flow(name="annotate", log_prints=True)
-def annotate(stage: AnnotateStage, out: str, ray_address: Optional[str] = None,
-             preview_dir: Optional[str] = None, storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+def annotate(
+    stage: AnnotateStage,
+    out: str,
+    ray_address: Optional[str] = None,
+    preview_dir: Optional[str] = None,
+    storage_options: Optional[StorageOptions] = None,
+) -> dict[str, Any]:
     """Annotates every new image of the stage's `images` into the dataset OUT.
 
     Args:
@@ -52,13 +64,27 @@ def annotate(stage: AnnotateStage, out: str, ray_address: Optional[str] = None,
     name = storage.name(out_loc)
     images = stage.images
     if images == SAMPLE_PHOTOS_SOURCE:
-        images = prepare_sample_photos(storage.join(storage.parent(out_loc), "sources", SAMPLE_PHOTOS_SOURCE),
-                                       storage_options)
-    summary = annotate_images_task(resolve(images), out_loc, {**stage.settings(), "ray_address": ray_address},
-                                   storage_options)
-    log.info("annotated %s: %d written, %d skipped (already done), %d quarantined; engine %s",
-             name, summary["written"], summary["skipped"], summary["quarantined"], summary["engine_version"])
+        images = prepare_sample_photos(
+            storage.join(storage.parent(out_loc), "sources", SAMPLE_PHOTOS_SOURCE), storage_options
+        )
+    summary = annotate_images_task(
+        resolve(images), out_loc, {**stage.settings(), "ray_address": ray_address}, storage_options
+    )
+    log.info(
+        "annotated %s: %d written, %d skipped (already done), %d quarantined; engine %s",
+        name,
+        summary["written"],
+        summary["skipped"],
+        summary["quarantined"],
+        summary["engine_version"],
+    )
     summary_doc = summarize_dataset(name, out_loc, preview_dir or storage.join(out_loc, "previews"), storage_options)
-    return {"dataset": out_loc, "split": stage.split, "written": summary["written"],
-            "skipped": summary["skipped"], "quarantined": summary["quarantined"],
-            "engine_version": summary["engine_version"], "previews": summary_doc["previews"]}
+    return {
+        "dataset": out_loc,
+        "split": stage.split,
+        "written": summary["written"],
+        "skipped": summary["skipped"],
+        "quarantined": summary["quarantined"],
+        "engine_version": summary["engine_version"],
+        "previews": summary_doc["previews"],
+    }

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from PIL import Image
-
 from prefect import task
-from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
-                               update_progress_artifact)
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from flows.config import StorageOptions, unmask
 from shards import storage
@@ -52,9 +55,11 @@ class ProgressArtifact:
         if percent == self.last:
             return
         self.last = percent
-        text = (f"{self.name}: {done} of {todo} images through the engine ({counts.get('annotated', 0)} annotated, "
-                f"{counts.get('quarantined', 0)} quarantined); {counts.get('listed', 0)} listed, "
-                f"{counts.get('skipped', 0)} already done, {counts.get('duplicates', 0)} duplicates")
+        text = (
+            f"{self.name}: {done} of {todo} images through the engine ({counts.get('annotated', 0)} annotated, "
+            f"{counts.get('quarantined', 0)} quarantined); {counts.get('listed', 0)} listed, "
+            f"{counts.get('skipped', 0)} already done, {counts.get('duplicates', 0)} duplicates"
+        )
         if self.artifact_id is None:
             self.artifact_id = create_progress_artifact(percent, key=_key(f"annotate-{self.name}"), description=text)
         else:
@@ -65,13 +70,18 @@ def publish_counts(name: str, stats: dict[str, dict[str, Any]]) -> None:
     """One table row per split: images, targets, no-target, quarantined, by task and granularity."""
     rows = []
     for split_dir, s in stats.items():
-        rows.append({
-            "split": f"{storage.name(storage.parent(split_dir))}/{storage.name(split_dir)}",
-            "status": s["status"], "images": s["images"], "targets": s["targets"],
-            "no_target": s["no_target"], "quarantined": s["quarantined"],
-            "by_task": ", ".join(f"{k} {v}" for k, v in s["by_task"].items()),
-            "by_granularity": ", ".join(f"{k} {v}" for k, v in s["by_granularity"].items()),
-        })
+        rows.append(
+            {
+                "split": f"{storage.name(storage.parent(split_dir))}/{storage.name(split_dir)}",
+                "status": s["status"],
+                "images": s["images"],
+                "targets": s["targets"],
+                "no_target": s["no_target"],
+                "quarantined": s["quarantined"],
+                "by_task": ", ".join(f"{k} {v}" for k, v in s["by_task"].items()),
+                "by_granularity": ", ".join(f"{k} {v}" for k, v in s["by_granularity"].items()),
+            }
+        )
     create_table_artifact(rows, key=_key(f"counts-{name}"), description=f"Shard counts of {name}")
 
 
@@ -84,8 +94,9 @@ def publish_files(name: str, files: dict[str, str | Path], description: str) -> 
 MAX_SIDE = 1600  # pixels: a picture's longer side in the UI (a sheet of 16 cells is ~1800 wide)
 
 
-def image_markdown(png: str | Path, alt: str, max_side: int = MAX_SIDE,
-                   storage_options: storage.StorageOptions = None) -> str:
+def image_markdown(
+    png: str | Path, alt: str, max_side: int = MAX_SIDE, storage_options: storage.StorageOptions = None
+) -> str:
     """A picture (a local path or URL) as markdown with the image inline (data URL), scaled so
     its longer side is at most ``max_side``."""
     img = Image.open(io.BytesIO(storage.read_bytes(png, storage_options)))
@@ -97,36 +108,56 @@ def image_markdown(png: str | Path, alt: str, max_side: int = MAX_SIDE,
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')})"
 
 
-def publish_image(name: str, png: str | Path, title: str, caption: str = "",
-                  storage_options: storage.StorageOptions = None) -> None:
+def publish_image(
+    name: str, png: str | Path, title: str, caption: str = "", storage_options: storage.StorageOptions = None
+) -> None:
     """A picture (a loss curve, an overlay sheet) as a markdown artifact, with its location."""
-    text = [f"## {title}", "", image_markdown(png, title, storage_options=storage_options), "", caption, "",
-            f"File: `{storage.absolute(png)}`"]
+    text = [
+        f"## {title}",
+        "",
+        image_markdown(png, title, storage_options=storage_options),
+        "",
+        caption,
+        "",
+        f"File: `{storage.absolute(png)}`",
+    ]
     create_markdown_artifact("\n".join(text), key=_key(name), description=title)
 
 
 def publish_metrics(name: str, metrics: dict[str, dict[str, float]]) -> None:
     """One table row per task: its metric family's numbers (fractions; empty where undefined)."""
     rows = []
-    for task, m in metrics.items():
-        row = {"task": task, "n": int(m.get("n", 0))}
-        row.update({k: (None if isinstance(v, float) and math.isnan(v) else round(float(v), 4))
-                    for k, v in m.items() if k != "n"})
+    for task_name, m in metrics.items():
+        row = {"task": task_name, "n": int(m.get("n", 0))}
+        row.update(
+            {
+                k: (None if isinstance(v, float) and math.isnan(v) else round(float(v), 4))
+                for k, v in m.items()
+                if k != "n"
+            }
+        )
         rows.append(row)
     columns = list(dict.fromkeys(k for r in rows for k in r))  # one header for every task's metrics
-    create_table_artifact([{c: r.get(c) for c in columns} for r in rows], key=_key(f"metrics-{name}"),
-                          description=f"Metrics of {name} (report.md says each convention)")
+    create_table_artifact(
+        [{c: r.get(c) for c in columns} for r in rows],
+        key=_key(f"metrics-{name}"),
+        description=f"Metrics of {name} (report.md says each convention)",
+    )
 
 
 def publish_report(name: str, report_md: str | Path, storage_options: storage.StorageOptions = None) -> None:
     """The evaluation report (paper-style tables, conventions) as a markdown artifact."""
-    create_markdown_artifact(storage.read_bytes(report_md, storage_options).decode("utf-8"), key=_key(f"eval-{name}"),
-                             description=f"Evaluation of {name}")
+    create_markdown_artifact(
+        storage.read_bytes(report_md, storage_options).decode("utf-8"),
+        key=_key(f"eval-{name}"),
+        description=f"Evaluation of {name}",
+    )
 
 
 @task(name="summarize-dataset")
-def summarize_dataset(name: str, dataset_dir: str, preview_dir: str,
-                      storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+def summarize_dataset(
+    name: str, dataset_dir: str, preview_dir: str, storage_options: Optional[StorageOptions] = None
+) -> dict[str, Any]:
     """Counts per split as an artifact, a preview sheet per split, their paths as an artifact
     (the dataset and preview dir may be local paths or URLs)."""
     so = unmask(storage_options)

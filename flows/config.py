@@ -22,16 +22,24 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, Secret, ValidationError, create_model, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Secret,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from annotation_engine.run_config import AnnotateConfig
+from common.errors import MissingInputError, UniLSegError
+from common.settings import default_of, field_types
 from flows.paths import resolve
 from shards import storage
 from shards.converters import converter_names
-from common.errors import MissingInputError, UniLSegError
 from shards.sample_photos import SAMPLE_PHOTOS_SOURCE
-from common.settings import default_of, field_types
 from unilseg.eval.config import EvalConfig
 from unilseg.train_config import RUN_WIRING, TrainConfig
 
@@ -72,8 +80,10 @@ def settings_section(model_name: str, cls: type, exclude: tuple[str, ...] = (), 
         if f.name in exclude:
             continue
         default = default_of(f)
-        fields[f.name] = (types_[f.name], Field(... if default is dataclasses.MISSING else default,
-                                                description=f.metadata.get("help")))
+        fields[f.name] = (
+            types_[f.name],
+            Field(... if default is dataclasses.MISSING else default, description=f.metadata.get("help")),
+        )
     model = create_model(model_name, __base__=_SettingsSection, **extra, **fields)
     model.settings_cls = cls
     model.__doc__ = f"Pipeline section mirroring {cls.__module__}.{cls.__name__}."
@@ -82,15 +92,27 @@ def settings_section(model_name: str, cls: type, exclude: tuple[str, ...] = (), 
 
 TrainStage = settings_section("TrainStage", TrainConfig, exclude=RUN_WIRING)
 AnnotateStage = settings_section(
-    "AnnotateStage", AnnotateConfig, exclude=("ray_address",),
-    images=(str, Field(SAMPLE_PHOTOS_SOURCE, description=f"folder, glob or fsspec URL; `{SAMPLE_PHOTOS_SOURCE}`"
-                                                         " = scikit-image's bundled photos")),
+    "AnnotateStage",
+    AnnotateConfig,
+    exclude=("ray_address",),
+    images=(
+        str,
+        Field(
+            SAMPLE_PHOTOS_SOURCE,
+            description=f"folder, glob or fsspec URL; `{SAMPLE_PHOTOS_SOURCE}` = scikit-image's bundled photos",
+        ),
+    ),
     name=(str, Field("auto", description="dataset directory name under the data root")),
-    weight=(float, Field(1.0, gt=0, description="mixing weight of the annotated data in training")))
+    weight=(float, Field(1.0, gt=0, description="mixing weight of the annotated data in training")),
+)
 EvaluateStage = settings_section(
-    "EvaluateStage", EvalConfig,
-    datasets=(Optional[list[str]], Field(None, description="dataset names to evaluate (default: every labeled "
-                                                           "set that has the split)")))
+    "EvaluateStage",
+    EvalConfig,
+    datasets=(
+        Optional[list[str]],
+        Field(None, description="dataset names to evaluate (default: every labeled set that has the split)"),
+    ),
+)
 
 
 class LabeledSet(_Strict):
@@ -104,8 +126,12 @@ class LabeledSet(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="converter options")
     weight: float = Field(1.0, gt=0, description="mixing weight of its train split in training")
     synth_images: int = Field(1000, ge=1, description=f"{SYNTH_FORMAT} only: number of images")
-    synth_seed: int = Field(0, ge=0, description=f"{SYNTH_FORMAT} only: the generator's seed (another seed: other "
-                                                 "images from the same distribution, e.g. a held-out test set)")
+    synth_seed: int = Field(
+        0,
+        ge=0,
+        description=f"{SYNTH_FORMAT} only: the generator's seed (another seed: other "
+        "images from the same distribution, e.g. a held-out test set)",
+    )
 
     @field_validator("format")
     @classmethod
@@ -140,14 +166,15 @@ class PipelineConfig(_Strict):
     storage_options: Secret[dict[str, Any]] = Field(
         default_factory=lambda: Secret({}),
         description="fsspec options for data_root/runs_root URLs (key, secret, endpoint_url, ...; default: the "
-                    "AWS credential chain and AWS_ENDPOINT_URL); masked in Prefect, never logged or written")
+        "AWS credential chain and AWS_ENDPOINT_URL); masked in Prefect, never logged or written",
+    )
     annotate: Optional[AnnotateStage] = Field(default_factory=AnnotateStage)  # type: ignore[valid-type]
     labeled: list[LabeledSet] = Field(default_factory=list)
     train: TrainStage = Field(default_factory=TrainStage)  # type: ignore[valid-type]
     evaluate: EvaluateStage = Field(default_factory=EvaluateStage)  # type: ignore[valid-type]
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "PipelineConfig":
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
         """Reads a YAML file of these fields (missing fields keep their defaults).
 
         Raises:
@@ -166,7 +193,7 @@ class PipelineConfig(_Strict):
         return cls.validated(doc, str(path))
 
     @classmethod
-    def validated(cls, doc: dict[str, Any], source: str) -> "PipelineConfig":
+    def validated(cls, doc: dict[str, Any], source: str) -> PipelineConfig:
         """model_validate, with every error in one line naming `source` (a file) and the field."""
         try:
             return cls.model_validate(doc)

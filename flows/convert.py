@@ -25,8 +25,15 @@ def generate_synth(src: str, images: int, seed: int = 0) -> str:
 # Reading a network share or an object store can fail transiently; the writer skips what
 # is already written, so a retry continues instead of starting over.
 @task(name="convert-split", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_unless_user_error)
-def convert_split(fmt: str, src: str, out: str, split: str, images: str | None,
-                  options: dict[str, Any], storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+def convert_split(
+    fmt: str,
+    src: str,
+    out: str,
+    split: str,
+    images: str | None,
+    options: dict[str, Any],
+    storage_options: Optional[StorageOptions] = None,
+) -> dict[str, Any]:
     kwargs = dict(options)
     if images:
         kwargs["images"] = images
@@ -35,8 +42,12 @@ def convert_split(fmt: str, src: str, out: str, split: str, images: str | None,
 
 
 @flow(name="convert", log_prints=True)
-def convert(sets: list[LabeledSet], data_root: str = "data", preview_dir: str | None = None,
-            storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+def convert(
+    sets: list[LabeledSet],
+    data_root: str = "data",
+    preview_dir: str | None = None,
+    storage_options: Optional[StorageOptions] = None,
+) -> dict[str, Any]:
     """Converts every split of every labeled set into DATA_ROOT/<name>/<split>.
 
     Args:
@@ -60,11 +71,15 @@ def convert(sets: list[LabeledSet], data_root: str = "data", preview_dir: str | 
             raise ValueError(f"labeled set {s.name}: `src` is required for format {fmt}")
         out = storage.join(root, s.name)
         for split in s.splits:
-            r = convert_split(fmt, resolve(src), out, split, s.images and resolve(s.images), s.options,
-                              storage_options)
-            log.info("%s/%s: %d written, %d already there, %d quarantined", s.name, split, r["written"],
-                     r["skipped"], r["quarantined"])
+            r = convert_split(fmt, resolve(src), out, split, s.images and resolve(s.images), s.options, storage_options)
+            log.info(
+                "%s/%s: %d written, %d already there, %d quarantined",
+                s.name,
+                split,
+                r["written"],
+                r["skipped"],
+                r["quarantined"],
+            )
         summary = summarize_dataset(s.name, out, preview_dir or storage.join(root, "previews"), storage_options)
-        results[s.name] = {"dataset": out, "splits": s.splits, "weight": s.weight,
-                           "previews": summary["previews"]}
+        results[s.name] = {"dataset": out, "splits": s.splits, "weight": s.weight, "previews": summary["previews"]}
     return results

@@ -15,15 +15,22 @@ from unilseg.eval.report import OVERLAYS
 
 
 @task(name="evaluate-dataset")
-def evaluate_task(data: str, out: str, checkpoint: str, settings: dict[str, Any],
-                  storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
-    return evaluate_split(data, out, checkpoint=checkpoint, progress=False, storage_options=unmask(storage_options),
-                          **settings)
+def evaluate_task(
+    data: str, out: str, checkpoint: str, settings: dict[str, Any], storage_options: Optional[StorageOptions] = None
+) -> dict[str, Any]:
+    return evaluate_split(
+        data, out, checkpoint=checkpoint, progress=False, storage_options=unmask(storage_options), **settings
+    )
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(checkpoint: str, datasets: list[str], out: str, stage: EvaluateStage,
-             storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+def evaluate(
+    checkpoint: str,
+    datasets: list[str],
+    out: str,
+    stage: EvaluateStage,
+    storage_options: Optional[StorageOptions] = None,
+) -> dict[str, Any]:
     """Evaluates CHECKPOINT on the stage's split of each dataset; reports go to OUT/<dataset name>/.
 
     Args:
@@ -48,10 +55,18 @@ def evaluate(checkpoint: str, datasets: list[str], out: str, stage: EvaluateStag
         publish_report(name, storage.join(report_dir, "report.md"), so)
         overlays = storage.join(report_dir, OVERLAYS)
         if storage.isfile(overlays, so):
-            publish_image(f"overlays-{name}", overlays, f"Best and worst predictions on {name}",
-                          "Top row: the best by IoU; bottom row: the worst (report.md has the legend).", so)
-        publish_files(f"eval-files-{name}", {f: storage.join(report_dir, f) for f in storage.listdir(report_dir, so)},
-                      f"Evaluation files of {name}")
+            publish_image(
+                f"overlays-{name}",
+                overlays,
+                f"Best and worst predictions on {name}",
+                "Top row: the best by IoU; bottom row: the worst (report.md has the legend).",
+                so,
+            )
+        publish_files(
+            f"eval-files-{name}",
+            {f: storage.join(report_dir, f) for f in storage.listdir(report_dir, so)},
+            f"Evaluation files of {name}",
+        )
         log.info("%s/%s: %s", name, stage.split, metrics)
         results[name] = {"report_dir": report_dir, "metrics": metrics}
     return results

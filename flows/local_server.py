@@ -21,18 +21,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import prefect
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
 
-from shards import storage
 from common.errors import UniLSegError
 from common.processes import alive, cmdline, die_with_parent, free_port, http_ok
+from shards import storage
 
 PID_FILE = "unilseg-local-server.json"
 _APP = "prefect.server.api.server:create_app"
@@ -83,9 +83,13 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
     """
     configured = PREFECT_API_URL.value()
     if configured:
-        if not http_ok(f"{configured.rstrip('/')}/health", any_status=True):  # Prefect Cloud answers 401 without its key
-            raise UniLSegError(f"PREFECT_API_URL={configured} ({_origin()}) does not answer: start that server "
-                               "(`unilseg stack up`) or unset PREFECT_API_URL to run on a private one")
+        if not http_ok(
+            f"{configured.rstrip('/')}/health", any_status=True
+        ):  # Prefect Cloud answers 401 without its key
+            raise UniLSegError(
+                f"PREFECT_API_URL={configured} ({_origin()}) does not answer: start that server "
+                "(`unilseg stack up`) or unset PREFECT_API_URL to run on a private one"
+            )
         yield configured
         return
     home = Path(PREFECT_HOME.value())
@@ -94,11 +98,35 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
     stop_stale(pid_file)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
-           **get_current_settings().to_environment_variables(exclude_unset=True)}  # as Prefect starts its own
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parents[1]),
-                             "--factory", _APP, "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
-                             "--lifespan", "on"], env=env, preexec_fn=_term_with_parent, stdin=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+    }  # as Prefect starts its own
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(prefect.__file__).parents[1]),
+            "--factory",
+            _APP,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env=env,
+        preexec_fn=_term_with_parent,
+        stdin=subprocess.DEVNULL,
+    )
     # whole or absent (temp + rename): a reader never sees a half-written record
     storage.write_bytes(pid_file, json.dumps({"pid": proc.pid, "parent": os.getpid(), "url": url}).encode())
     try:

@@ -26,19 +26,19 @@ from typing import Any, Optional
 from prefect import flow, get_run_logger
 
 from annotation_engine.sources import images_fingerprint
+from common.errors import UniLSegError
+from common.ray_runtime import dashboard_url, ensure_ray
 from flows.annotate import annotate
 from flows.artifacts import publish_files
 from flows.config import PipelineConfig
 from flows.convert import convert
-from flows.local_server import local_server
 from flows.evaluate import evaluate
+from flows.local_server import local_server
 from flows.paths import resolve
 from flows.stages import run_stage
 from flows.train import train
 from shards import storage
-from common.errors import UniLSegError
 from shards.manifest import read_dataset_json
-from common.ray_runtime import dashboard_url, ensure_ray
 
 DEFAULT_CONFIG = "flows/configs/default.yaml"  # the `default` and `nightly` deployments' parameters
 DEMO_CONFIG = "flows/configs/demo.yaml"  # the demo's parameters (`make demo`)
@@ -74,22 +74,41 @@ def _annotate_stage(cfg: PipelineConfig, log) -> Optional[dict[str, Any]]:
     a = cfg.annotate
     out = cfg.dataset_dir(a.name)
     inputs = {"annotate": a.model_dump(), "images": images_fingerprint(resolve(a.images)), "out": str(out)}
-    return run_stage(cfg.run_dir, "annotate", inputs, lambda: annotate(
-        stage=a, out=str(out), ray_address=cfg.ray_address, preview_dir=storage.join(cfg.run_dir, "previews"),
-        storage_options=cfg.flow_options),
-        outputs=lambda r: [storage.join(r["dataset"], r["split"], "dataset.json")], log=log.info,
-        storage_options=cfg.options)
+    return run_stage(
+        cfg.run_dir,
+        "annotate",
+        inputs,
+        lambda: annotate(
+            stage=a,
+            out=str(out),
+            ray_address=cfg.ray_address,
+            preview_dir=storage.join(cfg.run_dir, "previews"),
+            storage_options=cfg.flow_options,
+        ),
+        outputs=lambda r: [storage.join(r["dataset"], r["split"], "dataset.json")],
+        log=log.info,
+        storage_options=cfg.options,
+    )
 
 
 def _convert_stage(cfg: PipelineConfig, log) -> dict[str, Any]:
     if not cfg.labeled:
         return {}
     inputs = {"labeled": [s.model_dump() for s in cfg.labeled], "data_root": resolve(cfg.data_root)}
-    return run_stage(cfg.run_dir, "convert", inputs, lambda: convert(
-        sets=cfg.labeled, data_root=resolve(cfg.data_root), preview_dir=storage.join(cfg.run_dir, "previews"),
-        storage_options=cfg.flow_options),
+    return run_stage(
+        cfg.run_dir,
+        "convert",
+        inputs,
+        lambda: convert(
+            sets=cfg.labeled,
+            data_root=resolve(cfg.data_root),
+            preview_dir=storage.join(cfg.run_dir, "previews"),
+            storage_options=cfg.flow_options,
+        ),
         outputs=lambda r: [storage.join(d["dataset"], s, "dataset.json") for d in r.values() for s in d["splits"]],
-        log=log.info, storage_options=cfg.options)
+        log=log.info,
+        storage_options=cfg.options,
+    )
 
 
 def _train_stage(cfg: PipelineConfig, annotated: Optional[dict], converted: dict, log) -> dict[str, Any]:
@@ -103,11 +122,21 @@ def _train_stage(cfg: PipelineConfig, annotated: Optional[dict], converted: dict
         raise ValueError("nothing to train on: configure `annotate` or a labeled set with a train split")
     out = storage.join(cfg.run_dir, "train")
     # a split's dataset.json lists its shards with their checksums: new data retrains
-    inputs = {"train": cfg.train.model_dump(),
-              "data": [(p, w, read_dataset_json(p, cfg.options).get("shards")) for p, w in data]}
-    return run_stage(cfg.run_dir, "train", inputs, lambda: train(
-        data=data, out=out, stage=cfg.train, ray_address=cfg.ray_address, storage_options=cfg.flow_options),
-        outputs=lambda r: [r["checkpoint"]], log=log.info, storage_options=cfg.options)
+    inputs = {
+        "train": cfg.train.model_dump(),
+        "data": [(p, w, read_dataset_json(p, cfg.options).get("shards")) for p, w in data],
+    }
+    return run_stage(
+        cfg.run_dir,
+        "train",
+        inputs,
+        lambda: train(
+            data=data, out=out, stage=cfg.train, ray_address=cfg.ray_address, storage_options=cfg.flow_options
+        ),
+        outputs=lambda r: [r["checkpoint"]],
+        log=log.info,
+        storage_options=cfg.options,
+    )
 
 
 def _evaluate_stage(cfg: PipelineConfig, trained: dict, converted: dict, log) -> dict[str, Any]:
@@ -118,13 +147,27 @@ def _evaluate_stage(cfg: PipelineConfig, trained: dict, converted: dict, log) ->
         log.info("evaluate: no dataset has a %s split; skipped", e.split)
         return {}
     ckpt = trained["checkpoint"]
-    inputs = {"evaluate": e.model_dump(), "datasets": datasets, "checkpoint": ckpt,
-              "checkpoint_stat": storage.file_version(ckpt, cfg.options)}
-    return run_stage(cfg.run_dir, "evaluate", inputs, lambda: evaluate(
-        checkpoint=ckpt, datasets=datasets, out=storage.join(cfg.run_dir, "eval"), stage=e,
-        storage_options=cfg.flow_options),
-        outputs=lambda r: [storage.join(v["report_dir"], "metrics.json") for v in r.values()], log=log.info,
-        storage_options=cfg.options)
+    inputs = {
+        "evaluate": e.model_dump(),
+        "datasets": datasets,
+        "checkpoint": ckpt,
+        "checkpoint_stat": storage.file_version(ckpt, cfg.options),
+    }
+    return run_stage(
+        cfg.run_dir,
+        "evaluate",
+        inputs,
+        lambda: evaluate(
+            checkpoint=ckpt,
+            datasets=datasets,
+            out=storage.join(cfg.run_dir, "eval"),
+            stage=e,
+            storage_options=cfg.flow_options,
+        ),
+        outputs=lambda r: [storage.join(v["report_dir"], "metrics.json") for v in r.values()],
+        log=log.info,
+        storage_options=cfg.options,
+    )
 
 
 @flow(name="annotate-and-train", log_prints=True)
@@ -144,11 +187,19 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
     converted = _convert_stage(cfg, log)
     trained = _train_stage(cfg, annotated, converted, log)
     evaluated = _evaluate_stage(cfg, trained, converted, log)
-    files = {"run": cfg.run_dir, "checkpoint": trained["checkpoint"],
-             **{f"report {n}": storage.join(v["report_dir"], "report.md") for n, v in evaluated.items()}}
+    files = {
+        "run": cfg.run_dir,
+        "checkpoint": trained["checkpoint"],
+        **{f"report {n}": storage.join(v["report_dir"], "report.md") for n, v in evaluated.items()},
+    }
     publish_files(f"results-{cfg.run_name}", files, f"Results of run {cfg.run_name}")
-    return {"run_dir": str(cfg.run_dir), "annotated": annotated, "converted": converted, "trained": trained,
-            "evaluated": evaluated}
+    return {
+        "run_dir": str(cfg.run_dir),
+        "annotated": annotated,
+        "converted": converted,
+        "trained": trained,
+        "evaluated": evaluated,
+    }
 
 
 @flow(name="reannotate", log_prints=True)
@@ -161,8 +212,13 @@ def reannotate(config_path: str = DEFAULT_CONFIG) -> dict[str, Any]:
         log.info("%s has no `annotate` section: nothing to do", config_path)
         return {}
     _connect_ray(cfg, log)
-    return annotate(stage=cfg.annotate, out=str(cfg.dataset_dir(cfg.annotate.name)), ray_address=cfg.ray_address,
-                    preview_dir=storage.join(cfg.run_dir, "previews"), storage_options=cfg.flow_options)
+    return annotate(
+        stage=cfg.annotate,
+        out=str(cfg.dataset_dir(cfg.annotate.name)),
+        ray_address=cfg.ray_address,
+        preview_dir=storage.join(cfg.run_dir, "previews"),
+        storage_options=cfg.flow_options,
+    )
 
 
 def main(argv: list[str]) -> None:

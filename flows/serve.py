@@ -24,12 +24,20 @@ REANNOTATE_CRON = os.environ.get("UNILSEG_REANNOTATE_CRON", "0 3 * * *")
 def deployments(demo_config: str = DEMO_CONFIG) -> list:
     """The three deployments, ready for prefect.serve."""
     return [
-        annotate_and_train.to_deployment(name="demo", parameters={"config_path": demo_config},
-                                         description="The demo: synthetic set, sample photos, tiny model"),
-        annotate_and_train.to_deployment(name="default", parameters={"config_path": DEFAULT_CONFIG},
-                                         description=f"Parameters from {DEFAULT_CONFIG}"),
-        reannotate.to_deployment(name="nightly", cron=REANNOTATE_CRON, parameters={"config_path": DEFAULT_CONFIG},
-                                 description="Annotate new images; everything again when the engine changed"),
+        annotate_and_train.to_deployment(
+            name="demo",
+            parameters={"config_path": demo_config},
+            description="The demo: synthetic set, sample photos, tiny model",
+        ),
+        annotate_and_train.to_deployment(
+            name="default", parameters={"config_path": DEFAULT_CONFIG}, description=f"Parameters from {DEFAULT_CONFIG}"
+        ),
+        reannotate.to_deployment(
+            name="nightly",
+            cron=REANNOTATE_CRON,
+            parameters={"config_path": DEFAULT_CONFIG},
+            description="Annotate new images; everything again when the engine changed",
+        ),
     ]
 
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from shards import storage
 from common.errors import UniLSegError
+from shards import storage
 from shards.manifest import write_json_atomic
 
 
@@ -38,8 +39,9 @@ def _marker(run_dir: str | os.PathLike, stage: str) -> str:
     return storage.join(run_dir, "stages", f"{stage}.json")
 
 
-def finished(run_dir: str | os.PathLike, stage: str, inputs: Any,
-             storage_options: storage.StorageOptions = None) -> dict[str, Any] | None:
+def finished(
+    run_dir: str | os.PathLike, stage: str, inputs: Any, storage_options: storage.StorageOptions = None
+) -> dict[str, Any] | None:
     """The recorded result of a finished stage with the same inputs, else None."""
     path = _marker(run_dir, stage)
     if not storage.exists(path, storage_options):
@@ -52,18 +54,33 @@ def finished(run_dir: str | os.PathLike, stage: str, inputs: Any,
     return doc["result"]
 
 
-def mark_finished(run_dir: str | os.PathLike, stage: str, inputs: Any, result: Any, outputs: list[str | Path],
-                  storage_options: storage.StorageOptions = None) -> None:
+def mark_finished(
+    run_dir: str | os.PathLike,
+    stage: str,
+    inputs: Any,
+    result: Any,
+    outputs: list[str | Path],
+    storage_options: storage.StorageOptions = None,
+) -> None:
     """Records that a stage finished; `outputs` are locations whose loss invalidates the marker."""
     path = _marker(run_dir, stage)
     storage.makedirs(storage.parent(path), storage_options)
-    write_json_atomic(path, {"fingerprint": fingerprint(inputs), "outputs": [str(p) for p in outputs],
-                             "result": result}, storage_options)
+    write_json_atomic(
+        path,
+        {"fingerprint": fingerprint(inputs), "outputs": [str(p) for p in outputs], "result": result},
+        storage_options,
+    )
 
 
-def run_stage(run_dir: str | os.PathLike, stage: str, inputs: Any, fn: Callable[[], Any],
-              outputs: Callable[[Any], list[str | Path]], log: Callable[[str], None] = print,
-              storage_options: storage.StorageOptions = None) -> Any:
+def run_stage(
+    run_dir: str | os.PathLike,
+    stage: str,
+    inputs: Any,
+    fn: Callable[[], Any],
+    outputs: Callable[[Any], list[str | Path]],
+    log: Callable[[str], None] = print,
+    storage_options: storage.StorageOptions = None,
+) -> Any:
     """Runs `fn` unless the stage already finished with these inputs; returns its result.
 
     `storage_options` (fsspec options for a RUN or outputs at URLs) reach only the storage

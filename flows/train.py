@@ -17,20 +17,35 @@ from unilseg.train_config import TrainConfig
 # A lost worker is handled inside Ray Train (FailureConfig, resume from the latest
 # checkpoint); a retry here covers a lost connection to the cluster and resumes the same way.
 @task(name="ray-train", retries=1, retry_delay_seconds=10, retry_condition_fn=retry_unless_user_error)
-def train_task(data: list[tuple[str, float]], out: str, settings: dict[str, Any],
-               ray_address: Optional[str], storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+def train_task(
+    data: list[tuple[str, float]],
+    out: str,
+    settings: dict[str, Any],
+    ray_address: Optional[str],
+    storage_options: Optional[StorageOptions] = None,
+) -> dict[str, Any]:
     log = get_run_logger()  # one line per logged step, from the driver (Ray's own output stays off)
-    result = run_training(TrainConfig(data=data, out=out, ray_address=ray_address, **settings), echo=log.info,
-                          storage_options=unmask(storage_options))
-    return {"checkpoint": str(result["checkpoint"]), "step": int(result["step"]),
-            "loss_curve": result.get("loss_curve"),
-            "metrics": {k: float(v) for k, v in (result.get("metrics") or {}).items()
-                        if isinstance(v, (int, float))}}
+    result = run_training(
+        TrainConfig(data=data, out=out, ray_address=ray_address, **settings),
+        echo=log.info,
+        storage_options=unmask(storage_options),
+    )
+    return {
+        "checkpoint": str(result["checkpoint"]),
+        "step": int(result["step"]),
+        "loss_curve": result.get("loss_curve"),
+        "metrics": {k: float(v) for k, v in (result.get("metrics") or {}).items() if isinstance(v, (int, float))},
+    }
 
 
 @flow(name="train", log_prints=True)
-def train(data: list[tuple[str, float]], out: str, stage: TrainStage,
-          ray_address: Optional[str] = None, storage_options: Optional[StorageOptions] = None) -> dict[str, Any]:
+def train(
+    data: list[tuple[str, float]],
+    out: str,
+    stage: TrainStage,
+    ray_address: Optional[str] = None,
+    storage_options: Optional[StorageOptions] = None,
+) -> dict[str, Any]:
     """Trains on DATA (dataset or split dirs with mixing weights) into the run dir OUT (local
     paths or URLs; storage_options are masked in Prefect).
 
@@ -38,9 +53,19 @@ def train(data: list[tuple[str, float]], out: str, stage: TrainStage,
     """
     log = get_run_logger()
     result = train_task(data, out, stage.settings(), ray_address, storage_options)
-    log.info("trained %s to step %d: %s (%s)", stage.preset or "the default preset", result["step"],
-             result["checkpoint"], result["metrics"])
+    log.info(
+        "trained %s to step %d: %s (%s)",
+        stage.preset or "the default preset",
+        result["step"],
+        result["checkpoint"],
+        result["metrics"],
+    )
     if result.get("loss_curve"):  # published as the stage finishes, not at the end of the pipeline
-        publish_image(f"loss-{storage.name(out)}", result["loss_curve"], f"Training loss of {out}",
-                      f"loss = bce + dice (+ auxiliary decoder losses) at step {result['step']}", unmask(storage_options))
+        publish_image(
+            f"loss-{storage.name(out)}",
+            result["loss_curve"],
+            f"Training loss of {out}",
+            f"loss = bce + dice (+ auxiliary decoder losses) at step {result['step']}",
+            unmask(storage_options),
+        )
     return result

@@ -39,19 +39,33 @@ import pyarrow.parquet as pq
 
 from shards import locks, storage
 from shards.format import SCHEMA_VERSION
-from shards.layout import (DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, parse_shard_name, part_name,
-                           shard_order)
-from shards.manifest import (MANIFEST_SCHEMA, merge_parts, part_entry, read_dataset_json, read_parquet,
-                             read_quarantine, write_json_atomic)
+from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, parse_shard_name, part_name, shard_order
+from shards.manifest import (
+    MANIFEST_SCHEMA,
+    merge_parts,
+    part_entry,
+    read_dataset_json,
+    read_parquet,
+    read_quarantine,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
 
-def shard_entry(name: str, sha256: str, size: int, samples: int, tasks: list[str],
-                granularities: list[str]) -> dict[str, Any]:
+def shard_entry(
+    name: str, sha256: str, size: int, samples: int, tasks: list[str], granularities: list[str]
+) -> dict[str, Any]:
     """A shard's dataset.json entry."""
-    return {"name": name, "sha256": sha256, "bytes": size, "samples": samples, "targets": len(tasks),
-            "tasks": dict(Counter(tasks)), "granularities": dict(Counter(granularities))}
+    return {
+        "name": name,
+        "sha256": sha256,
+        "bytes": size,
+        "samples": samples,
+        "targets": len(tasks),
+        "tasks": dict(Counter(tasks)),
+        "granularities": dict(Counter(granularities)),
+    }
 
 
 def describe_shard(split_dir: str, name: str, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
@@ -62,9 +76,14 @@ def describe_shard(split_dir: str, name: str, storage_options: storage.StorageOp
         return entry
     table = read_parquet(part, ["key", "task", "granularity"], storage_options=storage_options)
     tar = storage.join(split_dir, name)
-    return shard_entry(name, storage.sha256(tar, storage_options), storage.size(tar, storage_options),
-                       len(set(table.column("key").to_pylist())), table.column("task").to_pylist(),
-                       table.column("granularity").to_pylist())
+    return shard_entry(
+        name,
+        storage.sha256(tar, storage_options),
+        storage.size(tar, storage_options),
+        len(set(table.column("key").to_pylist())),
+        table.column("task").to_pylist(),
+        table.column("granularity").to_pylist(),
+    )
 
 
 Listing = tuple[list[str], list[str]]  # (names in the split, names in its PARTS_DIR)
@@ -73,12 +92,15 @@ Listing = tuple[list[str], list[str]]  # (names in the split, names in its PARTS
 def list_split(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> Listing:
     """The split's entries and its parts' (for writers, the commit and verify; never readers)."""
     split_dir = os.fspath(split_dir)
-    return (storage.listdir(split_dir, storage_options),
-            storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options))
+    return (
+        storage.listdir(split_dir, storage_options),
+        storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options),
+    )
 
 
-def finished_shards(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
-                    listing: Listing | None = None) -> list[str]:
+def finished_shards(
+    split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None, listing: Listing | None = None
+) -> list[str]:
     """Names of every writer's finished shards (shard and manifest part both present), in
     shard order. Lists the split unless given its ``listing``."""
     names, parts = listing or list_split(split_dir, storage_options)
@@ -86,15 +108,16 @@ def finished_shards(split_dir: str | os.PathLike, storage_options: storage.Stora
     return sorted((n for n in names if parse_shard_name(n) and part_name(n) in parts), key=shard_order)
 
 
-def orphans(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
-            listing: Listing | None = None) -> list[str]:
+def orphans(
+    split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None, listing: Listing | None = None
+) -> list[str]:
     """Paths (relative to the split) of what a killed writer left that no reader reads:
     staging files, parts whose shard was never published, and shards without a part."""
     names, parts = listing or list_split(split_dir, storage_options)
     out = [n for n in names if n.endswith(".tmp")]
     out += [f"{PARTS_DIR}/{p}" for p in parts if p.endswith(".tmp")]
     shards = {n for n in names if parse_shard_name(n)}
-    out += [f"{PARTS_DIR}/{p}" for p in parts if p.endswith(".tar.parquet") and p[:-len(".parquet")] not in shards]
+    out += [f"{PARTS_DIR}/{p}" for p in parts if p.endswith(".tar.parquet") and p[: -len(".parquet")] not in shards]
     out += [n for n in sorted(shards) if part_name(n) not in parts]
     return out
 
@@ -103,14 +126,23 @@ def summary(shards: list[dict[str, Any]], quarantined: int, status: str) -> dict
     """dataset.json's document for a list of shard entries."""
     by_task: Counter[str] = sum((Counter(s["tasks"]) for s in shards), Counter())
     by_gran: Counter[str] = sum((Counter(s["granularities"]) for s in shards), Counter())
-    counts = {"shards": len(shards), "samples": sum(s["samples"] for s in shards),
-              "targets": sum(s["targets"] for s in shards), "quarantined": quarantined,
-              "by_task": dict(sorted(by_task.items())), "by_granularity": dict(sorted(by_gran.items()))}
+    counts = {
+        "shards": len(shards),
+        "samples": sum(s["samples"] for s in shards),
+        "targets": sum(s["targets"] for s in shards),
+        "quarantined": quarantined,
+        "by_task": dict(sorted(by_task.items())),
+        "by_granularity": dict(sorted(by_gran.items())),
+    }
     return {"schema_version": SCHEMA_VERSION, "status": status, "counts": counts, "shards": shards}
 
 
-def commit_split(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
-                 known: dict[str, dict[str, Any]] | None = None, status: str = "complete") -> dict[str, Any]:
+def commit_split(
+    split_dir: str | os.PathLike,
+    storage_options: storage.StorageOptions = None,
+    known: dict[str, dict[str, Any]] | None = None,
+    status: str = "complete",
+) -> dict[str, Any]:
     """Makes every finished shard of every writer readable: manifest.parquet, quarantine.jsonl,
     then dataset.json (with ``status``: "complete", or "incomplete" for a run that stopped early
     and will be finished by the next); removes orphans. Call it when no writer runs.
@@ -154,4 +186,3 @@ def _write_empty_manifest(loc: str, storage_options: storage.StorageOptions) -> 
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([], schema=MANIFEST_SCHEMA), buf)
     storage.write_bytes(loc, buf.getvalue(), storage_options)
-

@@ -25,8 +25,7 @@ from shards.rle import RLEError, rle_area, rle_to_mask, validate_rle
 SCHEMA_VERSION = 1
 
 # Known task names; "auto" marks engine output. Extend here, never ad hoc.
-TASKS = frozenset({"res", "gres", "semantic", "instance", "panoptic", "part", "sod", "cod",
-                   "open_vocab", "auto"})
+TASKS = frozenset({"res", "gres", "semantic", "instance", "panoptic", "part", "sod", "cod", "open_vocab", "auto"})
 GRANULARITIES = frozenset({"part", "instance", "group", "class", "scene"})
 STORED_IMAGE_EXTS = frozenset({"jpg", "png"})
 
@@ -115,11 +114,27 @@ class Sample:
     def metadata(self) -> dict[str, Any]:
         """The JSON document stored as KEY.json (built field by field: asdict deep-copies)."""
         img = self.image
-        return {"image": {"id": img.id, "width": img.width, "height": img.height, "sha256": img.sha256,
-                          "source": img.source},
-                "targets": [{"texts": t.texts, "mask": t.mask, "task": t.task, "granularity": t.granularity,
-                             "source": t.source, "scores": t.scores, "provenance": t.provenance}
-                            for t in self.targets]}
+        return {
+            "image": {
+                "id": img.id,
+                "width": img.width,
+                "height": img.height,
+                "sha256": img.sha256,
+                "source": img.source,
+            },
+            "targets": [
+                {
+                    "texts": t.texts,
+                    "mask": t.mask,
+                    "task": t.task,
+                    "granularity": t.granularity,
+                    "source": t.source,
+                    "scores": t.scores,
+                    "provenance": t.provenance,
+                }
+                for t in self.targets
+            ],
+        }
 
     def metadata_json(self) -> bytes:
         """KEY.json's bytes: the metadata as UTF-8 JSON (non-ASCII text kept as is)."""

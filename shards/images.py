@@ -103,13 +103,11 @@ def prepare_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredIm
     shown = ImageOps.exif_transpose(img) if orientation not in (1, None) else img
     rgb = np.asarray(_to_rgb(shown))
     if keep:
-        return StoredImage(data, "jpg" if fmt == "JPEG" else "png", shown.width, shown.height,
-                           sha256_bytes(data), rgb)
+        return StoredImage(data, "jpg" if fmt == "JPEG" else "png", shown.width, shown.height, sha256_bytes(data), rgb)
     out = _to_storable(shown)
     buf = io.BytesIO()
     out.save(buf, format="PNG")
-    return StoredImage(buf.getvalue(), "png", out.width, out.height, sha256_bytes(data),
-                       np.asarray(_to_rgb(out)))
+    return StoredImage(buf.getvalue(), "png", out.width, out.height, sha256_bytes(data), np.asarray(_to_rgb(out)))
 
 
 def _to_storable(img: Image.Image) -> Image.Image:

@@ -20,10 +20,11 @@ import json
 import os
 import tarfile
 from collections import Counter
-from typing import Any, Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
-from shards import storage
 from common.errors import ShardError, UniLSegError, describe
+from shards import storage
 from shards.layout import MANIFEST
 from shards.manifest import read_dataset_json, read_manifest
 
@@ -54,8 +55,9 @@ def check_split(split_dir: str | os.PathLike, storage_options: storage.StorageOp
         if size is None:
             raise ShardError(f"{path}: shard listed in dataset.json is missing ({_VERIFY_HINT})")
         if size != entry["bytes"]:
-            raise ShardError(f"{path}: {size} bytes, dataset.json says {entry['bytes']} (truncated or replaced; "
-                             f"{_VERIFY_HINT})")
+            raise ShardError(
+                f"{path}: {size} bytes, dataset.json says {entry['bytes']} (truncated or replaced; {_VERIFY_HINT})"
+            )
     manifest_path = storage.join(split_dir, MANIFEST)
     if info.get("status") == "complete" and MANIFEST not in sizes:
         raise ShardError(f"{manifest_path} is missing (dataset.json says the split is complete)")
@@ -69,13 +71,17 @@ def check_split(split_dir: str | os.PathLike, storage_options: storage.StorageOp
     for entry in entries:
         name = entry["name"]
         if (samples[name], targets[name]) != (entry.get("samples"), entry.get("targets")):
-            raise ShardError(f"{storage.join(split_dir, name)}: the manifest has {samples[name]} samples / {targets[name]} "
-                             f"targets, dataset.json says {entry.get('samples')} / {entry.get('targets')}")
+            raise ShardError(
+                f"{storage.join(split_dir, name)}: the manifest has {samples[name]} samples / {targets[name]} "
+                f"targets, dataset.json says {entry.get('samples')} / {entry.get('targets')}"
+            )
     counts = info.get("counts", {})
     listed = (sum(e.get("samples", 0) for e in entries), sum(e.get("targets", 0) for e in entries))
     if (counts.get("samples"), counts.get("targets")) != listed:
-        raise ShardError(f"{split_dir}: dataset.json counts {counts.get('samples')} samples / "
-                         f"{counts.get('targets')} targets, its shards {listed[0]} / {listed[1]}")
+        raise ShardError(
+            f"{split_dir}: dataset.json counts {counts.get('samples')} samples / "
+            f"{counts.get('targets')} targets, its shards {listed[0]} / {listed[1]}"
+        )
     return info
 
 
@@ -102,8 +108,11 @@ def _file_sizes(split_dir: str, storage_options: storage.StorageOptions) -> dict
         listed = fs.ls(root, detail=True)
     except FileNotFoundError:
         return {}
-    return {entry["name"].rstrip("/").rsplit("/", 1)[-1]: int(entry["size"])
-            for entry in listed if entry.get("type") == "file"}
+    return {
+        entry["name"].rstrip("/").rsplit("/", 1)[-1]: int(entry["size"])
+        for entry in listed
+        if entry.get("type") == "file"
+    }
 
 
 def as_shard_error(e: BaseException, where: str | os.PathLike) -> BaseException:
@@ -125,8 +134,10 @@ def as_shard_error(e: BaseException, where: str | os.PathLike) -> BaseException:
         member = str(e.args[0]) if e.args else "?"
         if not member.isidentifier():  # tarfile's own KeyError (a link to a member that is not there)
             return ShardError(f"{url or where}: a member that is not a regular file: {member}")
-        return ShardError(f"{where}: a sample lacks its {member!r} member: a shard holds a member with an odd "
-                          f"name or type ({_VERIFY_HINT} and names it)")
+        return ShardError(
+            f"{where}: a sample lacks its {member!r} member: a shard holds a member with an odd "
+            f"name or type ({_VERIFY_HINT} and names it)"
+        )
     if isinstance(e, FileNotFoundError):
         return ShardError(f"{e.filename or url or where}: shard is missing")
     if isinstance(e, (tarfile.TarError, EOFError)):

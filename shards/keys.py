@@ -29,7 +29,7 @@ def make_key(source: str, name: str) -> str:
     """
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     slug = _UNSAFE.sub("_", ascii_name).strip("_-")[:MAX_SLUG] or "x"
-    digest = hashlib.sha1(f"{source}\x00{name}".encode("utf-8")).hexdigest()[:12]
+    digest = hashlib.sha1(f"{source}\x00{name}".encode()).hexdigest()[:12]
     return f"{slug}-{digest}"
 
 

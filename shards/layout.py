@@ -18,8 +18,8 @@ import os
 import re
 from pathlib import Path
 
-from shards import storage
 from common.errors import MissingInputError
+from shards import storage
 
 DATASET_JSON = "dataset.json"
 MANIFEST = "manifest.parquet"
@@ -65,8 +65,9 @@ def quarantine_part(writer: str) -> str:
     return f"quarantine-{check_writer_id(writer)}.jsonl"
 
 
-def resolve_split_dir(path: str | os.PathLike, split: str = "train",
-                      storage_options: storage.StorageOptions = None) -> Path | str:
+def resolve_split_dir(
+    path: str | os.PathLike, split: str = "train", storage_options: storage.StorageOptions = None
+) -> Path | str:
     """A split directory from a split directory or a dataset directory.
 
     Args:

@@ -15,37 +15,40 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards import storage
 from common.errors import ShardError
+from shards import storage
 from shards.format import Sample
 from shards.layout import DATASET_JSON, MANIFEST, PARTS_DIR, QUARANTINE, part_name
 
 _ENTRY_KEY = b"unilseg.shard"  # parquet metadata key of a part's dataset.json entry
 
-MANIFEST_SCHEMA = pa.schema([
-    ("key", pa.string()),
-    ("shard", pa.string()),
-    ("target_index", pa.int32()),
-    ("image_id", pa.string()),
-    ("image_sha256", pa.string()),
-    ("image_source", pa.string()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("source", pa.string()),
-    ("task", pa.string()),
-    ("granularity", pa.string()),
-    ("text", pa.string()),  # the first text; all of them are in `texts`
-    ("texts", pa.list_(pa.string())),
-    ("area", pa.int64()),  # 0 for a no-target expression
-    ("has_mask", pa.bool_()),
-    ("scores", pa.map_(pa.string(), pa.float64())),
-    ("engine_version", pa.string()),
-])
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("shard", pa.string()),
+        ("target_index", pa.int32()),
+        ("image_id", pa.string()),
+        ("image_sha256", pa.string()),
+        ("image_source", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("source", pa.string()),
+        ("task", pa.string()),
+        ("granularity", pa.string()),
+        ("text", pa.string()),  # the first text; all of them are in `texts`
+        ("texts", pa.list_(pa.string())),
+        ("area", pa.int64()),  # 0 for a no-target expression
+        ("has_mask", pa.bool_()),
+        ("scores", pa.map_(pa.string(), pa.float64())),
+        ("engine_version", pa.string()),
+    ]
+)
 
 
 class ManifestRows:
@@ -67,9 +70,15 @@ class ManifestRows:
     def add(self, sample: Sample, shard: str, areas: list[int]) -> None:
         """Appends one row per target of a sample (areas as validate_sample returns them)."""
         c, img, n = self.columns, sample.image, len(sample.targets)
-        for name, value in (("key", sample.key), ("shard", shard), ("image_id", img.id),
-                            ("image_sha256", img.sha256), ("image_source", img.source), ("width", img.width),
-                            ("height", img.height)):
+        for name, value in (
+            ("key", sample.key),
+            ("shard", shard),
+            ("image_id", img.id),
+            ("image_sha256", img.sha256),
+            ("image_source", img.source),
+            ("width", img.width),
+            ("height", img.height),
+        ):
             c[name] += [value] * n
         c["target_index"] += range(n)
         c["area"] += areas
@@ -85,11 +94,13 @@ class ManifestRows:
 
     def table(self) -> pa.Table:
         """The rows as a table of MANIFEST_SCHEMA."""
-        return pa.Table.from_arrays([pa.array(self.columns[f.name], type=f.type) for f in MANIFEST_SCHEMA],
-                                    schema=MANIFEST_SCHEMA)
+        return pa.Table.from_arrays(
+            [pa.array(self.columns[f.name], type=f.type) for f in MANIFEST_SCHEMA], schema=MANIFEST_SCHEMA
+        )
 
-    def write(self, loc: str, entry: dict[str, Any] | None = None,
-              storage_options: storage.StorageOptions = None) -> None:
+    def write(
+        self, loc: str, entry: dict[str, Any] | None = None, storage_options: storage.StorageOptions = None
+    ) -> None:
         """Writes the rows as one parquet file that appears complete or not at all.
 
         Args:
@@ -111,8 +122,12 @@ def _parquet_source(loc: str, storage_options: storage.StorageOptions) -> Any:
     return p if p is not None else storage.open_read(loc, storage_options)
 
 
-def read_parquet(loc: str, columns: list[str] | None = None, schema: pa.Schema | None = None,
-                 storage_options: storage.StorageOptions = None) -> pa.Table:
+def read_parquet(
+    loc: str,
+    columns: list[str] | None = None,
+    schema: pa.Schema | None = None,
+    storage_options: storage.StorageOptions = None,
+) -> pa.Table:
     """A parquet file at a location."""
     src = _parquet_source(loc, storage_options)
     try:
@@ -146,8 +161,9 @@ def merge_parts(parts: Iterable[str], out: str, storage_options: storage.Storage
     return n
 
 
-def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None,
-                  storage_options: storage.StorageOptions = None) -> pa.Table:
+def read_manifest(
+    split_dir: str | os.PathLike, columns: list[str] | None = None, storage_options: storage.StorageOptions = None
+) -> pa.Table:
     """The manifest of a split: manifest.parquet when the split is complete, else the parts of
     the shards dataset.json lists (a writer is running or was killed).
 
@@ -189,8 +205,9 @@ def _jsonl(loc: str, storage_options: storage.StorageOptions) -> list[dict[str, 
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def read_quarantine(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None,
-                    parts_listing: list[str] | None = None) -> list[dict[str, Any]]:
+def read_quarantine(
+    split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None, parts_listing: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The quarantine records of a split ([] if there is none): quarantine.jsonl, then the
     records of writers with an identity that no commit has merged yet, each (input, reason)
     once, in the order written.
@@ -213,15 +230,17 @@ def read_quarantine(split_dir: str | os.PathLike, storage_options: storage.Stora
     return out
 
 
-def write_json_atomic(path: str | os.PathLike, doc: dict[str, Any], storage_options: storage.StorageOptions = None
-                      ) -> None:
+def write_json_atomic(
+    path: str | os.PathLike, doc: dict[str, Any], storage_options: storage.StorageOptions = None
+) -> None:
     """Writes JSON so that it appears complete or not at all (temp name + rename, or one PUT)."""
     data = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
     storage.write_bytes(path, data.encode("utf-8"), storage_options)
 
 
-def done_images(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None
-                ) -> set[tuple[str, str | None]]:
+def done_images(
+    split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None
+) -> set[tuple[str, str | None]]:
     """(image sha256, engine version) pairs already in a split: keys incremental annotation.
 
     From the shards dataset.json lists (see read_manifest); a writer also skips the keys of

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import textwrap
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from shards.integrity import check_split, guarded
 from shards import storage
+from shards.integrity import check_split, guarded
 from shards.reader import ShardReader
 
 CELL = 224
@@ -71,9 +71,14 @@ def render_cells(cells: Iterable[tuple[np.ndarray, str]], columns: int = 6) -> I
     return sheet
 
 
-def preview_split(split_dir: str | os.PathLike, out: str | os.PathLike, limit: int = 36,
-                  columns: int = 6, tasks: Sequence[str] | None = None,
-                  storage_options: storage.StorageOptions = None) -> int:
+def preview_split(
+    split_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    limit: int = 36,
+    columns: int = 6,
+    tasks: Sequence[str] | None = None,
+    storage_options: storage.StorageOptions = None,
+) -> int:
     """Writes a contact sheet of the first ``limit`` targets of a split; returns the count drawn.
 
     The split and ``out`` (an image file, its format from its extension) may be local paths or
@@ -84,7 +89,7 @@ def preview_split(split_dir: str | os.PathLike, out: str | os.PathLike, limit: i
     """
     check_split(split_dir, storage_options=storage_options)
     cells = []
-    for sample, i, t in guarded(ShardReader(split_dir, storage_options=storage_options).targets(), split_dir):
+    for sample, _i, t in guarded(ShardReader(split_dir, storage_options=storage_options).targets(), split_dir):
         if tasks and t.task not in tasks:
             continue
         caption = f"{' | '.join(t.texts)}  [{t.task}/{t.granularity}]"

@@ -20,18 +20,19 @@ import os
 import re
 import struct
 import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import webdataset as wds
 from webdataset.filters import pipelinefilter
 from webdataset.tariterators import group_by_keys
 
+from common.errors import ShardError
 from shards import storage
 from shards.format import ImageInfo, Target, parse_metadata
 from shards.images import decode_image
-from common.errors import ShardError
 from shards.manifest import read_dataset_json
 
 _BLOCK = 1 << 20  # bytes per read (and sha256 update) of a shard
@@ -45,8 +46,15 @@ class ChecksumError(ShardError):
 
 # Members of a shard: regular files named KEY.EXT, KEY as shards.keys.check_key allows.
 _MEMBER = re.compile(r"([A-Za-z0-9_-]+)\.(jpg|png|json)")
-_KINDS = {b"1": "hard link", b"2": "symlink", b"3": "character device", b"4": "block device", b"5": "directory",
-          b"6": "FIFO", b"S": "sparse file"}
+_KINDS = {
+    b"1": "hard link",
+    b"2": "symlink",
+    b"3": "character device",
+    b"4": "block device",
+    b"5": "directory",
+    b"6": "FIFO",
+    b"S": "sparse file",
+}
 
 
 def _member_problem(name: str) -> str | None:
@@ -86,7 +94,8 @@ class _TarMembers:
 
     The same members as tarfile's stream mode (what webdataset reads with), for the ustar,
     GNU and PAX files tarfile writes (tests compare both), at a fraction of its per-member
-    Python work: that saving pays for the sha256 check (BENCHMARKS.md, "Shards"). Sparse members and bad header checksums raise ReadError.
+    Python work: that saving pays for the sha256 check (BENCHMARKS.md,
+    "Shards"). Sparse members and bad header checksums raise ReadError.
 
     Only what the format allows gets through: a member that is not a regular file named
     KEY.ext (symlinks, directories, absolute names, ``..``, a ``/`` in the key), a truncated
@@ -112,14 +121,14 @@ class _TarMembers:
         buf, pos = self._buf, self._pos
         if pos + n <= len(buf):
             self._pos = pos + n
-            return buf[pos:pos + n]
+            return buf[pos : pos + n]
         parts, have = [buf[pos:]], len(buf) - pos
         self._buf, self._pos = b"", 0
         while have < n and (block := self._f.read(max(_BLOCK, n - have))):
             if self.sha256 is not None:
                 self.sha256.update(block)
             if have + len(block) > n:
-                parts.append(block[:n - have])
+                parts.append(block[: n - have])
                 self._buf, self._pos = block, n - have
                 break
             parts.append(block)
@@ -150,8 +159,9 @@ class _TarMembers:
             if header == _ZERO_BLOCK:
                 return
             if len(header) < tarfile.BLOCKSIZE:
-                raise tarfile.ReadError("empty file" if first and not header else
-                                        "truncated: ends without the end-of-archive marker")
+                raise tarfile.ReadError(
+                    "empty file" if first and not header else "truncated: ends without the end-of-archive marker"
+                )
             first = False
             name, size, kind = _parse_header(header)
             over = {**pax_global, **pax}
@@ -173,8 +183,9 @@ class _TarMembers:
                     (pax if kind == b"x" else pax_global).update(_pax_records(data))
             else:  # links, directories, devices, sparse or unknown types: never in a shard
                 kind_name = "directory" if kind in b"0\x00" else _KINDS.get(kind, f"member of type {kind!r}")
-                raise ShardError(self.path, f"member {name!r} is a {kind_name}; a shard holds only regular "
-                                            "files named KEY.ext")
+                raise ShardError(
+                    self.path, f"member {name!r} is a {kind_name}; a shard holds only regular files named KEY.ext"
+                )
 
     def drain_hexdigest(self) -> str | None:
         """Reads what is left (end padding); the file's sha256, or None if not hashed."""
@@ -212,13 +223,14 @@ def _pax_records(data: bytes) -> dict[str, str]:
         length = int(m.group(1))
         if length < 1:
             raise tarfile.ReadError("invalid PAX header")
-        out[m.group(2).decode("utf-8")] = data[m.end(): pos + length - 1].decode("utf-8", "surrogateescape")
+        out[m.group(2).decode("utf-8")] = data[m.end() : pos + length - 1].decode("utf-8", "surrogateescape")
         pos += length
     return out
 
 
-def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], bool],
-                    storage_options: storage.StorageOptions = None) -> Callable:
+def _expand_checked(
+    expected: dict[str, str], handler: Callable[[Exception], bool], storage_options: storage.StorageOptions = None
+) -> Callable:
     """Pipeline stage: {"url"} -> {"fname", "data", "__url__"} per member, {} after each shard.
 
     What webdataset's url_opener + tar_file_expander yield for a well-formed shard, except
@@ -263,8 +275,9 @@ def _complete_samples(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]
         if "json" not in rec:
             raise ShardError(rec["__url__"], f"sample {rec['__key__']} has no json member")
         if len(images) != 1:
-            raise ShardError(rec["__url__"], f"sample {rec['__key__']} has {len(images)} images (one KEY.jpg or "
-                                             "KEY.png expected)")
+            raise ShardError(
+                rec["__url__"], f"sample {rec['__key__']} has {len(images)} images (one KEY.jpg or KEY.png expected)"
+            )
         yield rec
 
 
@@ -285,9 +298,15 @@ def _decode(record: dict[str, Any], decode_images: bool) -> DecodedSample:
     return DecodedSample(record["__key__"], image, decode_image(data) if decode_images else None, data, targets)
 
 
-def raw_pipeline(urls: list[str], expected: dict[str, str] | None = None, *, distributed: bool = False,
-                 handler: Callable[[Exception], bool] = wds.reraise_exception,
-                 split: bool = True, storage_options: storage.StorageOptions = None) -> wds.DataPipeline:
+def raw_pipeline(
+    urls: list[str],
+    expected: dict[str, str] | None = None,
+    *,
+    distributed: bool = False,
+    handler: Callable[[Exception], bool] = wds.reraise_exception,
+    split: bool = True,
+    storage_options: storage.StorageOptions = None,
+) -> wds.DataPipeline:
     """webdataset pipeline over shards yielding raw {"__key__", "jpg"/"png", "json"} records.
 
     Args:
@@ -321,8 +340,13 @@ class ShardReader:
         storage_options (dict | None): fsspec options for a URL.
     """
 
-    def __init__(self, split_dir: str | os.PathLike, check_checksums: bool = True, distributed: bool = False,
-                 storage_options: storage.StorageOptions = None):
+    def __init__(
+        self,
+        split_dir: str | os.PathLike,
+        check_checksums: bool = True,
+        distributed: bool = False,
+        storage_options: storage.StorageOptions = None,
+    ):
         self.dir = os.fspath(split_dir)
         self.storage_options = storage_options
         self.info = read_dataset_json(self.dir, storage_options)
@@ -335,8 +359,9 @@ class ShardReader:
 
     def raw(self) -> wds.DataPipeline:
         """Raw webdataset records (bytes)."""
-        return raw_pipeline(self.urls, self.expected, distributed=self.distributed,
-                            storage_options=self.storage_options)
+        return raw_pipeline(
+            self.urls, self.expected, distributed=self.distributed, storage_options=self.storage_options
+        )
 
     def samples(self, decode_images: bool = True) -> Iterator[DecodedSample]:
         """Every image with all its targets."""

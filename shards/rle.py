@@ -7,7 +7,8 @@ with compressed counts. Masks are boolean arrays of shape (H, W).
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -47,8 +48,11 @@ class EncodedRLE(dict):
 def _from_coco(rle: dict[str, Any]) -> EncodedRLE:
     """pycocotools' output RLE (bytes counts) -> our JSON form, with its area (exact below 2**32 pixels)."""
     h, w = int(rle["size"][0]), int(rle["size"][1])
-    area = int(mask_utils.area(rle)) if h * w < 2 ** 32 else validate_rle(
-        {"size": [h, w], "counts": rle["counts"].decode("ascii")})
+    area = (
+        int(mask_utils.area(rle))
+        if h * w < 2**32
+        else validate_rle({"size": [h, w], "counts": rle["counts"].decode("ascii")})
+    )
     return EncodedRLE([h, w], rle["counts"].decode("ascii"), area)
 
 
@@ -91,8 +95,7 @@ def validate_rle(rle: Any) -> int:
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
         raise RLEError(f"RLE must be a dict with 'size' and 'counts', got {type(rle).__name__}")
     size = rle["size"]
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or not all(isinstance(s, int) and s > 0 for s in size)):
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
         raise RLEError(f"RLE size must be [h, w] of positive ints, got {size!r}")
     counts = rle["counts"]
     if isinstance(counts, list):

@@ -15,8 +15,20 @@ from shards import storage
 # What pipeline configs write for "this folder of photos" (flows export it on first use).
 SAMPLE_PHOTOS_SOURCE = "sample-photos"
 # Photos shipped inside the scikit-image wheel (no pooch download); grey ones become RGB.
-SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "camera", "coins",
-                 "moon", "clock", "hubble_deep_field", "immunohistochemistry", "colorwheel")
+SAMPLE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "stereo_motorcycle",
+    "camera",
+    "coins",
+    "moon",
+    "clock",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "colorwheel",
+)
 
 
 def load_sample_photo(name: str) -> np.ndarray:
@@ -34,8 +46,9 @@ def load_sample_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
 
 
-def export_sample_photos(out: str | os.PathLike, names: tuple[str, ...] = SAMPLE_PHOTOS,
-                         storage_options: storage.StorageOptions = None) -> list[Path | str]:
+def export_sample_photos(
+    out: str | os.PathLike, names: tuple[str, ...] = SAMPLE_PHOTOS, storage_options: storage.StorageOptions = None
+) -> list[Path | str]:
     """Writes the photos as JPEG files `OUT/<name>.jpg` (existing files are kept as they are);
     OUT is a local folder or an fsspec URL (each file appears complete or not at all).
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from common.errors import ShardError
 from shards import storage
 from shards.layout import find_splits
-from common.errors import ShardError
 from shards.manifest import read_dataset_json, read_manifest
 
 
@@ -22,14 +22,21 @@ def split_stats(split_dir: str | os.PathLike, storage_options: storage.StorageOp
             manifest is), rather than counts that would silently be too small.
     """
     info = read_dataset_json(split_dir, storage_options)
-    missing = [s["name"] for s in info.get("shards", [])
-               if not storage.exists(storage.join(split_dir, s["name"]), storage_options)]
+    missing = [
+        s["name"]
+        for s in info.get("shards", [])
+        if not storage.exists(storage.join(split_dir, s["name"]), storage_options)
+    ]
     if missing:
-        raise ShardError(split_dir, f"damaged: {len(missing)} of the shards dataset.json lists are missing "
-                                    f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
-                                    "run `unilseg shards verify`")
-    m = read_manifest(split_dir, columns=["key", "task", "granularity", "source", "has_mask", "area"],
-                      storage_options=storage_options)
+        raise ShardError(
+            split_dir,
+            f"damaged: {len(missing)} of the shards dataset.json lists are missing "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+            "run `unilseg shards verify`",
+        )
+    m = read_manifest(
+        split_dir, columns=["key", "task", "granularity", "source", "has_mask", "area"], storage_options=storage_options
+    )
     counts = info.get("counts", {})
     return {
         "status": info.get("status", "missing"),
@@ -44,8 +51,7 @@ def split_stats(split_dir: str | os.PathLike, storage_options: storage.StorageOp
     }
 
 
-def dataset_stats(path: str | os.PathLike, storage_options: storage.StorageOptions = None
-                  ) -> dict[str, dict[str, Any]]:
+def dataset_stats(path: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, dict[str, Any]]:
     """Stats of every split below a path or URL (or of the split itself), keyed by split dir."""
     splits = find_splits(path, storage_options)
     if not splits:
@@ -58,8 +64,10 @@ def format_stats(stats: dict[str, dict[str, Any]]) -> str:
     lines = []
     for split, s in stats.items():
         lines.append(f"{split}  [{s['status']}]")
-        lines.append(f"  shards {s['shards']}  images {s['images']}  targets {s['targets']}  "
-                     f"no-target {s['no_target']}  quarantined {s['quarantined']}")
+        lines.append(
+            f"  shards {s['shards']}  images {s['images']}  targets {s['targets']}  "
+            f"no-target {s['no_target']}  quarantined {s['quarantined']}"
+        )
         for title in ("by_task", "by_granularity", "by_source"):
             items = "  ".join(f"{k}={v}" for k, v in s[title].items())
             lines.append(f"  {title.replace('_', ' ')}: {items}")

@@ -27,8 +27,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 StorageOptions = dict[str, Any] | None
 _READ_BLOCK = 8 << 20  # bytes per ranged GET when streaming a remote file (readahead cache)
@@ -50,7 +51,7 @@ def local_path(loc: str | os.PathLike) -> str | None:
     if not is_url(s):
         return s
     if s.startswith("file://"):
-        return s[len("file://"):]
+        return s[len("file://") :]
     return None
 
 
@@ -109,8 +110,14 @@ def file_version(loc: str | os.PathLike, storage_options: StorageOptions = None)
     fs, path = filesystem(loc, storage_options)
     fs.invalidate_cache(path)  # another process may have replaced it
     info = fs.info(path)
-    stamp = next((info[k] for k in ("ETag", "etag", "md5Hash", "generation", "LastModified", "mtime", "created")
-                  if info.get(k) is not None), None)
+    stamp = next(
+        (
+            info[k]
+            for k in ("ETag", "etag", "md5Hash", "generation", "LastModified", "mtime", "created")
+            if info.get(k) is not None
+        ),
+        None,
+    )
     return [int(info.get("size") or 0), str(stamp)]
 
 
@@ -190,7 +197,7 @@ def find(loc: str | os.PathLike, filename: str, storage_options: StorageOptions 
     fs.invalidate_cache(path)
     found = [f for f in fs.find(path) if f.rsplit("/", 1)[-1] == filename]
     base = _fspath(loc).rstrip("/")
-    return sorted(base + f[len(path.rstrip("/")):] for f in found)
+    return sorted(base + f[len(path.rstrip("/")) :] for f in found)
 
 
 def remove(loc: str | os.PathLike, storage_options: StorageOptions = None) -> None:

@@ -10,12 +10,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.errors import ShardError
 from shards import storage
 from shards.commit import finished_shards, orphans
 from shards.format import FormatError, parse_metadata, validate_target
 from shards.keys import check_key
 from shards.layout import find_splits, parse_shard_name  # noqa: F401 (find_splits: callers import it from here)
-from common.errors import ShardError
 from shards.manifest import read_dataset_json, read_manifest
 from shards.reader import _TarMembers
 
@@ -39,8 +39,9 @@ class VerifyReport:
         return not self.errors
 
 
-def verify_split(split_dir: str | os.PathLike, deep: bool = True,
-                 storage_options: storage.StorageOptions = None) -> VerifyReport:
+def verify_split(
+    split_dir: str | os.PathLike, deep: bool = True, storage_options: storage.StorageOptions = None
+) -> VerifyReport:
     """Verifies one split.
 
     Args:
@@ -57,14 +58,18 @@ def verify_split(split_dir: str | os.PathLike, deep: bool = True,
         rep.errors.append("dataset.json is missing")
         return rep
     if info.get("status") != "complete":
-        rep.warnings.append("the last writer did not close (interrupted run): the shards dataset.json lists are "
-                            "checked; re-run the job to complete the split")
+        rep.warnings.append(
+            "the last writer did not close (interrupted run): the shards dataset.json lists are "
+            "checked; re-run the job to complete the split"
+        )
     listed = [s["name"] for s in info.get("shards", [])]
     for rel in orphans(split, so):
         rep.warnings.append(f"orphan {rel} (left by an interrupted writer; never read; the next run removes it)")
     for name in sorted(set(finished_shards(split, so)) - set(listed)):
-        rep.warnings.append(f"{name} is finished but not in dataset.json yet (an interrupted writer; never read; "
-                            "the next run adopts it)")
+        rep.warnings.append(
+            f"{name} is finished but not in dataset.json yet (an interrupted writer; never read; "
+            "the next run adopts it)"
+        )
     try:
         manifest = read_manifest(split, columns=["key", "shard", "target_index", "task"], storage_options=so)
     except Exception as e:  # unreadable parquet, missing manifest or part
@@ -84,8 +89,9 @@ def verify_split(split_dir: str | os.PathLike, deep: bool = True,
             rep.errors.append(f"dataset.json lists {name!r}, which is not a shard name (shard-[W-]NNNNNN.tar)")
             continue
         if rows_by_shard.get(name, 0) != entry["targets"]:
-            rep.errors.append(f"{name}: manifest has {rows_by_shard.get(name, 0)} targets, "
-                              f"dataset.json says {entry['targets']}")
+            rep.errors.append(
+                f"{name}: manifest has {rows_by_shard.get(name, 0)} targets, dataset.json says {entry['targets']}"
+            )
         _check_shard(storage.join(split, name), entry, keys_by_shard.get(name, set()), deep, rep, so)
     for shard in sorted(set(rows_by_shard) - set(listed)):
         rep.errors.append(f"manifest lists shard {shard}, which dataset.json does not")
@@ -95,8 +101,11 @@ def verify_split(split_dir: str | os.PathLike, deep: bool = True,
 def _check_counts(info: dict[str, Any], manifest_tasks: list[str], rep: VerifyReport) -> None:
     """dataset.json's totals against its shard entries and the manifest."""
     counts, shards = info.get("counts", {}), info.get("shards", [])
-    sums = {"shards": len(shards), "samples": sum(s["samples"] for s in shards),
-            "targets": sum(s["targets"] for s in shards)}
+    sums = {
+        "shards": len(shards),
+        "samples": sum(s["samples"] for s in shards),
+        "targets": sum(s["targets"] for s in shards),
+    }
     for k, v in sums.items():
         if counts.get(k) != v:
             rep.errors.append(f"dataset.json counts.{k} is {counts.get(k)}, its shards add up to {v}")
@@ -107,12 +116,20 @@ def _check_counts(info: dict[str, Any], manifest_tasks: list[str], rep: VerifyRe
         rep.errors.append(f"dataset.json counts.by_task {counts.get('by_task')} differs from the manifest's {by_task}")
     by_gran: Counter[str] = sum((Counter(s["granularities"]) for s in shards), Counter())
     if counts.get("by_granularity") != dict(sorted(by_gran.items())):
-        rep.errors.append(f"dataset.json counts.by_granularity {counts.get('by_granularity')} differs from its "
-                          f"shards' {dict(sorted(by_gran.items()))}")
+        rep.errors.append(
+            f"dataset.json counts.by_granularity {counts.get('by_granularity')} differs from its "
+            f"shards' {dict(sorted(by_gran.items()))}"
+        )
 
 
-def _check_shard(loc: str, entry: dict[str, Any], manifest_keys: set[str], deep: bool, rep: VerifyReport,
-                 storage_options: storage.StorageOptions) -> None:
+def _check_shard(
+    loc: str,
+    entry: dict[str, Any],
+    manifest_keys: set[str],
+    deep: bool,
+    rep: VerifyReport,
+    storage_options: storage.StorageOptions,
+) -> None:
     """Reads a shard once: its size and sha256 against dataset.json, and (deep) its samples
     against the manifest and the format."""
     name = entry["name"]
@@ -153,7 +170,9 @@ def _check_shard(loc: str, entry: dict[str, Any], manifest_keys: set[str], deep:
     finally:
         tar.close()
     if digest != entry["sha256"]:
-        rep.errors.append(f"{name}: checksum mismatch (sha256 {digest[:12]}..., dataset.json {entry['sha256'][:12]}...)")
+        rep.errors.append(
+            f"{name}: checksum mismatch (sha256 {digest[:12]}..., dataset.json {entry['sha256'][:12]}...)"
+        )
         return  # anything else wrong in it would follow from the damage
     if not deep:
         return
@@ -166,5 +185,7 @@ def _check_shard(loc: str, entry: dict[str, Any], manifest_keys: set[str], deep:
     if set(samples) != manifest_keys:
         rep.errors.append(f"{name}: {len(set(samples) ^ manifest_keys)} keys differ between the shard and the manifest")
     if len(samples) != entry["samples"] or targets != entry["targets"]:
-        rep.errors.append(f"{name}: holds {len(samples)} samples / {targets} targets, dataset.json says "
-                          f"{entry['samples']} / {entry['targets']}")
+        rep.errors.append(
+            f"{name}: holds {len(samples)} samples / {targets} targets, dataset.json says "
+            f"{entry['samples']} / {entry['targets']}"
+        )

@@ -36,14 +36,24 @@ import queue
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from shards import locks, storage
 from shards.commit import commit_split, describe_shard, shard_entry, summary
 from shards.format import Sample, validate_sample
-from shards.layout import (DATASET_JSON, PARTS_DIR, QUARANTINE, check_writer_id, parse_shard_name, part_name,
-                           quarantine_part, shard_name, shard_order)
+from shards.layout import (
+    DATASET_JSON,
+    PARTS_DIR,
+    QUARANTINE,
+    check_writer_id,
+    parse_shard_name,
+    part_name,
+    quarantine_part,
+    shard_name,
+    shard_order,
+)
 from shards.manifest import ManifestRows, read_dataset_json, read_parquet, read_quarantine, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -191,13 +201,22 @@ def _member_header(name: str, size: int) -> bytes:
     fit a plain ustar header: name, size and checksum are filled into the template, far
     cheaper than tarfile's per-member work. Anything else goes through tarfile itself (tests check equality).
     """
-    if len(name) > 100 or size >= 8 ** 11 or not name.isascii():
+    if len(name) > 100 or size >= 8**11 or not name.isascii():
         return _tarfile_header(name, size)
     raw = name.encode("ascii")
     size_field = b"%011o\0" % size
     chksum = _TEMPLATE_SUM + sum(raw) + sum(size_field)  # unsigned byte sum, checksum field as spaces
-    return b"".join((raw, bytes(100 - len(raw)), _TEMPLATE[100:124], size_field, _TEMPLATE[136:148],
-                     b"%06o\0 " % chksum, _TEMPLATE[156:]))
+    return b"".join(
+        (
+            raw,
+            bytes(100 - len(raw)),
+            _TEMPLATE[100:124],
+            size_field,
+            _TEMPLATE[136:148],
+            b"%06o\0 " % chksum,
+            _TEMPLATE[156:],
+        )
+    )
 
 
 class ShardWriter:
@@ -222,9 +241,17 @@ class ShardWriter:
     Use as a context manager; ``write`` returns False for a key already in the split.
     """
 
-    def __init__(self, split_dir: str | os.PathLike, max_count: int = DEFAULT_MAX_COUNT,
-                 max_bytes: int = DEFAULT_MAX_BYTES, *, writer_id: str | None = None, commit: bool = True,
-                 storage_options: storage.StorageOptions = None, skip_existing: bool = True):
+    def __init__(
+        self,
+        split_dir: str | os.PathLike,
+        max_count: int = DEFAULT_MAX_COUNT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        *,
+        writer_id: str | None = None,
+        commit: bool = True,
+        storage_options: storage.StorageOptions = None,
+        skip_existing: bool = True,
+    ):
         if max_count < 1 or max_bytes < 1:
             raise ValueError("max_count and max_bytes must be positive")
         self.dir = os.fspath(split_dir)
@@ -235,8 +262,11 @@ class ShardWriter:
         prefix = locks.LOCK_PREFIX
         self._lock = locks.lock(self.dir, prefix if writer_id is None else f"{prefix}-{writer_id}")
         self._staging = storage.staging_dir(self.dir)
-        self._quarantine_loc = (storage.join(self.dir, QUARANTINE) if writer_id is None else
-                                storage.join(self.dir, PARTS_DIR, quarantine_part(writer_id)))
+        self._quarantine_loc = (
+            storage.join(self.dir, QUARANTINE)
+            if writer_id is None
+            else storage.join(self.dir, PARTS_DIR, quarantine_part(writer_id))
+        )
         self._shards: list[dict[str, Any]] = []  # this writer's finished shards
         self._foreign: list[dict[str, Any]] = []  # other writers' shards dataset.json lists
         self._keys: set[str] = set()
@@ -270,32 +300,36 @@ class ShardWriter:
         so = self.storage_options
         listed = {s["name"]: s for s in read_dataset_json(self.dir, so).get("shards", [])}
         for tmp in self._staging.glob("*.tmp"):
-            if self._own(tmp.name[:-len(".tmp")]) or (self.commit and not parse_shard_name(tmp.name[:-4])):
+            if self._own(tmp.name[: -len(".tmp")]) or (self.commit and not parse_shard_name(tmp.name[:-4])):
                 log.warning("removing %s left by an interrupted writer", tmp)
                 tmp.unlink()
         names = set(storage.listdir(self.dir, so))
         parts = set(storage.listdir(storage.join(self.dir, PARTS_DIR), so))
         for p in parts:
-            if p.endswith(".tmp") and self._own(p[:-len(".parquet.tmp")]):
+            if p.endswith(".tmp") and self._own(p[: -len(".parquet.tmp")]):
                 storage.remove(storage.join(self.dir, PARTS_DIR, p), so)
         index = 0
         while (name := shard_name(index, self.writer_id)) in names:
             if part_name(name) not in parts:
-                raise RuntimeError(f"{storage.join(self.dir, name)} has no manifest part {self._part(name)}: the "
-                                   "split is damaged; run `unilseg shards verify` and remove the shard to redo it")
+                raise RuntimeError(
+                    f"{storage.join(self.dir, name)} has no manifest part {self._part(name)}: the "
+                    "split is damaged; run `unilseg shards verify` and remove the shard to redo it"
+                )
             self._shards.append(listed.get(name) or describe_shard(self.dir, name, so))
             index += 1
         own = {s["name"] for s in self._shards}
         for p in parts:  # killed between a part's write and its shard's publication
-            if p.endswith(".tar.parquet") and self._own(p[:-len(".parquet")]) and p[:-len(".parquet")] not in own:
+            if p.endswith(".tar.parquet") and self._own(p[: -len(".parquet")]) and p[: -len(".parquet")] not in own:
                 storage.remove(storage.join(self.dir, PARTS_DIR, p), so)
         self._foreign = [e for n, e in listed.items() if not self._own(n)]
         for entry in self._shards + (self._foreign if self.skip_existing else []):
-            self._keys.update(read_parquet(self._part(entry["name"]), ["key"], storage_options=so)
-                              .column("key").to_pylist())
+            self._keys.update(
+                read_parquet(self._part(entry["name"]), ["key"], storage_options=so).column("key").to_pylist()
+            )
         if self.skip_existing:
-            self._quarantined.update((r.get("input", ""), r.get("reason", ""))
-                                     for r in read_quarantine(self.dir, so, sorted(parts)))
+            self._quarantined.update(
+                (r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir, so, sorted(parts))
+            )
 
     # ---- writing --------------------------------------------------------------------
 
@@ -317,8 +351,9 @@ class ShardWriter:
             return False
         members = sorted([(sample.image_ext, sample.image_bytes), ("json", sample.metadata_json())])
         size = sum(_member_bytes(len(v)) for _, v in members)
-        if self._file is not None and (self._count >= self.max_count
-                                       or _tar_bytes(self._payload + size) > self.max_bytes):
+        if self._file is not None and (
+            self._count >= self.max_count or _tar_bytes(self._payload + size) > self.max_bytes
+        ):
             self._finish_shard()
         if self._file is None:
             self._open_shard()
@@ -374,8 +409,9 @@ class ShardWriter:
         """Finisher thread: closes a full shard, writes its part, then publishes the shard."""
         name, file, rows, count = job
         file.close()
-        entry = shard_entry(name, file.sha256.hexdigest(), file.size, count, rows.columns["task"],
-                            rows.columns["granularity"])
+        entry = shard_entry(
+            name, file.sha256.hexdigest(), file.size, count, rows.columns["task"], rows.columns["granularity"]
+        )
         rows.write(self._part(name), entry, self.storage_options)
         storage.publish(self._staging / (name + ".tmp"), storage.join(self.dir, name), self.storage_options)
         self._shards.append(entry)
@@ -383,8 +419,11 @@ class ShardWriter:
             self._flush_quarantine()
         if self.commit:
             shards = sorted(self._foreign + self._shards, key=lambda s: shard_order(s["name"]))
-            write_json_atomic(storage.join(self.dir, DATASET_JSON), summary(shards, len(self._quarantined),
-                                                                            "incomplete"), self.storage_options)
+            write_json_atomic(
+                storage.join(self.dir, DATASET_JSON),
+                summary(shards, len(self._quarantined), "incomplete"),
+                self.storage_options,
+            )
 
     def close(self) -> dict[str, Any]:
         """Finishes the open shard; with ``commit``, commits the split (manifest.parquet, then
@@ -404,7 +443,7 @@ class ShardWriter:
             self._finisher.stop()
             self._lock.release()
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as mask_utils
-
 from conftest import encode
+from pycocotools import mask as mask_utils
 
 
 def write_image(path: Path, h: int, w: int, seed: int = 0, fmt: str = "JPEG") -> None:

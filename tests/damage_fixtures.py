@@ -12,8 +12,8 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def _info(split: Path) -> dict:
@@ -52,6 +52,7 @@ def _renamed(prefix: str) -> Callable:
     def change(m: tarfile.TarInfo, data: bytes):
         m.name = prefix + m.name
         return m, data
+
     return change
 
 
@@ -79,7 +80,7 @@ def flip_bytes(split: Path) -> str:
     shard = _first_shard(split)
     data = bytearray(shard.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 16] = bytes(b ^ 0xFF for b in data[mid:mid + 16])
+    data[mid : mid + 16] = bytes(b ^ 0xFF for b in data[mid : mid + 16])
     shard.write_bytes(bytes(data))
     return shard.name
 
@@ -134,8 +135,8 @@ def write_broken_targets_split(split: Path, n: int, broken: dict[int, str], side
     import hashlib
 
     import numpy as np
-
     from conftest import encode
+
     from shards.format import ImageInfo, Sample, Target
     from shards.keys import make_key
     from shards.rle import mask_to_rle
@@ -143,7 +144,7 @@ def write_broken_targets_split(split: Path, n: int, broken: dict[int, str], side
 
     keys = []
     mask = np.zeros((side, side), bool)
-    mask[side // 4:side // 2, side // 4:3 * side // 4] = True
+    mask[side // 4 : side // 2, side // 4 : 3 * side // 4] = True
     with ShardWriter(split, max_count=8) as w:
         for i in range(n):
             rng = np.random.default_rng(i)
@@ -153,7 +154,8 @@ def write_broken_targets_split(split: Path, n: int, broken: dict[int, str], side
                 data = b"\x89PNG\r\n\x1a\n" + bytes(rng.integers(0, 255, 64, dtype=np.uint8))
             key = make_key("broken", f"img{i}.png")
             info = ImageInfo(str(i), side, side, hashlib.sha256(data).hexdigest(), "broken")
-            w.write(Sample(key, info, data, "png", [Target(["the box"], mask_to_rle(mask), "res", "instance",
-                                                           "broken")]))
+            w.write(
+                Sample(key, info, data, "png", [Target(["the box"], mask_to_rle(mask), "res", "instance", "broken")])
+            )
             keys.append(key)
     return keys

@@ -12,8 +12,33 @@ import numpy as np
 import torch
 from PIL import Image
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "the", "dog", "cat", "man", "woman", "on",
-         "left", "right", "red", "cup", "of", "coffee", "rocket", "sofa", "face", "hair", "sky", "with"]
+WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "[DEC]",
+    "a",
+    "the",
+    "dog",
+    "cat",
+    "man",
+    "woman",
+    "on",
+    "left",
+    "right",
+    "red",
+    "cup",
+    "of",
+    "coffee",
+    "rocket",
+    "sofa",
+    "face",
+    "hair",
+    "sky",
+    "with",
+]
 
 
 def box(y0: int, y1: int, x0: int, x1: int, shape: tuple[int, int]) -> np.ndarray:
@@ -40,17 +65,31 @@ def photo(name: str = "astronaut", side: int | None = None) -> np.ndarray:
 
 def save_tiny_blip(path: Path) -> Path:
     """A tiny BLIP captioner (1-layer ViT and text decoder, 32-d) + processor in ``path``."""
-    from transformers import (BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor,
-                              BlipProcessor)
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(WORDS)}, do_lower_case=True)
     tok.add_special_tokens({"bos_token": "[DEC]"})
     proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
     small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
-    cfg = BlipConfig(vision_config=dict(**small, image_size=32, patch_size=8),
-                     text_config=dict(**small, vocab_size=len(WORDS), max_position_embeddings=64,
-                                      bos_token_id=WORDS.index("[DEC]"), pad_token_id=0, sep_token_id=3,
-                                      eos_token_id=3), projection_dim=32)
+    cfg = BlipConfig(
+        vision_config=dict(**small, image_size=32, patch_size=8),
+        text_config=dict(
+            **small,
+            vocab_size=len(WORDS),
+            max_position_embeddings=64,
+            bos_token_id=WORDS.index("[DEC]"),
+            pad_token_id=0,
+            sep_token_id=3,
+            eos_token_id=3,
+        ),
+        projection_dim=32,
+    )
     torch.manual_seed(0)
     BlipForConditionalGeneration(cfg).save_pretrained(path)
     proc.save_pretrained(path)
@@ -71,9 +110,13 @@ def save_tiny_clip(path: Path) -> Path:
     tok = CLIPTokenizer(vocab=vocab, merges=[])
     ip = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
-    cfg = CLIPConfig(text_config=dict(**small, vocab_size=len(vocab), max_position_embeddings=77,
-                                      bos_token_id=0, eos_token_id=1, pad_token_id=1),
-                     vision_config=dict(**small, image_size=32, patch_size=8), projection_dim=16)
+    cfg = CLIPConfig(
+        text_config=dict(
+            **small, vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1
+        ),
+        vision_config=dict(**small, image_size=32, patch_size=8),
+        projection_dim=16,
+    )
     torch.manual_seed(0)
     CLIPModel(cfg).save_pretrained(path)
     CLIPProcessor(image_processor=ip, tokenizer=tok).save_pretrained(path)
@@ -96,16 +139,24 @@ def save_tiny_git(path: Path) -> Path:
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(WORDS)}, do_lower_case=True)
     ip = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
-    cfg = GitConfig(vision_config=dict(**small, image_size=32, patch_size=8), vocab_size=len(WORDS), **small,
-                    max_position_embeddings=64, bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    cfg = GitConfig(
+        vision_config=dict(**small, image_size=32, patch_size=8),
+        vocab_size=len(WORDS),
+        **small,
+        max_position_embeddings=64,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
+    )
     torch.manual_seed(0)
     GitForCausalLM(cfg).save_pretrained(path)
     GitProcessor(image_processor=ip, tokenizer=tok).save_pretrained(path)
     return path
 
 
-def kill_annotation_driver(call: str, split: str, shards: int = 2, timeout_s: float = 120, poll_s: float = 0.05,
-                           before_kill=None) -> None:
+def kill_annotation_driver(
+    call: str, split: str, shards: int = 2, timeout_s: float = 120, poll_s: float = 0.05, before_kill=None
+) -> None:
     """Runs ``annotate_images(<call>)`` in a child process and SIGKILLs it once ``split`` (a local
     path or URL) holds at least ``shards`` finished shards; fails if the run ends first or the
     shards do not come within ``timeout_s`` (a loaded machine starts the child slowly).

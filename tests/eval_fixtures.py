@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from conftest import encode
 from PIL import Image
 
-from conftest import encode
 from shards.format import ImageInfo, Sample, Target
 from shards.images import prepare_image
 from shards.keys import make_key, target_id
@@ -26,12 +26,18 @@ def box(y0: int, y1: int, x0: int, x1: int, h: int = H, w: int = W) -> np.ndarra
 
 # per sample: (task, granularity, texts, mask or None)
 SPEC = [
-    [("res", "instance", ["the left box", "the box on the left"], box(2, 12, 2, 12)),
-     ("gres", "group", ["the purple elephants"], None)],
-    [("res", "instance", ["the right box"], box(4, 20, 16, 30)),
-     ("sod", "instance", ["the most salient object"], box(6, 18, 8, 24))],
-    [("gres", "group", ["both boxes"], box(2, 12, 2, 12) | box(14, 22, 16, 30)),
-     ("sod", "instance", ["the most salient object"], box(0, 10, 0, 16))],
+    [
+        ("res", "instance", ["the left box", "the box on the left"], box(2, 12, 2, 12)),
+        ("gres", "group", ["the purple elephants"], None),
+    ],
+    [
+        ("res", "instance", ["the right box"], box(4, 20, 16, 30)),
+        ("sod", "instance", ["the most salient object"], box(6, 18, 8, 24)),
+    ],
+    [
+        ("gres", "group", ["both boxes"], box(2, 12, 2, 12) | box(14, 22, 16, 30)),
+        ("sod", "instance", ["the most salient object"], box(0, 10, 0, 16)),
+    ],
 ]
 
 
@@ -43,8 +49,10 @@ def write_split(split_dir: Path, source: str = "evaltest", spec=SPEC) -> dict[st
             rng = np.random.default_rng(i)
             st = prepare_image(encode(rng.integers(0, 255, (H, W, 3), dtype=np.uint8), "PNG"))
             key = make_key(source, f"img{i}.png")
-            tgts = [Target(list(texts), None if m is None else mask_to_rle(m), task, gran, source)
-                    for task, gran, texts, m in targets]
+            tgts = [
+                Target(list(texts), None if m is None else mask_to_rle(m), task, gran, source)
+                for task, gran, texts, m in targets
+            ]
             w.write(Sample(key, ImageInfo(str(i), W, H, st.sha256, source), st.data, st.ext, tgts))
             for ti, (_, _, _, m) in enumerate(targets):
                 gts[target_id(key, ti)] = m

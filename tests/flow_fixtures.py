@@ -21,10 +21,19 @@ def tiny_photos(folder: Path) -> Path:
 
 def tiny_config(root: Path, run_name: str = "t") -> PipelineConfig:
     return PipelineConfig(
-        run_name=run_name, data_root=str(root / "data"), runs_root=str(root / "runs"),
+        run_name=run_name,
+        data_root=str(root / "data"),
+        runs_root=str(root / "runs"),
         annotate=AnnotateStage(images=str(tiny_photos(root / "photos")), name="auto", engine="weightfree"),
-        labeled=[LabeledSet(name="synth", format="synth-shapes", src=str(root / "src" / "synth"),
-                            splits=["train", "val"], synth_images=48)],
+        labeled=[
+            LabeledSet(
+                name="synth",
+                format="synth-shapes",
+                src=str(root / "src" / "synth"),
+                splits=["train", "val"],
+                synth_images=48,
+            )
+        ],
         train=TrainStage(steps=3, batch_size=4, workers=1),
         evaluate=EvaluateStage(split="val", limit=8),
     )

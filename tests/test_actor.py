@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 import ray
+from conftest import encode
+from engine_fixtures import photo
 
 from annotation_engine.actor import RESULT_COLUMNS, EngineActor
 from annotation_engine.ledger import Ledger
-from conftest import encode
-from engine_fixtures import photo
 from shards.format import parse_metadata
 
 ENGINE = {"base": "weightfree", "max_side": 96, "generator": {"params": {"n_segments": 80}}}
@@ -19,10 +19,12 @@ def test_engine_actor_rows(ray_cluster, tmp_path):
     ledger = ray.remote(Ledger).remote(str(tmp_path), [])
     udf = EngineActor(ENGINE, ledger)
     good = encode(photo("chelsea", 96))
-    batch = {"path": np.array(["/a.png", "/b.png", "/c.png"], object),
-             "sha256": np.array(["s" * 64, "t" * 64, ""], object),
-             "data": np.array([good, b"", b""], object),
-             "problem": np.array(["", "", "cannot read: Permission denied"], object)}
+    batch = {
+        "path": np.array(["/a.png", "/b.png", "/c.png"], object),
+        "sha256": np.array(["s" * 64, "t" * 64, ""], object),
+        "data": np.array([good, b"", b""], object),
+        "problem": np.array(["", "", "cannot read: Permission denied"], object),
+    }
     out = udf(batch)
     assert set(out) == set(RESULT_COLUMNS) and out["kind"] == ["sample", "bad_input", "unreadable"]
     info, targets = parse_metadata(json.loads(out["meta"][0]))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
 from conftest import encode
 from converter_fixtures import read_quarantine, write_image
+
 from shards.converters import ConvertError
 from shards.converters.ade20k import load_class_names
 from shards.converters.convert import convert
@@ -10,8 +10,10 @@ from shards.reader import ShardReader
 
 H, W = 20, 28
 # The first lines of the real objectInfo150.txt (tab-separated; some indices carry a space).
-OBJECT_INFO = ("Idx\tRatio\tTrain\tVal\tName\n1\t0.1576\t11664\t1172\twall\n2\t0.1072\t6046\t612\tbuilding, edifice\n"
-               "3\t0.0878\t8265\t796\tsky\n4\t0.0621\t9336\t917\tfloor, flooring\n22 \t0.0074\t709\t75\twater\n")
+OBJECT_INFO = (
+    "Idx\tRatio\tTrain\tVal\tName\n1\t0.1576\t11664\t1172\twall\n2\t0.1072\t6046\t612\tbuilding, edifice\n"
+    "3\t0.0878\t8265\t796\tsky\n4\t0.0621\t9336\t917\tfloor, flooring\n22 \t0.0074\t709\t75\twater\n"
+)
 
 
 def _label(path, arr, mode="L"):
@@ -33,8 +35,10 @@ def test_ade20k_layout_and_bad_records(tmp_path):
     label[:5] = 3  # sky
     label[5:12, :10] = 2  # building
     label[12:, :] = 4  # floor
-    for i, (lab, mode) in enumerate([(label, "L"), (np.full((H, W), 1), "L"), (np.full((H, W), 200), "L"),
-                                     (label, "RGB"), (np.zeros((H, W)), "L")], start=1):
+    for i, (lab, mode) in enumerate(
+        [(label, "L"), (np.full((H, W), 1), "L"), (np.full((H, W), 200), "L"), (label, "RGB"), (np.zeros((H, W)), "L")],
+        start=1,
+    ):
         write_image(src / f"images/training/ADE_train_{i:08d}.jpg", H, W, i)
         _label(src / f"annotations/training/ADE_train_{i:08d}.png", lab, mode)
     write_image(src / "images/training/ADE_train_00000006.jpg", H, W, 6)  # no annotation

@@ -3,8 +3,13 @@
 import numpy as np
 from skimage import color
 
-from annotation_engine.captioners.attributes import (AttributesCaptioner, clean_caption, colour_name,
-                                                     referring_texts, region_attributes)
+from annotation_engine.captioners.attributes import (
+    AttributesCaptioner,
+    clean_caption,
+    colour_name,
+    referring_texts,
+    region_attributes,
+)
 
 
 def _lab(rgb):

@@ -6,12 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
-from shards import storage
+
 from common.errors import MissingInputError
-from unilseg.checkpoint import (CheckpointError, load_checkpoint, load_released_checkpoint, load_state_dict_strict,
-                                map_released_key, read_checkpoint_file, save_checkpoint)
+from shards import storage
+from unilseg.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_released_checkpoint,
+    load_state_dict_strict,
+    map_released_key,
+    read_checkpoint_file,
+    save_checkpoint,
+)
 from unilseg.model import build_model, predict
 from unilseg.model.swin import relative_position_index
 
@@ -127,11 +134,15 @@ def test_released_key_mapping():
     assert map_released_key("module.backbone.visual.conv1.weight") is None  # CLIP image tower: skipped
     assert map_released_key("module.backbone.ln_final.weight") == "text_encoder.ln_final.weight"
     assert map_released_key("backbone_visual.norm3.bias") == "visual_encoder.norm3.bias"
-    assert map_released_key("module.fusion.multihead_attn.in_proj_weight") == \
-        "pre_fusion.fusion.multihead_attn.in_proj_weight"
+    assert (
+        map_released_key("module.fusion.multihead_attn.in_proj_weight")
+        == "pre_fusion.fusion.multihead_attn.in_proj_weight"
+    )
     assert map_released_key("module.fusion_proj.bias") == "pre_fusion.fusion_proj.bias"
-    assert map_released_key("module.all_fusion_module.2.multihead_attn.out_proj.bias") == \
-        "pre_fusion.all_fusion_module.2.multihead_attn.out_proj.bias"
+    assert (
+        map_released_key("module.all_fusion_module.2.multihead_attn.out_proj.bias")
+        == "pre_fusion.all_fusion_module.2.multihead_attn.out_proj.bias"
+    )
     assert map_released_key("module.query_decoder.visual_proj.0.weight") == "query_decoder.visual_proj.0.weight"
     with pytest.raises(KeyError):
         map_released_key("module.something_new.weight")
@@ -162,14 +173,20 @@ def test_load_fabricated_released_checkpoint_and_predict(tmp_path):
     released = _fabricate_released(path)
     assert len(released) == 931
     model = load_released_checkpoint(build_model("unilseg-swin-b"), path)
-    torch.testing.assert_close(model.text_encoder.token_embedding.weight,
-                               released["module.backbone.token_embedding.weight"])
-    torch.testing.assert_close(model.visual_encoder.layers[2].blocks[17].mlp.fc2.weight,
-                               released["module.backbone_visual.layers.2.blocks.17.mlp.fc2.weight"])
-    torch.testing.assert_close(model.pre_fusion.all_fusion_module[1].multihead_attn.in_proj_weight,
-                               released["module.all_fusion_module.1.multihead_attn.in_proj_weight"])
-    torch.testing.assert_close(model.query_decoder.text_proj[1].running_var,
-                               released["module.query_decoder.text_proj.1.running_var"])
+    torch.testing.assert_close(
+        model.text_encoder.token_embedding.weight, released["module.backbone.token_embedding.weight"]
+    )
+    torch.testing.assert_close(
+        model.visual_encoder.layers[2].blocks[17].mlp.fc2.weight,
+        released["module.backbone_visual.layers.2.blocks.17.mlp.fc2.weight"],
+    )
+    torch.testing.assert_close(
+        model.pre_fusion.all_fusion_module[1].multihead_attn.in_proj_weight,
+        released["module.all_fusion_module.1.multihead_attn.in_proj_weight"],
+    )
+    torch.testing.assert_close(
+        model.query_decoder.text_proj[1].running_var, released["module.query_decoder.text_proj.1.running_var"]
+    )
     del released
     img = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     mask = predict(model, img, "the man on the left")
@@ -193,15 +210,18 @@ def test_files_that_are_no_checkpoint_are_one_line_errors_in_every_command(tmp_p
     import pickle
 
     from click.testing import CliRunner
+    from eval_fixtures import write_split
     from PIL import Image
 
     import unilseg.train
     from cli import main
-    from eval_fixtures import write_split
 
     marker = tmp_path / "unpickled-unsafely"
-    bad = {"plain.pkl": pickle.dumps({"state_dict": {"w": [1.0, 2.0]}, "x": _Touch(marker)}),
-           "object.pt": None, "truncated.pt": None}
+    bad = {
+        "plain.pkl": pickle.dumps({"state_dict": {"w": [1.0, 2.0]}, "x": _Touch(marker)}),
+        "object.pt": None,
+        "truncated.pt": None,
+    }
     torch.save({"state_dict": {}, "x": _Touch(marker)}, tmp_path / "object.pt")
     save_checkpoint(tmp_path / "good.pt", build_model("unilseg-tiny"), step=1)
     good = (tmp_path / "good.pt").read_bytes()
@@ -209,8 +229,11 @@ def test_files_that_are_no_checkpoint_are_one_line_errors_in_every_command(tmp_p
     for name, data in bad.items():
         if data is not None:
             (tmp_path / name).write_bytes(data)
-    why = {"plain.pkl": "safe (weights_only) loading refuses", "object.pt": "safe (weights_only) loading refuses",
-           "truncated.pt": "truncated or not a torch checkpoint"}
+    why = {
+        "plain.pkl": "safe (weights_only) loading refuses",
+        "object.pt": "safe (weights_only) loading refuses",
+        "truncated.pt": "truncated or not a torch checkpoint",
+    }
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "img.png")
     write_split(tmp_path / "ds" / "val")
 
@@ -222,12 +245,36 @@ def test_files_that_are_no_checkpoint_are_one_line_errors_in_every_command(tmp_p
     for name in bad:
         ckpt = str(tmp_path / name)
         commands = {
-            "predict": ["predict", str(tmp_path / "img.png"), "a box", "--checkpoint", ckpt, "--out",
-                        str(tmp_path / "m.png")],
-            "eval": ["eval", "--checkpoint", ckpt, "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "rep"),
-                     "--no-progress"],
-            "train": ["train", "--init", ckpt, "--preset", "unilseg-tiny", "--data", str(tmp_path / "ds" / "val"),
-                      "--out", str(tmp_path / "run")],
+            "predict": [
+                "predict",
+                str(tmp_path / "img.png"),
+                "a box",
+                "--checkpoint",
+                ckpt,
+                "--out",
+                str(tmp_path / "m.png"),
+            ],
+            "eval": [
+                "eval",
+                "--checkpoint",
+                ckpt,
+                "--data",
+                str(tmp_path / "ds"),
+                "--out",
+                str(tmp_path / "rep"),
+                "--no-progress",
+            ],
+            "train": [
+                "train",
+                "--init",
+                ckpt,
+                "--preset",
+                "unilseg-tiny",
+                "--data",
+                str(tmp_path / "ds" / "val"),
+                "--out",
+                str(tmp_path / "run"),
+            ],
         }
         for command, args in commands.items():
             res = runner.invoke(main, args)

@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
-
 from conftest import encode
 from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
+
 from cli import main
 
 
@@ -13,7 +13,8 @@ def _sod_source(root, n=3):
         (root / "X-Image").mkdir(parents=True, exist_ok=True)
         (root / "X-Mask").mkdir(parents=True, exist_ok=True)
         (root / "X-Image" / f"{i}.jpg").write_bytes(encode(np.full((12, 12, 3), 40 * i, np.uint8), "JPEG"))
-        m = np.zeros((12, 12), np.uint8); m[2:6, 2:6] = 255
+        m = np.zeros((12, 12), np.uint8)
+        m[2:6, 2:6] = 255
         (root / "X-Mask" / f"{i}.png").write_bytes(encode(m))
 
 

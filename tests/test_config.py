@@ -14,15 +14,18 @@ import yaml
 from annotation_engine.run_config import AnnotateConfig
 from cli import main
 from cli.options import cli_fields, option_name
+from common.settings import default_of
 from flows.config import AnnotateStage, ConfigError, EvaluateStage, LabeledSet, PipelineConfig, TrainStage
 from flows.paths import PROJECT_ROOT
 from flows.pipeline import DEFAULT_CONFIG, DEMO_CONFIG
-from common.settings import default_of
 from unilseg.eval.config import EvalConfig
 from unilseg.train_config import RUN_WIRING, TrainConfig
 
-SECTIONS = [("train", TrainConfig, TrainStage, "train"), ("annotate", AnnotateConfig, AnnotateStage, "annotate"),
-            ("evaluate", EvalConfig, EvaluateStage, "eval")]
+SECTIONS = [
+    ("train", TrainConfig, TrainStage, "train"),
+    ("annotate", AnnotateConfig, AnnotateStage, "annotate"),
+    ("evaluate", EvalConfig, EvaluateStage, "eval"),
+]
 
 
 def _defaults(cls) -> dict:
@@ -98,11 +101,18 @@ def test_pipeline_module_refuses_a_bad_config_before_any_stage(tmp_path):
     p.write_text(f"run_name: x\nruns_root: {tmp_path / 'runs'}\ntrain:\n  stepz: 3\n")
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
     env.pop("PREFECT_API_URL", None)
-    res = subprocess.run([sys.executable, "-m", "flows.pipeline", str(p)], capture_output=True, text=True,
-                         timeout=300, env=env, cwd=PROJECT_ROOT)
+    res = subprocess.run(
+        [sys.executable, "-m", "flows.pipeline", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
     assert res.returncode == 1 and res.stdout == ""
-    assert res.stderr.strip().splitlines() == [f"Error: {p}: train.stepz: unknown field (known: "
-                                               + res.stderr.split("(known: ", 1)[1].strip()]
+    assert res.stderr.strip().splitlines() == [
+        f"Error: {p}: train.stepz: unknown field (known: " + res.stderr.split("(known: ", 1)[1].strip()
+    ]
     assert not (tmp_path / "runs").exists() and not (tmp_path / "prefect" / "unilseg-local-server.json").exists()
 
 

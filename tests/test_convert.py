@@ -5,11 +5,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from converter_fixtures import box_mask, compressed_rle, write_image, write_json
 
 from cli import main
-from converter_fixtures import box_mask, compressed_rle, write_image, write_json
-from shards.converters.convert import convert_splits, source_splits
 from common.errors import MissingInputError
+from shards.converters.convert import convert_splits, source_splits
 from shards.manifest import read_dataset_json
 from shards.synth import generate_shapes
 
@@ -24,10 +24,17 @@ def refer_src(tmp_path_factory):
 def _paco_val_only(root):
     """A PACO folder that has only paco_lvis_v1_val.json (no train file)."""
     m = box_mask(16, 16, 2, 2, 9, 9)
-    write_json(root / "paco/annotations/paco_lvis_v1_val.json", {
-        "images": [{"id": 1, "file_name": "val2017/1.jpg", "width": 16, "height": 16}],
-        "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "segmentation": compressed_rle(m), "obj_ann_id": 5}],
-        "categories": [{"id": 1, "name": "mug", "supercategory": "OBJECT"}], "attributes": []})
+    write_json(
+        root / "paco/annotations/paco_lvis_v1_val.json",
+        {
+            "images": [{"id": 1, "file_name": "val2017/1.jpg", "width": 16, "height": 16}],
+            "annotations": [
+                {"id": 5, "image_id": 1, "category_id": 1, "segmentation": compressed_rle(m), "obj_ann_id": 5}
+            ],
+            "categories": [{"id": 1, "name": "mug", "supercategory": "OBJECT"}],
+            "attributes": [],
+        },
+    )
     write_image(root / "coco/val2017/1.jpg", 16, 16)
     return root / "paco"
 
@@ -43,8 +50,9 @@ def test_refcoco_source_writes_every_split_in_one_call(refer_src, tmp_path):
         info = read_dataset_json(out / split)
         assert info["status"] == "complete" and info["counts"]["samples"] > 0
     # --split narrows it (repeatable)
-    res = CliRunner().invoke(main, ["convert", "refcoco", str(refer_src), "--out", str(tmp_path / "v"),
-                                    "--split", "val", "--split", "testB"])
+    res = CliRunner().invoke(
+        main, ["convert", "refcoco", str(refer_src), "--out", str(tmp_path / "v"), "--split", "val", "--split", "testB"]
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["testB", "val"]
 
@@ -71,8 +79,13 @@ def test_formats_name_the_splits_of_their_layouts(tmp_path):
     assert source_splits("coco-panoptic", coco) == ["val"]
     assert source_splits("coco-instances", coco, annotations="x.json") is None  # one explicit file: no splits
     ade = tmp_path / "ADEChallengeData2016"
-    for d in ("images/training", "annotations/training", "images/validation", "annotations/validation",
-              "images/testing"):  # the challenge's test images come without annotations
+    for d in (
+        "images/training",
+        "annotations/training",
+        "images/validation",
+        "annotations/validation",
+        "images/testing",
+    ):  # the challenge's test images come without annotations
         (ade / d).mkdir(parents=True)
     assert source_splits("ade20k", ade) == ["train", "val"]
     pin = tmp_path / "PartImageNet"
@@ -90,7 +103,8 @@ def test_format_without_splits_writes_train_or_the_split_named(tmp_path):
     _sod_source(tmp_path / "src")
     got = convert_splits("sod", tmp_path / "src", tmp_path / "ds", progress=False)
     assert got["found"] is None and list(got["splits"]) == ["train"]
-    res = CliRunner().invoke(main, ["convert", "sod", str(tmp_path / "src"), "--out", str(tmp_path / "ds"),
-                                    "--split", "test"])
+    res = CliRunner().invoke(
+        main, ["convert", "sod", str(tmp_path / "src"), "--out", str(tmp_path / "ds"), "--split", "test"]
+    )
     assert res.exit_code == 0 and "has no splits of its own; writing test" in res.output
     assert json.loads((tmp_path / "ds" / "test" / "dataset.json").read_text())["counts"]["samples"] == 3

@@ -7,17 +7,17 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from damage_fixtures import BROKEN_KINDS, write_broken_targets_split
 from torch.utils.data import DataLoader
 
+from common.errors import ShardError
 from shards.converters.convert import convert
+from shards.integrity import worker_message
+from shards.layout import resolve_split_dir
 from shards.reader import ChecksumError, ShardReader
 from shards.synth import generate_shapes
 from unilseg.data.augment import AugmentConfig, augment_sample, mentions_left_right, swap_left_right_words
-from damage_fixtures import BROKEN_KINDS, write_broken_targets_split
-from common.errors import ShardError
-from shards.integrity import worker_message
 from unilseg.data.dataset import SKIP_BASE, SkipCounter, TargetDataset
-from shards.layout import resolve_split_dir
 from unilseg.data.mixing import parse_data_spec, weighted_mix
 from unilseg.data.split import plan_epoch
 from unilseg.model import build_tokenizer, load_preset
@@ -59,8 +59,17 @@ def test_rank_worker_split_covers_every_target_once(synth, tokenizer, world, wor
         want = _all_targets(synth / split)
         got = []
         for rank in range(world):
-            ds = TargetDataset([(synth / split, 1.0)], tokenizer, SIZE, epochs=1, seed=3, rank=rank,
-                               world_size=world, return_meta=True, shuffle_buffer=16)
+            ds = TargetDataset(
+                [(synth / split, 1.0)],
+                tokenizer,
+                SIZE,
+                epochs=1,
+                seed=3,
+                rank=rank,
+                world_size=world,
+                return_meta=True,
+                shuffle_buffer=16,
+            )
             got += _read_rank(ds, workers)
         assert len(got) == len(want) and set(got) == want, split
 
@@ -80,8 +89,16 @@ def test_plan_epoch_modes():
 def test_fewer_shards_than_readers_streams_without_hanging(synth, tokenizer):
     """val has 2 shards; 2 ranks x 2 workers = 4 readers: every rank keeps producing (endless)."""
     for rank in range(2):
-        ds = TargetDataset([(synth / "val", 1.0)], tokenizer, SIZE, augment=AugmentConfig(), rank=rank,
-                           world_size=2, return_meta=True, shuffle_buffer=8)
+        ds = TargetDataset(
+            [(synth / "val", 1.0)],
+            tokenizer,
+            SIZE,
+            augment=AugmentConfig(),
+            rank=rank,
+            world_size=2,
+            return_meta=True,
+            shuffle_buffer=8,
+        )
         loader = DataLoader(ds, batch_size=4, num_workers=2)
         batches = list(itertools.islice(iter(loader), 30))  # > one epoch of this rank's share
         assert len(batches) == 30
@@ -100,8 +117,9 @@ def test_weighted_mix_ratios():
 
 
 def test_dataset_mixes_sources_by_weight(synth, tokenizer):
-    ds = TargetDataset([(synth / "train", 1.0), (synth / "val", 4.0)], tokenizer, SIZE, seed=1,
-                       return_meta=True, shuffle_buffer=32)
+    ds = TargetDataset(
+        [(synth / "train", 1.0), (synth / "val", 4.0)], tokenizer, SIZE, seed=1, return_meta=True, shuffle_buffer=32
+    )
     sources = Counter(m["source"] for *_, m in itertools.islice(iter(ds), 600))
     assert abs(sources[1] / 600 - 0.8) < 0.06
 
@@ -134,21 +152,31 @@ def test_flip_rule():
 def test_flip_with_left_right_swapped_in_the_text(synth, tokenizer):
     assert swap_left_right_words("the star on the left") == "the star on the right"
     assert swap_left_right_words("Left of the RIGHTMOST tree, left-hand") == "Right of the LEFTMOST tree, right-hand"
-    assert swap_left_right_words("the bright upright square above the circle") == \
-        "the bright upright square above the circle"
+    assert (
+        swap_left_right_words("the bright upright square above the circle")
+        == "the bright upright square above the circle"
+    )
     rng = np.random.default_rng(0)
     img = np.zeros((40, 60, 3), np.uint8)
     mask = np.zeros((40, 60), np.uint8)
     mask[10:20, 5:15] = 1  # on the left
     swap = AugmentConfig(flip_prob=1.0, swap_left_right=True, min_scale=1.0, max_scale=1.0, translate=0.0)
     _, m, flipped = augment_sample(img, mask, ["the square on the left"], SIZE, rng, swap)
-    assert flipped and m[:, SIZE // 2:].sum() > 0 and m[:, :SIZE // 2].sum() == 0  # now on the right
+    assert flipped and m[:, SIZE // 2 :].sum() > 0 and m[:, : SIZE // 2].sum() == 0  # now on the right
 
     # in the training stream the text the model sees is the swapped one, with its ids
-    ds = TargetDataset([(synth / "val", 1.0)], tokenizer, SIZE, epochs=1, shuffle=False, random_text=False,
-                       return_meta=True, augment=swap)
+    ds = TargetDataset(
+        [(synth / "val", 1.0)],
+        tokenizer,
+        SIZE,
+        epochs=1,
+        shuffle=False,
+        random_text=False,
+        return_meta=True,
+        augment=swap,
+    )
     seen = 0
-    for x, ids, m, meta in ds:
+    for _x, ids, _m, meta in ds:
         sample = next(s for s in ShardReader(synth / "val").samples() if s.key == meta["key"])
         original = sample.targets[meta["target"]].texts[0]
         assert meta["flipped"] and meta["text"] == swap_left_right_words(original)
@@ -164,12 +192,12 @@ def test_augment_keeps_image_and_mask_aligned(seed):
     h, w = 50 + 7 * seed, 80 - 5 * seed
     mask = np.zeros((h, w), np.uint8)
     y0, x0 = int(rng.integers(0, h - 20)), int(rng.integers(0, w // 2))
-    mask[y0:y0 + 18, x0:x0 + 25] = 1
+    mask[y0 : y0 + 18, x0 : x0 + 25] = 1
     img = np.where(mask[..., None] > 0, [230, 20, 20], [20, 20, 230]).astype(np.uint8)
     cfg = AugmentConfig(min_scale=0.5, max_scale=1.3, flip_prob=0.5)
     x, m, _ = augment_sample(img, mask, ["the red one"], SIZE, rng, cfg)
     assert x.shape == (3, SIZE, SIZE) and x.dtype == np.float32 and m.shape == (SIZE, SIZE)
-    red = (x[0] > x[2] + 0.5)  # normalised: red channel well above blue
+    red = x[0] > x[2] + 0.5  # normalised: red channel well above blue
     assert m.sum() > 0 and set(np.unique(m)) <= {0, 1}
     iou = (red & (m > 0)).sum() / (red | (m > 0)).sum()
     assert iou > 0.9, iou
@@ -178,8 +206,9 @@ def test_augment_keeps_image_and_mask_aligned(seed):
 
 
 def test_no_augment_matches_inference_letterbox_and_null_masks(synth, tokenizer, tmp_path):
-    ds = TargetDataset([(synth / "val", 1.0)], tokenizer, SIZE, epochs=1, shuffle=False, random_text=False,
-                       return_meta=True)
+    ds = TargetDataset(
+        [(synth / "val", 1.0)], tokenizer, SIZE, epochs=1, shuffle=False, random_text=False, return_meta=True
+    )
     x, ids, m, meta = next(iter(ds))
     sample = next(s for s in ShardReader(synth / "val").samples() if s.key == meta["key"])
     target = sample.targets[meta["target"]]
@@ -190,6 +219,7 @@ def test_no_augment_matches_inference_letterbox_and_null_masks(synth, tokenizer,
     # a no-target expression trains on an empty mask
     from shards.format import Target
     from unilseg.data.dataset import _Entry
+
     entry = _Entry(0, sample.key, 0, sample.image_bytes, Target(["nothing here"], None, "gres", "instance", "t"))
     _, _, empty, _ = ds._make_item(entry, np.random.default_rng(0))
     assert empty.shape == (SIZE, SIZE) and empty.sum() == 0
@@ -197,6 +227,7 @@ def test_no_augment_matches_inference_letterbox_and_null_masks(synth, tokenizer,
 
 def test_corrupt_shard_fails_checksum(synth, tokenizer, tmp_path):
     import shutil
+
     bad = tmp_path / "val"
     shutil.copytree(synth / "val", bad)
     info = json.loads((bad / "dataset.json").read_text())
@@ -240,15 +271,18 @@ def test_an_all_broken_split_stops_the_endless_stream(tokenizer, tmp_path):
     with pytest.raises(ShardError) as err:
         next(iter(DataLoader(ds, batch_size=2, num_workers=1)))
     line = worker_message(err.value)
-    assert line.startswith(f"{tmp_path / 'bad'}: 11 of the 11 targets read were broken and skipped") and "\n" not in line
+    assert (
+        line.startswith(f"{tmp_path / 'bad'}: 11 of the 11 targets read were broken and skipped") and "\n" not in line
+    )
     assert "max_skipped_fraction 0.01" in line and " target 0: " in line
     assert ds.skips.counts() == (11, 11)  # the DataLoader process counted into the rank's shared counter
 
 
 def test_broken_targets_are_skipped_and_counted_across_loader_processes(tokenizer, tmp_path):
     keys = write_broken_targets_split(tmp_path / "few", 30, {3: "image", 17: "size"})
-    ds = TargetDataset([(tmp_path / "few", 1.0)], tokenizer, SIZE, epochs=1, return_meta=True,
-                       max_skipped_fraction=0.01)
+    ds = TargetDataset(
+        [(tmp_path / "few", 1.0)], tokenizer, SIZE, epochs=1, return_meta=True, max_skipped_fraction=0.01
+    )
     got = [m["key"] for *_, m in DataLoader(ds, batch_size=None, num_workers=2)]
     assert sorted(got) == sorted(k for i, k in enumerate(keys) if i not in (3, 17))
     assert ds.skips.counts() == (30, 2)  # both processes' reads and skips

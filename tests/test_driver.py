@@ -16,19 +16,23 @@ import pytest
 import ray
 import yaml
 from click.testing import CliRunner
+from crash_generator import poison_image
+from engine_fixtures import kill_annotation_driver, photo, save_tiny_blip
 from PIL import Image
 
 from annotation_engine.driver import annotate_images
-from crash_generator import poison_image
-from engine_fixtures import kill_annotation_driver, photo, save_tiny_blip
+from cli import main
 from shards.manifest import read_manifest
 from shards.reader import ShardReader
-from cli import main
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "coins"]
 # the weight-free engine on small images, one CPU per actor (two actors fit on 2 cores)
-ENGINE = {"base": "weightfree", "max_side": 96, "generator": {"params": {"n_segments": 80}},
-          "resources": {"num_cpus": 1, "batch_size": 1}}
+ENGINE = {
+    "base": "weightfree",
+    "max_side": 96,
+    "generator": {"params": {"n_segments": 80}},
+    "resources": {"num_cpus": 1, "batch_size": 1},
+}
 
 
 def _write_photos(folder: Path, names=PHOTOS, side: int = 96) -> list[Path]:
@@ -60,8 +64,10 @@ def _quarantine(split: Path) -> list[dict]:
 
 def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     """A PNG header claiming width x height pixels, with a tiny (truncated) body."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + body
@@ -104,8 +110,9 @@ def test_bad_images_rerun_config_change_and_new_images(ray_cluster, tmp_path):
     # "no targets" and bad inputs count as processed for this engine version
     config = tmp_path / "engine.yaml"
     config.write_text(yaml.safe_dump(ENGINE))
-    res = CliRunner().invoke(main, ["annotate", str(images), "--out", str(out), "--engine", str(config),
-                                    "--no-progress"])
+    res = CliRunner().invoke(
+        main, ["annotate", str(images), "--out", str(out), "--engine", str(config), "--no-progress"]
+    )
     assert res.exit_code == 0, res.output
     assert "0 written, 9 already done, 0 quarantined" in res.output
     again = annotate_images(str(images), str(out), engine=ENGINE, actors=1, progress=False)
@@ -122,8 +129,11 @@ def test_bad_images_rerun_config_change_and_new_images(ray_cluster, tmp_path):
     second = annotate_images(str(images), str(out), engine=changed, actors=1, progress=False)
     assert second["written"] == 5 and second["engine_version"] != first["engine_version"]
     m = read_manifest(split, columns=["key", "engine_version"])
-    new = [k for k, v in zip(m.column("key").to_pylist(), m.column("engine_version").to_pylist())
-           if v == second["engine_version"]]
+    new = [
+        k
+        for k, v in zip(m.column("key").to_pylist(), m.column("engine_version").to_pylist())
+        if v == second["engine_version"]
+    ]
     assert len(set(new)) == 5 and max(Counter(new).values()) <= 3
     keys = _keys(split)
     assert len(keys) == 10 and set(keys.values()) == {1}
@@ -160,7 +170,12 @@ def _engine_actor_pids() -> list[int]:
     pids = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmd = proc.info["cmdline"] or []
-        if cmd and cmd[0].startswith("ray::") and "EngineActor" in cmd[0] and proc.info["status"] != psutil.STATUS_ZOMBIE:
+        if (
+            cmd
+            and cmd[0].startswith("ray::")
+            and "EngineActor" in cmd[0]
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+        ):
             pids.append(proc.pid)
     return pids
 
@@ -210,8 +225,11 @@ def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
     # 0.15 s an image: the run is still going when the kill comes, even on a fast machine where
     # the first write task publishes eight shards in one burst
     cfg = {**_slow(0.15), "resources": {"num_cpus": 1, "batch_size": 1}}
-    kill_annotation_driver(f"{str(images)!r}, {str(out)!r}, engine={cfg!r}, actors=1, max_count=1, "
-                           f"ray_address={ray_cluster!r}, progress=False", str(out / "train"))
+    kill_annotation_driver(
+        f"{str(images)!r}, {str(out)!r}, engine={cfg!r}, actors=1, max_count=1, "
+        f"ray_address={ray_cluster!r}, progress=False",
+        str(out / "train"),
+    )
     split = out / "train"
     partial = len(list(split.glob("shard-*.tar")))
     assert 2 <= partial < n
@@ -227,8 +245,11 @@ def _kill_the_ledger_once(split: Path, shards: int, seen: set[str], kills: list[
     ``split`` holds ``shards`` finished shards; records the pid in ``kills``."""
     deadline = time.time() + 300
     while time.time() < deadline:
-        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                 if a["name"].startswith("unilseg-ledger-") and a["name"] not in seen]
+        names = [
+            a["name"]
+            for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["name"].startswith("unilseg-ledger-") and a["name"] not in seen
+        ]
         if names and len(list(split.glob("shard-*.tar"))) >= shards:
             ledger = ray.get_actor(names[0], namespace="unilseg")
             os.kill(ray.get(ledger.__ray_call__.remote(lambda self: os.getpid())), signal.SIGKILL)
@@ -263,15 +284,28 @@ def test_a_killed_ledger_stops_the_run_in_one_line(ray_cluster, tmp_path):
     kills: list[str] = []
     killer = threading.Thread(target=_kill_the_ledger_once, args=(split, 2, seen, kills), daemon=True)
     killer.start()
-    res = CliRunner().invoke(main, ["annotate", str(images), "--out", str(tmp_path / "auto"), "--engine",
-                                    str(config), "--max-count", "1", "--no-progress"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "annotate",
+            str(images),
+            "--out",
+            str(tmp_path / "auto"),
+            "--engine",
+            str(config),
+            "--max-count",
+            "1",
+            "--no-progress",
+        ],
+    )
     killer.join()
     assert kills, "the ledger was not killed while the run was in progress"
     line = _one_line_error(res)
     assert "stopped early" in line and "ledger actor died" in line and "marked incomplete" in line, line
     assert json.loads((split / "dataset.json").read_text())["status"] == "incomplete"
-    again = annotate_images(str(images), str(tmp_path / "auto"), engine=_slow(0.3), actors=1, max_count=1,
-                            progress=False)
+    again = annotate_images(
+        str(images), str(tmp_path / "auto"), engine=_slow(0.3), actors=1, max_count=1, progress=False
+    )
     assert again["status"] == "complete"
     keys = _keys(split)
     assert len(keys) == n and set(keys.values()) == {1}
@@ -309,8 +343,9 @@ def test_a_rerun_left_with_only_unreadable_files(ray_cluster, tmp_path):
     assert (first["written"], first["quarantined"]) == (1, 1)
     config = tmp_path / "engine.yaml"
     config.write_text(yaml.safe_dump(ENGINE))
-    res = CliRunner().invoke(main, ["annotate", str(images), "--out", str(out), "--engine", str(config),
-                                    "--no-progress"])
+    res = CliRunner().invoke(
+        main, ["annotate", str(images), "--out", str(out), "--engine", str(config), "--no-progress"]
+    )
     assert res.exit_code == 0, (res.output, res.exception)
     assert "0 written, 1 already done, 1 quarantined" in res.output
     q = _quarantine(out / "train")
@@ -344,8 +379,10 @@ def test_sam_tiny_hf_through_actors(ray_cluster, tmp_path, monkeypatch):
     assert res["written"] == 2, _quarantine(tmp_path / "auto" / "train")
     samples = list(ShardReader(tmp_path / "auto" / "train").samples(decode_images=False))
     targets = [t for s in samples for t in s.targets]
-    assert targets and all(t.provenance["captioner"] == "hf" and t.provenance["generator"] == "sam"
-                           and "predicted_iou" in t.scores for t in targets)
+    assert targets and all(
+        t.provenance["captioner"] == "hf" and t.provenance["generator"] == "sam" and "predicted_iou" in t.scores
+        for t in targets
+    )
 
 
 def test_clear_errors_before_any_actor_starts(ray_cluster, tmp_path, monkeypatch):
@@ -354,8 +391,9 @@ def test_clear_errors_before_any_actor_starts(ray_cluster, tmp_path, monkeypatch
     with pytest.raises(ValueError, match="SAM_CHECKPOINT"):
         annotate_images([str(images[0])], str(tmp_path / "a"), engine="sam-blip", progress=False)
     with pytest.raises(ValueError, match="GPU"):
-        annotate_images([str(images[0])], str(tmp_path / "b"), engine={**ENGINE, "resources": {"num_gpus": 1}},
-                        progress=False)
+        annotate_images(
+            [str(images[0])], str(tmp_path / "b"), engine={**ENGINE, "resources": {"num_gpus": 1}}, progress=False
+        )
     res = CliRunner().invoke(main, ["annotate", str(images[0]), "--out", str(tmp_path / "c"), "--engine", "nope"])
     assert res.exit_code != 0 and "unknown engine preset" in res.output
     (tmp_path / "empty").mkdir()

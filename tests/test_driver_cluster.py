@@ -14,20 +14,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+from engine_fixtures import kill_annotation_driver, photo
 from PIL import Image
+from s3_fixtures import s3_bucket_module  # noqa: F401 (a fixture)
 
 from annotation_engine.driver import RunStopped, annotate_images
 from annotation_engine.engine import Engine, sample_key
-from engine_fixtures import kill_annotation_driver, photo
-from s3_fixtures import s3_bucket_module  # noqa: F401 (a fixture)
 from shards import storage
 from shards.images import prepare_image
 from shards.reader import ShardReader
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 N_IMAGES = 200
-ENGINE = {"base": "weightfree", "max_side": 64, "generator": {"params": {"n_segments": 40}},
-          "resources": {"num_cpus": 1, "batch_size": 4}}
+ENGINE = {
+    "base": "weightfree",
+    "max_side": 64,
+    "generator": {"params": {"n_segments": 40}},
+    "resources": {"num_cpus": 1, "batch_size": 4},
+}
 PINNED = {"annotate": 0.01}  # only the two worker nodes offer it: actors and writers land there
 NAMES = ["astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "clock", "hubble_deep_field"]
 
@@ -55,8 +59,9 @@ def reference(images) -> dict[str, list[dict]]:
 
 
 def _target_doc(t) -> dict:
-    return json.loads(json.dumps({"texts": t.texts, "mask": t.mask, "task": t.task, "granularity": t.granularity,
-                                  "scores": t.scores}))
+    return json.loads(
+        json.dumps({"texts": t.texts, "mask": t.mask, "task": t.task, "granularity": t.granularity, "scores": t.scores})
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +69,12 @@ def cluster(s3_bucket_module):  # noqa: F811 - the endpoint must be in the envir
     from ray.cluster_utils import Cluster
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), *os.environ.get("PYTHONPATH", "").split(
-            os.pathsep)]).rstrip(os.pathsep))
+        mp.setenv(
+            "PYTHONPATH",
+            os.pathsep.join([str(Path(__file__).parent), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]).rstrip(
+                os.pathsep
+            ),
+        )
         c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"})
         workers = [c.add_node(num_cpus=1, resources={"annotate": 1}, node_ip_address="127.0.0.1") for _ in range(2)]
         c.wait_for_nodes()
@@ -88,8 +97,9 @@ def _dataset(split: str) -> dict[str, list[dict]]:
 
 
 def _run(images, out, **kw):
-    return annotate_images(str(images), out, engine=ENGINE, actors=2, node_resources=PINNED, max_count=10,
-                           progress=False, **kw)
+    return annotate_images(
+        str(images), out, engine=ENGINE, actors=2, node_resources=PINNED, max_count=10, progress=False, **kw
+    )
 
 
 def test_two_nodes_give_the_single_process_dataset(cluster, images, reference):
@@ -101,8 +111,9 @@ def test_two_nodes_give_the_single_process_dataset(cluster, images, reference):
     res = _run(images, out)
     assert res["status"] == "complete" and res["written"] == len(reference)
     assert _dataset(f"{out}/train") == reference
-    nodes = {a.node_id for a in list_actors(filters=[("class_name", "=", "MapWorker(MapBatches(EngineActor))")],
-                                            limit=100)}
+    nodes = {
+        a.node_id for a in list_actors(filters=[("class_name", "=", "MapWorker(MapBatches(EngineActor))")], limit=100)
+    }
     assert nodes >= {w.node_id for w in workers}  # an engine actor ran on each worker node
     shards = [n for n in storage.listdir(f"{out}/train") if n.startswith("shard-")]
     assert len({n.split("-")[1] for n in shards}) >= 2  # several writers, each with its own names
@@ -147,9 +158,13 @@ def test_a_killed_node_then_a_rerun_give_the_same_dataset(cluster, images, refer
 def test_a_killed_driver_then_a_rerun_give_the_same_dataset(cluster, images, reference):
     c, workers, bucket = cluster
     out = f"{bucket}/driver-kill"
-    kill_annotation_driver(f"{str(images)!r}, {out!r}, engine={ENGINE!r}, actors=2, node_resources={PINNED!r}, "
-                           f"max_count=10, ray_address={c.address!r}, progress=False", f"{out}/train",
-                           timeout_s=300, poll_s=0.2)
+    kill_annotation_driver(
+        f"{str(images)!r}, {out!r}, engine={ENGINE!r}, actors=2, node_resources={PINNED!r}, "
+        f"max_count=10, ray_address={c.address!r}, progress=False",
+        f"{out}/train",
+        timeout_s=300,
+        poll_s=0.2,
+    )
     assert not storage.exists(f"{out}/train/dataset.json")  # nothing committed: readers see no split
     res = _run(images, out)
     assert res["status"] == "complete" and res["skipped"] >= 20

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from engine_fixtures import photo, save_tiny_blip, save_tiny_clip, save_tiny_git, save_tiny_unilseg
 
-from annotation_engine.engine_config import EngineConfig
 from annotation_engine.engine import Engine
+from annotation_engine.engine_config import EngineConfig
 from annotation_engine.mask_generators.sam import load_sam
 from annotation_engine.registry import CAPTIONERS, MASK_GENERATORS
 from common.errors import UniLSegError
-from engine_fixtures import photo, save_tiny_blip, save_tiny_clip, save_tiny_git, save_tiny_unilseg
 from shards.format import validate_target
 from shards.rle import rle_to_mask
 
@@ -16,8 +16,11 @@ from shards.rle import rle_to_mask
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    return {"blip": str(save_tiny_blip(d / "blip")), "clip": str(save_tiny_clip(d / "clip")),
-            "unilseg": str(save_tiny_unilseg(d / "unilseg.pt"))}
+    return {
+        "blip": str(save_tiny_blip(d / "blip")),
+        "clip": str(save_tiny_clip(d / "clip")),
+        "unilseg": str(save_tiny_unilseg(d / "unilseg.pt")),
+    }
 
 
 def test_engine_registries():
@@ -36,12 +39,13 @@ def test_sam_needs_a_checkpoint():
 
 def test_every_generator_runs_on_a_photo(models):
     rgb = photo("coffee", 128)
-    params = {"superpixel": {},
-              "sam": {"model_type": "tiny", "points_per_side": 4, "pred_iou_thresh": 0.0,
-                      "stability_score_thresh": 0.0},
-              "sam-tiny": {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
-              "sam2-tiny": {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
-              "unilseg": {"checkpoint": models["unilseg"], "expressions": ["the cup", "the table"], "threshold": 0.0}}
+    params = {
+        "superpixel": {},
+        "sam": {"model_type": "tiny", "points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+        "sam-tiny": {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+        "sam2-tiny": {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+        "unilseg": {"checkpoint": models["unilseg"], "expressions": ["the cup", "the table"], "threshold": 0.0},
+    }
     # sam2 needs a full-size checkpoint; its class runs here as sam2-tiny (test_sam2_generator.py)
     assert set(params) | {"sam2"} == set(MASK_GENERATORS.names())
     for name, kw in params.items():
@@ -117,16 +121,25 @@ def test_sam_tiny_hf_engine_with_clip(models, monkeypatch):
     assert all({"predicted_iou", "stability_score", "clip"} <= set(t.scores) for t in targets)
     assert engine.provenance["captioner_model"].endswith("blip") and engine.provenance["clip_model"] == models["clip"]
     # a CLIP threshold above every score leaves nothing
-    strict = Engine(EngineConfig.from_dict({**cfg.to_dict(), "filters": {**cfg.to_dict()["filters"],
-                                                                        "clip_min_score": 1.01}}))
+    strict = Engine(
+        EngineConfig.from_dict({**cfg.to_dict(), "filters": {**cfg.to_dict()["filters"], "clip_min_score": 1.01}})
+    )
     assert strict.annotate(rgb) == []
 
 
 def test_annotate_batch_equals_annotate_per_image():
     """sam-tiny: the batch entry point (generate_batch) gives each image's own targets."""
-    engine = Engine({"name": "sam-batch", "generator": {"name": "sam-tiny", "params": {
-        "points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}},
-        "filters": {"min_area": 0.0, "max_area": 1.0}, "max_side": 96})
+    engine = Engine(
+        {
+            "name": "sam-batch",
+            "generator": {
+                "name": "sam-tiny",
+                "params": {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+            },
+            "filters": {"min_area": 0.0, "max_area": 1.0},
+            "max_side": 96,
+        }
+    )
     images = [photo("coffee", 96), photo("rocket", 80), photo("camera", 64)]
     batch = engine.annotate_batch(images)
     assert len(batch) == 3 and any(batch)
@@ -138,16 +151,27 @@ def test_annotate_batch_equals_annotate_per_image():
 
 def test_sam_identity_is_the_stock_one_unless_mixed_precision():
     exact = MASK_GENERATORS.build("sam-tiny", points_per_side=2)
-    assert exact.identity() == {"generator": "sam", "generator_model": "sam-tiny:random-seed0",
-                                "generator_version": "segment-anything-1.0"}
+    assert exact.identity() == {
+        "generator": "sam",
+        "generator_model": "sam-tiny:random-seed0",
+        "generator_version": "segment-anything-1.0",
+    }
     mixed = MASK_GENERATORS.build("sam-tiny", points_per_side=2, precision="bf16")
     assert mixed.identity()["generator_version"] == "segment-anything-1.0+autocast-bf16"
 
 
 def test_unilseg_source_keeps_its_expressions(models):
-    engine = Engine({"name": "unilseg-src", "generator": {"name": "unilseg", "params": {
-        "checkpoint": models["unilseg"], "expressions": ["the cat", "the sofa"], "threshold": 0.0}},
-        "filters": {"min_area": 0.0, "max_area": 1.0}, "max_side": 128})
+    engine = Engine(
+        {
+            "name": "unilseg-src",
+            "generator": {
+                "name": "unilseg",
+                "params": {"checkpoint": models["unilseg"], "expressions": ["the cat", "the sofa"], "threshold": 0.0},
+            },
+            "filters": {"min_area": 0.0, "max_area": 1.0},
+            "max_side": 128,
+        }
+    )
     rgb = photo("chelsea", 160)
     targets = engine.annotate(rgb)
     assert targets and {t.texts[0] for t in targets} <= {"the cat", "the sofa"}

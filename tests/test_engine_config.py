@@ -2,8 +2,14 @@
 
 import pytest
 
-from annotation_engine.engine_config import (EngineConfig, engine_version, list_presets, load_engine_config,
-                                      path_identity, unset_variables)
+from annotation_engine.engine_config import (
+    EngineConfig,
+    engine_version,
+    list_presets,
+    load_engine_config,
+    path_identity,
+    unset_variables,
+)
 from common.settings import SettingsError
 
 
@@ -59,11 +65,20 @@ def test_engine_version_tracks_output_not_speed(tmp_path):
 # `engine_version(load_engine_config(cfg))` for each config below. The exact fast path keeps
 # these, so datasets annotated with `sam` are not re-annotated for nothing.
 SAM_PINS = [
-    ({"name": "t", "generator": {"name": "sam-tiny", "params": {"pred_iou_thresh": 0.0,
-                                                               "stability_score_thresh": 0.0}}}, "73b719986218050e"),
-    ({"name": "t", "generator": {"name": "sam", "params": {"model_type": "vit_b",
-                                                          "checkpoint": "/nonexistent/sam_vit_b.pth"}}},
-     "0c75dae65aac3e9a"),
+    (
+        {
+            "name": "t",
+            "generator": {"name": "sam-tiny", "params": {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}},
+        },
+        "73b719986218050e",
+    ),
+    (
+        {
+            "name": "t",
+            "generator": {"name": "sam", "params": {"model_type": "vit_b", "checkpoint": "/nonexistent/sam_vit_b.pth"}},
+        },
+        "0c75dae65aac3e9a",
+    ),
 ]
 
 

@@ -3,12 +3,11 @@
 from functools import partial
 
 import numpy as np
+from engine_fixtures import box, photo, save_tiny_clip
 
 from annotation_engine.engine_config import FilterConfig
 from annotation_engine.filters import ClipScorer, filter_proposals, mask_nms
 from annotation_engine.mask_generators import Proposal
-from engine_fixtures import box, photo, save_tiny_clip
-
 
 _box = partial(box, shape=(50, 50))
 
@@ -23,15 +22,23 @@ def test_mask_nms_drops_duplicates_keeps_distinct():
 
 
 def test_filter_proposals_area_scores_rank_and_limit():
-    props = [Proposal(_box(0, 1, 0, 5), {"predicted_iou": 0.99}),  # 0.2% of the image: too small
-             Proposal(_box(0, 50, 0, 50), {"predicted_iou": 0.99}),  # the whole image: too large
-             Proposal(_box(0, 20, 0, 20), {"predicted_iou": 0.5}),  # low score
-             Proposal(_box(0, 20, 0, 20), {"predicted_iou": 0.95, "stability_score": 0.97}),
-             Proposal(_box(0, 20, 0, 19), {"predicted_iou": 0.96}),  # duplicate, better score
-             Proposal(_box(30, 40, 30, 40), {}),  # no score to check: kept
-             Proposal(_box(30, 35, 0, 10), {"predicted_iou": 0.9})]
-    cfg = FilterConfig(min_area=0.005, max_area=0.9, min_scores={"predicted_iou": 0.88}, nms_iou=0.8,
-                       rank_by="predicted_iou", max_targets=10)
+    props = [
+        Proposal(_box(0, 1, 0, 5), {"predicted_iou": 0.99}),  # 0.2% of the image: too small
+        Proposal(_box(0, 50, 0, 50), {"predicted_iou": 0.99}),  # the whole image: too large
+        Proposal(_box(0, 20, 0, 20), {"predicted_iou": 0.5}),  # low score
+        Proposal(_box(0, 20, 0, 20), {"predicted_iou": 0.95, "stability_score": 0.97}),
+        Proposal(_box(0, 20, 0, 19), {"predicted_iou": 0.96}),  # duplicate, better score
+        Proposal(_box(30, 40, 30, 40), {}),  # no score to check: kept
+        Proposal(_box(30, 35, 0, 10), {"predicted_iou": 0.9}),
+    ]
+    cfg = FilterConfig(
+        min_area=0.005,
+        max_area=0.9,
+        min_scores={"predicted_iou": 0.88},
+        nms_iou=0.8,
+        rank_by="predicted_iou",
+        max_targets=10,
+    )
     kept = filter_proposals(props, cfg)
     assert [p.scores.get("predicted_iou") for p in kept] == [0.96, 0.9, None]
     cfg.rank_by, cfg.max_targets = "area", 2

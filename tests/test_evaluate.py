@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 import pytest
+from eval_fixtures import H, W, box, save_png, write_split
 from PIL import Image
 
-from eval_fixtures import H, W, box, save_png, write_split
 from shards.keys import expression_id, make_key, target_id
 from unilseg.eval.evaluate import EvalError, evaluate
 from unilseg.eval.families import family_of, semantic_class
@@ -35,8 +35,9 @@ def _write_preds(d, gts, **override):
 def test_ground_truth_pngs_score_one(split, tmp_path):
     root, gts = split
     _write_preds(tmp_path / "pred", gts)
-    m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False,
-                 overlay_k=2)
+    m = evaluate(
+        str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False, overlay_k=2
+    )
     assert set(m) == {"res", "gres", "sod"}
     assert all(m["res"][k] == 1.0 for k in ("oIoU", "mIoU", "prec@0.5", "prec@0.9")) and m["res"]["n"] == 2
     assert (m["gres"]["gIoU"], m["gres"]["cIoU"], m["gres"]["N-acc"], m["gres"]["T-acc"]) == (1.0, 1.0, 1.0, 1.0)
@@ -53,8 +54,9 @@ def test_wrong_pngs_give_the_hand_computed_values(split, tmp_path):
     half = box(2, 12, 2, 7)  # inside res0's 10x10 box: I = 50, U = 100
     speck = box(0, 2, 0, 3)  # 6 pixels on the no-target expression
     _write_preds(tmp_path / "pred", gts, **{res0: half, gres0: speck})
-    m = evaluate(str(root / "ds" / "val"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"),
-                 progress=False, overlay_k=2)
+    m = evaluate(
+        str(root / "ds" / "val"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False, overlay_k=2
+    )
     assert m["res"]["oIoU"] == pytest.approx((50 + 224) / (100 + 224))
     assert m["res"]["mIoU"] == pytest.approx(0.75)
     assert m["res"]["prec@0.5"] == 1.0 and m["res"]["prec@0.6"] == 0.5  # IoU >= 0.5 counts
@@ -74,8 +76,9 @@ def test_probability_pngs_are_thresholded_at_half(split, tmp_path):
     Image.fromarray(probs).save(tmp_path / "pred" / f"{res0}.png")
     m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False)
     assert m["res"]["mIoU"] == pytest.approx(0.75)
-    m = evaluate(str(root / "ds"), str(tmp_path / "out2"), predictions=str(tmp_path / "pred"), progress=False,
-                 threshold=0.49)
+    m = evaluate(
+        str(root / "ds"), str(tmp_path / "out2"), predictions=str(tmp_path / "pred"), progress=False, threshold=0.49
+    )
     assert m["res"]["mIoU"] == 1.0
 
 
@@ -95,16 +98,25 @@ def test_missing_pngs_count_as_wrong_in_every_metric_unless_skipped(split, tmp_p
     assert m["sod"]["n"] == 2 and m["sod"]["MAE"] == pytest.approx(0.5)
     assert m["sod"]["S-measure"] < 0.6 and m["sod"]["maxF"] < 0.6
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert {k: doc["missing"][k] for k in ("count", "no_target", "ids", "counted_as")} == \
-        {"count": 3, "no_target": 1, "ids": ids[1:4], "counted_as": "wrong"}
+    assert {k: doc["missing"][k] for k in ("count", "no_target", "ids", "counted_as")} == {
+        "count": 3,
+        "no_target": 1,
+        "ids": ids[1:4],
+        "counted_as": "wrong",
+    }
     assert doc["counts"]["gres"] == {"scored": 2, "missing": 1}
     assert ids[1] not in doc["run"]["overlays"]["best"] + doc["run"]["overlays"]["worst"]  # no stand-in drawn
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "3 prediction(s) missing** (gres 1, res 1, sod 1; 1 of them no-target): scored as wrong in every " \
-           "metric" in report and "whole-image false positive" in report and ids[3] in report
+    assert (
+        "3 prediction(s) missing** (gres 1, res 1, sod 1; 1 of them no-target): scored as wrong in every metric"
+        in report
+        and "whole-image false positive" in report
+        and ids[3] in report
+    )
     # skipped on request: the found ones alone are scored
-    m = evaluate(str(root / "ds"), str(tmp_path / "skip"), predictions=str(tmp_path / "pred"), progress=False,
-                 skip_missing=True)
+    m = evaluate(
+        str(root / "ds"), str(tmp_path / "skip"), predictions=str(tmp_path / "pred"), progress=False, skip_missing=True
+    )
     assert m["res"]["n"] == 1 and m["res"]["mIoU"] == 1.0 and m["sod"]["n"] == 1 and m["gres"]["n"] == 1
     assert math.isnan(m["gres"]["N-acc"])
     doc = json.loads((tmp_path / "skip" / "metrics.json").read_text())
@@ -134,26 +146,37 @@ def test_every_text_mode_uses_expression_ids(split, tmp_path):
     for tid, m in gts.items():
         save_png(tmp_path / "pred" / f"{tid}_0.png", m)
     save_png(tmp_path / "pred" / f"{expression_id(key, 0, 1)}.png", box(2, 12, 2, 7))  # 2nd text: IoU 0.5
-    m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False,
-                 texts="all")
+    m = evaluate(
+        str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False, texts="all"
+    )
     assert m["res"]["n"] == 3 and m["res"]["mIoU"] == pytest.approx(2.5 / 3)
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
     first = doc["first_text"]  # the same predictions, each target's first text only: the 2nd text left out
     assert first["res"]["n"] == 2 and first["res"]["mIoU"] == 1.0 and first["gres"] == doc["metrics"]["gres"]
     assert "## The first text of each target" in (tmp_path / "out" / "report.md").read_text()
-    m = evaluate(str(root / "ds"), str(tmp_path / "out"), predictions=str(tmp_path / "pred"), progress=False,
-                 limit=2, texts="all")
+    m = evaluate(
+        str(root / "ds"),
+        str(tmp_path / "out"),
+        predictions=str(tmp_path / "pred"),
+        progress=False,
+        limit=2,
+        texts="all",
+    )
     assert set(m) == {"res"} and m["res"]["n"] == 2 and m["res"]["mIoU"] == pytest.approx(0.75)
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["run"]["truncated"] is True
 
 
 def test_part_semantic_and_other_tasks_go_to_their_families(tmp_path):
-    spec = [[("part", "part", ["the wheel of the car"], box(0, 10, 0, 10)),
-             ("part", "instance", ["the car"], box(0, 20, 0, 20)),
-             ("semantic", "class", ["all cat"], box(0, 10, 0, 10)),
-             ("semantic", "class", ["all dog"], box(10, 20, 0, 10)),
-             ("auto", "instance", ["the small region"], box(0, 4, 0, 4))],
-            [("semantic", "class", ["all cat"], box(0, 10, 0, 10))]]
+    spec = [
+        [
+            ("part", "part", ["the wheel of the car"], box(0, 10, 0, 10)),
+            ("part", "instance", ["the car"], box(0, 20, 0, 20)),
+            ("semantic", "class", ["all cat"], box(0, 10, 0, 10)),
+            ("semantic", "class", ["all dog"], box(10, 20, 0, 10)),
+            ("auto", "instance", ["the small region"], box(0, 4, 0, 4)),
+        ],
+        [("semantic", "class", ["all cat"], box(0, 10, 0, 10))],
+    ]
     gts = write_split(tmp_path / "ds" / "val", "mixed", spec)
     ids = list(gts)
     _write_preds(tmp_path / "pred", gts, **{ids[0]: box(0, 10, 0, 5), ids[5]: box(0, 10, 0, 5)})

@@ -1,11 +1,10 @@
-import io
 import json
 import re
 
 import numpy as np
+from conftest import encode
 from PIL import Image
 
-from conftest import encode
 from shards.converters.convert import convert
 from shards.reader import ShardReader
 from shards.verify import verify_split
@@ -18,7 +17,7 @@ def _write(path, arr, fmt="PNG", **kw):
 
 def _mask(h, w):
     m = np.zeros((h, w), np.uint8)
-    m[h // 4: h // 2, w // 4: w // 2] = 255
+    m[h // 4 : h // 2, w // 4 : w // 2] = 255
     return m
 
 
@@ -40,7 +39,8 @@ def test_duts_layout_with_bad_inputs(tmp_path, rng):
     _write(img_dir / "wrongsize.jpg", rng.integers(0, 255, (20, 30, 3), dtype=np.uint8), "JPEG")
     _write(mask_dir / "wrongsize.png", _mask(10, 30))
     # EXIF-rotated: raw 30x20 pixels displayed as 20x30, mask drawn on the displayed image
-    exif = Image.Exif(); exif[0x0112] = 6
+    exif = Image.Exif()
+    exif[0x0112] = 6
     _write(img_dir / "rotated.jpg", rng.integers(0, 255, (30, 20, 3), dtype=np.uint8), "JPEG", exif=exif.tobytes())
     _write(mask_dir / "rotated.png", _mask(20, 30))
 
@@ -53,11 +53,12 @@ def test_duts_layout_with_bad_inputs(tmp_path, rng):
     assert "empty file" in by_input["zero.jpg"] and "not a readable image" in by_input["corrupt.jpg"]
     assert "differs from image size" in by_input["wrongsize.jpg"]
     # no memory address in a reason: it reads the same on every run
-    assert by_input["text.jpg"] == "not a readable image: UnidentifiedImageError: cannot identify image file <_io.BytesIO>"
+    assert (
+        by_input["text.jpg"] == "not a readable image: UnidentifiedImageError: cannot identify image file <_io.BytesIO>"
+    )
     assert not any(re.search(r"at 0x[0-9a-f]+", r["reason"]) for r in reasons)
     samples = list(ShardReader(tmp_path / "out/train").samples())
-    assert sorted(s.image.id.split("/")[-1] for s in samples) == sorted(
-        [f"{n}.jpg" for n in names] + ["rotated.jpg"])
+    assert sorted(s.image.id.split("/")[-1] for s in samples) == sorted([f"{n}.jpg" for n in names] + ["rotated.jpg"])
     for s in samples:
         t = s.targets[0]
         assert t.texts == ["the most salient object"] and t.task == "sod"

@@ -2,9 +2,9 @@
 
 from functools import partial
 
-from annotation_engine.granularity import assign_parents, part_or_instance, touching
 from engine_fixtures import box
 
+from annotation_engine.granularity import assign_parents, part_or_instance, touching
 
 _box = partial(box, shape=(40, 40))
 

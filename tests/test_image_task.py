@@ -3,11 +3,12 @@
 
 import numpy as np
 import pytest
-from annotation_engine.image_task import CRASHED, annotate_isolated, annotate_one
-from annotation_engine.engine import Engine
 from conftest import encode
 from crash_generator import poison_image
 from engine_fixtures import photo
+
+from annotation_engine.engine import Engine
+from annotation_engine.image_task import CRASHED, annotate_isolated, annotate_one
 
 ENGINE = {"base": "weightfree", "max_side": 96, "generator": {"params": {"n_segments": 80}}}
 CRASHY = {**ENGINE, "generator": {"name": "crash_generator:CrashOnGrey", "params": {"n_segments": 80}}}

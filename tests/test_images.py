@@ -2,9 +2,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import encode
 from PIL import Image, ImageOps
 
-from conftest import encode
 from shards.images import ImageError, decode_image, prepare_image
 
 
@@ -54,13 +54,15 @@ def test_exif_rotated_jpeg_is_stored_as_seen():
 
 def test_cmyk_16bit_grey_rgba_become_readable_rgb(rng):
     rgb = rng.integers(0, 255, (8, 6, 3), dtype=np.uint8)
-    cmyk = io.BytesIO(); Image.fromarray(rgb).convert("CMYK").save(cmyk, format="JPEG")
+    cmyk = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(cmyk, format="JPEG")
     st = prepare_image(cmyk.getvalue())
     assert st.ext == "png" and st.rgb.shape == (8, 6, 3)
     assert np.array_equal(decode_image(st.data), st.rgb)
 
-    deep = (np.arange(48, dtype=np.uint16).reshape(8, 6) * 1000)
-    b16 = io.BytesIO(); Image.fromarray(deep).save(b16, format="PNG")
+    deep = np.arange(48, dtype=np.uint16).reshape(8, 6) * 1000
+    b16 = io.BytesIO()
+    Image.fromarray(deep).save(b16, format="PNG")
     st = prepare_image(b16.getvalue())
     expected = (deep / 65535.0 * 255.0 + 0.5).astype(np.uint8)  # full 16-bit range mapped to 8 bits
     assert st.rgb.shape == (8, 6, 3) and np.array_equal(st.rgb[..., 0], expected)

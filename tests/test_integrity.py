@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-
-from cli import main
 from damage_fixtures import DAMAGE, damage_last_shard
 from eval_fixtures import write_split
+
+from cli import main
 from common.errors import ShardError
 from shards.integrity import check_split, guarded, worker_message
 from shards.reader import ShardReader
@@ -64,8 +64,10 @@ def test_reading_a_damaged_shard_raises_one_shard_error(valid, tmp_path, kind):
 
 def test_worker_message_recovers_the_one_line():
     msg = "shard-000001.tar: sha256 abc does not match dataset.json (def)"
-    wrapped = ShardError(f"Caught ShardError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
-                         f"last):\n  File \"x.py\", line 1, in <module>\ncommon.errors.ShardError: {msg}\n")
+    wrapped = ShardError(
+        f"Caught ShardError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+        f'last):\n  File "x.py", line 1, in <module>\ncommon.errors.ShardError: {msg}\n'
+    )
     assert worker_message(wrapped) == msg
     assert worker_message(ShardError(msg)) == msg
 
@@ -87,13 +89,32 @@ def test_every_command_refuses_a_damaged_split(valid, tmp_path, kind, monkeypatc
     commands = {
         "stats": ["shards", "stats", str(split)],
         "preview": ["shards", "preview", str(split), "--out", str(tmp_path / "out" / "sheet.png")],
-        "eval": ["eval", "--predictions", str(tmp_path / "preds"), "--data", str(split), "--out",
-                 str(tmp_path / "out" / "report"), "--no-progress"],
+        "eval": [
+            "eval",
+            "--predictions",
+            str(tmp_path / "preds"),
+            "--data",
+            str(split),
+            "--out",
+            str(tmp_path / "out" / "report"),
+            "--no-progress",
+        ],
     }
     if kind in METADATA:  # what only reading finds is trained on by Ray workers: test_train_stops_at_once...
         monkeypatch.setattr(unilseg.train, "ensure_ray", no_ray)
-        commands["train"] = ["train", "--data", str(split), "--out", str(tmp_path / "out" / "run"), "--steps", "2",
-                             "--batch-size", "2", "--preset", "unilseg-tiny"]
+        commands["train"] = [
+            "train",
+            "--data",
+            str(split),
+            "--out",
+            str(tmp_path / "out" / "run"),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--preset",
+            "unilseg-tiny",
+        ]
     for name, args in commands.items():
         res = runner.invoke(main, args)
         lines = res.output.strip().splitlines()
@@ -126,6 +147,7 @@ def test_preview_checks_the_whole_split_as_stats_does(valid, tmp_path, kind):
     assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), res.output
     assert str(split) in lines[0] and not (tmp_path / "a.png").exists()
     assert runner.invoke(main, ["shards", "stats", str(split)]).exit_code == 1
-    res = runner.invoke(main, ["shards", "preview", str(split), "--limit", "1", "--metadata-only", "--out",
-                               str(tmp_path / "b.png")])
+    res = runner.invoke(
+        main, ["shards", "preview", str(split), "--limit", "1", "--metadata-only", "--out", str(tmp_path / "b.png")]
+    )
     assert res.exit_code == 0 and (tmp_path / "b.png").exists(), res.output  # the sheet never reached the damage

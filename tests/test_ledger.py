@@ -7,8 +7,9 @@ from annotation_engine.sources import read_index
 
 def test_claims(tmp_path):
     ledger = Ledger(str(tmp_path), done=["aaa"])
-    assert ledger.claim([("/a.png", "aaa", 1, "v", True), ("/b.png", "bbb", 1, "v", True),
-                         ("/copy-of-b.png", "bbb", 1, "v", True)]) == [DONE, GO, DUPLICATE]
+    assert ledger.claim(
+        [("/a.png", "aaa", 1, "v", True), ("/b.png", "bbb", 1, "v", True), ("/copy-of-b.png", "bbb", 1, "v", True)]
+    ) == [DONE, GO, DUPLICATE]
     assert ledger.claim([("/b.png", "bbb", 1, "v", False)]) == [GO]  # a retried task claims again
     p = ledger.progress()
     assert (p["skipped"], p["duplicates"], p["pending"]) == (1, 1, 2)

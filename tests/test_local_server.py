@@ -12,9 +12,9 @@ import urllib.request
 
 import pytest
 
-from flows.local_server import PID_FILE, _APP, stop_stale
-from flows.paths import PROJECT_ROOT
 from common.processes import alive, cmdline
+from flows.local_server import _APP, PID_FILE, stop_stale
+from flows.paths import PROJECT_ROOT
 
 
 def _fake_server() -> subprocess.Popen:
@@ -49,12 +49,19 @@ def test_server_dies_with_a_killed_flow_run(tmp_path):
     """`python -m flows.pipeline my.yaml` killed with SIGKILL once its server answers: the server
     is gone within seconds (Prefect's own ephemeral server outlived such a kill by minutes)."""
     cfg = tmp_path / "my.yaml"
-    cfg.write_text(f"run_name: k\ndata_root: {tmp_path / 'data'}\nruns_root: {tmp_path / 'runs'}\nannotate: null\n"
-                   f"labeled:\n  - {{name: synth, format: synth-shapes, src: {tmp_path / 'src'}, synth_images: 400}}\n")
+    cfg.write_text(
+        f"run_name: k\ndata_root: {tmp_path / 'data'}\nruns_root: {tmp_path / 'runs'}\nannotate: null\n"
+        f"labeled:\n  - {{name: synth, format: synth-shapes, src: {tmp_path / 'src'}, synth_images: 400}}\n"
+    )
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
-    run = subprocess.Popen([sys.executable, "-m", "flows.pipeline", str(cfg)], env=env, cwd=PROJECT_ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "flows.pipeline", str(cfg)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     pid_file = tmp_path / "prefect" / PID_FILE
     deadline, rec = time.monotonic() + 400, None
     try:
@@ -89,13 +96,25 @@ def test_a_configured_server_that_does_not_answer_is_one_line(tmp_path):
     cfg.write_text(f"run_name: e\ndata_root: {tmp_path / 'data'}\nruns_root: {tmp_path / 'runs'}\nannotate: null\n")
     url = f"http://127.0.0.1:{free_port()}/api"
     (tmp_path / ".env").write_text(f"PREFECT_API_URL={url}\n")
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
     env.pop("PREFECT_API_URL", None)
-    run = subprocess.run([sys.executable, "-m", "flows.pipeline", str(cfg)], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "flows.pipeline", str(cfg)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 1
-    assert run.stderr.strip() == (f"Error: PREFECT_API_URL={url} (from {tmp_path / '.env'}, which Prefect reads "
-                                  "by itself) does not answer: start that server (`unilseg stack up`) or unset "
-                                  "PREFECT_API_URL to run on a private one"), run.stderr
+    assert run.stderr.strip() == (
+        f"Error: PREFECT_API_URL={url} (from {tmp_path / '.env'}, which Prefect reads "
+        "by itself) does not answer: start that server (`unilseg stack up`) or unset "
+        "PREFECT_API_URL to run on a private one"
+    ), run.stderr
     assert not (tmp_path / "runs").exists()

@@ -9,8 +9,8 @@ import psutil
 import torch
 import torch.distributed as dist
 
-from unilseg.loopback_ddp import bind_rendezvous_to_loopback
 from common.processes import free_port
+from unilseg.loopback_ddp import bind_rendezvous_to_loopback
 
 
 def test_env_rendezvous_listens_on_loopback_only(monkeypatch):
@@ -24,8 +24,9 @@ def test_env_rendezvous_listens_on_loopback_only(monkeypatch):
         t = torch.ones(3)
         dist.all_reduce(t)
         assert t.tolist() == [1.0, 1.0, 1.0]
-        mine = [c for c in psutil.net_connections(kind="inet")
-                if c.pid == os.getpid() and c.status == psutil.CONN_LISTEN]
+        mine = [
+            c for c in psutil.net_connections(kind="inet") if c.pid == os.getpid() and c.status == psutil.CONN_LISTEN
+        ]
         assert port in {c.laddr.port for c in mine}
         assert {c.laddr.ip for c in mine} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, mine
     finally:

@@ -1,21 +1,26 @@
 """What the manifest readers see after a writer was killed."""
 
 import numpy as np
+from conftest import encode
 
-from shards.format import ImageInfo, Sample, Target
 from shards.commit import finished_shards
-from shards.manifest import (DATASET_JSON, done_images, read_dataset_json, read_manifest,
-                             write_json_atomic)
+from shards.format import ImageInfo, Sample, Target
+from shards.manifest import DATASET_JSON, done_images, read_dataset_json, read_manifest, write_json_atomic
 from shards.rle import mask_to_rle
 from shards.writer import ShardWriter
-from conftest import encode
 
 
 def _sample(i: int) -> Sample:
     rgb = np.full((8, 8, 3), i, np.uint8)
     sha = f"{i:064x}"
-    t = Target(["the block"], mask_to_rle(np.ones((8, 8), bool)), "auto", "instance", "auto/x",
-               provenance={"engine_version": "v1"})
+    t = Target(
+        ["the block"],
+        mask_to_rle(np.ones((8, 8), bool)),
+        "auto",
+        "instance",
+        "auto/x",
+        provenance={"engine_version": "v1"},
+    )
     return Sample(f"k{i}", ImageInfo(str(i), 8, 8, sha, "x"), encode(rgb), "png", [t])
 
 

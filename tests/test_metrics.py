@@ -89,11 +89,13 @@ def test_all_empty_batch():
 
 
 def test_gres_hand_computed():
-    preds = [m([[1, 1], [0, 0]]),   # target, I 1 U 2 -> 0.5, predicted non-empty
-             m([[0, 0], [0, 0]]),   # target, predicted empty: I 0 U 4 -> 0
-             m([[0, 0], [0, 0]]),   # no-target (None), predicted empty -> 1
-             m([[1, 0], [0, 0]]),   # no-target (empty array), one pixel predicted -> 0, U += 1
-             np.zeros((3, 3))]      # no-target (None), float map all 0 -> empty -> 1
+    preds = [
+        m([[1, 1], [0, 0]]),  # target, I 1 U 2 -> 0.5, predicted non-empty
+        m([[0, 0], [0, 0]]),  # target, predicted empty: I 0 U 4 -> 0
+        m([[0, 0], [0, 0]]),  # no-target (None), predicted empty -> 1
+        m([[1, 0], [0, 0]]),  # no-target (empty array), one pixel predicted -> 0, U += 1
+        np.zeros((3, 3)),
+    ]  # no-target (None), float map all 0 -> empty -> 1
     gts = [m([[1, 0], [0, 0]]), m([[1, 1], [1, 1]]), None, m([[0, 0], [0, 0]]), None]
     g = gres_metrics(preds, gts)
     assert g["gIoU"] == pytest.approx((0.5 + 0 + 1 + 0 + 1) / 5)
@@ -131,8 +133,12 @@ def _gres_reference(preds, gts):
             acc_iou += inter / union
             acc_i += inter
             acc_u += union
-    return {"gIoU": acc_iou / len(preds), "cIoU": acc_i / acc_u,
-            "N-acc": nt["TP"] / (nt["TP"] + nt["FN"]), "T-acc": nt["TN"] / (nt["TN"] + nt["FP"])}
+    return {
+        "gIoU": acc_iou / len(preds),
+        "cIoU": acc_i / acc_u,
+        "N-acc": nt["TP"] / (nt["TP"] + nt["FN"]),
+        "T-acc": nt["TN"] / (nt["TN"] + nt["FP"]),
+    }
 
 
 def test_gres_agrees_with_rela_style_loop(rng):
@@ -170,10 +176,12 @@ def test_part_metrics_hand_computed():
 
 
 def test_semantic_accumulates_per_class():
-    preds = [m([[1, 1], [0, 0]]),            # cat: I 1 U 2
-             m([[1, 0], [0, 0]]),            # dog: I 1 U 1
-             m([[1, 1, 0], [1, 1, 0], [0, 0, 0]]),  # cat: I 4 U 4
-             m([[0, 0], [0, 0]])]            # sky: absent and not predicted -> U 0, excluded
+    preds = [
+        m([[1, 1], [0, 0]]),  # cat: I 1 U 2
+        m([[1, 0], [0, 0]]),  # dog: I 1 U 1
+        m([[1, 1, 0], [1, 1, 0], [0, 0, 0]]),  # cat: I 4 U 4
+        m([[0, 0], [0, 0]]),
+    ]  # sky: absent and not predicted -> U 0, excluded
     gts = [m([[1, 0], [0, 0]]), m([[1, 0], [0, 0]]), m([[1, 1, 0], [1, 1, 0], [0, 0, 0]]), None]
     classes = ["cat", "dog", "cat", "sky"]
     per_class = semantic_per_class_iou(preds, gts, classes)
@@ -232,8 +240,12 @@ def _pysod(preds_u8, gts, normalize=True):
             args = (p / 255.0, g)
         for metric in (fm, fm2, mae, sm):
             metric.step(*args, normalize=normalize)
-    return {"MAE": mae.get_results()["mae"], "maxF": fm.get_results()["fm"]["curve"].max(),
-            "maxF (FmeasureV2)": fm2.get_results()["f"]["dynamic"].max(), "S-measure": sm.get_results()["sm"]}
+    return {
+        "MAE": mae.get_results()["mae"],
+        "maxF": fm.get_results()["fm"]["curve"].max(),
+        "maxF (FmeasureV2)": fm2.get_results()["f"]["dynamic"].max(),
+        "S-measure": sm.get_results()["sm"],
+    }
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -248,7 +260,7 @@ def test_sod_agrees_with_pysodmetrics(rng, normalize):
             g[:] = True  # all foreground
         elif i % 5 != 0:  # i % 5 == 0 stays all background
             y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
-            g[y: y + h // 2, x: x + w // 2] = True
+            g[y : y + h // 2, x : x + w // 2] = True
             p[g] = np.maximum(p[g], rng.integers(0, 256, int(g.sum()))).astype(np.uint8)
         preds.append(p)
         gts.append(g)
@@ -282,8 +294,11 @@ def test_errors(name):
         f([PRED_A, PRED_B], [GT_A])
     with pytest.raises(ValueError, match="empty lists"):
         f([], [])
-    with pytest.raises(ValueError, match=r"sample 1: prediction shape \(2, 2\) differs from ground truth "
-                                         r"shape \(3, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"sample 1: prediction shape \(2, 2\) differs from ground truth "
+        r"shape \(3, 2\)",
+    ):
         f([PRED_A, PRED_B], [GT_A, np.zeros((3, 2), bool)])
     with pytest.raises(ValueError, match="2-D"):
         f([np.zeros((2, 2, 1), bool)], [np.zeros((2, 2), bool)])

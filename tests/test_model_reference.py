@@ -14,8 +14,9 @@ def test_clip_text_matches_open_clip():
     # OpenAI's weights use QuickGELU; open_clip's plain "ViT-B-16" config uses GELU
     ref = open_clip.create_model("ViT-B-16-quickgelu", pretrained=None).eval()
     ours = create_text_encoder("clip-b16").eval()
-    ours.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.startswith("visual.")
-                          and k != "attn_mask"}, strict=True)
+    ours.load_state_dict(
+        {k: v for k, v in ref.state_dict().items() if not k.startswith("visual.") and k != "attn_mask"}, strict=True
+    )
     ids = ClipTokenizer(17)(["a man in a red shirt", "the zebra on the far left of the picture next to a tree", ""])
     seen = {}
     ref.ln_final.register_forward_hook(lambda m, i, o: seen.__setitem__("words", o))
@@ -37,8 +38,9 @@ def _to_hf_names(sd: dict) -> dict:
         n = k.replace("patch_embed.proj", "embeddings.patch_embeddings.projection")
         n = n.replace("patch_embed.norm", "embeddings.norm").replace("norm1", "layernorm_before")
         n = n.replace("norm2", "layernorm_after").replace("attn.proj", "attention.o_proj")
-        n = n.replace("attn.relative_position_bias_table",
-                      "attention.relative_position_bias.relative_position_bias_table")
+        n = n.replace(
+            "attn.relative_position_bias_table", "attention.relative_position_bias.relative_position_bias_table"
+        )
         n = ("swin.encoder." if n.startswith("layers.") else "swin.") + n
         if "attn.qkv" in n:
             for part, t in zip("qkv", v.chunk(3, 0)):
@@ -56,8 +58,13 @@ def test_swin_matches_transformers_swin_backbone():
     for p in ours.parameters():  # non-trivial norms, biases and relative-position tables
         if p.dim() < 2:
             p.data.normal_(0, 0.2)
-    cfg = transformers.SwinConfig(embed_dim=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], window_size=7,
-                                  out_features=["stage1", "stage2", "stage3", "stage4"])
+    cfg = transformers.SwinConfig(
+        embed_dim=16,
+        depths=[2, 2, 2, 2],
+        num_heads=[1, 2, 4, 8],
+        window_size=7,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
     ref = transformers.SwinBackbone(cfg).eval()
     missing, unexpected = ref.load_state_dict(_to_hf_names(ours.state_dict()), strict=False)
     assert unexpected == [] and set(missing) == {"swin.layernorm.weight", "swin.layernorm.bias"}

@@ -4,11 +4,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from eval_fixtures import H, W, box, write_split
 from PIL import Image
 
-from eval_fixtures import H, W, box, write_split
-from unilseg.eval.overlays import (GT_COLOR, PRED_COLOR, best_and_worst, draw_prediction, sheet_size,
-                                   write_best_worst)
+from unilseg.eval.overlays import GT_COLOR, PRED_COLOR, best_and_worst, draw_prediction, sheet_size, write_best_worst
 
 
 def test_best_and_worst_are_disjoint_and_ordered():
@@ -35,10 +34,13 @@ def test_prediction_red_ground_truth_green():
 
 def test_sheet_has_a_best_row_and_a_worst_row(tmp_path):
     gts = write_split(tmp_path / "s")
-    items = [SimpleNamespace(id=tid, key=tid.rsplit("_", 1)[0], iou=i / 10, task="res", text=f"text {i}",
-                             gt=m) for i, (tid, m) in enumerate(gts.items())]
-    info = write_best_worst(tmp_path / "s", items, tmp_path / "sheet.png", 2,
-                            lambda it: np.zeros((H, W), bool), lambda it: it.gt)
+    items = [
+        SimpleNamespace(id=tid, key=tid.rsplit("_", 1)[0], iou=i / 10, task="res", text=f"text {i}", gt=m)
+        for i, (tid, m) in enumerate(gts.items())
+    ]
+    info = write_best_worst(
+        tmp_path / "s", items, tmp_path / "sheet.png", 2, lambda it: np.zeros((H, W), bool), lambda it: it.gt
+    )
     sheet = Image.open(tmp_path / "sheet.png")
     assert sheet.size == sheet_size(2, 2, 2) == (448, 2 * (224 + 72)) == (info["width"], info["height"])
     assert info["best"] == [items[5].id, items[4].id] and info["worst"] == [items[0].id, items[1].id]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
+
 from tests.flow_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,8 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
 
     jobs = ray._private.worker.global_worker.gcs_client.get_all_job_info()  # what the dashboard's Jobs page lists
     assert [j.config.metadata["job_name"].split(": flow run ")[0] for j in jobs.values()] == [
-        "annotate-and-train/(no deployment)"]
+        "annotate-and-train/(no deployment)"
+    ]
     before = _mtimes(cfg.run_dir)
     ckpt = cfg.run_dir / "train" / "latest.pt"
     ckpt_mtime = ckpt.stat().st_mtime_ns
@@ -76,8 +77,15 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
 
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
-    assert {"counts-synth", "counts-auto", "eval-synth", "files-results-t", "loss-train", "metrics-synth",
-            "overlays-synth"} <= keys
+    assert {
+        "counts-synth",
+        "counts-auto",
+        "eval-synth",
+        "files-results-t",
+        "loss-train",
+        "metrics-synth",
+        "overlays-synth",
+    } <= keys
     with get_client(sync_client=True) as client:
         arts = {a.key: a for a in client.read_artifacts()}
     assert arts["loss-train"].type == "markdown" and "](data:image/png;base64," in arts["loss-train"].data
@@ -112,8 +120,9 @@ def test_end_to_end_with_data_and_runs_on_s3(harness, tmp_path, s3_options, monk
     monkeypatch.chdir(tmp_path / "cwd")
     monkeypatch.setenv("UNILSEG_CACHE_DIR", str(tmp_path / "cache"))
     project = {d: _local_tree(PROJECT_ROOT / d) for d in ("data", "runs")}
-    cfg = tiny_config(tmp_path).model_copy(update={
-        "data_root": f"{bucket}/data", "runs_root": f"{bucket}/runs", "storage_options": Secret(options)})
+    cfg = tiny_config(tmp_path).model_copy(
+        update={"data_root": f"{bucket}/data", "runs_root": f"{bucket}/runs", "storage_options": Secret(options)}
+    )
     assert secret not in repr(cfg) and secret not in cfg.model_dump_json()
     try:
         result = annotate_and_train(config=cfg)
@@ -124,10 +133,18 @@ def test_end_to_end_with_data_and_runs_on_s3(harness, tmp_path, s3_options, monk
         fs, _ = storage.filesystem(bucket, options)
         objects = sorted(fs.find(bucket.removeprefix("s3://")))
         names = {o.split("/", 1)[1] for o in objects}
-        for want in ("data/auto/train/dataset.json", "data/synth/train/dataset.json", "data/synth/val/dataset.json",
-                     "runs/t/train/latest.pt", "runs/t/train/metrics.jsonl", "runs/t/eval/synth/metrics.json",
-                     "runs/t/eval/synth/report.md", "runs/t/eval/synth/overlays.png", "runs/t/stages/train.json",
-                     "runs/t/stages/evaluate.json"):
+        for want in (
+            "data/auto/train/dataset.json",
+            "data/synth/train/dataset.json",
+            "data/synth/val/dataset.json",
+            "runs/t/train/latest.pt",
+            "runs/t/train/metrics.jsonl",
+            "runs/t/eval/synth/metrics.json",
+            "runs/t/eval/synth/report.md",
+            "runs/t/eval/synth/overlays.png",
+            "runs/t/stages/train.json",
+            "runs/t/stages/evaluate.json",
+        ):
             assert want in names, (want, names)
         assert any(n.startswith("runs/t/train/train/checkpoint_") for n in names)  # Ray Train's own state
         assert any(n.startswith("runs/t/previews/") and n.endswith(".png") for n in names)

@@ -5,8 +5,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from unilseg.checkpoint import save_checkpoint
 from cli import main
+from unilseg.checkpoint import save_checkpoint
 from unilseg.model import build_model, predict
 
 
@@ -34,11 +34,14 @@ def test_predict_errors_are_clear(tmp_path):
     torch.save({"state_dict": {}}, weights)
     img = tmp_path / "img.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
-    res = CliRunner().invoke(main, ["predict", "--checkpoint", str(weights), str(tmp_path / "not.png"), "x",
-                                    "--out", str(tmp_path / "m.png")])
+    res = CliRunner().invoke(
+        main,
+        ["predict", "--checkpoint", str(weights), str(tmp_path / "not.png"), "x", "--out", str(tmp_path / "m.png")],
+    )
     assert res.exit_code != 0 and "not a readable image" in res.output
-    res = CliRunner().invoke(main, ["predict", "--checkpoint", str(weights), str(img), "x", "--out",
-                                    str(tmp_path / "m.png")])
+    res = CliRunner().invoke(
+        main, ["predict", "--checkpoint", str(weights), str(img), "x", "--out", str(tmp_path / "m.png")]
+    )
     assert res.exit_code != 0 and "--preset unilseg-swin-b" in res.output
 
 
@@ -59,8 +62,22 @@ def test_predict_follows_exif_orientation_of_a_phone_photo(tmp_path):
     shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "phone.jpg")).convert("RGB"))
     assert shown.shape == (40, 24, 3) and shown[5, 12, 0] > 200 and shown[35, 12, 0] < 60  # as a viewer shows it
     out, over = tmp_path / "mask.png", tmp_path / "over.png"
-    res = CliRunner().invoke(main, ["predict", "--checkpoint", str(ckpt), str(tmp_path / "phone.jpg"), "the red half",
-                                    "--out", str(out), "--overlay", str(over), "--threshold", "0.5"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            "--checkpoint",
+            str(ckpt),
+            str(tmp_path / "phone.jpg"),
+            "the red half",
+            "--out",
+            str(out),
+            "--overlay",
+            str(over),
+            "--threshold",
+            "0.5",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "(24x40," in res.output
     mask = np.asarray(Image.open(out)) > 0
@@ -75,8 +92,10 @@ def test_empty_or_blank_expression_is_a_one_line_error(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
     for text in ("", "   ", "\t\n"):
         # the checkpoint does not exist: the expression is refused before anything is loaded
-        res = CliRunner().invoke(main, ["predict", "--checkpoint", str(tmp_path / "none.pt"), str(img), text,
-                                        "--out", str(tmp_path / "m.png")])
+        res = CliRunner().invoke(
+            main,
+            ["predict", "--checkpoint", str(tmp_path / "none.pt"), str(img), text, "--out", str(tmp_path / "m.png")],
+        )
         lines = res.output.strip().splitlines()
         assert res.exit_code == 1 and len(lines) == 1 and "empty or non-string expression" in lines[0], res.output
     assert not (tmp_path / "m.png").exists()
@@ -91,8 +110,10 @@ def test_a_preset_beside_our_checkpoint_is_checked_not_dropped(tmp_path):
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(img)
 
     def run(*preset):
-        return CliRunner().invoke(main, ["predict", "--checkpoint", str(ckpt), str(img), "the square", "--out",
-                                         str(tmp_path / "m.png"), *preset])
+        return CliRunner().invoke(
+            main,
+            ["predict", "--checkpoint", str(ckpt), str(img), "the square", "--out", str(tmp_path / "m.png"), *preset],
+        )
 
     res = run("--preset", "no-such-preset")
     lines = res.output.strip().splitlines()

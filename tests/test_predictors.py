@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from eval_fixtures import H, W, box
 from PIL import Image
 
-from eval_fixtures import H, W, box
 from unilseg.eval.predictors import EvalError, PngPredictor, read_prediction_png
 
 

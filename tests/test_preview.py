@@ -1,14 +1,15 @@
 import numpy as np
 from PIL import Image
-
 from shard_fixtures import make_sample
+
 from shards.preview import overlay, preview_split
 from shards.writer import ShardWriter
 
 
 def test_overlay_colours_only_the_mask():
     rgb = np.zeros((4, 4, 3), np.uint8)
-    m = np.zeros((4, 4), bool); m[1:3, 1:3] = True
+    m = np.zeros((4, 4), bool)
+    m[1:3, 1:3] = True
     out = overlay(rgb, m, (200, 0, 0))
     assert out[m][:, 0].min() > 0 and out[~m].max() == 0
 

@@ -86,8 +86,11 @@ def _owner(tmp_path, hold: str, guard: str):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", OWNER.format(path=sys.path), str(tmp_path), hold, guard],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", OWNER.format(path=sys.path), str(tmp_path), hold, guard],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     grandchild, reaper = map(int, proc.stdout.readline().split())
     return proc, grandchild, reaper
 
@@ -111,16 +114,23 @@ def test_the_reaper_kills_what_outlives_a_killed_owner(tmp_path):
     reaper, which then leaves. Without the reaper it would sleep on for ten minutes."""
     import os
     import signal
-
-    from common.processes import alive, writing_under
-
     import subprocess
     import sys
 
+    from common.processes import alive, writing_under
+
     proc, grandchild, reaper = _owner(tmp_path, "hold", "guard")
     # someone reading a log there (tail -f) is not part of what the owner started
-    reader = subprocess.Popen([sys.executable, "-c", "import sys, time; f = open(sys.argv[1]); print(1, flush=True); "
-                               "time.sleep(600)", str(tmp_path / "log")], stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; f = open(sys.argv[1]); print(1, flush=True); time.sleep(600)",
+            str(tmp_path / "log"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     reader.stdout.readline()
     try:
         assert alive(grandchild) and alive(reaper) and set(writing_under(str(tmp_path))) == {grandchild, proc.pid}

@@ -51,7 +51,7 @@ def _table_rows(text: str, header_start: str) -> list[list[str]]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([c.strip() for c in line.strip("|").split("|")])
@@ -77,9 +77,13 @@ def test_tables_match_reference_file():
             part, obj_part = (float(v) for v in cell.split(" / "))
             assert PUBLISHED[b][method] == {"mIoU_part": part, "mIoU_object_part": obj_part}
     # the prose lines: UniRES oIoU and mIoU, LAVT and CRIS mIoU
-    for label, method, metric in [("classic RES: oIoU", "UniRES", "oIoU"), ("\nmIoU", "UniRES", "mIoU"),
-                                  ("LAVT mIoU", "LAVT", "mIoU"), ("CRIS mIoU", "CRIS", "mIoU")]:
-        tail = text[text.index(label) + len(label):]
+    for label, method, metric in [
+        ("classic RES: oIoU", "UniRES", "oIoU"),
+        ("\nmIoU", "UniRES", "mIoU"),
+        ("LAVT mIoU", "LAVT", "mIoU"),
+        ("CRIS mIoU", "CRIS", "mIoU"),
+    ]:
+        tail = text[text.index(label) + len(label) :]
         values = re.findall(r"\d+\.\d+", tail)[:8]
         assert [PUBLISHED[b][method][metric] for b in RES_BENCHMARKS] == [float(v) for v in values], label
 
@@ -106,8 +110,9 @@ def test_render_keeps_printed_decimals_and_marks_undefined():
     md = render_comparison("RefCOCOg val", None)
     assert "| ReLA (GRES) | Swin-B | 65.00 | — |" in md  # printed as 65.00, not 65
     assert "**ours**" not in md and "- Ours" not in md
-    md = render_comparison("RefCOCOm testB", {"mIoU_part": float("nan"), "mIoU_object_part": 0.3},
-                           ours_name="tiny", title=False)
+    md = render_comparison(
+        "RefCOCOm testB", {"mIoU_part": float("nan"), "mIoU_object_part": 0.3}, ours_name="tiny", title=False
+    )
     assert not md.startswith("###")
     assert "| **tiny** | | n/a | 30.00 |" in md
     assert "| UniRES | — | 25.2 | 41.7 |" in md

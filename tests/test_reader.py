@@ -7,8 +7,8 @@ import tarfile
 import numpy as np
 import pytest
 import webdataset as wds
-
 from shard_fixtures import extra_member, make_sample, rewrite_shard
+
 from common.errors import ShardError
 from shards.reader import ChecksumError, ShardReader
 from shards.writer import ShardWriter
@@ -52,8 +52,14 @@ def _tar_of_every_kind(path, fmt):
     """A tar of valid samples (KEY.json + KEY.jpg|png) of many sizes, incl. keys over tar's
     100 characters where the format can hold them (GNU L record or PAX path)."""
     long_key = "k" * 130
-    files = {"a.json": b"{}", "a.png": b"", "k512.json": b"[]", "k512.png": bytes(range(256)) * 2,
-             "big.json": b"{}", "big.jpg": os.urandom(3000)}
+    files = {
+        "a.json": b"{}",
+        "a.png": b"",
+        "k512.json": b"[]",
+        "k512.png": bytes(range(256)) * 2,
+        "big.json": b"{}",
+        "big.jpg": os.urandom(3000),
+    }
     if fmt != tarfile.USTAR_FORMAT:
         files.update({long_key + ".json": b"{}", long_key + ".png": b"long"})
     with tarfile.open(path, "w", format=fmt) as tf:
@@ -94,8 +100,11 @@ def test_raw_records_equal_webdatasets(tmp_path):
 def test_non_regular_members_are_refused(tmp_path):
     from shards.reader import _TarMembers
 
-    for kind, what in [(tarfile.DIRTYPE, "is a directory"), (tarfile.LNKTYPE, "is a hard link"),
-                       (tarfile.FIFOTYPE, "is a FIFO")]:
+    for kind, what in [
+        (tarfile.DIRTYPE, "is a directory"),
+        (tarfile.LNKTYPE, "is a hard link"),
+        (tarfile.FIFOTYPE, "is a FIFO"),
+    ]:
         path = tmp_path / "t.tar"
         with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
             info = tarfile.TarInfo("k.png")
@@ -107,17 +116,23 @@ def test_non_regular_members_are_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- damaged shards (issue 16)
 
-@pytest.mark.parametrize("edit, problem", [
-    (extra_member("k0.png", kind=tarfile.SYMTYPE, target="/etc/passwd"), "member 'k0.png' is a symlink"),
-    (extra_member("/abs.json"), "member '/abs.json' has an absolute name"),
-    (extra_member("../up.json"), "member '../up.json' has a '..' in its name"),
-    (extra_member("dir/key.json"), "member 'dir/key.json' has a '/' in its key"),
-    (extra_member("odd.name.json"), "member 'odd.name.json' is not KEY.jpg, KEY.png or KEY.json"),
-])
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (extra_member("k0.png", kind=tarfile.SYMTYPE, target="/etc/passwd"), "member 'k0.png' is a symlink"),
+        (extra_member("/abs.json"), "member '/abs.json' has an absolute name"),
+        (extra_member("../up.json"), "member '../up.json' has a '..' in its name"),
+        (extra_member("dir/key.json"), "member 'dir/key.json' has a '/' in its key"),
+        (extra_member("odd.name.json"), "member 'odd.name.json' is not KEY.jpg, KEY.png or KEY.json"),
+    ],
+)
 def test_readers_refuse_odd_members(split, edit, problem):
     rewrite_shard(split, "shard-000001.tar", edit)  # checksum recomputed: only the member check can tell
-    for read in (lambda: list(ShardReader(split).samples(decode_images=False)),
-                 lambda: list(ShardReader(split, check_checksums=False).raw())):
+    for read in (
+        lambda: list(ShardReader(split).samples(decode_images=False)),
+        lambda: list(ShardReader(split, check_checksums=False).raw()),
+    ):
         with pytest.raises(ShardError, match="shard-000001.tar: " + re.escape(problem)):
             read()
 
@@ -135,8 +150,11 @@ def test_damaged_shards_raise_one_shard_error(split):
     data = shard.read_bytes()
     with tarfile.open(shard) as tf:
         boundary = tf.getmembers()[1].offset  # the second member's header: the first one is whole
-    cases = [(data[:1536], "truncated: unexpected end of data"), (data[:100] + b"x" + data[101:], "bad header checksum"),
-             (data[:boundary], "truncated: ends without the end-of-archive marker")]
+    cases = [
+        (data[:1536], "truncated: unexpected end of data"),
+        (data[:100] + b"x" + data[101:], "bad header checksum"),
+        (data[:boundary], "truncated: ends without the end-of-archive marker"),
+    ]
     for damaged, problem in cases:
         shard.write_bytes(damaged)
         for check in (True, False):

@@ -3,12 +3,19 @@ import pickle
 
 import numpy as np
 import pytest
+from converter_fixtures import (
+    box_mask,
+    box_polygon,
+    compressed_rle,
+    polygon_mask,
+    read_quarantine,
+    write_image,
+    write_json,
+)
 
-from converter_fixtures import (box_mask, box_polygon, compressed_rle, polygon_mask, read_quarantine, write_image,
-                                write_json)
 from shards.converters import ConvertError
-from shards.converters.refer import split_matches
 from shards.converters.convert import convert
+from shards.converters.refer import split_matches
 from shards.converters.safe_pickle import UnsafePickleError
 from shards.reader import ShardReader
 
@@ -17,9 +24,16 @@ H, W = 24, 32
 
 def _ref(ref_id, ann_id, image_id, split, *sents, cat=1):
     sentences = [{"tokens": s.split(), "raw": s, "sent_id": ref_id * 10 + i, "sent": s} for i, s in enumerate(sents)]
-    return {"ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "split": split, "sentences": sentences,
-            "category_id": cat, "sent_ids": [s["sent_id"] for s in sentences],
-            "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg"}
+    return {
+        "ref_id": ref_id,
+        "ann_id": ann_id,
+        "image_id": image_id,
+        "split": split,
+        "sentences": sentences,
+        "category_id": cat,
+        "sent_ids": [s["sent_id"] for s in sentences],
+        "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
+    }
 
 
 def _refer_fixture(root, refs, annotations, image_ids=(1, 2, 3), missing=()):
@@ -28,8 +42,17 @@ def _refer_fixture(root, refs, annotations, image_ids=(1, 2, 3), missing=()):
     src.mkdir(parents=True)
     (src / "refs(unc).p").write_bytes(pickle.dumps(refs, protocol=2))
     images = [{"id": i, "file_name": f"COCO_train2014_{i:012d}.jpg", "width": W, "height": H} for i in image_ids]
-    write_json(src / "instances.json", {"images": images, "annotations": annotations, "categories": [
-        {"id": 1, "name": "person", "supercategory": "person"}, {"id": 18, "name": "dog", "supercategory": "animal"}]})
+    write_json(
+        src / "instances.json",
+        {
+            "images": images,
+            "annotations": annotations,
+            "categories": [
+                {"id": 1, "name": "person", "supercategory": "person"},
+                {"id": 18, "name": "dog", "supercategory": "animal"},
+            ],
+        },
+    )
     for im in images:
         if im["id"] not in missing:
             write_image(root / "images/mscoco/images/train2014" / im["file_name"], H, W, im["id"])
@@ -37,18 +60,34 @@ def _refer_fixture(root, refs, annotations, image_ids=(1, 2, 3), missing=()):
 
 
 def _ann(ann_id, image_id, segm, cat=1):
-    return {"id": ann_id, "image_id": image_id, "category_id": cat, "segmentation": segm, "iscrowd": 0,
-            "area": 1.0, "bbox": [0, 0, 1, 1]}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": cat,
+        "segmentation": segm,
+        "iscrowd": 0,
+        "area": 1.0,
+        "bbox": [0, 0, 1, 1],
+    }
 
 
 def test_refcoco_layout(tmp_path):
     poly = box_polygon(2, 3, 12, 15)
     dog = box_mask(H, W, 20, 5, 30, 20)
-    anns = [_ann(101, 1, poly), _ann(102, 1, compressed_rle(dog), cat=18), _ann(103, 2, box_polygon(0, 0, 5, 5)),
-            _ann(104, 2, box_polygon(6, 6, 20, 20)), _ann(105, 3, box_polygon(1, 1, 9, 9))]
-    refs = [_ref(1, 101, 1, "train", "man on left", "guy in red", "man on left"),
-            _ref(2, 102, 1, "train", "dog", cat=18),
-            _ref(3, 103, 2, "testA", "woman"), _ref(4, 104, 2, "testB", "the lamp"), _ref(5, 105, 3, "val", "kid")]
+    anns = [
+        _ann(101, 1, poly),
+        _ann(102, 1, compressed_rle(dog), cat=18),
+        _ann(103, 2, box_polygon(0, 0, 5, 5)),
+        _ann(104, 2, box_polygon(6, 6, 20, 20)),
+        _ann(105, 3, box_polygon(1, 1, 9, 9)),
+    ]
+    refs = [
+        _ref(1, 101, 1, "train", "man on left", "guy in red", "man on left"),
+        _ref(2, 102, 1, "train", "dog", cat=18),
+        _ref(3, 103, 2, "testA", "woman"),
+        _ref(4, 104, 2, "testB", "the lamp"),
+        _ref(5, 105, 3, "val", "kid"),
+    ]
     src = _refer_fixture(tmp_path / "data", refs, anns)
     out = tmp_path / "out"
     summary = convert("refcoco", src, out, "train", progress=False)
@@ -73,16 +112,26 @@ def test_refcoco_layout(tmp_path):
 
 def test_refcoco_bad_records(tmp_path):
     ok = box_polygon(2, 2, 10, 10)
-    anns = [_ann(201, 1, ok), _ann(202, 1, box_polygon(5, 5, 60, 10)),  # outside the 32x24 image
-            _ann(203, 1, [[1, 1, 2, 2]]),  # degenerate: 2 points
-            _ann(204, 1, ok, cat=99),  # unknown category
-            _ann(205, 1, {"size": [H + 1, W], "counts": compressed_rle(np.ones((H + 1, W), bool))["counts"]}),
-            _ann(206, 1, {"size": [H, W], "counts": "!!garbage"}),
-            _ann(207, 2, ok)]  # image 2 has no file
-    refs = [_ref(1, 201, 1, "train", "good one"), _ref(2, 202, 1, "train", "outside"),
-            _ref(3, 203, 1, "train", "degenerate"), _ref(4, 204, 1, "train", "unknown cat"),
-            _ref(5, 205, 1, "train", "wrong size"), _ref(6, 206, 1, "train", "garbage"),
-            _ref(7, 207, 2, "train", "no image"), _ref(8, 999, 1, "train", "no ann"), _ref(9, 201, 1, "train", " ")]
+    anns = [
+        _ann(201, 1, ok),
+        _ann(202, 1, box_polygon(5, 5, 60, 10)),  # outside the 32x24 image
+        _ann(203, 1, [[1, 1, 2, 2]]),  # degenerate: 2 points
+        _ann(204, 1, ok, cat=99),  # unknown category
+        _ann(205, 1, {"size": [H + 1, W], "counts": compressed_rle(np.ones((H + 1, W), bool))["counts"]}),
+        _ann(206, 1, {"size": [H, W], "counts": "!!garbage"}),
+        _ann(207, 2, ok),
+    ]  # image 2 has no file
+    refs = [
+        _ref(1, 201, 1, "train", "good one"),
+        _ref(2, 202, 1, "train", "outside"),
+        _ref(3, 203, 1, "train", "degenerate"),
+        _ref(4, 204, 1, "train", "unknown cat"),
+        _ref(5, 205, 1, "train", "wrong size"),
+        _ref(6, 206, 1, "train", "garbage"),
+        _ref(7, 207, 2, "train", "no image"),
+        _ref(8, 999, 1, "train", "no ann"),
+        _ref(9, 201, 1, "train", " "),
+    ]
     src = _refer_fixture(tmp_path / "data", refs, anns, image_ids=(1, 2), missing={2})
     summary = convert("refcoco", src, tmp_path / "out", "train", progress=False)
     assert summary["written"] == 1 and summary["quarantined"] == 8
@@ -109,8 +158,15 @@ def test_refcoco_options_and_errors(tmp_path):
         convert("refcoco", src, tmp_path / "o3", "testB", progress=False, split_by="unc")
     # explicit images folder
     os.rename(tmp_path / "data/images", tmp_path / "elsewhere")
-    convert("refcoco", src, tmp_path / "o4", "val", progress=False, split_by="unc",
-            images=str(tmp_path / "elsewhere/mscoco/images/train2014"))
+    convert(
+        "refcoco",
+        src,
+        tmp_path / "o4",
+        "val",
+        progress=False,
+        split_by="unc",
+        images=str(tmp_path / "elsewhere/mscoco/images/train2014"),
+    )
     assert len(list(ShardReader(tmp_path / "o4/val").samples())) == 1
 
 
@@ -128,8 +184,17 @@ def test_refcoco_refuses_malicious_refs(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("ref_split, wanted, expected", [
-    ("train", "train", True), ("testA", "testA", True), ("testAB", "testB", True), ("testB", "testA", False),
-    ("testA", "test", True), ("val", "test", False), ("train", "val", False)])
+@pytest.mark.parametrize(
+    "ref_split, wanted, expected",
+    [
+        ("train", "train", True),
+        ("testA", "testA", True),
+        ("testAB", "testB", True),
+        ("testB", "testA", False),
+        ("testA", "test", True),
+        ("val", "test", False),
+        ("train", "val", False),
+    ],
+)
 def test_split_matches_refer(ref_split, wanted, expected):
     assert split_matches(ref_split, wanted) is expected

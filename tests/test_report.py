@@ -3,14 +3,18 @@
 import json
 
 import pytest
-
 from eval_fixtures import box, save_png, write_split
-from unilseg.eval.metrics import METRIC_CONVENTIONS
-from unilseg.eval.report import parse_benchmark, render_table, resolve_benchmark, LAYOUTS
-from unilseg.eval.evaluate import evaluate
 
-REFCOCO_SPEC = [[("res", "instance", ["the left box", "the box on the left"], box(2, 12, 2, 12)),
-                 ("res", "instance", ["the right box"], box(4, 20, 16, 30))]]
+from unilseg.eval.evaluate import evaluate
+from unilseg.eval.metrics import METRIC_CONVENTIONS
+from unilseg.eval.report import LAYOUTS, parse_benchmark, render_table, resolve_benchmark
+
+REFCOCO_SPEC = [
+    [
+        ("res", "instance", ["the left box", "the box on the left"], box(2, 12, 2, 12)),
+        ("res", "instance", ["the right box"], box(4, 20, 16, 30)),
+    ]
+]
 
 
 def test_parse_benchmark_accepts_slugs_and_names():
@@ -55,8 +59,12 @@ def _eval(root, out, **kw):
 
 def test_published_rows_beside_ours_when_every_expression_is_scored(refcoco_like, tmp_path):
     doc, report = _eval(refcoco_like, tmp_path, texts="all")
-    assert doc["benchmark"] == {"name": "RefCOCO val", "how": "inferred from the targets' source 'refcoco(unc)' "
-                                "and the split name 'val'", "compared": True, "not_compared": []}
+    assert doc["benchmark"] == {
+        "name": "RefCOCO val",
+        "how": "inferred from the targets' source 'refcoco(unc)' and the split name 'val'",
+        "compared": True,
+        "not_compared": [],
+    }
     assert "### RefCOCO val" in report and "| UniLSeg-20 | Swin-B | 80.52 |" in report
     assert "| LISA |" in report and "| PolyFormer |" in report and "| ReLA (GRES) |" in report
     # ours: oIoU = (100 + 50 + 224) / (100 + 100 + 224), mIoU = 2.5 / 3, in percent
@@ -76,8 +84,16 @@ def test_no_comparison_on_a_different_set(refcoco_like, tmp_path):
 
 
 def test_tables_carry_every_convention_and_format_nan():
-    text = render_table(LAYOUTS["gres"], [("x/val (gres)", {"cIoU": 0.5, "gIoU": 0.25, "N-acc": float("nan"),
-                                                           "T-acc": 1.0, "n_no_target": 0.0, "n": 4.0})], 0.35)
+    text = render_table(
+        LAYOUTS["gres"],
+        [
+            (
+                "x/val (gres)",
+                {"cIoU": 0.5, "gIoU": 0.25, "N-acc": float("nan"), "T-acc": 1.0, "n_no_target": 0.0, "n": 4.0},
+            )
+        ],
+        0.35,
+    )
     assert "| x/val (gres) | 50.00 | 25.00 | n/a | 100.00 | 0 | 4 |" in text
     for key in ("cIoU", "gIoU", "N-acc", "T-acc"):
         assert METRIC_CONVENTIONS[key] in text

@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
-from shards.rle import (RLEError, coco_segmentation_to_rle, mask_to_rle, merge_rles, polygons_to_rle, rle_area,
-                        rle_to_mask, validate_rle)
+from shards.rle import (
+    RLEError,
+    coco_segmentation_to_rle,
+    mask_to_rle,
+    merge_rles,
+    polygons_to_rle,
+    rle_area,
+    rle_to_mask,
+    validate_rle,
+)
 
 
 def test_round_trip_is_bit_identical(rng):
@@ -50,8 +58,10 @@ def test_polygons_and_uncompressed_rle():
 
 
 def test_merge_is_union():
-    a = np.zeros((6, 6), bool); a[:2] = True
-    b = np.zeros((6, 6), bool); b[4:] = True
+    a = np.zeros((6, 6), bool)
+    a[:2] = True
+    b = np.zeros((6, 6), bool)
+    b[4:] = True
     assert np.array_equal(rle_to_mask(merge_rles([mask_to_rle(a), mask_to_rle(b)])), a | b)
 
 
@@ -62,7 +72,8 @@ def test_validation_total_matches_pycocotools_on_many_masks(rng):
         h, w = rng.integers(1, 40, 2)
         m = rng.random((h, w)) > rng.random()
         if rng.random() < 0.5:  # long runs and large deltas
-            m = np.zeros((h, w), bool); m[: rng.integers(0, h + 1)] = True
+            m = np.zeros((h, w), bool)
+            m[: rng.integers(0, h + 1)] = True
         assert _compressed_total(mask_to_rle(m)["counts"]) == h * w
 
 
@@ -129,10 +140,13 @@ def test_encoded_rles_skip_decoding_only_while_unchanged(rng, monkeypatch):
     import shards.rle as rle_mod
 
     m = rng.random((30, 40)) > 0.5
-    rles = [mask_to_rle(m), polygons_to_rle([[1, 1, 8, 1, 8, 8, 1, 8]], 30, 40),
-            merge_rles([mask_to_rle(m), mask_to_rle(~m)]),
-            coco_segmentation_to_rle(dict(mask_to_rle(m)), 30, 40),
-            pickle.loads(pickle.dumps(mask_to_rle(m)))]
+    rles = [
+        mask_to_rle(m),
+        polygons_to_rle([[1, 1, 8, 1, 8, 8, 1, 8]], 30, 40),
+        merge_rles([mask_to_rle(m), mask_to_rle(~m)]),
+        coco_segmentation_to_rle(dict(mask_to_rle(m)), 30, 40),
+        pickle.loads(pickle.dumps(mask_to_rle(m))),
+    ]
     full = [rle_mod.validate_rle(dict(r)) for r in rles]  # plain dicts: decoded in full
     assert full[0] == full[3] == full[4] == int(m.sum()) and full[2] == 30 * 40
     monkeypatch.setattr(rle_mod, "_decode_runs", None)  # any decode now fails loudly

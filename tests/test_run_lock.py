@@ -8,12 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import pytest
 
 from common.processes import alive
-from unilseg.run_lock import WORKERS_LOCK, RunBusyError, driver_lock, lock_holders
+from unilseg.run_lock import WORKERS_LOCK, driver_lock, lock_holders
 
 HOLD_SHARED = """
 import fcntl, os, sys, time
@@ -37,10 +34,13 @@ time.sleep(120)
 
 def test_a_second_driver_on_the_same_run_fails_at_once(tmp_path):
     with driver_lock(tmp_path / "run"):
-        code = ("import sys; from unilseg.run_lock import driver_lock\n"
-                "try:\n    driver_lock(sys.argv[1]).__enter__()\nexcept Exception as e:\n    print(e)")
-        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
-                             timeout=60).stdout
+        code = (
+            "import sys; from unilseg.run_lock import driver_lock\n"
+            "try:\n    driver_lock(sys.argv[1]).__enter__()\nexcept Exception as e:\n    print(e)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True, timeout=60
+        ).stdout
         assert f"in use by another `unilseg train` (pid {os.getpid()})" in out
     with driver_lock(tmp_path / "run"):  # released: the next run takes it
         pass
@@ -49,8 +49,9 @@ def test_a_second_driver_on_the_same_run_fails_at_once(tmp_path):
 def test_driver_waits_out_then_stops_an_earlier_runs_worker(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    stale = subprocess.Popen([sys.executable, "-c", HOLD_SHARED, str(run / WORKERS_LOCK)], stdout=subprocess.PIPE,
-                             text=True)
+    stale = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SHARED, str(run / WORKERS_LOCK)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert stale.stdout.readline().strip() == "held"
         assert lock_holders(run / WORKERS_LOCK) == [stale.pid]

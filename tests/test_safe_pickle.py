@@ -20,8 +20,18 @@ class _Exploit:
 
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
 def test_plain_refs_load(protocol):
-    refs = [{"ref_id": 1, "ann_id": 7, "split": "testA", "sentences": [{"sent": "man on left", "tokens": ["man"]}],
-             "box": (1.5, 2.0), "ok": True, "none": None, "big": 2 ** 70}]
+    refs = [
+        {
+            "ref_id": 1,
+            "ann_id": 7,
+            "split": "testA",
+            "sentences": [{"sent": "man on left", "tokens": ["man"]}],
+            "box": (1.5, 2.0),
+            "ok": True,
+            "none": None,
+            "big": 2**70,
+        }
+    ]
     assert safe_loads(pickle.dumps(refs, protocol=protocol)) == refs
 
 
@@ -32,8 +42,15 @@ def _py2_str(b: bytes) -> bytes:
 def test_python2_byte_strings_become_str():
     # what Python 2 wrote for [{'sent': 'caf\xc3\xa9', 'raw': '\xe9t\xe9', u'ann_id': 3}]: str
     # values load as bytes under encoding="bytes"; keys and values are decoded (UTF-8, else Latin-1)
-    data = (b"\x80\x02]}(" + _py2_str(b"sent") + _py2_str(b"caf\xc3\xa9") + _py2_str(b"raw")
-            + _py2_str(b"\xe9t\xe9") + b"X\x06\x00\x00\x00ann_id" + b"K\x03ua.")
+    data = (
+        b"\x80\x02]}("
+        + _py2_str(b"sent")
+        + _py2_str(b"caf\xc3\xa9")
+        + _py2_str(b"raw")
+        + _py2_str(b"\xe9t\xe9")
+        + b"X\x06\x00\x00\x00ann_id"
+        + b"K\x03ua."
+    )
     assert safe_loads(data) == [{"sent": "café", "raw": "été", "ann_id": 3}]
 
 
@@ -75,8 +92,10 @@ def test_loading_restores_the_garbage_collector_state():
 
 
 def _refs(n):
-    return [{"ref_id": i, "split": ["train", "val"][i % 2], "sentences": [{"sent": f"thing {i}", "tokens": ["thing"]}]}
-            for i in range(n)]
+    return [
+        {"ref_id": i, "split": ["train", "val"][i % 2], "sentences": [{"sent": f"thing {i}", "tokens": ["thing"]}]}
+        for i in range(n)
+    ]
 
 
 def _item_by_item(path, items):
@@ -110,12 +129,17 @@ def test_streamed_list_falls_back_to_a_whole_load_when_items_share_objects(tmp_p
     from shards.converters.safe_pickle import safe_load_list
 
     shared = {"sent": "the same dict object in two refs"}
-    refs = [{"ref_id": 1, "split": "train", "s": shared}, {"ref_id": 2, "split": "val"},
-            {"ref_id": 3, "split": "train", "s": shared}]
+    refs = [
+        {"ref_id": 1, "split": "train", "s": shared},
+        {"ref_id": 2, "split": "val"},
+        {"ref_id": 3, "split": "train", "s": shared},
+    ]
     path = tmp_path / "refs.p"
     path.write_bytes(pickle.dumps(refs, protocol=2))  # the third ref points back at the first one's dict
     assert safe_load_list(path, lambda r: (r["ref_id"], r.get("s")) if r["split"] == "train" else None) == [
-        (1, shared), (3, shared)]
+        (1, shared),
+        (3, shared),
+    ]
 
 
 def test_streamed_list_keeps_the_restrictions_and_errors(tmp_path):

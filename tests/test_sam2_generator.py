@@ -7,10 +7,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from engine_fixtures import photo
 
 from annotation_engine.engine_config import engine_version, load_engine_config
 from annotation_engine.registry import MASK_GENERATORS
-from engine_fixtures import photo
 
 PARAMS = {"points_per_side": 3, "points_per_batch": 16, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
 
@@ -32,8 +32,11 @@ def test_tiny_generates_scored_masks(tiny):
     for p in props:
         assert p.mask.shape == rgb.shape[:2] and p.mask.dtype == bool
         assert set(p.scores) == {"predicted_iou", "stability_score"}
-    assert tiny.identity() == {"generator": "sam2", "generator_model": "sam2.1_hiera_t-tiny:random-seed0",
-                               "generator_version": "sam2-1.1.0"}
+    assert tiny.identity() == {
+        "generator": "sam2",
+        "generator_model": "sam2.1_hiera_t-tiny:random-seed0",
+        "generator_version": "sam2-1.1.0",
+    }
     assert tiny.model.image_size == 256
 
 
@@ -65,9 +68,13 @@ def test_sam2_needs_a_known_config_and_a_checkpoint(tmp_path):
         MASK_GENERATORS.build("sam2", config="sam2.1_hiera_x", checkpoint=str(tmp_path))
 
 
-SAM2_ENGINE = {"name": "sam2-tiny", "generator": {"name": "sam2-tiny", "params": PARAMS}, "max_side": 96,
-               "filters": {"min_area": 0.0, "max_area": 1.0, "max_targets": 4},
-               "resources": {"num_cpus": 1, "batch_size": 2, "inflight": 1}}
+SAM2_ENGINE = {
+    "name": "sam2-tiny",
+    "generator": {"name": "sam2-tiny", "params": PARAMS},
+    "max_side": 96,
+    "filters": {"min_area": 0.0, "max_area": 1.0, "max_targets": 4},
+    "resources": {"num_cpus": 1, "batch_size": 2, "inflight": 1},
+}
 
 
 def test_sam2_engine_version_differs_from_sam():
@@ -82,8 +89,8 @@ def test_sam2_end_to_end_through_ray_actors(tmp_path):
     from PIL import Image
 
     from annotation_engine.driver import annotate_images
-    from shards.reader import ShardReader
     from common.ray_runtime import ensure_ray
+    from shards.reader import ShardReader
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -70,8 +70,9 @@ def _thresholds(sam, image: np.ndarray, points_per_side: int, offset: float | No
     with torch.inference_mode():
         predictor.set_image(image)
         pts = torch.as_tensor(predictor.transform.apply_coords(build_point_grid(points_per_side) * [[w, h]], (h, w)))
-        logits, iou, low = predictor.predict_torch(pts[:, None, :], torch.ones(len(pts), 1, dtype=torch.int),
-                                                   multimask_output=True, return_logits=True)
+        logits, iou, low = predictor.predict_torch(
+            pts[:, None, :], torch.ones(len(pts), 1, dtype=torch.int), multimask_output=True, return_logits=True
+        )
         offset = float(low.abs().median()) if offset is None else offset
         stab = calculate_stability_score(logits.flatten(0, 1), 0.0, offset).numpy()
     iou = iou.flatten().numpy()
@@ -92,8 +93,9 @@ def _assert_same(stock: list[dict], ours: list) -> None:
         assert a["area"] == int(b.mask.sum()), i
         assert a["predicted_iou"] == b.predicted_iou, i
         # an empty mask has stability 0/0 = nan in both (kept when the threshold is 0)
-        assert a["stability_score"] == b.stability_score or np.isnan(a["stability_score"]) and np.isnan(
-            b.stability_score), i
+        assert (
+            a["stability_score"] == b.stability_score or np.isnan(a["stability_score"]) and np.isnan(b.stability_score)
+        ), i
         assert _xyxy(a["bbox"]) == [int(v) for v in b.box], i
         assert _xyxy(a["crop_box"]) == [int(v) for v in b.crop_box], i
         assert a["point_coords"] == [b.point_coords], i
@@ -126,8 +128,16 @@ def test_same_masks_as_segment_anything(sam, make, h, w, seed, pps, crops, min_a
 
     image = make(h, w, seed)
     iou_t, stab_t, _ = _thresholds(sam, image, pps)
-    params = dict(points_per_side=pps, points_per_batch=16, pred_iou_thresh=iou_t, stability_score_thresh=stab_t,
-                  box_nms_thresh=nms, crop_nms_thresh=nms, crop_n_layers=crops, min_mask_region_area=min_area)
+    params = dict(
+        points_per_side=pps,
+        points_per_batch=16,
+        pred_iou_thresh=iou_t,
+        stability_score_thresh=stab_t,
+        box_nms_thresh=nms,
+        crop_nms_thresh=nms,
+        crop_n_layers=crops,
+        min_mask_region_area=min_area,
+    )
     with torch.inference_mode():
         stock = SamAutomaticMaskGenerator(sam, **params).generate(image)
     ours = ExactMaskGenerator(sam, **params).generate(image)
@@ -140,8 +150,9 @@ def test_same_masks_as_segment_anything(sam, make, h, w, seed, pps, crops, min_a
 def test_batch_equals_one_by_one(sam):
     """generate_batch (CPU default: one encoder call per crop) == generate per image."""
     images = [_image(96, 128, 7), _image(80, 80, 8)]
-    gen = ExactMaskGenerator(sam, points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                             box_nms_thresh=1.0, crop_n_layers=1)
+    gen = ExactMaskGenerator(
+        sam, points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0, crop_n_layers=1
+    )
     batch = gen.generate_batch(images)
     for image, masks in zip(images, batch):
         one = gen.generate(image)
@@ -187,8 +198,9 @@ def test_shared_image_transformer_is_bit_identical_at_sams_decoder_size(threads)
 
     torch.manual_seed(0)
     t = TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8).eval()
-    pe = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
-                       mask_in_chans=16).get_dense_pe()
+    pe = PromptEncoder(
+        embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16
+    ).get_dense_pe()
     image, tokens = torch.randn(1, 256, 64, 64), torch.randn(5, 7, 256)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -251,8 +263,9 @@ def test_decoder_bit_identical_at_vit_b_size(vit_b, threads):
             points = np.random.default_rng(b + chunk).uniform(0, 1, (b, 2)) * [size[1], size[0]]
             with torch.inference_mode():
                 pts = torch.as_tensor(gen.predictor.transform.apply_coords(points, size))
-                sparse, dense = vit_b.prompt_encoder(points=(pts[:, None], torch.ones(b, 1, dtype=torch.int)),
-                                                     boxes=None, masks=None)
+                sparse, dense = vit_b.prompt_encoder(
+                    points=(pts[:, None], torch.ones(b, 1, dtype=torch.int)), boxes=None, masks=None
+                )
                 low, iou = vit_b.mask_decoder(feats, vit_b.prompt_encoder.get_dense_pe(), sparse, dense, True)
                 ours_iou, masks_of = gen._decode(points, size)
                 assert torch.equal(ours_iou, iou), (b, chunk)
@@ -279,8 +292,14 @@ def test_same_masks_as_segment_anything_on_vit_b(vit_b):
     torch.set_num_threads(2)  # the module runs on one thread; this is vit_b at the default
     try:
         iou_t, stab_t, offset = _thresholds(sam, image, 4, offset=None)
-        params = dict(points_per_side=7, points_per_batch=20, pred_iou_thresh=iou_t, stability_score_thresh=stab_t,
-                      stability_score_offset=offset, box_nms_thresh=1.0)
+        params = dict(
+            points_per_side=7,
+            points_per_batch=20,
+            pred_iou_thresh=iou_t,
+            stability_score_thresh=stab_t,
+            stability_score_offset=offset,
+            box_nms_thresh=1.0,
+        )
         with torch.inference_mode():
             stock = SamAutomaticMaskGenerator(sam, **params).generate(image)
         ours = ExactMaskGenerator(sam, **params).generate(image)

@@ -6,12 +6,11 @@ import time
 
 import pytest
 import ray
+from engine_fixtures import photo
 from PIL import Image
 
 from annotation_engine.ledger import Ledger
-from annotation_engine.sources import (ListingDatasource, images_fingerprint, list_partition, partitions,
-                                       read_and_hash)
-from engine_fixtures import photo
+from annotation_engine.sources import ListingDatasource, images_fingerprint, list_partition, partitions, read_and_hash
 from common.errors import MissingInputError
 
 
@@ -90,8 +89,11 @@ def test_named_inputs_that_are_not_there_fail_before_anything_starts(tmp_path):
     os.symlink(tmp_path / "loop-b", tmp_path / "loop-a")
     os.symlink(tmp_path / "loop-a", tmp_path / "loop-b")
     os.symlink(tmp_path / "gone", tmp_path / "dangling")
-    for named, why in [(tmp_path / "missing", "no such file or folder"), (tmp_path / "loop-a", "symbolic link loop"),
-                       (tmp_path / "dangling", "broken symbolic link")]:
+    for named, why in [
+        (tmp_path / "missing", "no such file or folder"),
+        (tmp_path / "loop-a", "symbolic link loop"),
+        (tmp_path / "dangling", "broken symbolic link"),
+    ]:
         with pytest.raises(MissingInputError, match=f"no image at {named}: .*{why}"):
             partitions([str(named)])
         with pytest.raises(MissingInputError, match=why):

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from cli.stack import ROOT, StackConfig, down, up
-from tests.flow_fixtures import tiny_config
 from common.processes import port_taken
+from tests.flow_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
@@ -29,8 +29,11 @@ def _env_file(path) -> dict[str, str]:
 
 
 def _listeners(pids: set[int]) -> set[tuple[str, int, int]]:
-    return {(c.laddr.ip, c.laddr.port, c.pid) for c in psutil.net_connections(kind="inet")
-            if c.status == psutil.CONN_LISTEN and c.pid in pids}
+    return {
+        (c.laddr.ip, c.laddr.port, c.pid)
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    }
 
 
 def _quiet_ports(n: int) -> list[int]:
@@ -58,27 +61,52 @@ def test_a_port_in_use_is_a_one_line_error_before_anything_starts(tmp_path):
 
 def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path):
     prefect_port, dashboard_port = _quiet_ports(2)
-    cfg = StackConfig(state_dir=str(tmp_path / "state"), prefect_port=prefect_port, dashboard_port=dashboard_port,
-                      num_cpus=2)
+    cfg = StackConfig(
+        state_dir=str(tmp_path / "state"), prefect_port=prefect_port, dashboard_port=dashboard_port, num_cpus=2
+    )
     info = up(cfg)
     tree: set[int] = set()
     try:
         env = {**os.environ, **_env_file(cfg.env_path)}
         assert env["PREFECT_API_URL"] == f"http://127.0.0.1:{cfg.prefect_port}/api"
         config = tmp_path / "tiny.yaml"
-        config.write_text(yaml.safe_dump(tiny_config(tmp_path, run_name="served").model_dump(exclude={"storage_options"})))
+        config.write_text(
+            yaml.safe_dump(tiny_config(tmp_path, run_name="served").model_dump(exclude={"storage_options"}))
+        )
         run = subprocess.run(
-            [sys.executable, "-m", "prefect", "deployment", "run", "annotate-and-train/default",
-             "--params", json.dumps({"config_path": str(config)}), "--watch", "--watch-timeout", "900"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=1000)
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "deployment",
+                "run",
+                "annotate-and-train/default",
+                "--params",
+                json.dumps({"config_path": str(config)}),
+                "--watch",
+                "--watch-timeout",
+                "900",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1000,
+        )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert (tmp_path / "runs" / "served" / "eval" / "synth" / "metrics.json").exists()
 
-        ls = subprocess.run([sys.executable, "-m", "prefect", "deployment", "ls"], env=env, capture_output=True,
-                            text=True, check=True).stdout
+        ls = subprocess.run(
+            [sys.executable, "-m", "prefect", "deployment", "ls"], env=env, capture_output=True, text=True, check=True
+        ).stdout
         assert "annotate-and-train/demo" in ls and "reannotate/nightly" in ls
-        inspect = subprocess.run([sys.executable, "-m", "prefect", "deployment", "inspect", "reannotate/nightly"],
-                                 env=env, capture_output=True, text=True, check=True).stdout
+        inspect = subprocess.run(
+            [sys.executable, "-m", "prefect", "deployment", "inspect", "reannotate/nightly"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert "0 3 * * *" in inspect
 
         sup = psutil.Process(info["supervisor"])
@@ -111,14 +139,19 @@ def test_the_readme_commands_in_any_order_on_a_clone(tmp_path):
     that failed after a demo (a flow run on its own server, run from the checkout) passes."""
     clone = _copy_of_checkout(tmp_path / "clone")
     prefect_port, dashboard_port = _quiet_ports(2)
-    env = {**os.environ, "UNILSEG_PREFECT_PORT": str(prefect_port), "UNILSEG_DASHBOARD_PORT": str(dashboard_port),
-           "UNILSEG_RAY_CPUS": "2"}
+    env = {
+        **os.environ,
+        "UNILSEG_PREFECT_PORT": str(prefect_port),
+        "UNILSEG_DASHBOARD_PORT": str(dashboard_port),
+        "UNILSEG_RAY_CPUS": "2",
+    }
     for var in ("PREFECT_API_URL", "UNILSEG_STATE_DIR", "UNILSEG_ENV_FILE", "PYTHONPATH"):
         env.pop(var, None)
 
     def cli(*args, check=True):
-        return subprocess.run([sys.executable, "-m", *args], cwd=clone, env=env, capture_output=True, text=True,
-                              timeout=600, check=check)
+        return subprocess.run(
+            [sys.executable, "-m", *args], cwd=clone, env=env, capture_output=True, text=True, timeout=600, check=check
+        )
 
     def api_url_seen_in_checkout() -> str:
         return cli("prefect", "config", "view", "--show-sources").stdout
@@ -160,14 +193,18 @@ def test_the_demo_ends_with_its_headline_figures(tmp_path):
     (run / "train").mkdir(parents=True)
     (run / "train" / "metrics.jsonl").write_text(
         '{"event": "start", "step": 0}\n{"event": "report", "step": 300, "train_seconds": 120.0}\n'
-        '{"event": "report", "step": 600, "train_seconds": 246.0}\n')
+        '{"event": "report", "step": 600, "train_seconds": 246.0}\n'
+    )
     (run / "eval" / "synth-heldout").mkdir(parents=True)
-    doc = {"run": {"dataset": "synth-heldout", "split": "val", "texts": "all"},
-           "metrics": {"res": {"mIoU": 0.61234, "oIoU": 0.6, "n": 2478.0}},  # n is a float in metrics.json
-           "first_text": {"res": {"mIoU": 0.63, "oIoU": 0.611, "n": 953}}}
+    doc = {
+        "run": {"dataset": "synth-heldout", "split": "val", "texts": "all"},
+        "metrics": {"res": {"mIoU": 0.61234, "oIoU": 0.6, "n": 2478.0}},  # n is a float in metrics.json
+        "first_text": {"res": {"mIoU": 0.63, "oIoU": 0.611, "n": 953}},
+    }
     (run / "eval" / "synth-heldout" / "metrics.json").write_text(json.dumps(doc))
     assert headline(run).splitlines() == [
         "Trained 600 steps in 4.1 min of training.",
         "synth-heldout/val (res):",
         "  every text (RefCOCO's protocol)   mIoU 0.612  oIoU 0.600  (2478 expressions)",
-        "  first text of each target         mIoU 0.630  oIoU 0.611  (953 expressions)"]
+        "  first text of each target         mIoU 0.630  oIoU 0.611  (953 expressions)",
+    ]

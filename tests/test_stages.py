@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from flows.stages import finished, fingerprint, run_stage
 from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
+
+from flows.stages import fingerprint, finished, run_stage
 from shards import storage
 
 
@@ -69,8 +70,9 @@ def test_markers_and_outputs_at_urls_with_storage_options(s3_options):
         return {"out": out}
 
     def stage(inputs):
-        return run_stage(run, "s", inputs, work, outputs=lambda r: [r["out"]], log=lambda m: None,
-                         storage_options=options)
+        return run_stage(
+            run, "s", inputs, work, outputs=lambda r: [r["out"]], log=lambda m: None, storage_options=options
+        )
 
     assert stage({"a": 1}) == stage({"a": 1}) == {"out": out} and len(calls) == 1
     marker = storage.read_bytes(storage.join(run, "stages", "s.json"), options).decode()

@@ -1,6 +1,6 @@
 import pytest
-
 from shard_fixtures import make_sample
+
 from common.errors import ShardError
 from shards.stats import dataset_stats, format_stats
 from shards.writer import ShardWriter
@@ -28,8 +28,11 @@ def _split(tmp_path):
 def test_a_missing_shard_makes_the_split_damaged_not_smaller(tmp_path):
     split = _split(tmp_path)
     (split / "shard-000001.tar").unlink()
-    with pytest.raises(ShardError, match=r"val: damaged: 1 of the shards dataset.json lists are missing "
-                                         r"\(shard-000001.tar\)"):
+    with pytest.raises(
+        ShardError,
+        match=r"val: damaged: 1 of the shards dataset.json lists are missing "
+        r"\(shard-000001.tar\)",
+    ):
         dataset_stats(tmp_path / "ds")
 
 

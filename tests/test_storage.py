@@ -1,9 +1,9 @@
 """Locations: local paths and fsspec URLs through the same functions; shards on S3 (moto)."""
 
 import pytest
-
 from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
 from shard_fixtures import make_sample
+
 from shards import storage
 from shards.commit import commit_split
 from shards.layout import find_splits, resolve_split_dir
@@ -15,8 +15,11 @@ from shards.writer import ShardWriter
 
 
 def _roots(tmp_path, request):
-    return {"local": str(tmp_path / "root"), "file": "file://" + str(tmp_path / "froot"),
-            "memory": f"memory://unilseg-{request.node.name}"}
+    return {
+        "local": str(tmp_path / "root"),
+        "file": "file://" + str(tmp_path / "froot"),
+        "memory": f"memory://unilseg-{request.node.name}",
+    }
 
 
 @pytest.mark.parametrize("kind", ["local", "file", "memory"])
@@ -54,7 +57,10 @@ def test_round_trip_on_s3(s3_bucket):
     _write(split)
     info = read_dataset_json(split)
     assert info["status"] == "complete" and [s["name"] for s in info["shards"]] == [
-        "shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+        "shard-000000.tar",
+        "shard-000001.tar",
+        "shard-000002.tar",
+    ]
     got = list(ShardReader(split).samples())
     want = [make_sample(i) for i in range(7)]
     assert [g.key for g in got] == [s.key for s in want]
@@ -82,8 +88,12 @@ def test_parallel_writers_then_one_commit(tmp_path, request, kind):
             w.quarantine(f"bad-{writer}.jpg", "unreadable")
     assert not storage.exists(storage.join(split, "dataset.json"))  # nothing is readable before the commit
     doc = commit_split(split)
-    assert [s["name"] for s in doc["shards"]] == ["shard-a-000000.tar", "shard-a-000001.tar",
-                                                  "shard-b-000000.tar", "shard-b-000001.tar"]
+    assert [s["name"] for s in doc["shards"]] == [
+        "shard-a-000000.tar",
+        "shard-a-000001.tar",
+        "shard-b-000000.tar",
+        "shard-b-000001.tar",
+    ]
     assert doc["counts"]["samples"] == 6 and doc["counts"]["quarantined"] == 2
     keys = sorted(s.key for s in ShardReader(split).samples(False))
     assert keys == sorted(make_sample(i).key for i in [0, 1, 2, 10, 11, 12])
@@ -124,10 +134,13 @@ convert("refcoco", sys.argv[1], sys.argv[2], "train", max_count=4, progress=Fals
 def _dataset(split):
     """Everything a reader sees of a split: dataset.json's shards, their bytes, manifest rows, keys."""
     info = read_dataset_json(split)
-    return {"shards": info["shards"], "counts": info["counts"],
-            "bytes": {s["name"]: storage.read_bytes(storage.join(split, s["name"])) for s in info["shards"]},
-            "manifest": read_manifest(split).to_pylist(),
-            "keys": [s.key for s in ShardReader(split).samples(False)]}
+    return {
+        "shards": info["shards"],
+        "counts": info["counts"],
+        "bytes": {s["name"]: storage.read_bytes(storage.join(split, s["name"])) for s in info["shards"]},
+        "manifest": read_manifest(split).to_pylist(),
+        "keys": [s.key for s in ShardReader(split).samples(False)],
+    }
 
 
 def test_converter_killed_on_s3_resumes_to_the_same_dataset(s3_bucket, tmp_path):
@@ -152,7 +165,9 @@ def test_converter_killed_on_s3_resumes_to_the_same_dataset(s3_bucket, tmp_path)
     # killed mid-way: two shards finished and listed, shard 2's part uploaded without its shard
     info = read_dataset_json(split)
     assert info["status"] == "incomplete" and [s["name"] for s in info["shards"]] == [
-        "shard-000000.tar", "shard-000001.tar"]
+        "shard-000000.tar",
+        "shard-000001.tar",
+    ]
     assert storage.exists(storage.join(split, "_parts", "shard-000002.tar.parquet"))
     assert not storage.exists(storage.join(split, "shard-000002.tar"))
     rep = verify_split(split)

@@ -14,18 +14,22 @@ import secrets
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
-from cli import main
 from conftest import encode
 from engine_fixtures import photo
+from PIL import Image
 from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
+
+from cli import main
 from shards import storage
 
 pytestmark = pytest.mark.slow
 # the weight-free engine on small images, one CPU per actor (two actors fit on 2 cores)
-ENGINE = {"base": "weightfree", "max_side": 96, "generator": {"params": {"n_segments": 40}},
-          "resources": {"num_cpus": 1, "batch_size": 1}}
+ENGINE = {
+    "base": "weightfree",
+    "max_side": 96,
+    "generator": {"params": {"n_segments": 40}},
+    "resources": {"num_cpus": 1, "batch_size": 1},
+}
 
 
 def _sod_source(root, n=6):
@@ -35,7 +39,7 @@ def _sod_source(root, n=6):
         (root / "DUTS-Mask").mkdir(parents=True, exist_ok=True)
         (root / "DUTS-Image" / f"{i}.jpg").write_bytes(encode(rng.integers(0, 255, (48, 64, 3), np.uint8), "JPEG"))
         m = np.zeros((48, 64), np.uint8)
-        m[8 + i: 30, 10: 40 + i] = 255
+        m[8 + i : 30, 10 : 40 + i] = 255
         (root / "DUTS-Mask" / f"{i}.png").write_bytes(encode(m))
 
 
@@ -52,14 +56,13 @@ def _cli(*args):
 @pytest.mark.timeout(600)
 def test_every_location_on_s3(s3_bucket, tmp_path, monkeypatch):
     import ray
+    import s3fs
 
     from annotation_engine.driver import annotate_images
+    from common.ray_runtime import ensure_ray
     from flows.paths import PROJECT_ROOT
     from shards.synth import ensure_shapes
-    from common.ray_runtime import ensure_ray
     from unilseg.train_worker import read_metrics
-
-    import s3fs
 
     secret = f"unilseg-test-secret-{secrets.token_hex(8)}"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)  # moto takes any key: this one must leak nowhere
@@ -73,8 +76,17 @@ def test_every_location_on_s3(s3_bucket, tmp_path, monkeypatch):
     # sources are local; every output goes to the bucket
     ensure_shapes(tmp_path / "src" / "synth", images=24, size=64, seed=0)
     for split in ("train", "val"):
-        _cli("convert", "refcoco", tmp_path / "src" / "synth", "--split", split, "--max-count", "8",
-             "--out", f"{data}/synth")
+        _cli(
+            "convert",
+            "refcoco",
+            tmp_path / "src" / "synth",
+            "--split",
+            split,
+            "--max-count",
+            "8",
+            "--out",
+            f"{data}/synth",
+        )
     _sod_source(tmp_path / "src" / "duts")
     assert "6 images, 6 targets" in _cli("convert", "sod", tmp_path / "src" / "duts", "--out", f"{data}/sod")
     (tmp_path / "photos").mkdir()
@@ -83,17 +95,40 @@ def test_every_location_on_s3(s3_bucket, tmp_path, monkeypatch):
     ray.shutdown()  # a Ray started by an earlier test lacks this test's environment
     ensure_ray(num_cpus=2)
     try:
-        annotated = annotate_images(str(tmp_path / "photos"), f"{data}/auto", engine=ENGINE, actors=2,
-                                    progress=False)
+        annotated = annotate_images(str(tmp_path / "photos"), f"{data}/auto", engine=ENGINE, actors=2, progress=False)
         assert annotated["written"] == 3 and annotated["counts"]["targets"] > 0
 
         out = _cli("shards", "verify", data)
         assert [line.split()[1] for line in out.splitlines() if line.startswith("OK")] == [
-            f"{data}/auto/train", f"{data}/sod/train", f"{data}/synth/train", f"{data}/synth/val"], out
+            f"{data}/auto/train",
+            f"{data}/sod/train",
+            f"{data}/synth/train",
+            f"{data}/synth/val",
+        ], out
 
-        train = ["train", "--preset", "unilseg-tiny", "--data", f"{data}/synth", "--data", f"{data}/sod:0.5",
-                 "--data", f"{data}/auto:0.5", "--out", run, "--workers", 2, "--batch-size", 4,
-                 "--checkpoint-every", 20, "--log-every", 10, "--shuffle-buffer", 8]
+        train = [
+            "train",
+            "--preset",
+            "unilseg-tiny",
+            "--data",
+            f"{data}/synth",
+            "--data",
+            f"{data}/sod:0.5",
+            "--data",
+            f"{data}/auto:0.5",
+            "--out",
+            run,
+            "--workers",
+            2,
+            "--batch-size",
+            4,
+            "--checkpoint-every",
+            20,
+            "--log-every",
+            10,
+            "--shuffle-buffer",
+            8,
+        ]
         for steps in (20, 30):  # 20 steps, then resumed from S3 to 30
             out = _cli(*train, "--steps", steps)
             assert any(line.startswith(f"step {steps}: {run}/latest.pt") for line in out.splitlines()), out
@@ -103,8 +138,22 @@ def test_every_location_on_s3(s3_bucket, tmp_path, monkeypatch):
         assert storage.listdir(storage.join(run, "checkpoints")) == ["step-000020.pt", "step-000030.pt"]
         assert any(n.startswith("checkpoint_") for n in storage.listdir(storage.join(run, "train")))  # Ray Train's
 
-        out = _cli("eval", "--checkpoint", f"{run}/latest.pt", "--data", f"{data}/synth", "--split", "val",
-                   "--limit", 6, "--overlays", 2, "--no-progress", "--out", report)
+        out = _cli(
+            "eval",
+            "--checkpoint",
+            f"{run}/latest.pt",
+            "--data",
+            f"{data}/synth",
+            "--split",
+            "val",
+            "--limit",
+            6,
+            "--overlays",
+            2,
+            "--no-progress",
+            "--out",
+            report,
+        )
         assert out.strip().endswith(f"wrote {report}/metrics.json, {report}/report.md, {report}/overlays.png")
         doc = json.loads(storage.read_bytes(f"{report}/metrics.json"))
         assert doc["run"]["predictor"]["checkpoint"] == f"{run}/latest.pt" and doc["run"]["split"] == "val"

@@ -39,8 +39,11 @@ def test_ensure_keeps_a_complete_set_and_refuses_one_made_otherwise(tmp_path):
 
     assert ensure_shapes(tmp_path / "s", images=6, seed=1, size=64)
     assert not ensure_shapes(tmp_path / "s", images=6, seed=1, size=64)  # complete: kept
-    with pytest.raises(UniLSegError, match=r"holds a synthetic set made with seed 1, images 6, size 64; asked for "
-                                           r"seed 2, images 6, size 64: remove it"):
+    with pytest.raises(
+        UniLSegError,
+        match=r"holds a synthetic set made with seed 1, images 6, size 64; asked for "
+        r"seed 2, images 6, size 64: remove it",
+    ):
         ensure_shapes(tmp_path / "s", images=6, seed=2, size=64)  # a "held-out" set must not be another's images
 
 
@@ -50,8 +53,16 @@ def test_refer_layout_and_conversion(tmp_path):
     assert sorted(p.name for p in src.iterdir()) == ["images", "instances.json", "refs(unc).p"]
     refs = safe_load(src / "refs(unc).p")  # plain data only: loads through the restricted unpickler
     assert refs == pickle.loads((src / "refs(unc).p").read_bytes())  # the streamed pickle is a normal one
-    assert len(refs) == counts["refs"] and set(refs[0]) == {"ref_id", "ann_id", "image_id", "split", "sentences",
-                                                            "category_id", "sent_ids", "file_name"}
+    assert len(refs) == counts["refs"] and set(refs[0]) == {
+        "ref_id",
+        "ann_id",
+        "image_id",
+        "split",
+        "sentences",
+        "category_id",
+        "sent_ids",
+        "file_name",
+    }
     assert set(refs[0]["sentences"][0]) == {"sent", "tokens", "raw", "sent_id"}
     inst = json.loads((src / "instances.json").read_text())
     assert inst["categories"] == CATEGORIES and len(inst["images"]) == N

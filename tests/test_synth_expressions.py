@@ -12,8 +12,12 @@ def _obj(i, kind, color, size, cx, cy, r):
 
 def _scene():
     # two red circles (small left, big right), a blue square at the bottom, a green house
-    return [_obj(0, "circle", "red", "small", 20, 30, 10), _obj(1, "circle", "red", "big", 90, 30, 18),
-            _obj(2, "square", "blue", "small", 50, 100, 10), _obj(3, "house", "green", None, 100, 95, 20)]
+    return [
+        _obj(0, "circle", "red", "small", 20, 30, 10),
+        _obj(1, "circle", "red", "big", 90, 30, 18),
+        _obj(2, "square", "blue", "small", 50, 100, 10),
+        _obj(3, "house", "green", None, 100, 95, 20),
+    ]
 
 
 def test_texts_of_a_known_scene():
@@ -43,8 +47,10 @@ def test_resolve_semantics():
     # the anchor must be unique, else the relation denotes nothing
     assert resolve(Query(kind="square", relation=("below", Query(kind="circle"))), objs, S) == frozenset()
     assert resolve(Query(part="roof"), objs, S) == {(3, "roof")}
-    assert render(Query(kind="circle", color="red", relation=("left", Query(kind="house", color="green")))) == \
-        "the red circle left of the green house"
+    assert (
+        render(Query(kind="circle", color="red", relation=("left", Query(kind="house", color="green"))))
+        == "the red circle left of the green house"
+    )
     assert render(Query(kind="shape", color="red", group=True)) == "all red shapes"
     assert render(Query(kind="person", group=True)) == "all people"
 

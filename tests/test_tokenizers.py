@@ -29,8 +29,14 @@ def test_pinned_ids(tok):
 
 def test_pins_match_the_vocabulary_file():
     lines = gzip.open(default_bpe_path()).read().decode("utf-8").split("\n")
-    for token_id, merge in [(786, "m an</w>"), (530, "i n</w>"), (736, "re d</w>"), (2523, "shir t</w>"),
-                            (22548, "ze bra</w>"), (40386, "fo al</w>")]:
+    for token_id, merge in [
+        (786, "m an</w>"),
+        (530, "i n</w>"),
+        (736, "re d</w>"),
+        (2523, "shir t</w>"),
+        (22548, "ze bra</w>"),
+        (40386, "fo al</w>"),
+    ]:
         assert lines[token_id - 512 + 1] == merge
 
 
@@ -68,8 +74,10 @@ def test_vocabulary_comes_from_open_clip_without_importing_the_package():
     import subprocess
     import sys
 
-    code = ("import sys; from unilseg.tokenizers import ClipTokenizer; ClipTokenizer(17)('a dog'); "
-            "print('open_clip' in sys.modules)")
+    code = (
+        "import sys; from unilseg.tokenizers import ClipTokenizer; ClipTokenizer(17)('a dog'); "
+        "print('open_clip' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

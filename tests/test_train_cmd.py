@@ -10,8 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from unilseg.checkpoint import save_checkpoint
 from cli import main
+from unilseg.checkpoint import save_checkpoint
 from unilseg.model import build_model
 
 
@@ -29,8 +29,9 @@ def test_bad_arguments(tmp_path):
     assert res.exit_code != 0 and "weight must be > 0" in res.output
     res = runner.invoke(main, ["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
     assert res.exit_code != 0 and "not a shard split" in res.output
-    res = runner.invoke(main, ["train", "--data", "x", "--out", str(tmp_path / "r"), "--workers", "2",
-                               "--batch-size", "3"])
+    res = runner.invoke(
+        main, ["train", "--data", "x", "--out", str(tmp_path / "r"), "--workers", "2", "--batch-size", "3"]
+    )
     assert res.exit_code != 0 and "multiple of workers" in res.output
 
 
@@ -59,9 +60,28 @@ def test_killed_run_leaves_no_worker_and_the_rerun_prints_each_logged_step_once(
     from unilseg.run_lock import WORKERS_LOCK, lock_holders
 
     run = tmp_path / "run"
-    cmd = [sys.executable, "-c", "from cli import main; main()", "train", "--preset", "unilseg-tiny", "--data",
-           str(synth), "--out", str(run), "--workers", "2", "--batch-size", "4", "--log-every", "2",
-           "--checkpoint-every", "2", "--shuffle-buffer", "8"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "train",
+        "--preset",
+        "unilseg-tiny",
+        "--data",
+        str(synth),
+        "--out",
+        str(run),
+        "--workers",
+        "2",
+        "--batch-size",
+        "4",
+        "--log-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--shuffle-buffer",
+        "8",
+    ]
     first = subprocess.Popen(cmd + ["--steps", "40"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 900
     while not (run / "latest.pt").exists() and first.poll() is None and time.monotonic() < deadline:
@@ -90,9 +110,9 @@ def test_killed_run_leaves_no_worker_and_the_rerun_prints_each_logged_step_once(
 
 
 def test_verbose_turns_on_rays_own_output(tmp_path, monkeypatch):
-    from common.ray_runtime import VERBOSE_ENV, verbose
-
     import logging
+
+    from common.ray_runtime import VERBOSE_ENV, verbose
 
     monkeypatch.setenv(VERBOSE_ENV, "0")  # restored (unset) after the test
     root = logging.getLogger()

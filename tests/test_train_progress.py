@@ -12,29 +12,46 @@ from unilseg.train_progress import draw_loss_curve, follow, format_event, loss_h
 
 
 def _report(step, loss, checkpoint=False):
-    return {"event": "report", "step": step, "steps": 10, "lr": 1e-4, "samples_per_s": 3.0, "loss": loss,
-            "bce": loss / 2, "dice": loss / 3, "checkpoint": checkpoint}
+    return {
+        "event": "report",
+        "step": step,
+        "steps": 10,
+        "lr": 1e-4,
+        "samples_per_s": 3.0,
+        "loss": loss,
+        "bce": loss / 2,
+        "dice": loss / 3,
+        "checkpoint": checkpoint,
+    }
 
 
 def test_lines_of_events():
-    assert format_event({"event": "start", "step": 0, "from": "scratch", "world_size": 2, "target": 10}) == \
-        "starting at step 0 from random weights on 2 worker(s), target 10"
+    assert (
+        format_event({"event": "start", "step": 0, "from": "scratch", "world_size": 2, "target": 10})
+        == "starting at step 0 from random weights on 2 worker(s), target 10"
+    )
     assert format_event({"event": "start", "step": 4, "from": "latest", "world_size": 2}).startswith(
-        "resuming at step 4 from latest.pt")
-    assert format_event(_report(2, 3.0, checkpoint=True)) == \
-        "step 2/10  loss 3.0000 (bce 1.5000, dice 1.0000)  lr 1.00e-04  3.0 samples/s  [checkpoint]"
-    assert format_event({"event": "warning", "rank": 1, "message": "skipping k target 0"}) == \
-        "warning (rank 1): skipping k target 0"
+        "resuming at step 4 from latest.pt"
+    )
+    assert (
+        format_event(_report(2, 3.0, checkpoint=True))
+        == "step 2/10  loss 3.0000 (bce 1.5000, dice 1.0000)  lr 1.00e-04  3.0 samples/s  [checkpoint]"
+    )
+    assert (
+        format_event({"event": "warning", "rank": 1, "message": "skipping k target 0"})
+        == "warning (rank 1): skipping k target 0"
+    )
     assert format_event({"event": "something else"}) is None
-
 
 
 def test_skipped_targets_show_in_step_lines_once_there_are_some_and_always_in_the_summary():
     clean = {**_report(4, 1.0), "targets_read": 40, "targets_skipped": 0}
     assert format_event(clean) == format_event(_report(4, 1.0))
-    assert format_event({**clean, "targets_skipped": 2, "checkpoint": True}) == \
-        "step 4/10  loss 1.0000 (bce 0.5000, dice 0.3333)  lr 1.00e-04  3.0 samples/s  " \
+    assert (
+        format_event({**clean, "targets_skipped": 2, "checkpoint": True})
+        == "step 4/10  loss 1.0000 (bce 0.5000, dice 0.3333)  lr 1.00e-04  3.0 samples/s  "
         "skipped 2 of 40 targets (broken)  [checkpoint]"
+    )
     assert skipped_text(clean, "; ", always=True) == "; skipped 0 of 40 targets (broken)"
     assert skipped_text({"loss": 1.0}, "; ", always=True) == ""  # a run from before the counts
 

@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from unilseg.transforms import (CLIP_MEAN, CLIP_STD, letterbox_image, letterbox_mask, letterbox_matrices,
-                                logits_to_probs, normalize)
+from unilseg.transforms import (
+    CLIP_MEAN,
+    CLIP_STD,
+    letterbox_image,
+    letterbox_mask,
+    letterbox_matrices,
+    logits_to_probs,
+    normalize,
+)
 
 
 def test_matrix_for_wide_image():

@@ -2,8 +2,8 @@ import tarfile
 
 import pyarrow.parquet as pq
 import pytest
-
 from shard_fixtures import extra_member, make_sample, rewrite_shard
+
 from shards.manifest import PARTS_DIR
 from shards.verify import find_splits, verify_split
 from shards.writer import ShardWriter
@@ -38,7 +38,6 @@ def test_checksum_mismatch(split):
 
 
 def test_manifest_disagrees_with_shards(split):
-    import pyarrow as pa
 
     m = pq.read_table(split / "manifest.parquet")
     pq.write_table(m.slice(0, m.num_rows - 1), split / "manifest.parquet")
@@ -60,6 +59,7 @@ def test_no_dataset_json(tmp_path):
 
 
 # ----------------------------------------------------------------------------- damaged datasets (issue 16)
+
 
 def test_deleted_manifest_is_rejected(split):
     (split / "manifest.parquet").unlink()
@@ -85,13 +85,16 @@ def test_a_deleted_shard_is_reported_once(split):
     assert errors == ["shard-000001.tar is missing"], errors
 
 
-@pytest.mark.parametrize("edit, problem", [
-    (extra_member("k0.png", kind=tarfile.SYMTYPE, target="/etc/passwd"), "member 'k0.png' is a symlink"),
-    (extra_member("/abs.json"), "member '/abs.json' has an absolute name"),
-    (extra_member("../up.json"), "member '../up.json' has a '..' in its name"),
-    (extra_member("dir/key.json"), "member 'dir/key.json' has a '/' in its key"),
-    (extra_member("key.txt"), "member 'key.txt' is not KEY.jpg, KEY.png or KEY.json"),
-])
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (extra_member("k0.png", kind=tarfile.SYMTYPE, target="/etc/passwd"), "member 'k0.png' is a symlink"),
+        (extra_member("/abs.json"), "member '/abs.json' has an absolute name"),
+        (extra_member("../up.json"), "member '../up.json' has a '..' in its name"),
+        (extra_member("dir/key.json"), "member 'dir/key.json' has a '/' in its key"),
+        (extra_member("key.txt"), "member 'key.txt' is not KEY.jpg, KEY.png or KEY.json"),
+    ],
+)
 def test_tampered_members_are_rejected_naming_shard_and_member(split, edit, problem):
     rewrite_shard(split, "shard-000001.tar", edit)  # dataset.json's checksum recomputed to match
     errors = verify_split(split).errors
@@ -100,7 +103,7 @@ def test_tampered_members_are_rejected_naming_shard_and_member(split, edit, prob
 
 def drop_first_json(members):
     first = next(i for i, (info, _) in enumerate(members) if info.name.endswith(".json"))
-    return members[:first] + members[first + 1:]
+    return members[:first] + members[first + 1 :]
 
 
 def test_sample_without_json_is_rejected(split):

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-
 from shard_fixtures import make_sample
+
 from shards.format import FormatError
 from shards.manifest import read_dataset_json, read_manifest
 from shards.reader import ShardReader
@@ -168,7 +168,7 @@ def test_template_headers_equal_tarfile_headers():
     names = ["", "a.json", "x" * 100, "x" * 101, "k" * 60 + ".png", "é.jpg", "a/b.jpg"]
     names += ["".join(rnd.choice("abcXYZ019_-.") for _ in range(rnd.randint(1, 110))) for _ in range(500)]
     for name in names:
-        for size in (0, 1, 511, 512, 513, rnd.randint(0, 10 ** 9), 8 ** 11 - 1, 8 ** 11):
+        for size in (0, 1, 511, 512, 513, rnd.randint(0, 10**9), 8**11 - 1, 8**11):
             assert _member_header(name, size) == _tarfile_header(name, size), (name, size)
 
 
@@ -179,13 +179,28 @@ def test_columnar_manifest_rows_equal_the_row_dicts(tmp_path):
 
     def sample_rows(sample, shard, areas):  # one dict per row: the plain way ManifestRows must match
         img = sample.image
-        return [{"key": sample.key, "shard": shard, "target_index": i, "image_id": img.id,
-                 "image_sha256": img.sha256, "image_source": img.source, "width": img.width,
-                 "height": img.height, "source": t.source, "task": t.task, "granularity": t.granularity,
-                 "text": t.texts[0], "texts": list(t.texts), "area": area, "has_mask": t.mask is not None,
-                 "scores": [(k, float(v)) for k, v in t.scores.items()],
-                 "engine_version": t.provenance.get("engine_version")}
-                for i, (t, area) in enumerate(zip(sample.targets, areas))]
+        return [
+            {
+                "key": sample.key,
+                "shard": shard,
+                "target_index": i,
+                "image_id": img.id,
+                "image_sha256": img.sha256,
+                "image_source": img.source,
+                "width": img.width,
+                "height": img.height,
+                "source": t.source,
+                "task": t.task,
+                "granularity": t.granularity,
+                "text": t.texts[0],
+                "texts": list(t.texts),
+                "area": area,
+                "has_mask": t.mask is not None,
+                "scores": [(k, float(v)) for k, v in t.scores.items()],
+                "engine_version": t.provenance.get("engine_version"),
+            }
+            for i, (t, area) in enumerate(zip(sample.targets, areas))
+        ]
 
     samples = [make_sample(i) for i in range(4)]
     samples[1].targets[0].scores = {}

@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from shards import storage
 from common.errors import MissingInputError, UniLSegError
+from shards import storage
 from unilseg.model import build_model
 
 # (released name prefix, our prefix or None = skip); the first match wins, so the skip rule
@@ -43,8 +43,9 @@ class CheckpointError(UniLSegError):
     unexpected or misshapen entries, named in the message)."""
 
 
-def read_checkpoint_file(path: str | os.PathLike, mmap: bool = False,
-                         storage_options: storage.StorageOptions = None) -> Any:
+def read_checkpoint_file(
+    path: str | os.PathLike, mmap: bool = False, storage_options: storage.StorageOptions = None
+) -> Any:
     """``torch.load(path, weights_only=True)``; whatever is wrong with the file becomes one line.
 
     Args:
@@ -92,10 +93,10 @@ def map_released_key(key: str) -> str | None:
     Raises:
         KeyError: if no rule of RELEASED_PREFIXES covers the name.
     """
-    stripped = key[len("module."):] if key.startswith("module.") else key
+    stripped = key[len("module.") :] if key.startswith("module.") else key
     for old, new in RELEASED_PREFIXES:
         if stripped.startswith(old):
-            return None if new is None else new + stripped[len(old):]
+            return None if new is None else new + stripped[len(old) :]
     raise KeyError(key)
 
 
@@ -104,8 +105,9 @@ def _describe(keys: list[str], limit: int = 20) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint",
-                           unmapped: list[str] | None = None) -> None:
+def load_state_dict_strict(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint", unmapped: list[str] | None = None
+) -> None:
     """load_state_dict(strict=True) with an error naming every missing/unexpected/misshapen key.
 
     `unmapped` names (checkpoint entries that could not be renamed) are reported as unexpected.
@@ -113,8 +115,11 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own)) + sorted(unmapped or [])
-    shapes = sorted(f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-                    for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape)
+    shapes = sorted(
+        f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state_dict)
+        if own[k].shape != state_dict[k].shape
+    )
     if missing or unexpected or shapes:
         parts = [f"{source} does not match the model"]
         if missing:
@@ -145,8 +150,9 @@ def convert_released_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[di
     return out, unmapped
 
 
-def load_released_checkpoint(model: nn.Module, path: str | os.PathLike,
-                             storage_options: storage.StorageOptions = None) -> nn.Module:
+def load_released_checkpoint(
+    model: nn.Module, path: str | os.PathLike, storage_options: storage.StorageOptions = None
+) -> nn.Module:
     """Loads UniLSeg20_no_finetune.pth (or a file of the same layout) into the paper preset.
 
     Args:
@@ -171,9 +177,14 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    step: int = 0, extra: dict[str, Any] | None = None,
-                    storage_options: storage.StorageOptions = None) -> Path | str:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    step: int = 0,
+    extra: dict[str, Any] | None = None,
+    storage_options: storage.StorageOptions = None,
+) -> Path | str:
     """Writes model weights, optimizer state, step and model config; atomically (a local temp
     file, then a rename, or one upload to a URL: shards.storage.staged_output).
 
@@ -205,9 +216,12 @@ class LoadedCheckpoint(NamedTuple):
     extra: dict[str, Any]  # whatever the trainer saved
 
 
-def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None,
-                    storage_options: storage.StorageOptions = None) -> LoadedCheckpoint:
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    storage_options: storage.StorageOptions = None,
+) -> LoadedCheckpoint:
     """Reads a checkpoint written by save_checkpoint (weights_only=True), strictly.
 
     Args:

@@ -36,8 +36,9 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -
     return (1 - dice).mean()
 
 
-def mask_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: float = 1.0,
-              dice_weight: float = 1.0) -> dict[str, torch.Tensor]:
+def mask_loss(
+    logits: torch.Tensor, target: torch.Tensor, bce_weight: float = 1.0, dice_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
     """BCE + Dice of one prediction.
 
     Args:
@@ -55,8 +56,9 @@ def mask_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: float = 1.
     return {"loss": bce_weight * bce + dice_weight * dice, "bce": bce, "dice": dice}
 
 
-def unilseg_loss(outputs: dict, target: torch.Tensor, aux_weight: float = 1.0, bce_weight: float = 1.0,
-                 dice_weight: float = 1.0) -> dict[str, torch.Tensor]:
+def unilseg_loss(
+    outputs: dict, target: torch.Tensor, aux_weight: float = 1.0, bce_weight: float = 1.0, dice_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
     """Loss of a UniLSeg forward: main logits plus `aux_weight` times each auxiliary output's loss.
 
     Args:

@@ -25,19 +25,19 @@ workers of a killed run on this machine; workers on other nodes are stopped by R
 
 from __future__ import annotations
 
-import hashlib
 import fcntl
+import hashlib
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from shards import storage
 from common.errors import UniLSegError
+from shards import storage
 
 log = logging.getLogger(__name__)
 DRIVER_LOCK = ".driver.lock"
@@ -94,7 +94,9 @@ def driver_lock(run_dir: str | os.PathLike, grace_s: float = 20.0) -> Iterator[N
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             other = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            raise RunBusyError(f"{run_dir} is in use by another `unilseg train` (pid {other}); wait for it or stop it")
+            raise RunBusyError(
+                f"{run_dir} is in use by another `unilseg train` (pid {other}); wait for it or stop it"
+            ) from None
         except OSError as e:  # no flock on this filesystem
             log.debug("no run lock on %s: %s", path, e)
         os.ftruncate(fd, 0)
@@ -129,8 +131,10 @@ def _wait_for_old_workers(path: Path, grace_s: float) -> None:
                         pass
                 killed, deadline = True, time.monotonic() + grace_s
             elif time.monotonic() > deadline:
-                raise RunBusyError(f"workers of an earlier run still hold {path.parent} (pids "
-                                   f"{lock_holders(path)}); stop them and run again")
+                raise RunBusyError(
+                    f"workers of an earlier run still hold {path.parent} (pids "
+                    f"{lock_holders(path)}); stop them and run again"
+                )
             time.sleep(0.2)
     finally:
         os.close(fd)

@@ -23,9 +23,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import regex
 import torch
@@ -34,8 +35,8 @@ SOT_ID = 49406  # <|startoftext|>
 EOT_ID = 49407  # <|endoftext|>
 # OpenAI CLIP's pre-tokenizer: its two special strings first, then words, digits, symbols.
 _OPENAI_PATTERN = regex.compile(
-    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
-    regex.IGNORECASE)
+    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE
+)
 _OPENAI_SPECIAL = {"<|startoftext|>": SOT_ID, "<|endoftext|>": EOT_ID}
 
 
@@ -88,8 +89,9 @@ class ClipTokenizer:
         oc = open_clip_tokenizer_module()
         self._bpe = oc.SimpleTokenizer(bpe_path or oc.default_bpe(), context_length=context_length)
         if (self._bpe.sot_token_id, self._bpe.eot_token_id) != (SOT_ID, EOT_ID):
-            raise ValueError(f"{bpe_path}: not CLIP's vocabulary (SOT/EOT ids {self._bpe.sot_token_id}, "
-                             f"{self._bpe.eot_token_id})")
+            raise ValueError(
+                f"{bpe_path}: not CLIP's vocabulary (SOT/EOT ids {self._bpe.sot_token_id}, {self._bpe.eot_token_id})"
+            )
         # OpenAI's special strings instead of open_clip's: pattern, BPE cache (a special string
         # is one token, never split) and vocabulary entries (the same two ids).
         self._bpe.pat = _OPENAI_PATTERN
@@ -125,6 +127,7 @@ class HFTokenizer:
 
     def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
         texts = [texts] if isinstance(texts, str) else list(texts)
-        enc = self.tok(texts, padding="max_length", truncation=True, max_length=self.context_length,
-                       return_tensors="pt")
+        enc = self.tok(
+            texts, padding="max_length", truncation=True, max_length=self.context_length, return_tensors="pt"
+        )
         return enc["input_ids"].long()

@@ -31,14 +31,14 @@ from ray.train.torch import TorchTrainer
 from ray.train.v2.api.callback import UserCallback
 from ray.train.v2.api.exceptions import ControllerError, TrainingFailedError, WorkerGroupError
 
-from shards import storage
 from common.errors import MissingInputError, UniLSegError
+from common.ray_runtime import ensure_ray
+from shards import storage
 from shards.integrity import check_split
 from shards.layout import resolve_split_dir
 from unilseg.checkpoint import read_checkpoint_file
 from unilseg.loopback_ddp import LoopbackTorchConfig  # DDP's rendezvous store on 127.0.0.1
 from unilseg.model.loading import model_config
-from common.ray_runtime import ensure_ray
 from unilseg.run_lock import driver_lock
 from unilseg.train_config import TrainConfig
 from unilseg.train_progress import LOSS_PNG, Echo, draw_loss_curve, follow
@@ -54,8 +54,11 @@ def _finished(latest: Path | str, cfg: TrainConfig, storage_options: storage.Sto
     """latest.pt holds the requested step, or ended the same (or a larger) time budget."""
     ckpt = read_checkpoint_file(latest, mmap=True, storage_options=storage_options)
     extra = ckpt.get("extra") or {}
-    budget_done = bool(extra.get("out_of_time")) and cfg.time_limit_s is not None and \
-        float(extra.get("time_limit_s", 0.0)) >= cfg.time_limit_s
+    budget_done = (
+        bool(extra.get("out_of_time"))
+        and cfg.time_limit_s is not None
+        and float(extra.get("time_limit_s", 0.0)) >= cfg.time_limit_s
+    )
     return int(ckpt["step"]) >= cfg.steps or budget_done
 
 
@@ -68,13 +71,20 @@ def _checked(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -
         raise MissingInputError(f"init checkpoint {cfg.init} does not exist")
     model_config(cfg.preset, cfg.init, storage_options)  # an unknown preset or a config-less init fails now
     if cfg.init:
-        read_checkpoint_file(cfg.init, mmap=True, storage_options=storage_options)  # so does a file that is no checkpoint
+        read_checkpoint_file(
+            cfg.init, mmap=True, storage_options=storage_options
+        )  # so does a file that is no checkpoint
     resolved = [(storage.absolute(resolve_split_dir(p, storage_options=storage_options)), w) for p, w in cfg.data]
     for split, _ in resolved:
         check_split(split, storage_options)  # a missing or resized shard, a missing manifest: before Ray starts
     niceness = os.getpriority(os.PRIO_PROCESS, 0) if cfg.niceness is None else cfg.niceness
-    return dataclasses.replace(cfg, data=resolved, out=storage.absolute(cfg.out), niceness=niceness,
-                               init=storage.absolute(cfg.init) if cfg.init else None)
+    return dataclasses.replace(
+        cfg,
+        data=resolved,
+        out=storage.absolute(cfg.out),
+        niceness=niceness,
+        init=storage.absolute(cfg.init) if cfg.init else None,
+    )
 
 
 class StopOnUserError(UserCallback):
@@ -105,8 +115,12 @@ def _last_report(out: str, storage_options: storage.StorageOptions) -> dict[str,
     return {k: v for k, v in reports[-1].items() if k not in ("event", "steps", "checkpoint")} if reports else {}
 
 
-def run_training(cfg: TrainConfig, step_hook: StepHook | None = None, echo: Echo | None = None,
-                 storage_options: storage.StorageOptions = None) -> dict[str, Any]:
+def run_training(
+    cfg: TrainConfig,
+    step_hook: StepHook | None = None,
+    echo: Echo | None = None,
+    storage_options: storage.StorageOptions = None,
+) -> dict[str, Any]:
     """Trains (or resumes) to cfg.steps with Ray Train.
 
     Args:
@@ -139,8 +153,12 @@ def run_training(cfg: TrainConfig, step_hook: StepHook | None = None, echo: Echo
     with driver_lock(out):  # one driver per RUN; an earlier run's workers are gone before we read its state
         if storage.isfile(latest, so) and _finished(latest, cfg, so):
             curve = storage.join(out, LOSS_PNG)
-            return {"checkpoint": latest, "step": checkpoint_step(latest, so), "metrics": _last_report(out, so),
-                    "loss_curve": curve if storage.isfile(curve, so) else None}
+            return {
+                "checkpoint": latest,
+                "step": checkpoint_step(latest, so),
+                "metrics": _last_report(out, so),
+                "loss_curve": curve if storage.isfile(curve, so) else None,
+            }
         if not checked:
             cfg = _checked(cfg, so)
         ensure_ray(cfg.ray_address)
@@ -154,22 +172,38 @@ def run_training(cfg: TrainConfig, step_hook: StepHook | None = None, echo: Echo
                 raise error from None
             finally:
                 curve = draw_loss_curve(read_metrics(out, so), storage.join(out, LOSS_PNG), storage_options=so)
-    return {"checkpoint": latest, "step": checkpoint_step(latest, so), "metrics": dict(result.metrics or {}),
-            "loss_curve": curve}
+    return {
+        "checkpoint": latest,
+        "step": checkpoint_step(latest, so),
+        "metrics": dict(result.metrics or {}),
+        "loss_curve": curve,
+    }
 
 
-def _trainer(cfg: TrainConfig, out: str, step_hook: StepHook | None,
-             storage_options: storage.StorageOptions) -> TorchTrainer:
+def _trainer(
+    cfg: TrainConfig, out: str, step_hook: StepHook | None, storage_options: storage.StorageOptions
+) -> TorchTrainer:
     # Ray Train keeps its state in RUN/<name> through the same fsspec filesystem as ours
     ray_fs, ray_path = storage.arrow_filesystem(out, storage_options)
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": cfg.to_dict(), "step_hook": step_hook, "storage_options": storage.Masked(storage_options)},
+        train_loop_config={
+            "config": cfg.to_dict(),
+            "step_hook": step_hook,
+            "storage_options": storage.Masked(storage_options),
+        },
         torch_config=LoopbackTorchConfig(backend="nccl" if cfg.gpus else "gloo"),
-        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus,
-                                     resources_per_worker={"CPU": 1, **({"GPU": 1} if cfg.gpus else {})}),
-        run_config=RunConfig(name=cfg.name, storage_path=ray_path, storage_filesystem=ray_fs,
-                             failure_config=FailureConfig(max_failures=cfg.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
-                             callbacks=[StopOnUserError()]),
+        scaling_config=ScalingConfig(
+            num_workers=cfg.workers,
+            use_gpu=cfg.gpus,
+            resources_per_worker={"CPU": 1, **({"GPU": 1} if cfg.gpus else {})},
+        ),
+        run_config=RunConfig(
+            name=cfg.name,
+            storage_path=ray_path,
+            storage_filesystem=ray_fs,
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+            callbacks=[StopOnUserError()],
+        ),
     )

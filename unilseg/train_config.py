@@ -22,8 +22,9 @@ from common.settings import SettingsError, check_settings, from_dict, setting
 class TrainConfig:
     """One training run."""
 
-    preset: str | None = setting(None, "model preset name or JSON path [default: the config saved in --init, "
-                                 "else the default preset]")
+    preset: str | None = setting(
+        None, "model preset name or JSON path [default: the config saved in --init, else the default preset]"
+    )
     data: list = setting(help="(dataset or split dir, mixing weight) pairs", factory=list, cli=False)
     out: str = setting("runs/train", "run directory: checkpoints, metrics, Ray Train state", cli=False)
     workers: int = setting(1, "Ray Train workers (DDP ranks)", min=1)
@@ -41,39 +42,55 @@ class TrainConfig:
     checkpoint_every: int = setting(200, "steps between checkpoints (the last step is always saved)", min=1)
     log_every: int = setting(10, "steps between metric reports", min=1)
     keep_checkpoints: int = setting(2, "step checkpoints kept in RUN/checkpoints and by Ray", min=1)
-    init: str | None = setting(None, "checkpoint to start from when RUN has none (ours, or the released "
-                               "UniLSeg20_no_finetune.pth with --preset unilseg-swin-b)")
+    init: str | None = setting(
+        None,
+        "checkpoint to start from when RUN has none (ours, or the released "
+        "UniLSeg20_no_finetune.pth with --preset unilseg-swin-b)",
+    )
     seed: int = setting(0, "seed of weights, data order and augmentation")
     num_loader_workers: int = setting(1, "DataLoader processes per Ray worker", min=0, cli="--loader-workers")
-    augment: dict | None = setting(help="unilseg.data.AugmentConfig fields; None = letterbox only",
-                                   factory=dict, cli=False)
+    augment: dict | None = setting(
+        help="unilseg.data.AugmentConfig fields; None = letterbox only", factory=dict, cli=False
+    )
     shuffle_buffer: int = setting(256, "targets held for shuffling per reader", min=1)
-    max_skipped_fraction: float = setting(0.01, "broken targets (an image or RLE that does not decode, a mask of "
-                                          "another size) a worker may skip, as a fraction of the targets it read "
-                                          "(of at least 1000): more stop training with an error", min=0, max=1)
+    max_skipped_fraction: float = setting(
+        0.01,
+        "broken targets (an image or RLE that does not decode, a mask of "
+        "another size) a worker may skip, as a fraction of the targets it read "
+        "(of at least 1000): more stop training with an error",
+        min=0,
+        max=1,
+    )
     threads_per_worker: int = setting(1, "torch threads per Ray worker", min=1)
-    niceness: int | None = setting(None, "OS priority of the workers [default: the caller's; Ray would start "
-                                   "them at 15]", min=-20, max=19)
+    niceness: int | None = setting(
+        None, "OS priority of the workers [default: the caller's; Ray would start them at 15]", min=-20, max=19
+    )
     max_failures: int = setting(2, "worker-group restarts allowed (each resumes from the last checkpoint)", min=0)
-    ray_address: str | None = setting(None, "Ray cluster address [default: UNILSEG_RAY_ADDRESS or a private "
-                                      "local Ray on 127.0.0.1]")
+    ray_address: str | None = setting(
+        None, "Ray cluster address [default: UNILSEG_RAY_ADDRESS or a private local Ray on 127.0.0.1]"
+    )
     name: str = setting("train", "Ray Train run name (its state lives in RUN/<name>)", cli=False)
-    time_limit_s: float | None = setting(None, "training-time budget in seconds: stop and save when it is used "
-                                         "(the cosine then follows the clock)", min=0)
+    time_limit_s: float | None = setting(
+        None,
+        "training-time budget in seconds: stop and save when it is used (the cosine then follows the clock)",
+        min=0,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
         self.data = [(str(p), float(w)) for p, w in self.data]
         if self.batch_size % self.workers or self.batch_size // self.workers < 2:
-            raise SettingsError(f"batch_size {self.batch_size} must be a multiple of workers {self.workers} with "
-                                "at least 2 per worker (BatchNorm in the head needs batch >= 2)")
+            raise SettingsError(
+                f"batch_size {self.batch_size} must be a multiple of workers {self.workers} with "
+                "at least 2 per worker (BatchNorm in the head needs batch >= 2)"
+            )
         if self.augment is not None:
             from unilseg.data.augment import AugmentConfig  # checks the augmentation fields now, not in a worker
 
             from_dict(AugmentConfig, self.augment, "TrainConfig.augment")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of ``asdict``; an unknown key fails and is named."""
         return from_dict(cls, d)
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextvars
 import json
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -36,13 +37,18 @@ def format_event(e: dict[str, Any]) -> str | None:
     if kind == "start":
         what = "starting" if e.get("from") in ("scratch", "init") else "resuming"
         target = f", target {e['target']}" if "target" in e else ""
-        return (f"{what} at step {e['step']} from {_SOURCES.get(e.get('from'), e.get('from'))} on "
-                f"{e.get('world_size', '?')} worker(s){target}")
+        return (
+            f"{what} at step {e['step']} from {_SOURCES.get(e.get('from'), e.get('from'))} on "
+            f"{e.get('world_size', '?')} worker(s){target}"
+        )
     if kind == "report":
         total = f"/{e['steps']}" if "steps" in e else ""
-        return (f"step {e['step']}{total}  loss {e['loss']:.4f} (bce {e['bce']:.4f}, dice {e['dice']:.4f})  "
-                f"lr {e['lr']:.2e}  {e['samples_per_s']:.1f} samples/s" + skipped_text(e, "  ")
-                + ("  [checkpoint]" if e.get("checkpoint") else ""))
+        return (
+            f"step {e['step']}{total}  loss {e['loss']:.4f} (bce {e['bce']:.4f}, dice {e['dice']:.4f})  "
+            f"lr {e['lr']:.2e}  {e['samples_per_s']:.1f} samples/s"
+            + skipped_text(e, "  ")
+            + ("  [checkpoint]" if e.get("checkpoint") else "")
+        )
     if kind == "warning":
         return f"warning (rank {e.get('rank', '?')}): {e.get('message')}"
     if kind == "out_of_time":
@@ -51,7 +57,7 @@ def format_event(e: dict[str, Any]) -> str | None:
 
 
 def skipped_text(metrics: dict[str, Any], prefix: str = "", always: bool = False) -> str:
-    """"<prefix>skipped N of M targets (broken)" from a report's counts: in every step line once a
+    """ "<prefix>skipped N of M targets (broken)" from a report's counts: in every step line once a
     target was skipped, and (`always`) in the summary; "" when the report has no counts."""
     skipped, read = metrics.get("targets_skipped"), metrics.get("targets_read")
     if skipped is None or read is None or not (skipped or always):
@@ -109,8 +115,12 @@ class _Follower(threading.Thread):
 
 
 @contextmanager
-def follow(metrics: str | Path, echo: Echo | None, interval: float | None = None,
-           storage_options: storage.StorageOptions = None) -> Iterator[None]:
+def follow(
+    metrics: str | Path,
+    echo: Echo | None,
+    interval: float | None = None,
+    storage_options: storage.StorageOptions = None,
+) -> Iterator[None]:
     """Echoes the events appended to `metrics` while the block runs (and those left at its end).
 
     Args:
@@ -140,12 +150,18 @@ def loss_history(events: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     keeps its latest value), in step order."""
     by_step = {int(e["step"]): e for e in events if e.get("event") == "report"}
     steps = sorted(by_step)
-    return {"step": np.asarray(steps, np.float64),
-            **{k: np.asarray([float(by_step[s][k]) for s in steps]) for k in ("loss", "bce", "dice")}}
+    return {
+        "step": np.asarray(steps, np.float64),
+        **{k: np.asarray([float(by_step[s][k]) for s in steps]) for k in ("loss", "bce", "dice")},
+    }
 
 
-def draw_loss_curve(events: list[dict[str, Any]], out: str | Path, size: tuple[int, int] = (640, 360),
-                    storage_options: storage.StorageOptions = None) -> str | None:
+def draw_loss_curve(
+    events: list[dict[str, Any]],
+    out: str | Path,
+    size: tuple[int, int] = (640, 360),
+    storage_options: storage.StorageOptions = None,
+) -> str | None:
     """Draws loss, bce and dice against the step into a PNG; None (nothing written) without reports.
 
     Args:

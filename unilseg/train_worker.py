@@ -31,9 +31,10 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cv2
 import ray.train
@@ -41,8 +42,10 @@ import ray.train.torch
 import torch
 from torch.utils.data import DataLoader
 
-from shards import storage
 from common.errors import UniLSegError
+from common.processes import die_with_parent
+from common.ray_runtime import set_niceness
+from shards import storage
 from shards.integrity import worker_message
 from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, read_checkpoint_file, save_checkpoint
 from unilseg.data.augment import AugmentConfig
@@ -50,8 +53,6 @@ from unilseg.data.dataset import SkipCounter, TargetDataset
 from unilseg.losses import unilseg_loss
 from unilseg.model import UniLSeg, build_model
 from unilseg.model.loading import is_training_checkpoint, model_config
-from common.ray_runtime import set_niceness
-from common.processes import die_with_parent
 from unilseg.run_lock import WorkerGuard
 from unilseg.train_config import TrainConfig
 
@@ -110,8 +111,16 @@ class _WarningsToEvents(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            _log_event(self.out, {"event": "warning", "rank": self.rank, "logger": record.name,
-                                  "message": record.getMessage(), "time": record.created})
+            _log_event(
+                self.out,
+                {
+                    "event": "warning",
+                    "rank": self.rank,
+                    "logger": record.name,
+                    "message": record.getMessage(),
+                    "time": record.created,
+                },
+            )
         except Exception:  # noqa: BLE001 - logging must never fail the step
             self.handleError(record)
 
@@ -124,8 +133,9 @@ def _forward_warnings(out: Path, rank: int) -> None:
         logger.addHandler(_WarningsToEvents(out, rank))
 
 
-def _publish(src: Path, out: Path | str, step: int, keep: int,
-             storage_options: storage.StorageOptions = None) -> Path | str:
+def _publish(
+    src: Path, out: Path | str, step: int, keep: int, storage_options: storage.StorageOptions = None
+) -> Path | str:
     """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it; each
     appears complete or not at all (shards.storage: rename, or one upload / store-side copy)."""
     ckpt_dir = storage.join(out, CKPT_DIR)
@@ -154,8 +164,13 @@ def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike, storage_options: 
     return storage.same_filesystem(run, f"{ray_ckpt.path.rstrip('/')}/{RAY_CKPT_FILE}", storage_options)
 
 
-def restore(cfg: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            ray_ckpt: Any = None, storage_options: storage.StorageOptions = None) -> tuple[int, str, dict[str, Any]]:
+def restore(
+    cfg: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ray_ckpt: Any = None,
+    storage_options: storage.StorageOptions = None,
+) -> tuple[int, str, dict[str, Any]]:
     """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
 
     Args:
@@ -232,19 +247,56 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
     # a run that finished by its time budget continues only if asked for a longer budget
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
-        _log_event(out, {"event": "start", "step": start, "from": source, "world_size": world, "time": time.time(),
-                         "niceness": os.getpriority(os.PRIO_PROCESS, 0), "target": cfg.steps}, so)
-    dataset = TargetDataset(cfg.data, tokenizer, size, seed=cfg.seed * 100_003 + start, rank=rank, world_size=world,
-                            augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
-                            shuffle_buffer=cfg.shuffle_buffer, storage_options=so,
-                            max_skipped_fraction=cfg.max_skipped_fraction)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size // world, num_workers=cfg.num_loader_workers,
-                        pin_memory=cfg.gpus, prefetch_factor=4 if cfg.num_loader_workers else None,
-                        worker_init_fn=die_with_parent)
+        _log_event(
+            out,
+            {
+                "event": "start",
+                "step": start,
+                "from": source,
+                "world_size": world,
+                "time": time.time(),
+                "niceness": os.getpriority(os.PRIO_PROCESS, 0),
+                "target": cfg.steps,
+            },
+            so,
+        )
+    dataset = TargetDataset(
+        cfg.data,
+        tokenizer,
+        size,
+        seed=cfg.seed * 100_003 + start,
+        rank=rank,
+        world_size=world,
+        augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
+        shuffle_buffer=cfg.shuffle_buffer,
+        storage_options=so,
+        max_skipped_fraction=cfg.max_skipped_fraction,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size // world,
+        num_workers=cfg.num_loader_workers,
+        pin_memory=cfg.gpus,
+        prefetch_factor=4 if cfg.num_loader_workers else None,
+        worker_init_fn=die_with_parent,
+    )
     wrapped.train()
     batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
-    return WorkerState(cfg, rank, world, out, wrapped, optimizer, ray.train.torch.get_device(), batches,
-                       start, trained_s, WorkerGuard(out), dataset.skips, storage_options=so)
+    return WorkerState(
+        cfg,
+        rank,
+        world,
+        out,
+        wrapped,
+        optimizer,
+        ray.train.torch.get_device(),
+        batches,
+        start,
+        trained_s,
+        WorkerGuard(out),
+        dataset.skips,
+        storage_options=so,
+    )
 
 
 def clock(state: WorkerState) -> tuple[float, float, bool]:
@@ -270,8 +322,13 @@ def train_step(state: WorkerState, step: int, lr: float) -> None:
         group["lr"] = lr
     dev = state.device
     outputs = state.model(images.to(dev, non_blocking=True), ids.to(dev, non_blocking=True))
-    losses = unilseg_loss(outputs, masks.to(dev, non_blocking=True), aux_weight=state.cfg.aux_weight,
-                          bce_weight=state.cfg.bce_weight, dice_weight=state.cfg.dice_weight)
+    losses = unilseg_loss(
+        outputs,
+        masks.to(dev, non_blocking=True),
+        aux_weight=state.cfg.aux_weight,
+        bce_weight=state.cfg.bce_weight,
+        dice_weight=state.cfg.dice_weight,
+    )
     state.optimizer.zero_grad(set_to_none=True)
     losses["loss"].backward()
     if state.cfg.grad_clip > 0:
@@ -302,24 +359,40 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
     cfg, per_worker = state.cfg, state.per_worker
     dt = time.perf_counter() - state.t_window
     read, skipped = skip_totals(state)
-    metrics = {"step": step, "lr": lr, "train_seconds": elapsed,
-               "samples_per_s": state.n * per_worker * state.world / dt,
-               **{k: v / state.n for k, v in state.sums.items()},
-               "targets_read": read, "targets_skipped": skipped}
+    metrics = {
+        "step": step,
+        "lr": lr,
+        "train_seconds": elapsed,
+        "samples_per_s": state.n * per_worker * state.world / dt,
+        **{k: v / state.n for k, v in state.sums.items()},
+        "targets_read": read,
+        "targets_skipped": skipped,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if save and state.rank == 0:
-            path = save_checkpoint(Path(tmp) / RAY_CKPT_FILE, state.model, state.optimizer, step,
-                                   extra={"world_size": state.world, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                                          "train_seconds": elapsed, "time_limit_s": cfg.time_limit_s or 0.0,
-                                          "out_of_time": out_of_time})
+            path = save_checkpoint(
+                Path(tmp) / RAY_CKPT_FILE,
+                state.model,
+                state.optimizer,
+                step,
+                extra={
+                    "world_size": state.world,
+                    "batch_size": cfg.batch_size,
+                    "lr": cfg.lr,
+                    "train_seconds": elapsed,
+                    "time_limit_s": cfg.time_limit_s or 0.0,
+                    "out_of_time": out_of_time,
+                },
+            )
             state.guard.exit_if_orphaned()  # a killed driver's worker never publishes latest.pt
             _publish(path, state.out, step, cfg.keep_checkpoints, state.storage_options)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
-        _log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save},
-                   state.storage_options)
+        _log_event(
+            state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save}, state.storage_options
+        )
     state.sums = dict.fromkeys(state.sums, 0.0)
     state.n, state.t_window = 0, time.perf_counter()
 
@@ -354,6 +427,9 @@ def _steps(state: WorkerState, cfg: TrainConfig, hook: StepHook | None) -> None:
             report(state, step, lr, elapsed, save, out_of_time)
         if out_of_time:
             if state.rank == 0:
-                _log_event(state.out, {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s},
-                           state.storage_options)
+                _log_event(
+                    state.out,
+                    {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s},
+                    state.storage_options,
+                )
             break

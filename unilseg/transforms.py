@@ -54,8 +54,9 @@ def letterbox_image(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarra
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     mat, _ = letterbox_matrices(image.shape[0], image.shape[1], size)
-    warped = cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
-                            borderValue=BORDER_RGB)
+    warped = cv2.warpAffine(
+        image, mat, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_RGB
+    )
     return normalize(warped), mat
 
 
@@ -63,8 +64,7 @@ def letterbox_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """(H, W) bool/uint8 target -> (S, S) uint8 in {0, 1} (nearest, border 0), aligned with letterbox_image."""
     mat, _ = letterbox_matrices(mask.shape[0], mask.shape[1], size)
     m = np.ascontiguousarray(mask, dtype=np.uint8)
-    return cv2.warpAffine(m, mat, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0)
+    return cv2.warpAffine(m, mat, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def logits_to_probs(logits: torch.Tensor, orig_hw: tuple[int, int], size: int) -> np.ndarray:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from skimage import color
 
-from annotation_engine.registry import CAPTIONERS
 from annotation_engine.regions import mask_bbox
+from annotation_engine.registry import CAPTIONERS
 
 GENERIC = "region"  # the noun of weight-free names; parts are called "part"
 SMALL, LARGE = 0.03, 0.2  # area fractions for the size words
@@ -100,8 +100,15 @@ def region_attributes(rgb: np.ndarray, masks: list[np.ndarray]) -> list[RegionAt
         if not len(ys):
             out.append(RegionAttrs(0.0, 0.5, 0.5, "empty", (0, 0, 0, 0)))
             continue
-        out.append(RegionAttrs(len(ys) / (h * w), float(xs.mean() + 0.5) / w, float(ys.mean() + 0.5) / h,
-                               colour_name(np.median(lab[ys, xs], 0)), mask_bbox(m)))
+        out.append(
+            RegionAttrs(
+                len(ys) / (h * w),
+                float(xs.mean() + 0.5) / w,
+                float(ys.mean() + 0.5) / h,
+                colour_name(np.median(lab[ys, xs], 0)),
+                mask_bbox(m),
+            )
+        )
     return out
 
 
@@ -136,8 +143,9 @@ def _short(name: str) -> str:
     return name[: -len(GENERIC)] + "one" if name.endswith(GENERIC) else name
 
 
-def referring_texts(attrs: list[RegionAttrs], names: list[str], parents: list[int | None],
-                    neighbours: list[list[int]]) -> list[list[str] | None]:
+def referring_texts(
+    attrs: list[RegionAttrs], names: list[str], parents: list[int | None], neighbours: list[list[int]]
+) -> list[list[str] | None]:
     """Expressions that single each region out among the others.
 
     Args:
@@ -161,8 +169,9 @@ def referring_texts(attrs: list[RegionAttrs], names: list[str], parents: list[in
         base.append(f"{phrase} {attrs[i].position}")
     relational: list[str | None] = []
     for i in range(n):
-        others = [j for j in neighbours[i] if names[j] != names[i] and parents[j] is None] or \
-                 [j for j in neighbours[i] if names[j] != names[i]]
+        others = [j for j in neighbours[i] if names[j] != names[i] and parents[j] is None] or [
+            j for j in neighbours[i] if names[j] != names[i]
+        ]
         if not others:
             relational.append(None)
             continue
@@ -179,8 +188,9 @@ def referring_texts(attrs: list[RegionAttrs], names: list[str], parents: list[in
             texts.append(None)  # "the grey part of the grey region" singles nothing out
         else:
             where = _inside(attrs[i], attrs[p])
-            texts.append([f"the {_noun(names[i], True)} of {base[p]}",
-                          f"the {_noun(names[i], True)} {where} of {base[p]}"])
+            texts.append(
+                [f"the {_noun(names[i], True)} of {base[p]}", f"the {_noun(names[i], True)} {where} of {base[p]}"]
+            )
     _disambiguate(texts, attrs)
     return texts
 
@@ -242,8 +252,9 @@ class AttributesCaptioner:
     def identity(self) -> dict[str, str]:
         return {"captioner": "attributes", "captioner_version": self.version}
 
-    def describe(self, rgb: np.ndarray, masks: list[np.ndarray],
-                 attrs: list[RegionAttrs] | None = None) -> list[str | None]:
+    def describe(
+        self, rgb: np.ndarray, masks: list[np.ndarray], attrs: list[RegionAttrs] | None = None
+    ) -> list[str | None]:
         """(H, W, 3) uint8 + masks -> "<colour> region" per mask."""
         attrs = attrs if attrs is not None else region_attributes(rgb, masks)
         return [f"{a.colour} {self.noun}" for a in attrs]

@@ -14,8 +14,8 @@ import os
 import numpy as np
 
 from annotation_engine.captioners.attributes import clean_caption
-from annotation_engine.registry import CAPTIONERS
 from annotation_engine.regions import crop_region
+from annotation_engine.registry import CAPTIONERS
 from common.errors import UniLSegError
 
 # Tried in order: the first Auto class that knows the model's config loads it.
@@ -66,9 +66,18 @@ class HFCaptioner:
         device (str): torch device.
     """
 
-    def __init__(self, model: str, revision: str | None = None, batch_size: int = 8, context: float = 0.2,
-                 dim_background: float = 0.4, max_new_tokens: int = 20, num_beams: int = 1,
-                 prompt: str | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        batch_size: int = 8,
+        context: float = 0.2,
+        dim_background: float = 0.4,
+        max_new_tokens: int = 20,
+        num_beams: int = 1,
+        prompt: str | None = None,
+        device: str = "cpu",
+    ):
         self.model_id, self.revision = model, revision
         self.batch_size, self.context, self.dim_background = int(batch_size), float(context), float(dim_background)
         self.max_new_tokens, self.num_beams, self.prompt = int(max_new_tokens), int(num_beams), prompt
@@ -79,8 +88,11 @@ class HFCaptioner:
         import transformers
 
         ident = self.model_id if not os.path.isdir(self.model_id) else os.path.abspath(self.model_id)
-        return {"captioner": "hf", "captioner_model": ident + (f"@{self.revision}" if self.revision else ""),
-                "captioner_version": f"transformers-{transformers.__version__}"}
+        return {
+            "captioner": "hf",
+            "captioner_model": ident + (f"@{self.revision}" if self.revision else ""),
+            "captioner_version": f"transformers-{transformers.__version__}",
+        }
 
     def caption_crops(self, crops: list[np.ndarray]) -> list[str]:
         """Raw captions of (h, w, 3) uint8 crops, batched."""
@@ -88,14 +100,14 @@ class HFCaptioner:
 
         out: list[str] = []
         for start in range(0, len(crops), self.batch_size):
-            batch = crops[start:start + self.batch_size]
+            batch = crops[start : start + self.batch_size]
             kw = {"text": [self.prompt] * len(batch)} if self.prompt else {}
             inputs = self.processor(images=batch, return_tensors="pt", **kw).to(self.device)
             with torch.inference_mode():
                 ids = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams)
             texts = self.processor.batch_decode(ids, skip_special_tokens=True)
             if self.prompt:  # conditional models repeat the prompt
-                texts = [t[len(self.prompt):] if t.lower().startswith(self.prompt.lower()) else t for t in texts]
+                texts = [t[len(self.prompt) :] if t.lower().startswith(self.prompt.lower()) else t for t in texts]
             out.extend(texts)
         return out
 

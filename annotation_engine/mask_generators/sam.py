@@ -14,8 +14,9 @@ give it thresholds of 0 for masks to come out.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,17 +35,36 @@ def build_sam_tiny(seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         sam = Sam(
-            image_encoder=ImageEncoderViT(img_size=img, patch_size=patch, embed_dim=dim, depth=2, num_heads=2,
-                                          mlp_ratio=2.0, out_chans=dim, qkv_bias=True,
-                                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
-                                          window_size=4, global_attn_indexes=(1,)),
-            prompt_encoder=PromptEncoder(embed_dim=dim, image_embedding_size=(img // patch, img // patch),
-                                         input_image_size=(img, img), mask_in_chans=8),
-            mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer_dim=dim,
-                                     transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=128,
-                                                                   num_heads=2),
-                                     iou_head_depth=2, iou_head_hidden_dim=32),
-            pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+            image_encoder=ImageEncoderViT(
+                img_size=img,
+                patch_size=patch,
+                embed_dim=dim,
+                depth=2,
+                num_heads=2,
+                mlp_ratio=2.0,
+                out_chans=dim,
+                qkv_bias=True,
+                norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+                use_rel_pos=True,
+                window_size=4,
+                global_attn_indexes=(1,),
+            ),
+            prompt_encoder=PromptEncoder(
+                embed_dim=dim,
+                image_embedding_size=(img // patch, img // patch),
+                input_image_size=(img, img),
+                mask_in_chans=8,
+            ),
+            mask_decoder=MaskDecoder(
+                num_multimask_outputs=3,
+                transformer_dim=dim,
+                transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=128, num_heads=2),
+                iou_head_depth=2,
+                iou_head_hidden_dim=32,
+            ),
+            pixel_mean=[123.675, 116.28, 103.53],
+            pixel_std=[58.395, 57.12, 57.375],
+        )
     return sam.eval()
 
 
@@ -53,6 +73,7 @@ def _segment_anything_builder(name: str) -> Callable[[], Any]:
         from segment_anything import sam_model_registry
 
         return sam_model_registry[name](checkpoint=None)  # weights are loaded by us, weights_only
+
     return build
 
 
@@ -78,8 +99,9 @@ def load_sam(model_type: str, checkpoint: str | None, device: str = "cpu"):
     if model_type not in SAM_BUILDERS:
         raise KeyError(f"unknown SAM model type {model_type!r}; known: {', '.join(SAM_BUILDERS)}")
     if checkpoint is None and model_type != "tiny":
-        raise ValueError(f"SAM {model_type} needs a checkpoint path (e.g. sam_vit_h_4b8939.pth from the "
-                         "segment-anything release)")
+        raise ValueError(
+            f"SAM {model_type} needs a checkpoint path (e.g. sam_vit_h_4b8939.pth from the segment-anything release)"
+        )
     sam = SAM_BUILDERS[model_type]()
     if checkpoint is not None:
         if not os.path.exists(checkpoint):
@@ -117,23 +139,45 @@ class SamGenerator:
         device (str): torch device.
     """
 
-    def __init__(self, model_type: str = "vit_h", checkpoint: str | None = None, points_per_side: int = 32,
-                 points_per_batch: int = 64, pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95,
-                 stability_score_offset: float = 1.0, box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
-                 crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
-                 crop_n_points_downscale_factor: int = 1, min_mask_region_area: int = 0, precision: str = "fp32",
-                 encoder_batch: int | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        model_type: str = "vit_h",
+        checkpoint: str | None = None,
+        points_per_side: int = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        min_mask_region_area: int = 0,
+        precision: str = "fp32",
+        encoder_batch: int | None = None,
+        device: str = "cpu",
+    ):
         from annotation_engine.mask_generators.sam_amg import ExactMaskGenerator
 
         self.model_type, self.checkpoint, self.precision = model_type, checkpoint, precision
         self.sam = load_sam(model_type, checkpoint, device)
         self.amg = ExactMaskGenerator(
-            self.sam, points_per_side=points_per_side, points_per_batch=points_per_batch,
-            pred_iou_thresh=pred_iou_thresh, stability_score_thresh=stability_score_thresh,
-            stability_score_offset=stability_score_offset, box_nms_thresh=box_nms_thresh,
-            crop_n_layers=crop_n_layers, crop_nms_thresh=crop_nms_thresh, crop_overlap_ratio=crop_overlap_ratio,
+            self.sam,
+            points_per_side=points_per_side,
+            points_per_batch=points_per_batch,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh,
+            stability_score_offset=stability_score_offset,
+            box_nms_thresh=box_nms_thresh,
+            crop_n_layers=crop_n_layers,
+            crop_nms_thresh=crop_nms_thresh,
+            crop_overlap_ratio=crop_overlap_ratio,
             crop_n_points_downscale_factor=crop_n_points_downscale_factor,
-            min_mask_region_area=min_mask_region_area, precision=precision, encoder_batch=encoder_batch)
+            min_mask_region_area=min_mask_region_area,
+            precision=precision,
+            encoder_batch=encoder_batch,
+        )
 
     def identity(self) -> dict[str, str]:
         from importlib.metadata import version
@@ -142,8 +186,11 @@ class SamGenerator:
         model = f"sam-{self.model_type}{weights}"
         # the exact path keeps the stock generator's identity: same masks, same provenance
         suffix = "" if self.precision == "fp32" else f"+autocast-{self.precision}"
-        return {"generator": "sam", "generator_model": model,
-                "generator_version": f"segment-anything-{version('segment-anything')}{suffix}"}
+        return {
+            "generator": "sam",
+            "generator_model": model,
+            "generator_version": f"segment-anything-{version('segment-anything')}{suffix}",
+        }
 
     def generate(self, rgb: np.ndarray) -> list[Proposal]:
         """(H, W, 3) uint8 RGB -> proposals with predicted_iou and stability_score."""
@@ -151,8 +198,10 @@ class SamGenerator:
 
     def generate_batch(self, images: list[np.ndarray]) -> list[list[Proposal]]:
         """Several (H, W, 3) uint8 RGB images; the image encoder sees them together."""
-        return [[Proposal(m.mask, {"predicted_iou": m.predicted_iou, "stability_score": m.stability_score})
-                 for m in masks] for masks in self.amg.generate_batch(images)]
+        return [
+            [Proposal(m.mask, {"predicted_iou": m.predicted_iou, "stability_score": m.stability_score}) for m in masks]
+            for masks in self.amg.generate_batch(images)
+        ]
 
 
 @MASK_GENERATORS.register("sam-tiny")

@@ -35,8 +35,9 @@ TINY_OVERRIDES = [
 ]
 
 
-def load_sam2(config: str, checkpoint: str | None, device: str = "cpu", overrides: list[str] | None = None,
-              seed: int = 0):
+def load_sam2(
+    config: str, checkpoint: str | None, device: str = "cpu", overrides: list[str] | None = None, seed: int = 0
+):
     """A SAM2Base of a SAM 2.1 config, with the checkpoint's weights (strict), in eval mode.
 
     Args:
@@ -61,8 +62,9 @@ def load_sam2(config: str, checkpoint: str | None, device: str = "cpu", override
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         # the package's builder; its own loader is bypassed so that we load strictly here
-        model = build_sam2(f"configs/sam2.1/{config}.yaml", ckpt_path=None, device="cpu",
-                           hydra_overrides_extra=list(overrides or []))
+        model = build_sam2(
+            f"configs/sam2.1/{config}.yaml", ckpt_path=None, device="cpu", hydra_overrides_extra=list(overrides or [])
+        )
     if checkpoint is not None:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"] if "model" in state else state, strict=True)
@@ -87,26 +89,49 @@ class Sam2Generator:
 
     _overrides: list[str] = []
 
-    def __init__(self, config: str = "sam2.1_hiera_l", checkpoint: str | None = None, points_per_side: int = 32,
-                 points_per_batch: int = 64, pred_iou_thresh: float = 0.8, stability_score_thresh: float = 0.95,
-                 stability_score_offset: float = 1.0, box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
-                 crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
-                 crop_n_points_downscale_factor: int = 1, min_mask_region_area: int = 0, use_m2m: bool = False,
-                 device: str = "cpu"):
+    def __init__(
+        self,
+        config: str = "sam2.1_hiera_l",
+        checkpoint: str | None = None,
+        points_per_side: int = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.8,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        min_mask_region_area: int = 0,
+        use_m2m: bool = False,
+        device: str = "cpu",
+    ):
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
         if checkpoint is None and not self._overrides:
-            raise ValueError(f"SAM 2 {config} needs a checkpoint path (e.g. {config}.pt from Meta's SAM 2.1 "
-                             "release); sam2-tiny is the random test model")
+            raise ValueError(
+                f"SAM 2 {config} needs a checkpoint path (e.g. {config}.pt from Meta's SAM 2.1 "
+                "release); sam2-tiny is the random test model"
+            )
         self.config, self.checkpoint = config, checkpoint
         self.model = load_sam2(config, checkpoint, device, self._overrides)
         self.amg = SAM2AutomaticMaskGenerator(
-            self.model, points_per_side=points_per_side, points_per_batch=points_per_batch,
-            pred_iou_thresh=pred_iou_thresh, stability_score_thresh=stability_score_thresh,
-            stability_score_offset=stability_score_offset, box_nms_thresh=box_nms_thresh,
-            crop_n_layers=crop_n_layers, crop_nms_thresh=crop_nms_thresh, crop_overlap_ratio=crop_overlap_ratio,
+            self.model,
+            points_per_side=points_per_side,
+            points_per_batch=points_per_batch,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh,
+            stability_score_offset=stability_score_offset,
+            box_nms_thresh=box_nms_thresh,
+            crop_n_layers=crop_n_layers,
+            crop_nms_thresh=crop_nms_thresh,
+            crop_overlap_ratio=crop_overlap_ratio,
             crop_n_points_downscale_factor=crop_n_points_downscale_factor,
-            min_mask_region_area=min_mask_region_area, use_m2m=use_m2m, output_mode="binary_mask")
+            min_mask_region_area=min_mask_region_area,
+            use_m2m=use_m2m,
+            output_mode="binary_mask",
+        )
         # SAM2ImagePredictor assumes 1024 px inputs for its feature-map sizes; derive them
         # from the model (the same values at 1024, right ones for the tiny model's 256)
         s = self.model.image_size
@@ -117,8 +142,11 @@ class Sam2Generator:
 
         weights = f":{path_identity(self.checkpoint)}" if self.checkpoint else ":random-seed0"
         tiny = "-tiny" if self._overrides else ""
-        return {"generator": "sam2", "generator_model": f"{self.config}{tiny}{weights}",
-                "generator_version": f"sam2-{version('sam2')}"}
+        return {
+            "generator": "sam2",
+            "generator_model": f"{self.config}{tiny}{weights}",
+            "generator_version": f"sam2-{version('sam2')}",
+        }
 
     def generate(self, rgb: np.ndarray) -> list[Proposal]:
         """(H, W, 3) uint8 RGB -> proposals with predicted_iou and stability_score."""
@@ -126,9 +154,13 @@ class Sam2Generator:
 
         with torch.inference_mode():
             records = self.amg.generate(rgb)
-        return [Proposal(r["segmentation"].astype(bool),
-                         {"predicted_iou": float(r["predicted_iou"]), "stability_score": float(r["stability_score"])})
-                for r in records]
+        return [
+            Proposal(
+                r["segmentation"].astype(bool),
+                {"predicted_iou": float(r["predicted_iou"]), "stability_score": float(r["stability_score"])},
+            )
+            for r in records
+        ]
 
 
 @MASK_GENERATORS.register("sam2-tiny")

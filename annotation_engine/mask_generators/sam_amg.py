@@ -119,13 +119,25 @@ class ExactMaskGenerator:
             more; on a GPU the whole batch.
     """
 
-    def __init__(self, model: Any, points_per_side: int | None = 32, points_per_batch: int = 64,
-                 pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95,
-                 stability_score_offset: float = 1.0, box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
-                 crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
-                 crop_n_points_downscale_factor: int = 1, point_grids: list[np.ndarray] | None = None,
-                 min_mask_region_area: int = 0, precision: str = "fp32", encoder_batch: int | None = None,
-                 decoder_chunk: int | None = None):
+    def __init__(
+        self,
+        model: Any,
+        points_per_side: int | None = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        point_grids: list[np.ndarray] | None = None,
+        min_mask_region_area: int = 0,
+        precision: str = "fp32",
+        encoder_batch: int | None = None,
+        decoder_chunk: int | None = None,
+    ):
         from segment_anything import SamPredictor
         from segment_anything.utils.amg import build_all_layer_point_grids
 
@@ -135,9 +147,11 @@ class ExactMaskGenerator:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if min_mask_region_area > 0:
             import cv2  # noqa: F401  (fail now, not after the encoder ran)
-        self.point_grids = (build_all_layer_point_grids(points_per_side, crop_n_layers,
-                                                        crop_n_points_downscale_factor)
-                            if points_per_side is not None else point_grids)
+        self.point_grids = (
+            build_all_layer_point_grids(points_per_side, crop_n_layers, crop_n_points_downscale_factor)
+            if points_per_side is not None
+            else point_grids
+        )
         self.predictor = SamPredictor(model)
         self.model = model
         self.points_per_batch = points_per_batch
@@ -175,8 +189,8 @@ class ExactMaskGenerator:
         self.stats = {"candidates": 0, "after_iou": 0, "kept_in_crops": 0}
         with torch.inference_mode():
             for start in range(0, len(plans), self.encoder_batch):
-                chunk = plans[start:start + self.encoder_batch]
-                cropped = [images[i][b[1]:b[3], b[0]:b[2], :] for i, b, _ in chunk]
+                chunk = plans[start : start + self.encoder_batch]
+                cropped = [images[i][b[1] : b[3], b[0] : b[2], :] for i, b, _ in chunk]
                 for (i, box, layer), feats, im in zip(chunk, self._encode(cropped), cropped):
                     self._set_features(feats, im.shape[:2])
                     crops[i].append(self._process_crop(im.shape[:2], box, layer, images[i].shape[:2]))
@@ -213,7 +227,7 @@ class ExactMaskGenerator:
             batch.append(model.preprocess(t[None]))
         with self._autocast():
             feats = model.image_encoder(torch.cat(batch))
-        return [feats[j:j + 1] for j in range(len(crops))]
+        return [feats[j : j + 1] for j in range(len(crops))]
 
     def _set_features(self, feats: Any, size: tuple[int, int]) -> None:
         """What ``SamPredictor.set_torch_image`` leaves behind, for precomputed features."""
@@ -225,8 +239,9 @@ class ExactMaskGenerator:
 
     # ---- one crop ---------------------------------------------------------------------
 
-    def _process_crop(self, im_size: tuple[int, int], crop_box: list[int], layer: int,
-                      orig_size: tuple[int, int]) -> _Crop:
+    def _process_crop(
+        self, im_size: tuple[int, int], crop_box: list[int], layer: int, orig_size: tuple[int, int]
+    ) -> _Crop:
         import torch
         from segment_anything.utils.amg import batch_iterator, uncrop_boxes_xyxy, uncrop_points
         from torchvision.ops.boxes import batched_nms
@@ -246,9 +261,15 @@ class ExactMaskGenerator:
         keep = batched_nms(boxes_t.float(), iou_preds, torch.zeros(len(boxes_t)), iou_threshold=self.box_nms_thresh)
         keep_list = keep.tolist()
         self.stats["kept_in_crops"] += len(keep_list)
-        return _Crop([packed[k] for k in keep_list], tuple(im_size), list(crop_box), iou_preds[keep],
-                     stability[keep], uncrop_boxes_xyxy(boxes_t[keep], crop_box),
-                     uncrop_points(torch.cat(pts)[keep.cpu()], crop_box))
+        return _Crop(
+            [packed[k] for k in keep_list],
+            tuple(im_size),
+            list(crop_box),
+            iou_preds[keep],
+            stability[keep],
+            uncrop_boxes_xyxy(boxes_t[keep], crop_box),
+            uncrop_points(torch.cat(pts)[keep.cpu()], crop_box),
+        )
 
     def _decode(self, points: np.ndarray, im_size: tuple[int, int]):
         """Predicted IoUs (B, 3) of every prompt, and a function giving the low-res mask
@@ -258,13 +279,15 @@ class ExactMaskGenerator:
         from annotation_engine.mask_generators.sam_decoder import hypernetwork, low_res_masks, two_way_transformer
 
         model, dec = self.model, self.model.mask_decoder
-        in_points = torch.as_tensor(self.predictor.transform.apply_coords(points, im_size),
-                                    device=self.predictor.device)
+        in_points = torch.as_tensor(
+            self.predictor.transform.apply_coords(points, im_size), device=self.predictor.device
+        )
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
         chunk = self._chunk()
         with self._autocast():
-            sparse, dense = model.prompt_encoder(points=(in_points[:, None, :], in_labels[:, None]),
-                                                 boxes=None, masks=None)
+            sparse, dense = model.prompt_encoder(
+                points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
+            )
             output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
             output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
             tokens = torch.cat((output_tokens, sparse), dim=1)
@@ -276,7 +299,7 @@ class ExactMaskGenerator:
             hyper_in = hypernetwork(dec, hs)
 
         def masks_of(sel: list[int]) -> Any:
-            src = torch.cat([keys[p // chunk][p % chunk:p % chunk + 1] for p in sel])
+            src = torch.cat([keys[p // chunk][p % chunk : p % chunk + 1] for p in sel])
             with self._autocast():
                 return low_res_masks(dec, src, hyper_in[sel], image.shape[2:], len(tokens))[:, 1:].float()
 
@@ -295,8 +318,9 @@ class ExactMaskGenerator:
             return self.points_per_batch
         return 1 if torch.get_num_threads() == 1 else 8
 
-    def _process_batch(self, points: np.ndarray, im_size: tuple[int, int], crop_box: list[int],
-                       orig_size: tuple[int, int]):
+    def _process_batch(
+        self, points: np.ndarray, im_size: tuple[int, int], crop_box: list[int], orig_size: tuple[int, int]
+    ):
         """One batch of prompts -> (packed masks, iou_preds, stability, boxes, points) of survivors."""
         import torch
 
@@ -315,7 +339,7 @@ class ExactMaskGenerator:
         out: list[list[Any]] = [[], [], [], [], []]  # packed masks, ious, stabilities, boxes, points
         chunk = self._chunk()
         for start in range(0, len(prompts), chunk):  # a few prompts' masks at a time
-            group = prompts[start:start + chunk]
+            group = prompts[start : start + chunk]
             lo, hi = torch.searchsorted(prompt_of, torch.tensor([group[0], group[-1] + 1])).tolist()
             rows = prompt_of[lo:hi] - group[0]  # survivors of these prompts, in flattened order
             sel = torch.tensor(group) - group[0]
@@ -323,26 +347,38 @@ class ExactMaskGenerator:
             low = masks_of(group)[row, (idx[lo:hi] % n_out).cpu()]  # (m, 256, 256)
             for part in range(0, hi - lo, _UPSAMPLE_CHUNK):
                 span = slice(lo + part, min(lo + part + _UPSAMPLE_CHUNK, hi))
-                self._postprocess(low[part:part + _UPSAMPLE_CHUNK], iou_flat[idx[span]], points_t[prompt_of[span]],
-                                  crop_box, orig_size, out)
+                self._postprocess(
+                    low[part : part + _UPSAMPLE_CHUNK],
+                    iou_flat[idx[span]],
+                    points_t[prompt_of[span]],
+                    crop_box,
+                    orig_size,
+                    out,
+                )
         if not out[1]:  # nothing survived: empty tensors of the right dtypes
             dev = iou_flat.device
-            return ([], iou_flat[:0], torch.zeros(0, device=dev), torch.zeros(0, 4, dtype=torch.int64, device=dev),
-                    points_t[:0])
+            return (
+                [],
+                iou_flat[:0],
+                torch.zeros(0, device=dev),
+                torch.zeros(0, 4, dtype=torch.int64, device=dev),
+                points_t[:0],
+            )
         return out[0], torch.cat(out[1]), torch.cat(out[2]), torch.cat(out[3]), torch.cat(out[4])
 
-    def _postprocess(self, low: Any, iou: Any, pt: Any, crop_box: list[int], orig_size: tuple[int, int],
-                     out: list[list[Any]]) -> None:
+    def _postprocess(
+        self, low: Any, iou: Any, pt: Any, crop_box: list[int], orig_size: tuple[int, int], out: list[list[Any]]
+    ) -> None:
         """Low-res logits (m, 256, 256) of IoU survivors -> upsampled, scored, thresholded,
         boxed and edge-filtered as segment-anything does; survivors appended to ``out``."""
         import torch
-        from segment_anything.utils.amg import (batched_mask_to_box, calculate_stability_score,
-                                                is_box_near_crop_edge)
+        from segment_anything.utils.amg import batched_mask_to_box, calculate_stability_score, is_box_near_crop_edge
 
         mt = self.model.mask_threshold
         h, w = orig_size
-        logits = self.model.postprocess_masks(low[:, None], self.predictor.input_size,
-                                              self.predictor.original_size)[:, 0]
+        logits = self.model.postprocess_masks(low[:, None], self.predictor.input_size, self.predictor.original_size)[
+            :, 0
+        ]
         stab = calculate_stability_score(logits, mt, self.stability_score_offset)
         if self.stability_score_thresh > 0.0:
             ok = stab >= self.stability_score_thresh
@@ -382,8 +418,17 @@ class ExactMaskGenerator:
         order = list(range(len(masks)))
         if self.min_mask_region_area > 0 and masks:
             order, masks, boxes_np = self._small_regions(masks, boxes_np)
-        return [AmgMask(masks[j], float(iou_np[k]), float(stab_np[k]), boxes_np[k].tolist(), crop_np[k].tolist(),
-                        points_np[k].tolist()) for j, k in enumerate(order)]
+        return [
+            AmgMask(
+                masks[j],
+                float(iou_np[k]),
+                float(stab_np[k]),
+                boxes_np[k].tolist(),
+                crop_np[k].tolist(),
+                points_np[k].tolist(),
+            )
+            for j, k in enumerate(order)
+        ]
 
     def _small_regions(self, masks: list[np.ndarray], boxes: np.ndarray):
         """SamAutomaticMaskGenerator.postprocess_small_regions on binary masks (no RLE):
@@ -400,8 +445,12 @@ class ExactMaskGenerator:
             new_masks.append(mask)
             scores.append(float(unchanged and not changed))  # NMS prefers masks left alone
         new_boxes = batched_mask_to_box(torch.as_tensor(np.stack(new_masks)))
-        keep = batched_nms(new_boxes.float(), torch.as_tensor(scores), torch.zeros(len(new_boxes)),
-                           iou_threshold=max(self.box_nms_thresh, self.crop_nms_thresh)).tolist()
+        keep = batched_nms(
+            new_boxes.float(),
+            torch.as_tensor(scores),
+            torch.zeros(len(new_boxes)),
+            iou_threshold=max(self.box_nms_thresh, self.crop_nms_thresh),
+        ).tolist()
         boxes = boxes.copy()
         for k in keep:
             if scores[k] == 0.0:  # changed: segment-anything replaces its mask and box

@@ -141,9 +141,10 @@ def hypernetwork(dec: Any, hs: Any) -> Any:
     ``MaskDecoder.predict_masks`` runs them (all B rows at once; see the module docstring)."""
     import torch
 
-    mask_tokens_out = hs[:, 1:(1 + dec.num_mask_tokens), :]
-    return torch.stack([dec.output_hypernetworks_mlps[i](mask_tokens_out[:, i, :])
-                        for i in range(dec.num_mask_tokens)], dim=1)
+    mask_tokens_out = hs[:, 1 : (1 + dec.num_mask_tokens), :]
+    return torch.stack(
+        [dec.output_hypernetworks_mlps[i](mask_tokens_out[:, i, :]) for i in range(dec.num_mask_tokens)], dim=1
+    )
 
 
 def low_res_masks(dec: Any, src: Any, hyper_in: Any, size: tuple[int, int], batch: int) -> Any:

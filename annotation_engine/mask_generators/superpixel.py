@@ -24,8 +24,9 @@ def _boundary_strength(labels: np.ndarray, edges: np.ndarray) -> dict[tuple[int,
     """(a, b) -> [sum, count] of the edge map along the boundary of neighbouring labels a < b."""
     a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
     b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
-    e = np.concatenate([np.maximum(edges[:, :-1], edges[:, 1:]).ravel(),
-                        np.maximum(edges[:-1, :], edges[1:, :]).ravel()])
+    e = np.concatenate(
+        [np.maximum(edges[:, :-1], edges[:, 1:]).ravel(), np.maximum(edges[:-1, :], edges[1:, :]).ravel()]
+    )
     keep = a != b
     lo, hi, e = np.minimum(a, b)[keep], np.maximum(a, b)[keep], e[keep]
     pairs, inverse = np.unique(np.stack([lo, hi], 1), axis=0, return_inverse=True)
@@ -34,8 +35,14 @@ def _boundary_strength(labels: np.ndarray, edges: np.ndarray) -> dict[tuple[int,
     return {(int(p[0]), int(p[1])): [float(s), float(c)] for p, s, c in zip(pairs, sums, counts)}
 
 
-def merge_regions(labels: np.ndarray, lab: np.ndarray, thresholds: list[float], small_region: float,
-                  edges: np.ndarray | None = None, edge_weight: float = 0.0) -> list[np.ndarray]:
+def merge_regions(
+    labels: np.ndarray,
+    lab: np.ndarray,
+    thresholds: list[float],
+    small_region: float,
+    edges: np.ndarray | None = None,
+    edge_weight: float = 0.0,
+) -> list[np.ndarray]:
     """Greedy hierarchical merging of adjacent regions by mean Lab colour and boundary strength.
 
     The pair with the smallest weight merges first. The weight is the Lab distance of the two
@@ -129,8 +136,15 @@ class SuperpixelGenerator:
 
     version = f"skimage-{skimage.__version__}"
 
-    def __init__(self, n_segments: int = 300, compactness: float = 10.0, levels: tuple[float, ...] = (14.0, 30.0),
-                 small_region: float = 0.01, seed_sigma: float = 1.0, edge_weight: float = 20.0):
+    def __init__(
+        self,
+        n_segments: int = 300,
+        compactness: float = 10.0,
+        levels: tuple[float, ...] = (14.0, 30.0),
+        small_region: float = 0.01,
+        seed_sigma: float = 1.0,
+        edge_weight: float = 20.0,
+    ):
         if not levels:
             raise UniLSegError("levels must name at least one merge threshold")
         self.n_segments, self.compactness = int(n_segments), float(compactness)
@@ -144,9 +158,15 @@ class SuperpixelGenerator:
     def partitions(self, rgb: np.ndarray) -> list[np.ndarray]:
         """(H, W, 3) uint8 -> one (H, W) int label image per level, finest first."""
         lab = color.rgb2lab(rgb)
-        labels = segmentation.slic(lab, n_segments=self.n_segments, compactness=self.compactness,
-                                   sigma=self.seed_sigma, start_label=0, convert2lab=False,
-                                   channel_axis=-1)
+        labels = segmentation.slic(
+            lab,
+            n_segments=self.n_segments,
+            compactness=self.compactness,
+            sigma=self.seed_sigma,
+            start_label=0,
+            convert2lab=False,
+            channel_axis=-1,
+        )
         edges = filters.sobel(lab[..., 0] / 100.0)
         edges = np.clip(edges / (np.percentile(edges, 99) + 1e-6), 0.0, 1.0)
         return merge_regions(labels, lab, self.levels, self.small_region, edges, self.edge_weight)
@@ -165,8 +185,9 @@ class SuperpixelGenerator:
                 mask = inverse == i
                 ring = _dilate(mask) & ~mask
                 contrast = float(np.linalg.norm(lab[ring].mean(0) - means[i])) if ring.any() else 0.0
-                proposals.append(Proposal(mask, {"contrast": round(min(contrast / 100.0, 1.0), 4),
-                                                 "level": float(level)}))
+                proposals.append(
+                    Proposal(mask, {"contrast": round(min(contrast / 100.0, 1.0), 4), "level": float(level)})
+                )
         return proposals
 
 

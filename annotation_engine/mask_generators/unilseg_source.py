@@ -27,8 +27,14 @@ class UniLSegSource:
         device (str): torch device.
     """
 
-    def __init__(self, checkpoint: str, expressions: list[str], preset: str | None = None,
-                 threshold: float | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        checkpoint: str,
+        expressions: list[str],
+        preset: str | None = None,
+        threshold: float | None = None,
+        device: str = "cpu",
+    ):
         # torch and the model are imported here, not at the top: the registry imports every
         # generator module on first lookup, and a weight-free engine should not pay seconds
         # of torch import for a source it never builds
@@ -41,8 +47,11 @@ class UniLSegSource:
         self.threshold = self.model.config.threshold if threshold is None else float(threshold)
 
     def identity(self) -> dict[str, str]:
-        return {"generator": "unilseg", "generator_model": f"unilseg:{path_identity(self.checkpoint)}",
-                "generator_version": "unilseg-predict-1"}
+        return {
+            "generator": "unilseg",
+            "generator_model": f"unilseg:{path_identity(self.checkpoint)}",
+            "generator_version": "unilseg-predict-1",
+        }
 
     def generate(self, rgb: np.ndarray) -> list[Proposal]:
         """(H, W, 3) uint8 RGB -> one proposal per expression whose mask is not empty.
@@ -59,6 +68,11 @@ class UniLSegSource:
             if not mask.any():
                 continue
             inside = probs[mask]
-            out.append(Proposal(mask, {"mean_prob": float(inside.mean()),
-                                       "confident_fraction": float((inside > 0.8).mean())}, texts=[text]))
+            out.append(
+                Proposal(
+                    mask,
+                    {"mean_prob": float(inside.mean()), "confident_fraction": float((inside > 0.8).mean())},
+                    texts=[text],
+                )
+            )
         return out

@@ -4,7 +4,8 @@ A converter is a function ``(src: Path, **options) -> Iterator[Item | Rejected]`
 registered under a format name. Formats whose sources hold several splits register, beside
 the converter, ``splits=fn``: ``fn(src, **options) -> list[str]`` names the splits the source
 has (``unilseg convert`` converts them all unless told which); formats without splits of
-their own (salient object folders) write one split, ``train`` unless named. It yields an ``Item`` per image: the key first and a
+their own (salient object folders) write one split, ``train`` unless named. It yields an ``Item`` per image: the
+key first and a
 ``build`` callable that reads the files and returns the Sample, so the driver can skip
 keys already written without reading anything, and can quarantine whatever ``build``
 raises (with the error message as the reason).
@@ -12,12 +13,12 @@ raises (with the error message as the reason).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from common.errors import UniLSegError
-from shards.format import Sample
 from common.registry import Registry
+from shards.format import Sample
 
 
 class ConvertError(UniLSegError):
@@ -55,14 +56,25 @@ _SPLIT_RANK = {"train": 0, "training": 0, "val": 1, "validation": 1, "test": 2, 
 
 def order_splits(names) -> list[str]:
     """Distinct split names in reading order: train, val, test, testA, testB, ..., then the rest."""
+
     def rank(name: str) -> tuple[int, str]:
         return (_SPLIT_RANK.get(name, 2 if name.startswith("test") else 3), name)
 
     return sorted(set(names), key=rank)
+
+
 # Modules that register converters; imported on first lookup so the CLI starts fast.
-CONVERTERS = Registry("format", ["shards.converters.folder_sets", "shards.converters.refer",
-                                 "shards.converters.grefcoco", "shards.converters.coco",
-                                 "shards.converters.ade20k", "shards.converters.parts"])
+CONVERTERS = Registry(
+    "format",
+    [
+        "shards.converters.folder_sets",
+        "shards.converters.refer",
+        "shards.converters.grefcoco",
+        "shards.converters.coco",
+        "shards.converters.ade20k",
+        "shards.converters.parts",
+    ],
+)
 register_converter = CONVERTERS.register
 get_converter = CONVERTERS.get
 converter_names = CONVERTERS.names

@@ -21,8 +21,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -33,8 +33,14 @@ from shards.images import prepare_image
 from shards.keys import make_key
 from shards.rle import mask_to_rle
 
-SPLIT_DIRS = {"train": "training", "training": "training", "val": "validation", "validation": "validation",
-              "test": "testing", "testing": "testing"}
+SPLIT_DIRS = {
+    "train": "training",
+    "training": "training",
+    "val": "validation",
+    "validation": "validation",
+    "test": "testing",
+    "testing": "testing",
+}
 CLASS_FILES = ["objectInfo150.txt", "objectInfo150.csv", "object150_info.csv"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
@@ -100,37 +106,47 @@ def read_label_png(path: Path) -> np.ndarray:
     return np.asarray(img).astype(np.int64)
 
 
-def ade20k_sample(image_path: Path, label_path: Path, rel: str, classes: list[str], scene: str | None,
-                 source: str) -> Sample:
+def ade20k_sample(
+    image_path: Path, label_path: Path, rel: str, classes: list[str], scene: str | None, source: str
+) -> Sample:
     """Reads one image and its class-index PNG into a Sample with a target per class present."""
     stored = prepare_image(image_path.read_bytes())
     label = read_label_png(label_path)
     if label.shape != (stored.height, stored.width):
-        raise ConvertError(f"annotation is {label.shape[1]}x{label.shape[0]}, the image "
-                           f"{stored.width}x{stored.height}")
+        raise ConvertError(f"annotation is {label.shape[1]}x{label.shape[0]}, the image {stored.width}x{stored.height}")
     values = np.unique(label)
     if values.max() > len(classes):
         raise ConvertError(f"annotation has class index {values.max()}, beyond the {len(classes)} classes")
     targets = []
     for v in values[values > 0]:
         prov = {"class_index": int(v), **({"scene": scene} if scene else {})}
-        targets.append(Target([f"all {classes[v - 1]}"], mask_to_rle(label == v), "semantic", "class", source,
-                              provenance=prov))
+        targets.append(
+            Target([f"all {classes[v - 1]}"], mask_to_rle(label == v), "semantic", "class", source, provenance=prov)
+        )
     if not targets:
         raise ConvertError("annotation has only 0 (other objects) pixels")
-    return Sample(make_key(source, rel), ImageInfo(rel, stored.width, stored.height, stored.sha256, source),
-                  stored.data, stored.ext, targets)
+    return Sample(
+        make_key(source, rel),
+        ImageInfo(rel, stored.width, stored.height, stored.sha256, source),
+        stored.data,
+        stored.ext,
+        targets,
+    )
 
 
 def ade20k_splits(src: Path, **_: object) -> list[str]:
     """train / val / test, for each folder pair images/<x> + annotations/<x> present."""
-    return [s for s, folder in (("train", "training"), ("val", "validation"), ("test", "testing"))
-            if (src / "images" / folder).is_dir() and (src / "annotations" / folder).is_dir()]
+    return [
+        s
+        for s, folder in (("train", "training"), ("val", "validation"), ("test", "testing"))
+        if (src / "images" / folder).is_dir() and (src / "annotations" / folder).is_dir()
+    ]
 
 
 @register_converter("ade20k", splits=ade20k_splits)
-def convert_ade20k(src: Path, split: str = "train", classes: str | None = None,
-                   name: str | None = None) -> Iterator[Item | Rejected]:
+def convert_ade20k(
+    src: Path, split: str = "train", classes: str | None = None, name: str | None = None
+) -> Iterator[Item | Rejected]:
     """ADE20K SceneParsing -> "all <class>" targets (task semantic, granularity class).
 
     Args:
@@ -164,7 +180,10 @@ def convert_ade20k(src: Path, split: str = "train", classes: str | None = None,
         if label_path is None:
             yield Rejected(rel, f"no annotation PNG annotations/{folder}/{image_path.stem}.png")
             continue
-        yield Item(make_key(source, rel), rel,
-                   lambda i=image_path, l=label_path, r=rel: ade20k_sample(i, l, r, names, scenes.get(i.stem), source))
+        yield Item(
+            make_key(source, rel),
+            rel,
+            lambda i=image_path, l=label_path, r=rel: ade20k_sample(i, l, r, names, scenes.get(i.stem), source),
+        )
     for stem in sorted(set(labels) - stems):
         yield Rejected(f"annotations/{folder}/{stem}.png", f"annotation without an image in images/{folder}/")

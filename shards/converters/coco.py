@@ -24,15 +24,25 @@ import io
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
-from shards.converters.coco_json import (checked_images, annotation_rle, clean_name, find_one, index_coco,
-                                         load_json, nonempty, read_image, stream_coco)
+from shards.converters.coco_json import (
+    annotation_rle,
+    checked_images,
+    clean_name,
+    find_one,
+    index_coco,
+    load_json,
+    nonempty,
+    read_image,
+    stream_coco,
+)
 from shards.format import ImageInfo, Sample, Target
 from shards.images import StoredImage
 from shards.keys import make_key
@@ -50,9 +60,16 @@ def find_annotation_file(src: Path, prefix: str, split: str, annotations: str | 
         if not path.is_file():
             raise FileNotFoundError(f"annotation file {path} does not exist")
         return path
-    return find_one(src, [f"annotations/{prefix}_{split}.json", f"{prefix}_{split}.json",
-                          f"annotations/{prefix}_{split}*.json", f"{prefix}_{split}*.json"],
-                    f"{prefix}_{split}*.json annotation file")
+    return find_one(
+        src,
+        [
+            f"annotations/{prefix}_{split}.json",
+            f"{prefix}_{split}.json",
+            f"annotations/{prefix}_{split}*.json",
+            f"{prefix}_{split}*.json",
+        ],
+        f"{prefix}_{split}*.json annotation file",
+    )
 
 
 def annotation_splits(src: Path, prefix: str, annotations: str | None) -> list[str] | None:
@@ -60,8 +77,9 @@ def annotation_splits(src: Path, prefix: str, annotations: str | None) -> list[s
     (instances_train2017.json -> train); None with an explicit annotation file."""
     if annotations:
         return None
-    stems = [p.stem[len(prefix) + 1:] for d in (src / "annotations", src) for p in d.glob(f"{prefix}_*.json")
-             if p.is_file()]
+    stems = [
+        p.stem[len(prefix) + 1 :] for d in (src / "annotations", src) for p in d.glob(f"{prefix}_*.json") if p.is_file()
+    ]
     return order_splits(re.sub(r"\d+$", "", s) or s for s in stems)
 
 
@@ -69,7 +87,7 @@ def images_folder(src: Path, ann_file: Path, prefix: str, images: str | None) ->
     """The image folder: the option, else ``src/<stem>`` (stem of the JSON without its prefix)."""
     if images:
         return Path(images)
-    stem = ann_file.stem[len(prefix) + 1:]
+    stem = ann_file.stem[len(prefix) + 1 :]
     for c in (src / stem, src / "images" / stem):
         if c.is_dir():
             return c
@@ -79,13 +97,18 @@ def images_folder(src: Path, ann_file: Path, prefix: str, images: str | None) ->
 def _sample(source: str, image: dict, stored: StoredImage, targets: list[Target]) -> Sample:
     if not targets:
         raise ConvertError("no non-empty mask in this image")
-    return Sample(make_key(source, image["file_name"]), ImageInfo(str(image["id"]), stored.width, stored.height,
-                                                                  stored.sha256, source),
-                  stored.data, stored.ext, targets)
+    return Sample(
+        make_key(source, image["file_name"]),
+        ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256, source),
+        stored.data,
+        stored.ext,
+        targets,
+    )
 
 
-def build_instances_sample(images_dir: Path, image: dict, anns: list[dict], cats: dict, source: str,
-                           instances: bool) -> Sample:
+def build_instances_sample(
+    images_dir: Path, image: dict, anns: list[dict], cats: dict, source: str, instances: bool
+) -> Sample:
     """One COCO image: a semantic target per category present, plus instance targets if asked."""
     stored = read_image(images_dir, image)
     by_cat: dict[int, list[tuple[dict, dict]]] = defaultdict(list)
@@ -97,20 +120,43 @@ def build_instances_sample(images_dir: Path, image: dict, anns: list[dict], cats
     for cat_id in sorted(by_cat):
         name = clean_name(cats[cat_id]["name"])
         items = by_cat[cat_id]
-        targets.append(Target([f"all {name}"], merge_rles([r for _, r in items]), "semantic", "class", source,
-                              provenance={"category_id": cat_id, "ann_ids": [a["id"] for a, _ in items]}))
+        targets.append(
+            Target(
+                [f"all {name}"],
+                merge_rles([r for _, r in items]),
+                "semantic",
+                "class",
+                source,
+                provenance={"category_id": cat_id, "ann_ids": [a["id"] for a, _ in items]},
+            )
+        )
         if instances:
-            targets += [Target([f"the {name}"], r, "instance", "instance", source,
-                               provenance={"category_id": cat_id, "ann_id": a["id"]})
-                        for a, r in items if not a.get("iscrowd")]
+            targets += [
+                Target(
+                    [f"the {name}"],
+                    r,
+                    "instance",
+                    "instance",
+                    source,
+                    provenance={"category_id": cat_id, "ann_id": a["id"]},
+                )
+                for a, r in items
+                if not a.get("iscrowd")
+            ]
     return _sample(source, image, stored, targets)
 
 
-@register_converter("coco-instances",
-                    splits=lambda src, annotations=None, **_: annotation_splits(src, "instances", annotations))
-def convert_coco_instances(src: Path, split: str = "train", images: str | None = None,
-                           annotations: str | None = None, instances: bool = False,
-                           name: str | None = None) -> Iterator[Item | Rejected]:
+@register_converter(
+    "coco-instances", splits=lambda src, annotations=None, **_: annotation_splits(src, "instances", annotations)
+)
+def convert_coco_instances(
+    src: Path,
+    split: str = "train",
+    images: str | None = None,
+    annotations: str | None = None,
+    instances: bool = False,
+    name: str | None = None,
+) -> Iterator[Item | Rejected]:
     """COCO instances JSON -> "all <class>" targets (+ "the <class>" instances with instances=True).
 
     Args:
@@ -130,8 +176,11 @@ def convert_coco_instances(src: Path, split: str = "train", images: str | None =
             yield entry
             continue
         image, good = entry
-        yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, a=good: build_instances_sample(images_dir, im, a, idx.cats, source, instances))
+        yield Item(
+            make_key(source, image["file_name"]),
+            image["file_name"],
+            lambda im=image, a=good: build_instances_sample(images_dir, im, a, idx.cats, source, instances),
+        )
 
 
 def read_panoptic_ids(path: Path) -> np.ndarray:
@@ -147,14 +196,14 @@ def read_panoptic_ids(path: Path) -> np.ndarray:
     return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
 
 
-def build_panoptic_sample(images_dir: Path, png_path: Path, image: dict, segments: list[dict], cats: dict,
-                          source: str, instances: bool) -> Sample:
+def build_panoptic_sample(
+    images_dir: Path, png_path: Path, image: dict, segments: list[dict], cats: dict, source: str, instances: bool
+) -> Sample:
     """One panoptic image: a semantic target per category present, plus thing instances if asked."""
     stored = read_image(images_dir, image)
     ids = read_panoptic_ids(png_path)
     if ids.shape != (stored.height, stored.width):
-        raise ConvertError(f"panoptic PNG is {ids.shape[1]}x{ids.shape[0]}, the image "
-                           f"{stored.width}x{stored.height}")
+        raise ConvertError(f"panoptic PNG is {ids.shape[1]}x{ids.shape[0]}, the image {stored.width}x{stored.height}")
     by_cat: dict[int, list[tuple[dict, np.ndarray]]] = defaultdict(list)
     for seg in segments:
         mask = ids == seg["id"]
@@ -167,20 +216,44 @@ def build_panoptic_sample(images_dir: Path, png_path: Path, image: dict, segment
         cat, items = cats[cat_id], by_cat[cat_id]
         name = clean_name(cat["name"])
         union = np.logical_or.reduce([m for _, m in items])
-        targets.append(Target([f"all {name}"], mask_to_rle(union), "semantic", "class", source,
-                              provenance={"category_id": cat_id, "segment_ids": [s["id"] for s, _ in items]}))
+        targets.append(
+            Target(
+                [f"all {name}"],
+                mask_to_rle(union),
+                "semantic",
+                "class",
+                source,
+                provenance={"category_id": cat_id, "segment_ids": [s["id"] for s, _ in items]},
+            )
+        )
         if instances and cat.get("isthing", 1):
-            targets += [Target([f"the {name}"], mask_to_rle(m), "instance", "instance", source,
-                               provenance={"category_id": cat_id, "segment_id": s["id"]})
-                        for s, m in items if not s.get("iscrowd")]
+            targets += [
+                Target(
+                    [f"the {name}"],
+                    mask_to_rle(m),
+                    "instance",
+                    "instance",
+                    source,
+                    provenance={"category_id": cat_id, "segment_id": s["id"]},
+                )
+                for s, m in items
+                if not s.get("iscrowd")
+            ]
     return _sample(source, image, stored, targets)
 
 
-@register_converter("coco-panoptic",
-                    splits=lambda src, annotations=None, **_: annotation_splits(src, "panoptic", annotations))
-def convert_coco_panoptic(src: Path, split: str = "train", images: str | None = None,
-                          annotations: str | None = None, masks: str | None = None, instances: bool = False,
-                          name: str | None = None) -> Iterator[Item | Rejected]:
+@register_converter(
+    "coco-panoptic", splits=lambda src, annotations=None, **_: annotation_splits(src, "panoptic", annotations)
+)
+def convert_coco_panoptic(
+    src: Path,
+    split: str = "train",
+    images: str | None = None,
+    annotations: str | None = None,
+    masks: str | None = None,
+    instances: bool = False,
+    name: str | None = None,
+) -> Iterator[Item | Rejected]:
     """COCO panoptic (JSON + PNG folder) -> "all <class>" targets (+ thing instances with instances=True).
 
     Args:
@@ -197,8 +270,9 @@ def convert_coco_panoptic(src: Path, split: str = "train", images: str | None = 
     idx = index_coco(doc, ann_file.name, annotations=False)
     png_dir = Path(masks) if masks else ann_file.parent / ann_file.stem
     if not png_dir.is_dir():
-        raise FileNotFoundError(f"panoptic PNG folder {png_dir} does not exist (unzip {ann_file.stem}.zip there "
-                                "or pass the masks option)")
+        raise FileNotFoundError(
+            f"panoptic PNG folder {png_dir} does not exist (unzip {ann_file.stem}.zip there or pass the masks option)"
+        )
     images_dir = images_folder(src, ann_file, "panoptic", images)
     source = name or f"coco:{ann_file.stem}"
     records: list[dict[str, Any]] = sorted(doc.get("annotations") or [], key=lambda r: r.get("image_id"))
@@ -214,11 +288,17 @@ def convert_coco_panoptic(src: Path, split: str = "train", images: str | None = 
         good = []
         for seg in rec.get("segments_info") or []:
             if seg.get("category_id") not in idx.cats:
-                yield Rejected(f"{label}#segment{seg.get('id')}",
-                               f"segment {seg.get('id')} has an unknown category id {seg.get('category_id')!r}")
+                yield Rejected(
+                    f"{label}#segment{seg.get('id')}",
+                    f"segment {seg.get('id')} has an unknown category id {seg.get('category_id')!r}",
+                )
             else:
                 good.append(seg)
         if good:
-            yield Item(make_key(source, image["file_name"]), image["file_name"],
-                       lambda im=image, s=good, p=png_dir / rec["file_name"]:
-                       build_panoptic_sample(images_dir, p, im, s, idx.cats, source, instances))
+            yield Item(
+                make_key(source, image["file_name"]),
+                image["file_name"],
+                lambda im=image, s=good, p=png_dir / rec["file_name"]: build_panoptic_sample(
+                    images_dir, p, im, s, idx.cats, source, instances
+                ),
+            )

@@ -19,10 +19,10 @@ import os
 import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import ijson
 import numpy as np
@@ -146,8 +146,9 @@ class _AnnotationsByImage(Mapping):
         return len(self._anns.ids_by_image)
 
 
-def stream_coco(path: str | Path, image_ids: set | None = None, ann_ids: set | None = None,
-                annotations: bool = True) -> CocoIndex:
+def stream_coco(
+    path: str | Path, image_ids: set | None = None, ann_ids: set | None = None, annotations: bool = True
+) -> CocoIndex:
     """A CocoIndex of an annotation file, parsed incrementally (never the whole document in memory).
 
     Holds the selected image records and every category; the selected annotations go to a
@@ -229,8 +230,10 @@ def segmentation_problem(segm: Any, height: int, width: int) -> str | None:
     if isinstance(segm, list):
         if not segm:
             return "empty segmentation"
-        if not all(isinstance(ring, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  for v in ring) for ring in segm):
+        if not all(
+            isinstance(ring, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ring)
+            for ring in segm
+        ):
             return "polygon coordinates are not numbers"
         rings = _valid_rings(segm)
         if not rings or sum(_ring_area(r) for r in rings) < 0.5:
@@ -241,8 +244,10 @@ def segmentation_problem(segm: Any, height: int, width: int) -> str | None:
             return "polygon has non-finite coordinates"
         t = POLYGON_TOLERANCE
         if xs.min() < -t or ys.min() < -t or xs.max() > width + t or ys.max() > height + t:
-            return (f"polygon outside the image: x in [{xs.min():g}, {xs.max():g}], y in "
-                    f"[{ys.min():g}, {ys.max():g}] for a {width}x{height} image")
+            return (
+                f"polygon outside the image: x in [{xs.min():g}, {xs.max():g}], y in "
+                f"[{ys.min():g}, {ys.max():g}] for a {width}x{height} image"
+            )
         return None
     if isinstance(segm, dict):
         size = segm.get("size")
@@ -325,8 +330,9 @@ def read_image(images_dir: Path, image: dict, path: Path | None = None) -> Store
         raise ConvertError(f"missing image file {path}")
     stored = prepare_image(path.read_bytes())
     if (stored.width, stored.height) != (image["width"], image["height"]):
-        raise ConvertError(f"image is {stored.width}x{stored.height} but the annotation file says "
-                           f"{image['width']}x{image['height']}")
+        raise ConvertError(
+            f"image is {stored.width}x{stored.height} but the annotation file says {image['width']}x{image['height']}"
+        )
     return stored
 
 

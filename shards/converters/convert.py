@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tqdm import tqdm
 
+from common.errors import MissingInputError, describe
 from shards import storage
 from shards.converters import CONVERTERS, DEFAULT_SPLIT, ConvertError, Item, Rejected, get_converter
-from common.errors import MissingInputError, describe
 from shards.format import FormatError
 from shards.images import ImageError
 from shards.rle import RLEError
@@ -38,9 +39,17 @@ def _missing_as_user_error() -> Iterator[None]:
         raise MissingInputError(str(e)) from e
 
 
-def convert(fmt: str, src: str | Path, out: str | Path, split: str = "train", *,
-            max_count: int = DEFAULT_MAX_COUNT, progress: bool = True, storage_options: storage.StorageOptions = None,
-            **options: Any) -> dict[str, Any]:
+def convert(
+    fmt: str,
+    src: str | Path,
+    out: str | Path,
+    split: str = "train",
+    *,
+    max_count: int = DEFAULT_MAX_COUNT,
+    progress: bool = True,
+    storage_options: storage.StorageOptions = None,
+    **options: Any,
+) -> dict[str, Any]:
     """Converts a source dataset into ``out/split``.
 
     Args:
@@ -101,8 +110,16 @@ def source_splits(fmt: str, src: str | Path, **options: Any) -> list[str] | None
         return find(Path(src), **options)
 
 
-def convert_splits(fmt: str, src: str | Path, out: str | Path, splits: list[str] | None = None, *,
-                   max_count: int = DEFAULT_MAX_COUNT, progress: bool = True, **options: Any) -> dict[str, Any]:
+def convert_splits(
+    fmt: str,
+    src: str | Path,
+    out: str | Path,
+    splits: list[str] | None = None,
+    *,
+    max_count: int = DEFAULT_MAX_COUNT,
+    progress: bool = True,
+    **options: Any,
+) -> dict[str, Any]:
     """Converts every split of a source (or the ``splits`` named), each into ``out/<split>``.
 
     Args:
@@ -121,13 +138,13 @@ def convert_splits(fmt: str, src: str | Path, out: str | Path, splits: list[str]
         MissingInputError: the source does not exist, or holds no split.
     """
     todo, found = plan_splits(fmt, src, splits, **options)
-    done = {split: convert(fmt, src, out, split, max_count=max_count, progress=progress, **options)
-            for split in todo}
+    done = {split: convert(fmt, src, out, split, max_count=max_count, progress=progress, **options) for split in todo}
     return {"found": found, "splits": done}
 
 
-def plan_splits(fmt: str, src: str | Path, splits: list[str] | None = None,
-                **options: Any) -> tuple[list[str], list[str] | None]:
+def plan_splits(
+    fmt: str, src: str | Path, splits: list[str] | None = None, **options: Any
+) -> tuple[list[str], list[str] | None]:
     """(the splits to convert, the splits the source has or None): ``splits`` when given, else
     every split found, else DEFAULT_SPLIT for a format without splits of its own.
 

@@ -9,8 +9,8 @@ Masks are 8-bit greyscale (any mode is converted); foreground is > 127.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -39,8 +39,7 @@ def find_folder_pairs(src: Path) -> list[tuple[Path, Path]]:
 
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES}
 
 
 def read_binary_mask(path: Path) -> np.ndarray:
@@ -61,21 +60,36 @@ def mask_pair_sample(image_path: Path, mask_path: Path, task: str, source: str, 
     stored = prepare_image(image_path.read_bytes())
     mask = read_binary_mask(mask_path)
     if mask.shape != (stored.height, stored.width):
-        raise ConvertError(f"mask size {mask.shape[1]}x{mask.shape[0]} differs from image size "
-                           f"{stored.width}x{stored.height} (as displayed, EXIF orientation applied)")
+        raise ConvertError(
+            f"mask size {mask.shape[1]}x{mask.shape[0]} differs from image size "
+            f"{stored.width}x{stored.height} (as displayed, EXIF orientation applied)"
+        )
     if not mask.any():
         raise ConvertError("mask is empty")
-    target = Target(texts=[PROMPTS[task]], mask=mask_to_rle(mask), task=task, granularity="instance",
-                    source=source, provenance={"image": rel, "mask": str(mask_path.name)})
-    return Sample(make_key(source, rel), ImageInfo(rel, stored.width, stored.height, stored.sha256, source),
-                  stored.data, stored.ext, [target])
+    target = Target(
+        texts=[PROMPTS[task]],
+        mask=mask_to_rle(mask),
+        task=task,
+        granularity="instance",
+        source=source,
+        provenance={"image": rel, "mask": str(mask_path.name)},
+    )
+    return Sample(
+        make_key(source, rel),
+        ImageInfo(rel, stored.width, stored.height, stored.sha256, source),
+        stored.data,
+        stored.ext,
+        [target],
+    )
 
 
 def _folder_set(src: Path, task: str, name: str | None) -> Iterator[Item | Rejected]:
     pairs = find_folder_pairs(src)
     if not pairs:
-        raise FileNotFoundError(f"no image/mask folder pair under {src} (expected e.g. DUTS-TR-Image + "
-                                f"DUTS-TR-Mask, Imgs + GT, Image + GT_Object)")
+        raise FileNotFoundError(
+            f"no image/mask folder pair under {src} (expected e.g. DUTS-TR-Image + "
+            f"DUTS-TR-Mask, Imgs + GT, Image + GT_Object)"
+        )
     source = f"{task}:{name or src.name}"
     for img_dir, mask_dir in pairs:
         images, masks = _files_by_stem(img_dir), _files_by_stem(mask_dir)
@@ -84,8 +98,11 @@ def _folder_set(src: Path, task: str, name: str | None) -> Iterator[Item | Rejec
             if stem not in masks:
                 yield Rejected(rel, f"no mask for this image in {mask_dir.name}/")
                 continue
-            yield Item(make_key(source, rel), rel,
-                       lambda i=img_path, m=masks[stem], r=rel: mask_pair_sample(i, m, task, source, r))
+            yield Item(
+                make_key(source, rel),
+                rel,
+                lambda i=img_path, m=masks[stem], r=rel: mask_pair_sample(i, m, task, source, r),
+            )
         for stem in sorted(set(masks) - set(images)):
             yield Rejected(str(masks[stem].relative_to(src)), f"mask without an image in {img_dir.name}/")
 

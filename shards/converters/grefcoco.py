@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
 from shards.converters.coco_json import annotation_problem, annotation_rle, load_json, read_image
@@ -43,8 +44,9 @@ def load_grefs(src: Path, split_by: str | None) -> tuple[list[dict], str]:
         found = sorted(src.glob("grefs(*).json")) or sorted(src.glob("grefs(*).p"))
         if len(found) != 1:
             raise (FileNotFoundError if not found else ConvertError)(
-                f"expected one grefs(<split_by>).json under {src}, found {[p.name for p in found]}")
-        split_by = found[0].name[len("grefs("): found[0].name.index(")")]
+                f"expected one grefs(<split_by>).json under {src}, found {[p.name for p in found]}"
+            )
+        split_by = found[0].name[len("grefs(") : found[0].name.index(")")]
     path = src / f"grefs({split_by}).json"
     if path.is_file():
         refs = load_json(path)
@@ -61,14 +63,18 @@ def is_no_target(ref: dict) -> bool:
     return bool(ref.get("no_target")) or all(i in NO_TARGET_IDS for i in ids)
 
 
-def grefcoco_sample(images_dir: Path, image: dict, targets: list[tuple[dict, list[dict], list[str]]],
-                 cats: dict, source: str) -> Sample:
+def grefcoco_sample(
+    images_dir: Path, image: dict, targets: list[tuple[dict, list[dict], list[str]]], cats: dict, source: str
+) -> Sample:
     """Reads one image and turns its (gref, annotations, texts) triples into a Sample."""
     stored = read_image(images_dir, image)
     out = []
     for ref, anns, texts in targets:
-        prov = {"ref_id": ref.get("ref_id"), "ann_ids": [a["id"] for a in anns],
-                "categories": sorted({cats[a["category_id"]].get("name") for a in anns})}
+        prov = {
+            "ref_id": ref.get("ref_id"),
+            "ann_ids": [a["id"] for a in anns],
+            "categories": sorted({cats[a["category_id"]].get("name") for a in anns}),
+        }
         if not anns:
             out.append(Target(texts, None, "gres", "instance", source, provenance={**prov, "no_target": True}))
             continue
@@ -79,9 +85,13 @@ def grefcoco_sample(images_dir: Path, image: dict, targets: list[tuple[dict, lis
         out.append(Target(texts, rle, "gres", "group" if len(anns) > 1 else "instance", source, provenance=prov))
     if not out:
         raise ConvertError("every referred mask of this image is empty")
-    return Sample(make_key(source, image["file_name"]), ImageInfo(str(image["id"]), stored.width, stored.height,
-                                                                  stored.sha256, source),
-                  stored.data, stored.ext, out)
+    return Sample(
+        make_key(source, image["file_name"]),
+        ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256, source),
+        stored.data,
+        stored.ext,
+        out,
+    )
 
 
 def grefcoco_splits(src: Path, split_by: str | None = None, **_: Any) -> list[str]:
@@ -91,8 +101,9 @@ def grefcoco_splits(src: Path, split_by: str | None = None, **_: Any) -> list[st
 
 
 @register_converter("grefcoco", splits=grefcoco_splits)
-def convert_grefcoco(src: Path, split: str = "train", split_by: str | None = None, images: str | None = None,
-                     name: str | None = None) -> Iterator[Item | Rejected]:
+def convert_grefcoco(
+    src: Path, split: str = "train", split_by: str | None = None, images: str | None = None, name: str | None = None
+) -> Iterator[Item | Rejected]:
     """gRefCOCO (ReLA layout) -> "gres" targets: single, multi-target (union) and no-target.
 
     Args:
@@ -105,8 +116,13 @@ def convert_grefcoco(src: Path, split: str = "train", split_by: str | None = Non
     """
     all_refs, split_by = load_grefs(src, split_by)
     refs, idx = select_split(src, all_refs, split, exact=True)  # empties all_refs
-    images_dir = Path(images) if images else default_images_dir(
-        src, [src.parent / "images" / "train2014", src.parent / "images" / "mscoco" / "images" / "train2014"])
+    images_dir = (
+        Path(images)
+        if images
+        else default_images_dir(
+            src, [src.parent / "images" / "train2014", src.parent / "images" / "mscoco" / "images" / "train2014"]
+        )
+    )
     source = name or f"{src.name}({split_by})"
     by_image: dict[Any, list[tuple[dict, list[Any], list[str]]]] = defaultdict(list)  # ref, ann ids, texts
     for ref in sorted(refs, key=lambda r: (id_order(r["image_id"]), id_order(r["ref_id"]))):
@@ -145,6 +161,10 @@ def convert_grefcoco(src: Path, split: str = "train", split_by: str | None = Non
         by_image[image["id"]].append((ref, anns, texts))
     for image_id, targets in by_image.items():
         image = idx.images[image_id]
-        yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, ts=targets: grefcoco_sample(
-                       images_dir, im, [(r, [idx.anns[a] for a in ids], t) for r, ids, t in ts], idx.cats, source))
+        yield Item(
+            make_key(source, image["file_name"]),
+            image["file_name"],
+            lambda im=image, ts=targets: grefcoco_sample(
+                images_dir, im, [(r, [idx.anns[a] for a in ids], t) for r, ids, t in ts], idx.cats, source
+            ),
+        )

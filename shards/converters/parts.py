@@ -29,12 +29,20 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
-from shards.converters.coco_json import (CocoIndex, checked_images, annotation_rle, clean_name, find_one,
-                                         nonempty, read_image, stream_coco)
+from shards.converters.coco_json import (
+    CocoIndex,
+    annotation_rle,
+    checked_images,
+    clean_name,
+    find_one,
+    nonempty,
+    read_image,
+    stream_coco,
+)
 from shards.format import ImageInfo, Sample, Target
 from shards.keys import make_key
 from shards.rle import merge_rles
@@ -57,7 +65,7 @@ def part_of(cat: dict) -> tuple[str, str] | None:
         sup = str(cat.get("supercategory") or "")
         if not sup or not name.lower().startswith(sup.lower() + " "):
             return None
-        obj, part = sup, name[len(sup) + 1:]
+        obj, part = sup, name[len(sup) + 1 :]
     part = clean_name(part)
     return clean_name(obj), PART_FIXES.get(part, part)
 
@@ -79,20 +87,43 @@ def parts_sample(path: Path, image: dict, anns: list[dict], cats: dict, source: 
             objects[ann["category_id"]].append((ann, rle))
     targets = []
     for (obj, part), items in sorted(parts.items()):
-        targets.append(Target([f"the {part} of the {obj}"], merge_rles([r for _, r in items]), "part", "part",
-                              source, provenance={"object": obj, "part": part, "ann_ids": [a["id"] for a, _ in items],
-                                                  "obj_ann_ids": sorted({a["obj_ann_id"] for a, _ in items
-                                                                         if "obj_ann_id" in a})}))
+        targets.append(
+            Target(
+                [f"the {part} of the {obj}"],
+                merge_rles([r for _, r in items]),
+                "part",
+                "part",
+                source,
+                provenance={
+                    "object": obj,
+                    "part": part,
+                    "ann_ids": [a["id"] for a, _ in items],
+                    "obj_ann_ids": sorted({a["obj_ann_id"] for a, _ in items if "obj_ann_id" in a}),
+                },
+            )
+        )
     for cat_id in sorted(objects):
         items = objects[cat_id]
-        targets.append(Target([f"all {clean_name(cats[cat_id]['name'])}"], merge_rles([r for _, r in items]),
-                              "semantic", "class", source,
-                              provenance={"category_id": cat_id, "ann_ids": [a["id"] for a, _ in items]}))
+        targets.append(
+            Target(
+                [f"all {clean_name(cats[cat_id]['name'])}"],
+                merge_rles([r for _, r in items]),
+                "semantic",
+                "class",
+                source,
+                provenance={"category_id": cat_id, "ann_ids": [a["id"] for a, _ in items]},
+            )
+        )
     if not targets:
         raise ConvertError("no non-empty mask in this image")
     name = image["file_name"]
-    return Sample(make_key(source, name), ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256,
-                                                    source), stored.data, stored.ext, targets)
+    return Sample(
+        make_key(source, name),
+        ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256, source),
+        stored.data,
+        stored.ext,
+        targets,
+    )
 
 
 def _part_items(idx: CocoIndex, source: str, locate: Callable[[dict], Path]) -> Iterator[Item | Rejected]:
@@ -101,8 +132,11 @@ def _part_items(idx: CocoIndex, source: str, locate: Callable[[dict], Path]) -> 
             yield entry
             continue
         image, good = entry
-        yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, a=good: parts_sample(locate(im), im, a, idx.cats, source))
+        yield Item(
+            make_key(source, image["file_name"]),
+            image["file_name"],
+            lambda im=image, a=good: parts_sample(locate(im), im, a, idx.cats, source),
+        )
 
 
 def paco_splits(src: Path, subset: str = "lvis", annotations: str | None = None, **_: object) -> list[str] | None:
@@ -111,21 +145,31 @@ def paco_splits(src: Path, subset: str = "lvis", annotations: str | None = None,
     if annotations:
         return None
     head = f"paco_{subset}_v1_"
-    return order_splits(p.stem[len(head):] for d in (src / "annotations", src) for p in d.glob(f"{head}*.json")
-                        if p.is_file())
+    return order_splits(
+        p.stem[len(head) :] for d in (src / "annotations", src) for p in d.glob(f"{head}*.json") if p.is_file()
+    )
 
 
 def partimagenet_splits(src: Path, annotations: str | None = None, **_: object) -> list[str] | None:
     """train / val / test, for each ``<split>.json`` present; None with an explicit annotation file."""
     if annotations:
         return None
-    return [s for s in ("train", "val", "test")
-            if any((src / p).is_file() for p in (f"{s}.json", f"annotations/{s}.json", f"annotations/{s}/{s}.json"))]
+    return [
+        s
+        for s in ("train", "val", "test")
+        if any((src / p).is_file() for p in (f"{s}.json", f"annotations/{s}.json", f"annotations/{s}/{s}.json"))
+    ]
 
 
 @register_converter("paco", splits=paco_splits)
-def convert_paco(src: Path, split: str = "train", subset: str = "lvis", images: str | None = None,
-                 annotations: str | None = None, name: str | None = None) -> Iterator[Item | Rejected]:
+def convert_paco(
+    src: Path,
+    split: str = "train",
+    subset: str = "lvis",
+    images: str | None = None,
+    annotations: str | None = None,
+    name: str | None = None,
+) -> Iterator[Item | Rejected]:
     """PACO -> part targets "the <part> of the <object>" and object targets "all <object>".
 
     Args:
@@ -142,9 +186,16 @@ def convert_paco(src: Path, split: str = "train", subset: str = "lvis", images: 
         if not ann_file.is_file():
             raise FileNotFoundError(f"annotation file {ann_file} does not exist")
     else:
-        ann_file = find_one(src, [f"annotations/paco_{subset}_v1_{split}.json", f"paco_{subset}_v1_{split}.json",
-                                  f"annotations/paco_{subset}_*{split}.json", f"paco_{subset}_*{split}.json"],
-                            f"paco_{subset}_v1_{split}.json")
+        ann_file = find_one(
+            src,
+            [
+                f"annotations/paco_{subset}_v1_{split}.json",
+                f"paco_{subset}_v1_{split}.json",
+                f"annotations/paco_{subset}_*{split}.json",
+                f"paco_{subset}_*{split}.json",
+            ],
+            f"paco_{subset}_v1_{split}.json",
+        )
     idx = stream_coco(ann_file)
     if images:
         root = Path(images)
@@ -154,8 +205,9 @@ def convert_paco(src: Path, split: str = "train", subset: str = "lvis", images: 
 
 
 @register_converter("partimagenet", splits=partimagenet_splits)
-def convert_partimagenet(src: Path, split: str = "train", images: str | None = None,
-                         annotations: str | None = None, name: str | None = None) -> Iterator[Item | Rejected]:
+def convert_partimagenet(
+    src: Path, split: str = "train", images: str | None = None, annotations: str | None = None, name: str | None = None
+) -> Iterator[Item | Rejected]:
     """PartImageNet -> part targets "the <part> of the <supercategory>".
 
     Args:
@@ -166,9 +218,13 @@ def convert_partimagenet(src: Path, split: str = "train", images: str | None = N
         annotations: explicit JSON file, instead of ``<split>.json``.
         name: source name; default "partimagenet".
     """
-    ann_file = Path(annotations) if annotations else find_one(
-        src, [f"{split}.json", f"annotations/{split}.json", f"annotations/{split}/{split}.json"],
-        f"{split}.json")
+    ann_file = (
+        Path(annotations)
+        if annotations
+        else find_one(
+            src, [f"{split}.json", f"annotations/{split}.json", f"annotations/{split}/{split}.json"], f"{split}.json"
+        )
+    )
     if not ann_file.is_file():
         raise FileNotFoundError(f"annotation file {ann_file} does not exist")
     idx = stream_coco(ann_file)

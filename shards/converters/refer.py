@@ -23,12 +23,20 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
-from shards.converters.coco_json import (CocoIndex, annotation_problem, annotation_rle, find_one, nonempty,
-                                         read_image, stream_coco)
+from shards.converters.coco_json import (
+    CocoIndex,
+    annotation_problem,
+    annotation_rle,
+    find_one,
+    nonempty,
+    read_image,
+    stream_coco,
+)
 from shards.converters.safe_pickle import safe_load, safe_load_list
 from shards.format import ImageInfo, Sample, Target
 from shards.keys import make_key
@@ -53,7 +61,7 @@ def find_refs_file(src: Path, split_by: str | None, stem: str = "refs") -> tuple
             raise FileNotFoundError(f"{path} does not exist")
         return path, split_by
     path = find_one(src, [f"{stem}(*).p"], f"{stem}(<split_by>).p")
-    return path, path.name[len(stem) + 1: -3]
+    return path, path.name[len(stem) + 1 : -3]
 
 
 def default_images_dir(src: Path, candidates: list[Path]) -> Path:
@@ -71,9 +79,14 @@ def id_order(value: Any) -> tuple:
 
 def compact_ref(ref: dict) -> dict[str, Any]:
     """The fields converters use, without tokens and raw texts (a split is held in memory)."""
-    return {"ref_id": ref.get("ref_id"), "ann_id": ref.get("ann_id"), "image_id": ref.get("image_id"),
-            "no_target": ref.get("no_target"), "texts": ref_texts(ref),
-            "sent_ids": [s.get("sent_id") for s in ref.get("sentences") or [] if isinstance(s, dict)]}
+    return {
+        "ref_id": ref.get("ref_id"),
+        "ann_id": ref.get("ann_id"),
+        "image_id": ref.get("image_id"),
+        "no_target": ref.get("no_target"),
+        "texts": ref_texts(ref),
+        "sent_ids": [s.get("sent_id") for s in ref.get("sentences") or [] if isinstance(s, dict)],
+    }
 
 
 def in_split(ref: dict, split: str, exact: bool = False) -> bool:
@@ -156,8 +169,9 @@ def category_granularity(category: dict) -> str:
     return "instance"
 
 
-def refer_sample(images_dir: Path, image: dict, targets: list[tuple[dict, dict, list[str]]], cats: dict,
-                 source: str, task: str) -> Sample:
+def refer_sample(
+    images_dir: Path, image: dict, targets: list[tuple[dict, dict, list[str]]], cats: dict, source: str, task: str
+) -> Sample:
     """Reads one image and turns its (ref, annotation, texts) triples into a Sample."""
     stored = read_image(images_dir, image)
     out = []
@@ -167,13 +181,31 @@ def refer_sample(images_dir: Path, image: dict, targets: list[tuple[dict, dict, 
             log.warning("ref %s: annotation %s rasterises to an empty mask; dropped", ref["ref_id"], ann["id"])
             continue
         cat = cats[ann["category_id"]]
-        out.append(Target(texts, rle, task, category_granularity(cat), source, provenance={
-            "ref_id": ref["ref_id"], "ann_id": ann["id"], "category": cat.get("name"), "sent_ids": ref["sent_ids"]}))
+        out.append(
+            Target(
+                texts,
+                rle,
+                task,
+                category_granularity(cat),
+                source,
+                provenance={
+                    "ref_id": ref["ref_id"],
+                    "ann_id": ann["id"],
+                    "category": cat.get("name"),
+                    "sent_ids": ref["sent_ids"],
+                },
+            )
+        )
     if not out:
         raise ConvertError("every referred mask of this image is empty")
     name = image["file_name"]
-    return Sample(make_key(source, name), ImageInfo(str(image["id"]), stored.width, stored.height,
-                                                    stored.sha256, source), stored.data, stored.ext, out)
+    return Sample(
+        make_key(source, name),
+        ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256, source),
+        stored.data,
+        stored.ext,
+        out,
+    )
 
 
 def load_refs(path: Path) -> list[dict]:
@@ -199,8 +231,9 @@ def refer_splits(src: Path, split_by: str | None = None, **_: Any) -> list[str]:
 
 
 @register_converter("refcoco", splits=refer_splits)
-def convert_refcoco(src: Path, split: str = "train", split_by: str | None = None, images: str | None = None,
-                    name: str | None = None) -> Iterator[Item | Rejected]:
+def convert_refcoco(
+    src: Path, split: str = "train", split_by: str | None = None, images: str | None = None, name: str | None = None
+) -> Iterator[Item | Rejected]:
     """RefCOCO / RefCOCO+ / RefCOCOg (refer layout) -> "res" targets with their sentences.
 
     Args:
@@ -214,8 +247,9 @@ def convert_refcoco(src: Path, split: str = "train", split_by: str | None = None
     refs_path, split_by = find_refs_file(src, split_by)
     refs = load_split_refs(refs_path, split)
     idx = split_index(src, refs)
-    images_dir = Path(images) if images else default_images_dir(
-        src, [src.parent / "images" / "mscoco" / "images" / "train2014"])
+    images_dir = (
+        Path(images) if images else default_images_dir(src, [src.parent / "images" / "mscoco" / "images" / "train2014"])
+    )
     source = name or f"{src.name}({split_by})"
     yield from _refer_items(refs, idx, images_dir, source)
 
@@ -237,8 +271,9 @@ def _refer_items(refs: list[dict], idx: CocoIndex, images_dir: Path, source: str
             yield Rejected(label, f"annotation {ref.get('ann_id')} is not in instances.json")
             continue
         if ann.get("image_id") != image["id"]:
-            yield Rejected(label, f"annotation {ann['id']} belongs to image {ann.get('image_id')}, "
-                                  f"the ref to image {image['id']}")
+            yield Rejected(
+                label, f"annotation {ann['id']} belongs to image {ann.get('image_id')}, the ref to image {image['id']}"
+            )
             continue
         problem = annotation_problem(ann, image, idx.cats)
         if problem:
@@ -251,6 +286,10 @@ def _refer_items(refs: list[dict], idx: CocoIndex, images_dir: Path, source: str
         by_image[image["id"]].append((ref, ann["id"], texts))
     for image_id, targets in by_image.items():
         image = idx.images[image_id]
-        yield Item(make_key(source, image["file_name"]), image["file_name"],
-                   lambda im=image, ts=targets: refer_sample(images_dir, im, [(r, idx.anns[a], t) for r, a, t in ts],
-                                                             idx.cats, source, "res"))
+        yield Item(
+            make_key(source, image["file_name"]),
+            image["file_name"],
+            lambda im=image, ts=targets: refer_sample(
+                images_dir, im, [(r, idx.anns[a], t) for r, a, t in ts], idx.cats, source, "res"
+            ),
+        )

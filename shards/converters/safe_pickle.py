@@ -16,8 +16,9 @@ import gc
 import io
 import itertools
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from shards.converters import ConvertError
 
@@ -36,7 +37,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - see class docstring
         raise UnsafePickleError(
             f"refusing to load the global {module}.{name}: only plain data (dict, list, tuple, str, "
-            "int, float, bool, None) is accepted in annotation pickles")
+            "int, float, bool, None) is accepted in annotation pickles"
+        )
 
     def persistent_load(self, pid: Any) -> Any:  # noqa: D102
         raise UnsafePickleError(f"refusing the persistent id {pid!r} in an annotation pickle")

@@ -17,13 +17,21 @@ it):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 from shards.synth.shapes import COMPOSITES, PARTS, SHAPES, SceneObject
 
-PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "star": "stars",
-           "house": "houses", "person": "people", "tree": "trees", "shape": "shapes"}
+PLURALS = {
+    "circle": "circles",
+    "square": "squares",
+    "triangle": "triangles",
+    "star": "stars",
+    "house": "houses",
+    "person": "people",
+    "tree": "trees",
+    "shape": "shapes",
+}
 POSITIONS = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
 RELATIONS = {"left": "left of", "right": "right of", "above": "above", "below": "below"}
 # An extreme object must beat the runner-up by this fraction of the image side.
@@ -49,7 +57,7 @@ class Query:
     color: str | None = None
     size: str | None = None
     position: str | None = None
-    relation: tuple[str, "Query"] | None = None
+    relation: tuple[str, Query] | None = None
     part: str | None = None
     group: bool = False
 

@@ -39,9 +39,12 @@ from shards.synth.shapes import render as paint
 CATEGORIES: list[dict[str, Any]] = (
     [{"id": i + 1, "name": k, "supercategory": "shape"} for i, k in enumerate(SHAPES)]
     + [{"id": len(SHAPES) + i + 1, "name": k, "supercategory": "object"} for i, k in enumerate(COMPOSITES)]
-    + [{"id": 10 + i, "name": p, "supercategory": "part"}
-       for i, p in enumerate(p for kind in COMPOSITES for p in PARTS[kind])]
-    + [{"id": 20, "name": "group", "supercategory": "group"}])
+    + [
+        {"id": 10 + i, "name": p, "supercategory": "part"}
+        for i, p in enumerate(p for kind in COMPOSITES for p in PARTS[kind])
+    ]
+    + [{"id": 20, "name": "group", "supercategory": "group"}]
+)
 CATEGORY_IDS = {c["name"]: c["id"] for c in CATEGORIES}
 
 
@@ -67,8 +70,9 @@ class SynthConfig:
     max_objects: int = 5
     max_sentences: int = 3
     max_groups: int = 2
-    splits: list[tuple[str, float]] = field(default_factory=lambda: [("train", 0.7), ("val", 0.1),
-                                                                     ("testA", 0.1), ("testB", 0.1)])
+    splits: list[tuple[str, float]] = field(
+        default_factory=lambda: [("train", 0.7), ("val", 0.1), ("testA", 0.1), ("testB", 0.1)]
+    )
 
 
 @dataclass
@@ -113,13 +117,13 @@ def make_scene(index: int, cfg: SynthConfig) -> Scene:
     exprs = scene_expressions(objects, cfg.size)
     targets = []
     groups = [t for t in exprs if len(t) > 1]
-    keep_groups = {groups[i] for i in rng.permutation(len(groups))[:cfg.max_groups]}
+    keep_groups = {groups[i] for i in rng.permutation(len(groups))[: cfg.max_groups]}
     for target in sorted(exprs, key=_target_order):
         if len(target) > 1 and target not in keep_groups:
             continue
         # the shortest text always (the easiest to learn), then others at random
         texts = sorted((render(q) for q in exprs[target]), key=lambda t: (len(t.split()), "shape" in t, t))
-        chosen = [texts[0]] + [texts[1 + i] for i in sorted(rng.permutation(len(texts) - 1)[:cfg.max_sentences - 1])]
+        chosen = [texts[0]] + [texts[1 + i] for i in sorted(rng.permutation(len(texts) - 1)[: cfg.max_sentences - 1])]
         if len(target) > 1:
             mask, category = np.logical_or.reduce([objects[i].mask for i in target]), "group"  # type: ignore[index]
         else:
@@ -135,9 +139,15 @@ def make_scene(index: int, cfg: SynthConfig) -> Scene:
 def _annotation(ann_id: int, image_id: int, category: str, mask: np.ndarray) -> dict[str, Any]:
     ys, xs = np.nonzero(mask)
     x0, y0 = int(xs.min()), int(ys.min())
-    return {"id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[category],
-            "segmentation": mask_to_rle(mask), "area": int(mask.sum()),
-            "bbox": [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1], "iscrowd": 0}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": CATEGORY_IDS[category],
+        "segmentation": mask_to_rle(mask),
+        "area": int(mask.sum()),
+        "bbox": [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1],
+        "iscrowd": 0,
+    }
 
 
 class _PickledListWriter:
@@ -163,8 +173,9 @@ class _PickledListWriter:
 REFS_FILE = "refs(unc).p"  # refer's name for the UNC split's refs
 
 
-def generate_shapes(out: str | os.PathLike, images: int = 1000, seed: int = 0, size: int = 128,
-                    **options: Any) -> dict[str, Any]:
+def generate_shapes(
+    out: str | os.PathLike, images: int = 1000, seed: int = 0, size: int = 128, **options: Any
+) -> dict[str, Any]:
     """Generates the synthetic referring set in refer's layout under ``out``.
 
     Args:
@@ -189,17 +200,20 @@ def generate_shapes(out: str | os.PathLike, images: int = 1000, seed: int = 0, s
             scene = make_scene(index, cfg)
             image_id, file_name = index + 1, f"synth_{index:06d}.png"
             Image.fromarray(scene.rgb).save(out / "images" / file_name, format="PNG")
-            imf.write(("," if index else "") + json.dumps({"id": image_id, "file_name": file_name,
-                                                            "width": cfg.size, "height": cfg.size}))
+            imf.write(
+                ("," if index else "")
+                + json.dumps({"id": image_id, "file_name": file_name, "width": cfg.size, "height": cfg.size})
+            )
             anns: dict[Any, int] = {}
 
             def add_ann(key: Any, category: str, mask: np.ndarray) -> int:
                 nonlocal ann_id
                 ann_id += 1
-                af.write(("," if counts["annotations"] else "") + json.dumps(_annotation(ann_id, image_id, category,
-                                                                                         mask)))
+                af.write(
+                    ("," if counts["annotations"] else "") + json.dumps(_annotation(ann_id, image_id, category, mask))  # noqa: B023 (called in this iteration only)
+                )
                 counts["annotations"] += 1
-                anns[key] = ann_id
+                anns[key] = ann_id  # noqa: B023 (called in this iteration only)
                 return ann_id
 
             for obj in scene.objects:  # every object and part is annotated, referred or not
@@ -214,9 +228,18 @@ def generate_shapes(out: str | os.PathLike, images: int = 1000, seed: int = 0, s
                 for text in sentences:
                     sents.append({"tokens": text.split(), "raw": text, "sent_id": sent_id, "sent": text})
                     sent_id += 1
-                refs.append({"sent_ids": [s["sent_id"] for s in sents], "file_name": f"synth_{index:06d}_{aid}.png",
-                             "ann_id": aid, "ref_id": ref_id, "image_id": image_id, "split": scene.split,
-                             "sentences": sents, "category_id": CATEGORY_IDS[category]})
+                refs.append(
+                    {
+                        "sent_ids": [s["sent_id"] for s in sents],
+                        "file_name": f"synth_{index:06d}_{aid}.png",
+                        "ann_id": aid,
+                        "ref_id": ref_id,
+                        "image_id": image_id,
+                        "split": scene.split,
+                        "sentences": sents,
+                        "category_id": CATEGORY_IDS[category],
+                    }
+                )
                 counts["refs"] += 1
                 counts["sentences"] += len(sents)
             counts["images"] += 1
@@ -255,8 +278,11 @@ def ensure_shapes(out: str | os.PathLike, images: int = 1000, **kwargs: Any) -> 
         want = {"seed": cfg.seed, "images": cfg.images, "size": cfg.size}
         if any(have.get(k) != v for k, v in want.items()):
             got = ", ".join(f"{k} {have.get(k)}" for k in want)
-            raise UniLSegError(f"{out} holds a synthetic set made with {got}; asked for "
-                               + ", ".join(f"{k} {v}" for k, v in want.items()) + ": remove it or choose another folder")
+            raise UniLSegError(
+                f"{out} holds a synthetic set made with {got}; asked for "
+                + ", ".join(f"{k} {v}" for k, v in want.items())
+                + ": remove it or choose another folder"
+            )
         return False
     generate_shapes(out, images=images, **kwargs)
     return True

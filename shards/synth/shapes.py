@@ -19,15 +19,21 @@ from PIL import Image, ImageDraw
 
 # Palette of colour words -> RGB; distinct hues that stay visible on every background.
 COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 225),
-    "yellow": (245, 215, 40), "purple": (150, 60, 200),
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 225),
+    "yellow": (245, 215, 40),
+    "purple": (150, 60, 200),
 }
 SHAPES = ("circle", "square", "triangle", "star")
 COMPOSITES = ("house", "person", "tree")
 # Part names of each composite: (main part in the object's colour, second part in a fixed colour).
 PARTS: dict[str, tuple[str, str]] = {"house": ("wall", "roof"), "person": ("body", "head"), "tree": ("crown", "trunk")}
 SECOND_PART_COLORS: dict[str, tuple[int, int, int]] = {
-    "roof": (110, 45, 35), "head": (235, 195, 160), "trunk": (115, 75, 40)}
+    "roof": (110, 45, 35),
+    "head": (235, 195, 160),
+    "trunk": (115, 75, 40),
+}
 # Radius ranges as fractions of the image side.
 SIZE_RANGES = {"small": (0.07, 0.09), "big": (0.13, 0.16)}
 COMPOSITE_RANGE = (0.15, 0.18)
@@ -105,8 +111,13 @@ def shape_parts(kind: str, size: int, cx: float, cy: float, r: float) -> dict[st
     if kind == "triangle":
         return {"triangle": _polygon(size, [(cx, cy - r), (cx - r, cy + 0.8 * r), (cx + r, cy + 0.8 * r)])}
     if kind == "star":
-        pts = [(cx + (r if k % 2 == 0 else 0.45 * r) * math.sin(k * math.pi / 5),
-                cy - (r if k % 2 == 0 else 0.45 * r) * math.cos(k * math.pi / 5)) for k in range(10)]
+        pts = [
+            (
+                cx + (r if k % 2 == 0 else 0.45 * r) * math.sin(k * math.pi / 5),
+                cy - (r if k % 2 == 0 else 0.45 * r) * math.cos(k * math.pi / 5),
+            )
+            for k in range(10)
+        ]
         return {"star": _polygon(size, pts)}
     if kind == "house":
         wall = _rect(size, cx - 0.65 * r, cy - 0.05 * r, cx + 0.65 * r, cy + r)
@@ -114,8 +125,15 @@ def shape_parts(kind: str, size: int, cx: float, cy: float, r: float) -> dict[st
         return {"wall": wall, "roof": roof & ~wall}
     if kind == "person":
         head = _ellipse(size, cx, cy - 0.68 * r, 0.3 * r)
-        body = _polygon(size, [(cx - 0.25 * r, cy - 0.3 * r), (cx + 0.25 * r, cy - 0.3 * r),
-                               (cx + 0.5 * r, cy + r), (cx - 0.5 * r, cy + r)])
+        body = _polygon(
+            size,
+            [
+                (cx - 0.25 * r, cy - 0.3 * r),
+                (cx + 0.25 * r, cy - 0.3 * r),
+                (cx + 0.5 * r, cy + r),
+                (cx - 0.5 * r, cy + r),
+            ],
+        )
         return {"body": body & ~head, "head": head}
     if kind == "tree":
         crown = _ellipse(size, cx, cy - 0.3 * r, 0.65 * r)

@@ -4,7 +4,8 @@ One item per target (``texts="first"``: its first text, id ``<sample key>_<targe
 or per (target, text) (``texts="all"``: RefCOCO's protocol, id ``<target id>_<text index>``);
 ids come from shards.keys. Each prediction is made, or read, at the image's original
 resolution; a saved mask of another size is an error naming the target, never resized.
-Items are grouped by task and each group is scored by its metric family (families.py). Predictions are kept compressed (RLE, or a
+Items are grouped by task and each group is scored by its metric family (families.py).
+Predictions are kept compressed (RLE, or a
 zlib'd 8-bit map for SOD) and decoded lazily by the metrics, so memory stays flat over a
 10k-expression split. Predictions come from predictors.py (a checkpoint or saved PNGs);
 metrics.json, report.md and overlays.png are written by report.py and overlays.py.
@@ -15,23 +16,24 @@ from __future__ import annotations
 import logging
 import math
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from common.errors import UniLSegError
 from shards import storage
 from shards.integrity import check_split, guarded
 from shards.keys import expression_id, target_id
 from shards.layout import resolve_split_dir
 from shards.reader import DecodedSample, ShardReader
 from shards.rle import mask_to_rle, rle_to_mask
-from common.errors import UniLSegError
-from unilseg.eval.config import TEXT_MODES, EvalConfig
 from unilseg.eval import overlays, report
+from unilseg.eval.config import TEXT_MODES, EvalConfig
 from unilseg.eval.families import MISSING_RULE, family_of, missing_stand_in
 from unilseg.eval.metrics import per_sample_iou
 from unilseg.eval.predictors import EvalError, ModelPredictor, PngPredictor
@@ -75,6 +77,7 @@ class EvalItem:
 
 # ----------------------------------------------------------------------------- storage
 
+
 @dataclass(frozen=True)
 class _Map:
     """An 8-bit probability map, zlib-compressed (the form SOD maps are saved in)."""
@@ -83,7 +86,7 @@ class _Map:
     data: bytes
 
     @classmethod
-    def from_probs(cls, probs: np.ndarray) -> "_Map":
+    def from_probs(cls, probs: np.ndarray) -> _Map:
         u8 = np.asarray(probs, np.float32) * 255.0 + 0.5 if probs.dtype != np.bool_ else probs * 255.0
         return cls(tuple(probs.shape), zlib.compress(np.clip(u8, 0, 255).astype(np.uint8).tobytes(), 1))
 
@@ -128,14 +131,19 @@ def _decode_gt(rle: dict[str, Any] | None) -> np.ndarray | None:
 
 # ----------------------------------------------------------------------------- the run
 
+
 def _expressions(reader: ShardReader, texts: str, decode: bool) -> Iterator[tuple[DecodedSample, EvalItem]]:
     for sample in guarded(reader.samples(decode_images=decode), reader.dir):  # a damaged shard: one line
         for ti, t in enumerate(sample.targets):
-            h, w = (t.mask["size"] if t.mask is not None else (sample.image.height, sample.image.width))
+            h, w = t.mask["size"] if t.mask is not None else (sample.image.height, sample.image.width)
             for xi in range(1 if texts == "first" else len(t.texts)):
                 iid = target_id(sample.key, ti) if texts == "first" else expression_id(sample.key, ti, xi)
-                yield sample, EvalItem(iid, sample.key, ti, xi, t.texts[xi], t.task, t.granularity, t.source,
-                                       int(h), int(w), t.mask)
+                yield (
+                    sample,
+                    EvalItem(
+                        iid, sample.key, ti, xi, t.texts[xi], t.task, t.granularity, t.source, int(h), int(w), t.mask
+                    ),
+                )
 
 
 def _predicted(pairs: Iterator[tuple[DecodedSample, EvalItem]], predictor: Any) -> Iterator[tuple[Any, ...]]:
@@ -160,9 +168,16 @@ class Collected:
     sources: set[str] = field(default_factory=set)
 
 
-def collect(split_dir: Path | str, predictor: Any, threshold: float, texts: str = "first", limit: int | None = None,
-            progress: bool = True, skip_missing: bool = False,
-            storage_options: storage.StorageOptions = None) -> Collected:
+def collect(
+    split_dir: Path | str,
+    predictor: Any,
+    threshold: float,
+    texts: str = "first",
+    limit: int | None = None,
+    progress: bool = True,
+    skip_missing: bool = False,
+    storage_options: storage.StorageOptions = None,
+) -> Collected:
     """Predicts (or reads) every expression of a split and stores it with its IoU.
 
     A missing prediction (a saved PNG that is not there) is recorded in ``missing`` and is
@@ -196,8 +211,10 @@ def collect(split_dir: Path | str, predictor: Any, threshold: float, texts: str 
             pred = missing_stand_in(gt, (item.height, item.width), family.continuous)
             item.missing = True
         if pred.shape != (item.height, item.width):
-            size_errors.append(f"{item.id}: prediction is {pred.shape[1]}x{pred.shape[0]} (w x h), "
-                               f"the image is {item.width}x{item.height}")
+            size_errors.append(
+                f"{item.id}: prediction is {pred.shape[1]}x{pred.shape[0]} (w x h), "
+                f"the image is {item.width}x{item.height}"
+            )
             continue
         item.pred = _store(pred, family.continuous, threshold)
         gt = _decode_gt(item.gt)
@@ -207,9 +224,10 @@ def collect(split_dir: Path | str, predictor: Any, threshold: float, texts: str 
         out.truncated = True
     if size_errors:
         more = f" ... and {len(size_errors) - MAX_LISTED} more" if len(size_errors) > MAX_LISTED else ""
-        raise EvalError(f"{len(size_errors)} prediction(s) differ in size from their image (metrics never "
-                        f"resize; save masks at the original resolution): " + "; ".join(size_errors[:MAX_LISTED])
-                        + more)
+        raise EvalError(
+            f"{len(size_errors)} prediction(s) differ in size from their image (metrics never "
+            f"resize; save masks at the original resolution): " + "; ".join(size_errors[:MAX_LISTED]) + more
+        )
     found = len(out.items) - (0 if skip_missing else len(out.missing))
     if found == 0:  # no file at all: a naming mistake rather than a model that predicts nothing
         hint = f"; expected files named <target id>.png, e.g. {out.missing[0][0]}.png" if out.missing else ""
@@ -235,8 +253,16 @@ def score(items: list[EvalItem]) -> tuple[dict[str, dict[str, float]], dict[str,
     return metrics, details
 
 
-def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions: str | None = None,
-             progress: bool = True, storage_options: storage.StorageOptions = None, **settings: Any) -> dict:
+def evaluate(
+    data: str,
+    out: str,
+    *,
+    checkpoint: str | None = None,
+    predictions: str | None = None,
+    progress: bool = True,
+    storage_options: storage.StorageOptions = None,
+    **settings: Any,
+) -> dict:
     """Scores a model, or saved PNG masks, on a shard split and writes the report.
 
     Args:
@@ -272,8 +298,11 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     so = storage_options
     split_dir = resolve_split_dir(data, split, so)
     check_split(split_dir, so)  # a missing or resized shard fails before a model is loaded
-    predictor = ModelPredictor(checkpoint, cfg.preset, cfg.device, storage_options=so) if checkpoint is not None \
+    predictor = (
+        ModelPredictor(checkpoint, cfg.preset, cfg.device, storage_options=so)
+        if checkpoint is not None
         else PngPredictor(predictions)
+    )
     thr = predictor.threshold if threshold is None else float(threshold)
     got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing, so)
     metrics, details = score(got.items)
@@ -281,16 +310,32 @@ def evaluate(data: str, out: str, *, checkpoint: str | None = None, predictions:
     first_text = score([it for it in got.items if it.text_index == 0])[0] if texts == "all" else None
     with storage.staged_output_dir(out, so) as out_dir:
         drawn = [it for it in got.items if not it.missing]  # a stand-in is no prediction to look at
-        sheet = overlays.write_best_worst(split_dir, drawn, out_dir / report.OVERLAYS, overlay_k,
-                                          lambda it: pred_mask(it, thr), lambda it: _decode_gt(it.gt), so)
+        sheet = overlays.write_best_worst(
+            split_dir,
+            drawn,
+            out_dir / report.OVERLAYS,
+            overlay_k,
+            lambda it: pred_mask(it, thr),
+            lambda it: _decode_gt(it.gt),
+            so,
+        )
         if sheet is not None:
             sheet["path"] = storage.join(out, report.OVERLAYS)  # where it is published, not staged
-        run_info = {"split_dir": str(split_dir), "split": storage.name(split_dir),
-                    "dataset": storage.name(storage.parent(split_dir)),
-                    "predictor": {"kind": predictor.kind, **predictor.describe}, "threshold": thr, "texts": texts,
-                    "limit": limit, "truncated": got.truncated, "multi_text_targets": got.multi_text_targets,
-                    "sources": sorted(got.sources), "benchmark_arg": benchmark, "overlays": sheet,
-                    "missing_counted_as": "skipped" if cfg.skip_missing else "wrong",
-                    "missing_rule": "left out of the score (--skip-missing)" if cfg.skip_missing else MISSING_RULE}
+        run_info = {
+            "split_dir": str(split_dir),
+            "split": storage.name(split_dir),
+            "dataset": storage.name(storage.parent(split_dir)),
+            "predictor": {"kind": predictor.kind, **predictor.describe},
+            "threshold": thr,
+            "texts": texts,
+            "limit": limit,
+            "truncated": got.truncated,
+            "multi_text_targets": got.multi_text_targets,
+            "sources": sorted(got.sources),
+            "benchmark_arg": benchmark,
+            "overlays": sheet,
+            "missing_counted_as": "skipped" if cfg.skip_missing else "wrong",
+            "missing_rule": "left out of the score (--skip-missing)" if cfg.skip_missing else MISSING_RULE,
+        }
         report.write_report(out_dir, metrics, details, got.items, got.missing, run_info, first_text)
     return metrics

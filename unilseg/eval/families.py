@@ -11,14 +11,21 @@ prediction that is wrong in every metric of that family.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from common.registry import Registry
-from unilseg.eval.metrics import (gres_metrics, part_metrics, referring_metrics, semantic_metrics,
-                                  semantic_per_class_iou, sod_metrics)
+from unilseg.eval.metrics import (
+    gres_metrics,
+    part_metrics,
+    referring_metrics,
+    semantic_metrics,
+    semantic_per_class_iou,
+    sod_metrics,
+)
 
 if TYPE_CHECKING:
     from unilseg.eval.evaluate import EvalItem
@@ -37,7 +44,7 @@ class MetricFamily:
     """
 
     name: str
-    score: Callable[[Sequence[Any], Sequence[Any], "list[EvalItem]"], tuple[dict[str, float], dict[str, Any]]]
+    score: Callable[[Sequence[Any], Sequence[Any], list[EvalItem]], tuple[dict[str, float], dict[str, Any]]]
     continuous: bool = False
 
 
@@ -65,10 +72,12 @@ def family_of(task: str) -> MetricFamily:
 
 
 # what a missing prediction is scored as, in words, for reports (--skip-missing leaves it out instead)
-MISSING_RULE = ("scored as wrong in every metric: a target expression as an empty mask (IoU 0, a miss for "
-                "Prec@X, T-acc and the cumulative I/U), a no-target expression as a whole-image false "
-                "positive (gIoU 0, not a correct rejection for N-acc, its area added to cIoU's union), a "
-                "SOD/COD map as the inverse of its ground truth (MAE 1 on that image)")
+MISSING_RULE = (
+    "scored as wrong in every metric: a target expression as an empty mask (IoU 0, a miss for "
+    "Prec@X, T-acc and the cumulative I/U), a no-target expression as a whole-image false "
+    "positive (gIoU 0, not a correct rejection for N-acc, its area added to cIoU's union), a "
+    "SOD/COD map as the inverse of its ground truth (MAE 1 on that image)"
+)
 
 
 def missing_stand_in(gt: np.ndarray | None, shape: tuple[int, int], continuous: bool) -> np.ndarray:

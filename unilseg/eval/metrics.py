@@ -23,7 +23,8 @@ report can print it next to the number.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -34,35 +35,36 @@ SOD_LEVELS = 256  # thresholds 0..255 of the 8-bit map for the max F-measure
 
 METRIC_CONVENTIONS: dict[str, str] = {
     "binarisation": "A float prediction is foreground where pred > threshold (0.5 unless "
-                    "stated), at the ground truth's original resolution; nothing is resized.",
-    "oIoU": "Overall IoU: sum over samples of intersections divided by sum of unions "
-            "(1.0 if every union is empty).",
+    "stated), at the ground truth's original resolution; nothing is resized.",
+    "oIoU": "Overall IoU: sum over samples of intersections divided by sum of unions (1.0 if every union is empty).",
     "mIoU": "Mean over samples of per-sample IoU, where an empty prediction on an empty "
-            "ground truth (union 0) counts IoU = 1.",
-    **{f"prec@{t}": f"Fraction of samples whose IoU >= {t} (>=, as LAVT/ReLA; CRIS uses >), "
-                    "at original resolution." for t in PREC_THRESHOLDS},
+    "ground truth (union 0) counts IoU = 1.",
+    **{
+        f"prec@{t}": f"Fraction of samples whose IoU >= {t} (>=, as LAVT/ReLA; CRIS uses >), at original resolution."
+        for t in PREC_THRESHOLDS
+    },
     "gIoU": "GRES (ReLA): mean per-sample IoU; a no-target sample scores 1 if the predicted "
-            "mask is empty and 0 otherwise.",
+    "mask is empty and 0 otherwise.",
     "cIoU": "GRES (ReLA): cumulative intersection over cumulative union over all samples, "
-            "no-target ones included (1.0 if every union is empty).",
+    "no-target ones included (1.0 if every union is empty).",
     "N-acc": "GRES: among no-target samples, the fraction whose predicted mask has zero "
-             "foreground pixels (ReLA decides emptiness with its no-target head instead).",
+    "foreground pixels (ReLA decides emptiness with its no-target head instead).",
     "T-acc": "GRES: among target samples, the fraction whose predicted mask is non-empty.",
     "MAE": "Mean over images of the mean absolute difference between the saliency map "
-           "(min-max normalised per image unless normalize=False) and the binary ground truth.",
+    "(min-max normalised per image unless normalize=False) and the binary ground truth.",
     "maxF": "Maximum over 256 thresholds of the mean-over-images F-measure with beta^2 = 0.3, "
-            "map quantised to 8 bits as pysodmetrics' Fmeasure does.",
+    "map quantised to 8 bits as pysodmetrics' Fmeasure does.",
     "S-measure": "Structure measure (Fan et al. 2017) with alpha = 0.5, averaged over images, "
-                 "computed by pysodmetrics.",
+    "computed by pysodmetrics.",
     "mIoU_part": "RefCOCOm (MRES): mean per-sample IoU over part-level expressions only.",
-    "mIoU_object_part": "RefCOCOm (MRES): mean per-sample IoU over object- and part-level "
-                        "expressions together.",
+    "mIoU_object_part": "RefCOCOm (MRES): mean per-sample IoU over object- and part-level expressions together.",
     "mIoU (semantic)": "Per class, intersections and unions summed over the 'all <class>' "
-                       "samples; mean of I_c / U_c over classes with U_c > 0.",
+    "samples; mean of I_c / U_c over classes with U_c > 0.",
 }
 
 
 # ----------------------------------------------------------------------------- validation
+
 
 def _check_lengths(preds: Sequence[Any], gts: Sequence[Any], *others: tuple[str, Sequence[Any]]) -> int:
     """Returns the number of samples; raises ValueError on empty or unequal inputs."""
@@ -89,8 +91,10 @@ def _as_2d(arr: Any, what: str, i: int) -> np.ndarray:
 def _int_mask(a: np.ndarray, what: str, i: int) -> np.ndarray:
     """An integer array holding only 0/1 as a bool mask (pycocotools decodes to uint8)."""
     if a.min() < 0 or a.max() > 1:
-        raise ValueError(f"sample {i}: integer {what} must hold only 0 and 1, found values in "
-                         f"[{a.min()}, {a.max()}]; binarise it first (e.g. arr > 127)")
+        raise ValueError(
+            f"sample {i}: integer {what} must hold only 0 and 1, found values in "
+            f"[{a.min()}, {a.max()}]; binarise it first (e.g. arr > 127)"
+        )
     return a.astype(bool)
 
 
@@ -100,8 +104,9 @@ def _float_map(a: np.ndarray, i: int) -> np.ndarray:
     if np.isnan(lo) or np.isnan(hi):
         raise ValueError(f"sample {i}: prediction contains NaN")
     if lo < 0 or hi > 1:
-        raise ValueError(f"sample {i}: float prediction must lie in [0, 1] (probabilities, not "
-                         f"logits), found values in [{lo}, {hi}]")
+        raise ValueError(
+            f"sample {i}: float prediction must lie in [0, 1] (probabilities, not logits), found values in [{lo}, {hi}]"
+        )
     return a
 
 
@@ -123,9 +128,11 @@ def _gt_mask(arr: Any, i: int, shape: tuple[int, ...]) -> Optional[np.ndarray]:
         return None
     a = _as_2d(arr, "ground truth", i)
     if a.shape != shape:
-        raise ValueError(f"sample {i}: prediction shape {shape} differs from ground truth shape "
-                         f"{a.shape}; bring predictions to the ground truth's resolution first "
-                         "(metrics never resize)")
+        raise ValueError(
+            f"sample {i}: prediction shape {shape} differs from ground truth shape "
+            f"{a.shape}; bring predictions to the ground truth's resolution first "
+            "(metrics never resize)"
+        )
     if a.dtype == np.bool_:
         return a
     if np.issubdtype(a.dtype, np.integer):
@@ -134,6 +141,7 @@ def _gt_mask(arr: Any, i: int, shape: tuple[int, ...]) -> Optional[np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- counting
+
 
 def _overlaps(preds: Sequence[Any], gts: Sequence[Any], threshold: float) -> dict[str, np.ndarray]:
     """Per-sample pixel counts, each an int64 array of shape (N,).
@@ -154,8 +162,13 @@ def _overlaps(preds: Sequence[Any], gts: Sequence[Any], threshold: float) -> dic
             gt_area[i] = np.count_nonzero(g)
             # |P & G| needs one pass; |P | G| then follows from the areas without another
             inter[i] = np.count_nonzero(np.logical_and(p, g)) if pred_area[i] and gt_area[i] else 0
-    return {"inter": inter, "union": pred_area + gt_area - inter, "pred_area": pred_area,
-            "gt_area": gt_area, "no_target": gt_area == 0}
+    return {
+        "inter": inter,
+        "union": pred_area + gt_area - inter,
+        "pred_area": pred_area,
+        "gt_area": gt_area,
+        "no_target": gt_area == 0,
+    }
 
 
 def _iou(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
@@ -177,6 +190,7 @@ def _mean_or_nan(x: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------- metrics
 
+
 def per_sample_iou(preds: Sequence[Any], gts: Sequence[Any], *, threshold: float = 0.5) -> np.ndarray:
     """Per-sample IoU, for reports that list worst cases.
 
@@ -192,8 +206,7 @@ def per_sample_iou(preds: Sequence[Any], gts: Sequence[Any], *, threshold: float
     return _iou(c["inter"], c["union"])
 
 
-def referring_metrics(preds: Sequence[Any], gts: Sequence[Any], *,
-                      threshold: float = 0.5) -> dict[str, float]:
+def referring_metrics(preds: Sequence[Any], gts: Sequence[Any], *, threshold: float = 0.5) -> dict[str, float]:
     """Referring segmentation (RefCOCO/+/g): oIoU, mIoU and Prec@X.
 
     Convention for an empty union (empty prediction on an empty or None ground truth):
@@ -263,8 +276,9 @@ def gres_metrics(preds: Sequence[Any], gts: Sequence[Any], *, threshold: float =
     }
 
 
-def part_metrics(preds: Sequence[Any], gts: Sequence[Any], kinds: Sequence[str], *,
-                 threshold: float = 0.5) -> dict[str, float]:
+def part_metrics(
+    preds: Sequence[Any], gts: Sequence[Any], kinds: Sequence[str], *, threshold: float = 0.5
+) -> dict[str, float]:
     """Part-level referring segmentation, RefCOCOm style (MRES paper).
 
     Args:
@@ -286,12 +300,17 @@ def part_metrics(preds: Sequence[Any], gts: Sequence[Any], kinds: Sequence[str],
         raise ValueError(f"kinds must be 'part' or 'object', found {bad}")
     iou = per_sample_iou(preds, gts, threshold=threshold)
     is_part = np.array([k == "part" for k in kinds], bool)
-    return {"mIoU_part": _mean_or_nan(iou[is_part]), "mIoU_object_part": float(iou.mean()),
-            "n": float(iou.size), "n_part": float(is_part.sum())}
+    return {
+        "mIoU_part": _mean_or_nan(iou[is_part]),
+        "mIoU_object_part": float(iou.mean()),
+        "n": float(iou.size),
+        "n_part": float(is_part.sum()),
+    }
 
 
-def semantic_per_class_iou(preds: Sequence[Any], gts: Sequence[Any], classes: Sequence[str], *,
-                           threshold: float = 0.5) -> dict[str, float]:
+def semantic_per_class_iou(
+    preds: Sequence[Any], gts: Sequence[Any], classes: Sequence[str], *, threshold: float = 0.5
+) -> dict[str, float]:
     """Per-class IoU of semantic segmentation posed as "all <class>" expressions.
 
     Intersections and unions are summed per class over its samples, then divided, as
@@ -317,8 +336,9 @@ def semantic_per_class_iou(preds: Sequence[Any], gts: Sequence[Any], classes: Se
     return {k: inter[k] / union[k] for k in union if union[k] > 0}
 
 
-def semantic_metrics(preds: Sequence[Any], gts: Sequence[Any], classes: Sequence[str], *,
-                     threshold: float = 0.5) -> dict[str, float]:
+def semantic_metrics(
+    preds: Sequence[Any], gts: Sequence[Any], classes: Sequence[str], *, threshold: float = 0.5
+) -> dict[str, float]:
     """Semantic segmentation mIoU from "all <class>" samples.
 
     Args:
@@ -405,5 +425,9 @@ def sod_metrics(preds: Sequence[Any], gts: Sequence[Any], *, normalize: bool = T
         mae.step(p, g, normalize=False)  # the map is already in [0, 1]: no second stretch
         sm.step(p, g, normalize=False)
         f_sum += _f_curve(p, g, SOD_BETA2)
-    return {"MAE": float(mae.get_results()["mae"]), "maxF": float((f_sum / n).max()),
-            "S-measure": float(sm.get_results()["sm"]), "n": float(n)}
+    return {
+        "MAE": float(mae.get_results()["mae"]),
+        "maxF": float((f_sum / n).max()),
+        "S-measure": float(sm.get_results()["sm"]),
+        "n": float(n),
+    }

@@ -9,7 +9,8 @@ does), and under it the rank, IoU, task and text. Drawing reuses shards.preview.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,9 @@ def draw_prediction(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray | None) ->
         gt: (H, W) bool ground truth, or None for a no-target expression.
     """
     if pred.shape != rgb.shape[:2] or (gt is not None and gt.shape != rgb.shape[:2]):
-        raise ValueError(f"masks {pred.shape} / {None if gt is None else gt.shape} do not match the image "
-                         f"{rgb.shape[:2]}")
+        raise ValueError(
+            f"masks {pred.shape} / {None if gt is None else gt.shape} do not match the image {rgb.shape[:2]}"
+        )
     out = overlay(overlay(rgb, gt, GT_COLOR), pred, PRED_COLOR)
     # the ground truth's outline again on top (alpha 0: edge only), so a prediction covering it hides nothing
     return out if gt is None else overlay(out, gt, GT_COLOR, alpha=0.0)
@@ -68,8 +70,9 @@ def _enlarge(pic: np.ndarray) -> np.ndarray:
     return pic.repeat(factor, 0).repeat(factor, 1) if factor > 1 else pic
 
 
-def _load_images(split_dir: str | os.PathLike, keys: set[str],
-                 storage_options: dict | None = None) -> dict[str, np.ndarray]:
+def _load_images(
+    split_dir: str | os.PathLike, keys: set[str], storage_options: dict | None = None
+) -> dict[str, np.ndarray]:
     """Decodes only the images of `keys`, in one pass over the split."""
     found: dict[str, np.ndarray] = {}
     for sample in ShardReader(split_dir, storage_options=storage_options).samples(decode_images=False):
@@ -80,10 +83,15 @@ def _load_images(split_dir: str | os.PathLike, keys: set[str],
     return found
 
 
-def write_best_worst(split_dir: str | os.PathLike, items: Sequence[Any], out: str | os.PathLike, k: int,
-                     pred_of: Callable[[Any], np.ndarray],
-                     gt_of: Callable[[Any], np.ndarray | None],
-                     storage_options: dict | None = None) -> dict[str, Any] | None:
+def write_best_worst(
+    split_dir: str | os.PathLike,
+    items: Sequence[Any],
+    out: str | os.PathLike,
+    k: int,
+    pred_of: Callable[[Any], np.ndarray],
+    gt_of: Callable[[Any], np.ndarray | None],
+    storage_options: dict | None = None,
+) -> dict[str, Any] | None:
     """Writes the sheet of the k best and k worst items as a PNG.
 
     Args:
@@ -114,5 +122,11 @@ def write_best_worst(split_dir: str | os.PathLike, items: Sequence[Any], out: st
     cells += [cell(i, f"worst {r + 1}") for r, i in enumerate(worst)]
     sheet = render_cells(cells, columns=k)
     sheet.save(out)
-    return {"path": str(out), "width": sheet.width, "height": sheet.height, "legend": LEGEND,
-            "best": [items[i].id for i in best], "worst": [items[i].id for i in worst]}
+    return {
+        "path": str(out),
+        "width": sheet.width,
+        "height": sheet.height,
+        "legend": LEGEND,
+        "best": [items[i].id for i in best],
+        "worst": [items[i].id for i in worst],
+    }

@@ -53,8 +53,10 @@ def read_prediction_png(path: str | os.PathLike, item_id: str) -> np.ndarray:
         if mode in ("LA", "La"):
             arr = arr[..., 0]
         elif not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
-            raise EvalError(f"target {item_id}: prediction {path} is a colour image ({mode}); save a "
-                            "grayscale PNG (0/255 mask or probability map)")
+            raise EvalError(
+                f"target {item_id}: prediction {path} is a colour image ({mode}); save a "
+                "grayscale PNG (0/255 mask or probability map)"
+            )
         else:
             arr = arr[..., 0]
     if mode == "P":
@@ -63,8 +65,9 @@ def read_prediction_png(path: str | os.PathLike, item_id: str) -> np.ndarray:
         return arr.astype(bool)  # palette indices 0/1: a mask
     if arr.dtype == np.uint8 and arr.size and arr.max() == 1:
         # ambiguous: most likely a 0/1 mask saved as 8-bit, which reads as probabilities <= 1/255
-        log.warning("prediction %s holds only 0 and 1: read as probabilities 0 and 1/255 (empty); "
-                    "save 0/1 masks as 0/255", path)
+        log.warning(
+            "prediction %s holds only 0 and 1: read as probabilities 0 and 1/255 (empty); save 0/1 masks as 0/255", path
+        )
     scale = 255.0 if arr.dtype == np.uint8 else 65535.0
     return np.clip(arr.astype(np.float32) / scale, 0.0, 1.0)
 
@@ -75,8 +78,14 @@ class ModelPredictor:
     kind = "checkpoint"
     needs_images = True
 
-    def __init__(self, checkpoint: str, preset: str | None = None, device: str | None = None, batch_size: int = 16,
-                 storage_options: dict | None = None):
+    def __init__(
+        self,
+        checkpoint: str,
+        preset: str | None = None,
+        device: str | None = None,
+        batch_size: int = 16,
+        storage_options: dict | None = None,
+    ):
         # torch and the model are imported here, not at the top: scoring saved PNGs needs
         # neither, and torch's import costs seconds
         import torch

@@ -13,13 +13,21 @@ each value was printed with.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 from unilseg.eval.metrics import METRIC_CONVENTIONS
 
-RES_BENCHMARKS = ("RefCOCO val", "RefCOCO testA", "RefCOCO testB",
-                  "RefCOCO+ val", "RefCOCO+ testA", "RefCOCO+ testB",
-                  "RefCOCOg val", "RefCOCOg test")  # RefCOCOg: the umd split
+RES_BENCHMARKS = (
+    "RefCOCO val",
+    "RefCOCO testA",
+    "RefCOCO testB",
+    "RefCOCO+ val",
+    "RefCOCO+ testA",
+    "RefCOCO+ testB",
+    "RefCOCOg val",
+    "RefCOCOg test",
+)  # RefCOCOg: the umd split
 REFCOCOM_BENCHMARKS = ("RefCOCOm val", "RefCOCOm testA", "RefCOCOm testB")
 
 # (method, metric, decimals as printed, one value per RES_BENCHMARKS entry)
@@ -50,11 +58,17 @@ _REFCOCOM_ROWS: list[tuple[str, tuple[tuple[float, float], ...]]] = [
 # family -> method -> backbone and where the numbers come from
 METHOD_NOTES: dict[str, dict[str, dict[str, str]]] = {
     "RES": {
-        "CRIS": {"backbone": "R101", "source": "oIoU from UniLSeg's table, mIoU from the MRES "
-                 "paper; CRIS's code thresholds the sigmoid at 0.35, warps back to the original "
-                 "size and counts Prec@X with IoU > X"},
-        "LAVT": {"backbone": "Swin-B", "source": "oIoU from UniLSeg's table, mIoU from the MRES "
-                 "paper; LAVT's code counts Prec@X with IoU >= X on ground truth resized to 480"},
+        "CRIS": {
+            "backbone": "R101",
+            "source": "oIoU from UniLSeg's table, mIoU from the MRES "
+            "paper; CRIS's code thresholds the sigmoid at 0.35, warps back to the original "
+            "size and counts Prec@X with IoU > X",
+        },
+        "LAVT": {
+            "backbone": "Swin-B",
+            "source": "oIoU from UniLSeg's table, mIoU from the MRES "
+            "paper; LAVT's code counts Prec@X with IoU >= X on ground truth resized to 480",
+        },
         "ReLA (GRES)": {"backbone": "Swin-B", "source": "UniLSeg's table"},
         "PolyFormer": {"backbone": "Swin-B", "source": "UniLSeg's table"},
         "LISA": {"backbone": "—", "source": "oIoU as printed in the MRES paper"},
@@ -66,16 +80,22 @@ METHOD_NOTES: dict[str, dict[str, dict[str, str]]] = {
     # the RefCOCOm table states no backbones
     "RefCOCOm": {m: {"backbone": "—", "source": "MRES paper"} for m, _ in _REFCOCOM_ROWS},
 }
-BENCHMARK_FAMILY: dict[str, str] = {**{b: "RES" for b in RES_BENCHMARKS},
-                                    **{b: "RefCOCOm" for b in REFCOCOM_BENCHMARKS}}
+BENCHMARK_FAMILY: dict[str, str] = {
+    **{b: "RES" for b in RES_BENCHMARKS},
+    **{b: "RefCOCOm" for b in REFCOCOM_BENCHMARKS},
+}
 
-_RES_CONVENTION = ("Values in percent. oIoU = cumulative intersection / cumulative "
-                   "union over the split; mIoU = mean per-expression IoU. UniLSeg's results "
-                   "table does not label its metric (Papers with Code lists it as Overall "
-                   "IoU); it is recorded here as oIoU.")
-_REFCOCOM_CONVENTION = ("Values in percent (MRES paper). mIoU_part = mean IoU over "
-                        "part-level expressions; mIoU_object_part = mean IoU over object- and "
-                        "part-level expressions.")
+_RES_CONVENTION = (
+    "Values in percent. oIoU = cumulative intersection / cumulative "
+    "union over the split; mIoU = mean per-expression IoU. UniLSeg's results "
+    "table does not label its metric (Papers with Code lists it as Overall "
+    "IoU); it is recorded here as oIoU."
+)
+_REFCOCOM_CONVENTION = (
+    "Values in percent (MRES paper). mIoU_part = mean IoU over "
+    "part-level expressions; mIoU_object_part = mean IoU over object- and "
+    "part-level expressions."
+)
 
 
 def _build() -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, str], dict[str, dict[str, int]]]:
@@ -112,8 +132,7 @@ def _rows(benchmark: str) -> dict[str, dict[str, float]]:
     try:
         return PUBLISHED[benchmark]
     except KeyError:
-        raise ValueError(f"no published numbers for benchmark {benchmark!r}; "
-                         f"known: {', '.join(PUBLISHED)}") from None
+        raise ValueError(f"no published numbers for benchmark {benchmark!r}; known: {', '.join(PUBLISHED)}") from None
 
 
 def _fmt(v: Optional[float], digits: int) -> str:
@@ -124,9 +143,15 @@ def _fmt(v: Optional[float], digits: int) -> str:
     return f"{v:.{digits}f}"
 
 
-def render_comparison(benchmark: str, ours: Optional[Mapping[str, float]] = None, *,
-                      ours_name: str = "ours", metrics: Optional[Sequence[str]] = None,
-                      ours_scale: float = 100.0, title: bool = True) -> str:
+def render_comparison(
+    benchmark: str,
+    ours: Optional[Mapping[str, float]] = None,
+    *,
+    ours_name: str = "ours",
+    metrics: Optional[Sequence[str]] = None,
+    ours_scale: float = 100.0,
+    title: bool = True,
+) -> str:
     """A markdown table of the published rows for one benchmark with ours beneath them.
 
     Args:
@@ -162,8 +187,7 @@ def render_comparison(benchmark: str, ours: Optional[Mapping[str, float]] = None
         lines.append(f"| **{ours_name}** | | " + " | ".join(cells) + " |")
     lines += ["", f"- Published: {PUBLISHED_CONVENTIONS[benchmark]}"]
     if ours is not None:
-        ours_conv = " ".join(f"{c}: {METRIC_CONVENTIONS[c]}" for c in cols
-                             if c in METRIC_CONVENTIONS and c in ours)
+        ours_conv = " ".join(f"{c}: {METRIC_CONVENTIONS[c]}" for c in cols if c in METRIC_CONVENTIONS and c in ours)
         lines.append(f"- Ours ({ours_name}): {ours_conv}")
     sources = "; ".join(f"{m}: {notes[m]['source']}" for m in rows if m in notes)
     lines.append(f"- Sources: {sources}.")

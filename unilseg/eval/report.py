@@ -16,9 +16,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from unilseg.eval.families import MISSING_RULE, family_of
 from unilseg.eval.metrics import METRIC_CONVENTIONS, PREC_THRESHOLDS
@@ -30,8 +31,12 @@ OVERLAYS = "overlays.png"
 MAX_LISTED = 20
 
 # target source recorded by the converters -> published dataset name
-BENCHMARK_SOURCES = {"refcoco(unc)": "RefCOCO", "refcoco+(unc)": "RefCOCO+", "refcocog(umd)": "RefCOCOg",
-                     "refcocom": "RefCOCOm"}
+BENCHMARK_SOURCES = {
+    "refcoco(unc)": "RefCOCO",
+    "refcoco+(unc)": "RefCOCO+",
+    "refcocog(umd)": "RefCOCOg",
+    "refcocom": "RefCOCOm",
+}
 SPLIT_NAMES = {"val": "val", "testa": "testA", "testb": "testB", "test": "test"}
 # benchmark family -> the task whose group is compared with it
 COMPARED_TASK = {"RES": "res", "RefCOCOm": "part"}
@@ -54,22 +59,47 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "referring": Layout("Referring segmentation", "LAVT's RefCOCO tables (Prec@X, oIoU, mIoU)",
-                        tuple(Column(f"prec@{t}", f"P@{t}", "pct", f"prec@{t}") for t in PREC_THRESHOLDS)
-                        + (Column("oIoU", "oIoU", "pct", "oIoU"), Column("mIoU", "mIoU", "pct", "mIoU"))),
-    "gres": Layout("Generalised referring segmentation", "ReLA's gRefCOCO tables",
-                   (Column("cIoU", "cIoU", "pct", "cIoU"), Column("gIoU", "gIoU", "pct", "gIoU"),
-                    Column("N-acc", "N-acc.", "pct", "N-acc"), Column("T-acc", "T-acc.", "pct", "T-acc"),
-                    Column("n_no_target", "no-target", "int"))),
-    "part": Layout("Part-level referring segmentation", "MRES's RefCOCOm table",
-                   (Column("mIoU_part", "mIoU Part", "pct", "mIoU_part"),
-                    Column("mIoU_object_part", "mIoU Object+Part", "pct", "mIoU_object_part"),
-                    Column("n_part", "part exprs", "int"))),
-    "semantic": Layout("Semantic segmentation (\"all <class>\")", "semantic-segmentation tables (mIoU)",
-                       (Column("mIoU", "mIoU", "pct", "mIoU (semantic)"), Column("n_classes", "classes", "int"))),
-    "sod": Layout("Salient / camouflaged object detection", "SOD/COD tables (S-measure, max F, MAE)",
-                  (Column("S-measure", "S_alpha", "frac", "S-measure"), Column("maxF", "maxF_beta", "frac", "maxF"),
-                   Column("MAE", "MAE", "frac", "MAE")), binarised=False),
+    "referring": Layout(
+        "Referring segmentation",
+        "LAVT's RefCOCO tables (Prec@X, oIoU, mIoU)",
+        tuple(Column(f"prec@{t}", f"P@{t}", "pct", f"prec@{t}") for t in PREC_THRESHOLDS)
+        + (Column("oIoU", "oIoU", "pct", "oIoU"), Column("mIoU", "mIoU", "pct", "mIoU")),
+    ),
+    "gres": Layout(
+        "Generalised referring segmentation",
+        "ReLA's gRefCOCO tables",
+        (
+            Column("cIoU", "cIoU", "pct", "cIoU"),
+            Column("gIoU", "gIoU", "pct", "gIoU"),
+            Column("N-acc", "N-acc.", "pct", "N-acc"),
+            Column("T-acc", "T-acc.", "pct", "T-acc"),
+            Column("n_no_target", "no-target", "int"),
+        ),
+    ),
+    "part": Layout(
+        "Part-level referring segmentation",
+        "MRES's RefCOCOm table",
+        (
+            Column("mIoU_part", "mIoU Part", "pct", "mIoU_part"),
+            Column("mIoU_object_part", "mIoU Object+Part", "pct", "mIoU_object_part"),
+            Column("n_part", "part exprs", "int"),
+        ),
+    ),
+    "semantic": Layout(
+        'Semantic segmentation ("all <class>")',
+        "semantic-segmentation tables (mIoU)",
+        (Column("mIoU", "mIoU", "pct", "mIoU (semantic)"), Column("n_classes", "classes", "int")),
+    ),
+    "sod": Layout(
+        "Salient / camouflaged object detection",
+        "SOD/COD tables (S-measure, max F, MAE)",
+        (
+            Column("S-measure", "S_alpha", "frac", "S-measure"),
+            Column("maxF", "maxF_beta", "frac", "maxF"),
+            Column("MAE", "MAE", "frac", "MAE"),
+        ),
+        binarised=False,
+    ),
 }
 
 
@@ -103,12 +133,15 @@ def resolve_benchmark(arg: str | None, sources: Sequence[str], split: str) -> tu
         name = f"{BENCHMARK_SOURCES[srcs[0].lower()]} {SPLIT_NAMES[split.lower()]}"
         if name in PUBLISHED:
             return name, f"inferred from the targets' source {srcs[0]!r} and the split name {split!r}"
-    return None, (f"no published benchmark matches the targets' source(s) {', '.join(map(repr, srcs))} and "
-                  f"split {split!r}; name one with --benchmark (e.g. refcoco-val)")
+    return None, (
+        f"no published benchmark matches the targets' source(s) {', '.join(map(repr, srcs))} and "
+        f"split {split!r}; name one with --benchmark (e.g. refcoco-val)"
+    )
 
 
-def comparison_blockers(benchmark: str, metrics: dict[str, Any], missing_by_task: dict[str, int],
-                        run: dict[str, Any]) -> list[str]:
+def comparison_blockers(
+    benchmark: str, metrics: dict[str, Any], missing_by_task: dict[str, int], run: dict[str, Any]
+) -> list[str]:
     """Reasons the scored set is not the benchmark's set (empty: compare)."""
     task = COMPARED_TASK[BENCHMARK_FAMILY[benchmark]]
     reasons = []
@@ -119,8 +152,10 @@ def comparison_blockers(benchmark: str, metrics: dict[str, Any], missing_by_task
     if missing_by_task.get(task) and run.get("missing_counted_as") == "skipped":
         reasons.append(f"{missing_by_task[task]} '{task}' prediction(s) are missing and were left out (--skip-missing)")
     if run.get("texts") == "first" and run.get("multi_text_targets"):
-        reasons.append(f"{run['multi_text_targets']} targets carry several texts but only the first was "
-                       "scored, while the published numbers score every expression (use --texts all)")
+        reasons.append(
+            f"{run['multi_text_targets']} targets carry several texts but only the first was "
+            "scored, while the published numbers score every expression (use --texts all)"
+        )
     return reasons
 
 
@@ -135,17 +170,26 @@ def render_table(layout: Layout, rows: list[tuple[str, dict[str, Any]]], thresho
     head = "| split (task) | " + " | ".join(c.header for c in layout.columns) + " | n |"
     lines = [head, "|---|" + "---|" * (len(layout.columns) + 1)]
     for label, m in rows:
-        lines.append(f"| {label} | " + " | ".join(_fmt(m.get(c.key), c.fmt) for c in layout.columns)
-                     + f" | {_fmt(m.get('n'), 'int')} |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_fmt(m.get(c.key), c.fmt) for c in layout.columns)
+            + f" | {_fmt(m.get('n'), 'int')} |"
+        )
     pct = any(c.fmt == "pct" for c in layout.columns)
-    lines += ["", f"Layout: {layout.source}. " + ("IoU-like values in percent. " if pct else
-                                                  "Values as fractions (lower MAE is better). ")
-              + "n = scored expressions.", ""]
+    lines += [
+        "",
+        f"Layout: {layout.source}. "
+        + ("IoU-like values in percent. " if pct else "Values as fractions (lower MAE is better). ")
+        + "n = scored expressions.",
+        "",
+    ]
     if layout.binarised:
         lines.append(f"- binarisation: {METRIC_CONVENTIONS['binarisation']} Threshold used here: {threshold:g}.")
     else:
-        lines.append("- maps: the probability map itself is scored (no threshold); a model's map is kept as "
-                     "8 bits (value / 255), the form saved SOD maps have.")
+        lines.append(
+            "- maps: the probability map itself is scored (no threshold); a model's map is kept as "
+            "8 bits (value / 255), the form saved SOD maps have."
+        )
     for c in layout.columns:
         if c.convention:
             lines.append(f"- {c.header}: {METRIC_CONVENTIONS[c.convention]}")
@@ -162,9 +206,15 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]], details: dict[str, Any],
-                 items: Sequence[Any], missing: Sequence[tuple[str, str]], run: dict[str, Any],
-                 first_text: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+def write_report(
+    out_dir: str | os.PathLike,
+    metrics: dict[str, dict[str, float]],
+    details: dict[str, Any],
+    items: Sequence[Any],
+    missing: Sequence[tuple[str, str]],
+    run: dict[str, Any],
+    first_text: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
     """Writes metrics.json and report.md; returns the metrics.json document.
 
     Args:
@@ -187,13 +237,20 @@ def write_report(out_dir: str | os.PathLike, metrics: dict[str, dict[str, float]
     bench, how = resolve_benchmark(run.get("benchmark_arg"), run.get("sources", []), run["split"])
     blockers = comparison_blockers(bench, metrics, missing_by_task, run) if bench else []
     doc = {
-        "metrics": metrics, "details": details,
+        "metrics": metrics,
+        "details": details,
         "families": {t: family_of(t).name for t in metrics},
-        "counts": {t: {"scored": scored.get(t, 0), "missing": missing_by_task.get(t, 0)}
-                   for t in sorted(set(scored) | set(missing_by_task))},
-        "missing": {"count": len(missing), "no_target": sum(1 for *_, nt in missing if nt),
-                    "ids": [i for i, *_ in missing[:MAX_LISTED]],
-                    "counted_as": run.get("missing_counted_as", "wrong"), "rule": run.get("missing_rule")},
+        "counts": {
+            t: {"scored": scored.get(t, 0), "missing": missing_by_task.get(t, 0)}
+            for t in sorted(set(scored) | set(missing_by_task))
+        },
+        "missing": {
+            "count": len(missing),
+            "no_target": sum(1 for *_, nt in missing if nt),
+            "ids": [i for i, *_ in missing[:MAX_LISTED]],
+            "counted_as": run.get("missing_counted_as", "wrong"),
+            "rule": run.get("missing_rule"),
+        },
         "benchmark": {"name": bench, "how": how, "compared": bool(bench) and not blockers, "not_compared": blockers},
         "run": run,
         "first_text": first_text,
@@ -216,43 +273,67 @@ def render_report(doc: dict[str, Any]) -> str:
     """The markdown report of a metrics.json document."""
     run, metrics = doc["run"], doc["metrics"]
     label = f"{run['dataset']}/{run['split']}"
-    texts = ("every text of every target (id `<target id>_<text index>`)" if run["texts"] == "all"
-             else "one expression per target, its first text (id `<target id>`)")
+    texts = (
+        "every text of every target (id `<target id>_<text index>`)"
+        if run["texts"] == "all"
+        else "one expression per target, its first text (id `<target id>`)"
+    )
     n_scored = sum(c["scored"] for c in doc["counts"].values())
-    lines = [f"# Evaluation: {label}", "",
-             f"- Data: `{run['split_dir']}`; target sources: {', '.join(run['sources']) or '—'}",
-             f"- Predictions: {_predictor_line(run['predictor'])}",
-             f"- Scored: {n_scored} expressions, {texts}"
-             + (f"; stopped after --limit {run['limit']}" if run.get("truncated") else ""),
-             f"- Threshold: {run['threshold']:g} (prediction > threshold is foreground)", ""]
+    lines = [
+        f"# Evaluation: {label}",
+        "",
+        f"- Data: `{run['split_dir']}`; target sources: {', '.join(run['sources']) or '—'}",
+        f"- Predictions: {_predictor_line(run['predictor'])}",
+        f"- Scored: {n_scored} expressions, {texts}"
+        + (f"; stopped after --limit {run['limit']}" if run.get("truncated") else ""),
+        f"- Threshold: {run['threshold']:g} (prediction > threshold is foreground)",
+        "",
+    ]
     if doc["missing"]["count"]:
         by_task = ", ".join(f"{t} {c['missing']}" for t, c in doc["counts"].items() if c["missing"])
-        how = ("left out of the metrics below (--skip-missing)" if doc["missing"]["counted_as"] == "skipped"
-               else f"{doc['missing']['rule'] or MISSING_RULE}, in the metrics below")
-        lines += [f"**{doc['missing']['count']} prediction(s) missing** ({by_task}; "
-                  f"{doc['missing']['no_target']} of them no-target): {how}. "
-                  f"First ids: {', '.join(doc['missing']['ids'])}", ""]
+        how = (
+            "left out of the metrics below (--skip-missing)"
+            if doc["missing"]["counted_as"] == "skipped"
+            else f"{doc['missing']['rule'] or MISSING_RULE}, in the metrics below"
+        )
+        lines += [
+            f"**{doc['missing']['count']} prediction(s) missing** ({by_task}; "
+            f"{doc['missing']['no_target']} of them no-target): {how}. "
+            f"First ids: {', '.join(doc['missing']['ids'])}",
+            "",
+        ]
     by_family: dict[str, list[str]] = {}
     for task, fam in doc["families"].items():
         by_family.setdefault(fam, []).append(task)
     for fam in sorted(by_family, key=list(LAYOUTS).index):
         tasks, layout = by_family[fam], LAYOUTS[fam]
-        lines += [f"## {layout.title}", "",
-                  render_table(layout, [(f"{label} ({t})", metrics[t]) for t in tasks], run["threshold"])]
+        lines += [
+            f"## {layout.title}",
+            "",
+            render_table(layout, [(f"{label} ({t})", metrics[t]) for t in tasks], run["threshold"]),
+        ]
         for t in tasks:
             per_class = doc["details"].get(t, {}).get("per_class_iou")
             if per_class:
                 lines += [f"Per-class IoU ({t}):", "", "| class | IoU |", "|---|---|"]
                 lines += [f"| {c} | {_fmt(v, 'pct')} |" for c, v in sorted(per_class.items())] + [""]
     if doc.get("first_text"):
-        lines += ["## The first text of each target", "",
-                  "The same predictions, one expression per target (its first text): the protocol of "
-                  "`--texts first`.", ""]
+        lines += [
+            "## The first text of each target",
+            "",
+            "The same predictions, one expression per target (its first text): the protocol of `--texts first`.",
+            "",
+        ]
         for fam in sorted(by_family, key=list(LAYOUTS).index):
             tasks = [t for t in by_family[fam] if t in doc["first_text"]]
             if tasks:
-                lines.append(render_table(LAYOUTS[fam], [(f"{label} ({t}), first text", doc["first_text"][t])
-                                                         for t in tasks], run["threshold"]))
+                lines.append(
+                    render_table(
+                        LAYOUTS[fam],
+                        [(f"{label} ({t}), first text", doc["first_text"][t]) for t in tasks],
+                        run["threshold"],
+                    )
+                )
     b = doc["benchmark"]
     lines += ["## Published results", "", f"Benchmark: {b['name'] or 'none'} ({b['how']}).", ""]
     if b["name"] and b["compared"]:
@@ -262,8 +343,13 @@ def render_report(doc: dict[str, Any]) -> str:
         lines += ["Not compared with the published numbers: " + "; ".join(b["not_compared"]) + ".", ""]
     ov = run.get("overlays")
     if ov:
-        lines += ["## Best and worst predictions", "",
-                  f"![best and worst predictions]({Path(ov['path']).name})", "",
-                  f"Top row: the {len(ov['best'])} best by IoU; bottom row: the {len(ov['worst'])} worst. "
-                  f"{ov['legend'].capitalize()}.", ""]
+        lines += [
+            "## Best and worst predictions",
+            "",
+            f"![best and worst predictions]({Path(ov['path']).name})",
+            "",
+            f"Top row: the {len(ov['best'])} best by IoU; bottom row: the {len(ov['worst'])} worst. "
+            f"{ov['legend'].capitalize()}.",
+            "",
+        ]
     return "\n".join(lines).rstrip() + "\n"

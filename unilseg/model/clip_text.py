@@ -37,8 +37,11 @@ class ResidualAttentionBlock(nn.Module):
         super().__init__()
         self.attn = nn.MultiheadAttention(width, heads)
         self.ln_1 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(OrderedDict([("c_fc", nn.Linear(width, width * 4)), ("gelu", QuickGELU()),
-                                              ("c_proj", nn.Linear(width * 4, width))]))
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                [("c_fc", nn.Linear(width, width * 4)), ("gelu", QuickGELU()), ("c_proj", nn.Linear(width * 4, width))]
+            )
+        )
         self.ln_2 = nn.LayerNorm(width)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
@@ -74,8 +77,16 @@ class CLIPTextEncoder(nn.Module):
         context_length (int): token ids per expression actually fed (<= max_positions).
     """
 
-    def __init__(self, width: int = 512, layers: int = 12, heads: int = 8, embed_dim: int = 512,
-                 vocab_size: int = 49408, max_positions: int = 77, context_length: int = 17) -> None:
+    def __init__(
+        self,
+        width: int = 512,
+        layers: int = 12,
+        heads: int = 8,
+        embed_dim: int = 512,
+        vocab_size: int = 49408,
+        max_positions: int = 77,
+        context_length: int = 17,
+    ) -> None:
         super().__init__()
         if context_length > max_positions:
             raise ValueError(f"context_length {context_length} > position table rows {max_positions}")
@@ -96,19 +107,19 @@ class CLIPTextEncoder(nn.Module):
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
         w, n = self.transformer.width, self.transformer.layers
-        proj_std, attn_std, fc_std = w ** -0.5 * (2 * n) ** -0.5, w ** -0.5, (2 * w) ** -0.5
+        proj_std, attn_std, fc_std = w**-0.5 * (2 * n) ** -0.5, w**-0.5, (2 * w) ** -0.5
         for blk in self.transformer.resblocks:
             nn.init.normal_(blk.attn.in_proj_weight, std=attn_std)
             nn.init.normal_(blk.attn.out_proj.weight, std=proj_std)
             nn.init.normal_(blk.mlp.c_fc.weight, std=fc_std)
             nn.init.normal_(blk.mlp.c_proj.weight, std=proj_std)
-        nn.init.normal_(self.text_projection, std=w ** -0.5)
+        nn.init.normal_(self.text_projection, std=w**-0.5)
 
     def forward(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """token_ids (B, L) with L = context_length -> words (B, L, width), sentence (B, embed_dim)."""
         if token_ids.shape[1] != self.context_length:
             raise ValueError(f"expected {self.context_length} token ids per text, got {token_ids.shape[1]}")
-        x = self.token_embedding(token_ids) + self.positional_embedding[:token_ids.shape[1]]  # (B, L, C)
+        x = self.token_embedding(token_ids) + self.positional_embedding[: token_ids.shape[1]]  # (B, L, C)
         x = self.transformer(x.transpose(0, 1), self.attn_mask.to(x.dtype)).transpose(0, 1)
         words = self.ln_final(x)  # (B, L, C)
         eot = words[torch.arange(words.shape[0], device=words.device), token_ids.argmax(dim=-1)]  # (B, C)
@@ -160,4 +171,3 @@ def clip_b16(pretrained: str | None = None, context_length: int = 17) -> CLIPTex
 def tiny_clip(pretrained: str | None = None, context_length: int = 17) -> CLIPTextEncoder:
     """A random CLIP-style tower (width 64, 2 layers, 2 heads) on the real CLIP BPE ids."""
     return _build(pretrained, width=64, layers=2, heads=2, embed_dim=64, context_length=context_length)
-

@@ -53,8 +53,9 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if self.mask_dim != self.d_model:
-            raise SettingsError(f"mask_dim ({self.mask_dim}) must equal d_model ({self.d_model}): "
-                             "logits are query . pixel features")
+            raise SettingsError(
+                f"mask_dim ({self.mask_dim}) must equal d_model ({self.d_model}): logits are query . pixel features"
+            )
         if self.upsample not in (0, 1, 2):
             raise ValueError(f"upsample must be 0, 1 or 2 (logits at S/4, S/2 or S), got {self.upsample}")
         if len(self.sr_ratios) != 4:
@@ -99,8 +100,9 @@ def load_preset(name_or_path: str | Path) -> UniLSegConfig:
     if path.suffix != ".json":
         path = PRESET_DIR / f"{name_or_path}.json"
         if not path.is_file():
-            raise UnknownNameError(f"unknown preset {str(name_or_path)!r}; shipped: {', '.join(list_presets())} "
-                                   "(or a JSON file)")
+            raise UnknownNameError(
+                f"unknown preset {str(name_or_path)!r}; shipped: {', '.join(list_presets())} (or a JSON file)"
+            )
     elif not path.is_file():
         raise MissingInputError(f"no preset file {path}")
     return from_dict(UniLSegConfig, json.loads(path.read_text()), f"preset {path}")

@@ -12,7 +12,7 @@ conv (stages 1-3) and `blocks` residual blocks of two 3x3 convs, BatchNorm + ReL
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -23,8 +23,9 @@ from .registry import register_visual_encoder
 
 def _down(in_dim: int, out_dim: int) -> nn.Sequential:
     """Stride-2 3x3 conv + BN + ReLU: (B, in_dim, H, W) -> (B, out_dim, H/2, W/2)."""
-    return nn.Sequential(nn.Conv2d(in_dim, out_dim, 3, 2, 1, bias=False), nn.BatchNorm2d(out_dim),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_dim, out_dim, 3, 2, 1, bias=False), nn.BatchNorm2d(out_dim), nn.ReLU(inplace=True)
+    )
 
 
 class BasicBlock(nn.Module):
@@ -71,8 +72,9 @@ class ConvEncoder(nn.Module):
 
 
 @register_visual_encoder("tiny-conv")
-def tiny_conv(pretrained: str | None = None, channels: Sequence[int] = (32, 64, 96, 128),
-              blocks: Sequence[int] = (1, 1, 1, 1)) -> ConvEncoder:
+def tiny_conv(
+    pretrained: str | None = None, channels: Sequence[int] = (32, 64, 96, 128), blocks: Sequence[int] = (1, 1, 1, 1)
+) -> ConvEncoder:
     """A 32/64/96/128-channel convolutional encoder, one residual block per stage (random weights)."""
     model = ConvEncoder(channels, blocks)
     if pretrained:

@@ -27,11 +27,17 @@ class FusionModule(nn.Module):
         super().__init__()
         self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
 
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask: torch.Tensor,
-                query_pos: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tgt: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask: torch.Tensor, query_pos: torch.Tensor
+    ) -> torch.Tensor:
         """tgt (HW, B, C), memory (L, B, C), mask (B, L) True = pad, query_pos (HW, B, C) -> (HW, B, C)."""
-        out = self.multihead_attn(query=tgt + query_pos, key=memory, value=memory,
-                                  key_padding_mask=memory_key_padding_mask, need_weights=False)[0]
+        out = self.multihead_attn(
+            query=tgt + query_pos,
+            key=memory,
+            value=memory,
+            key_padding_mask=memory_key_padding_mask,
+            need_weights=False,
+        )[0]
         return tgt + out
 
 

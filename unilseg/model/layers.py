@@ -12,8 +12,9 @@ import torch.nn as nn
 
 def conv_bn_relu(in_dim: int, out_dim: int, kernel_size: int = 1, padding: int = 0) -> nn.Sequential:
     """Conv2d without bias, BatchNorm2d, ReLU: (B, in_dim, H, W) -> (B, out_dim, H, W)."""
-    return nn.Sequential(nn.Conv2d(in_dim, out_dim, kernel_size, 1, padding, bias=False),
-                         nn.BatchNorm2d(out_dim), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_dim, out_dim, kernel_size, 1, padding, bias=False), nn.BatchNorm2d(out_dim), nn.ReLU(inplace=True)
+    )
 
 
 def linear_bn_relu(in_dim: int, out_dim: int) -> nn.Sequential:

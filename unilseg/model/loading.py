@@ -24,8 +24,9 @@ def is_training_checkpoint(path: str | os.PathLike, storage_options: dict | None
     return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
 
 
-def model_config(preset: str | None, init: str | os.PathLike | None = None,
-                 storage_options: dict | None = None) -> UniLSegConfig:
+def model_config(
+    preset: str | None, init: str | os.PathLike | None = None, storage_options: dict | None = None
+) -> UniLSegConfig:
     """The config a run builds: the preset when given, else the one saved in `init` (our
     checkpoints carry it), else DEFAULT_PRESET.
 
@@ -38,8 +39,10 @@ def model_config(preset: str | None, init: str | os.PathLike | None = None,
     if init is None:
         return load_preset(DEFAULT_PRESET)
     if not is_training_checkpoint(init, storage_options):
-        raise UniLSegError(f"{init} carries no model config (the released file?): give the preset "
-                           "(unilseg-swin-b for UniLSeg20_no_finetune.pth)")
+        raise UniLSegError(
+            f"{init} carries no model config (the released file?): give the preset "
+            "(unilseg-swin-b for UniLSeg20_no_finetune.pth)"
+        )
     return UniLSegConfig(**read_checkpoint_file(init, mmap=True, storage_options=storage_options)["config"])
 
 
@@ -60,7 +63,9 @@ def _shipped_preset_of(config: UniLSegConfig) -> str | None:
     return next((name for name in list_presets() if load_preset(name) == config), None)
 
 
-def check_preset_matches(preset: str, wanted: UniLSegConfig, saved: UniLSegConfig, checkpoint: str | os.PathLike) -> None:
+def check_preset_matches(
+    preset: str, wanted: UniLSegConfig, saved: UniLSegConfig, checkpoint: str | os.PathLike
+) -> None:
     """A preset given beside one of our checkpoints must be the config the checkpoint carries.
 
     Our checkpoints rebuild their own model, so a preset there can only agree or be a mistake
@@ -76,12 +81,15 @@ def check_preset_matches(preset: str, wanted: UniLSegConfig, saved: UniLSegConfi
     own = f"preset {shipped!r}" if shipped else "a config of its own (no shipped preset)"
     diffs = _differences(wanted.to_dict(), saved.to_dict())
     more = f", ... ({len(diffs)} fields)" if len(diffs) > 3 else ""
-    raise UniLSegError(f"preset {preset!r} differs from the model {checkpoint} carries, {own}: "
-                       f"{', '.join(diffs[:3])}{more}; leave the preset out (our checkpoints carry their config)")
+    raise UniLSegError(
+        f"preset {preset!r} differs from the model {checkpoint} carries, {own}: "
+        f"{', '.join(diffs[:3])}{more}; leave the preset out (our checkpoints carry their config)"
+    )
 
 
-def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
-               storage_options: dict | None = None) -> UniLSeg:
+def load_model(
+    checkpoint: str | os.PathLike, preset: str | None = None, storage_options: dict | None = None
+) -> UniLSeg:
     """Builds and loads a model in eval mode.
 
     Args:
@@ -103,8 +111,10 @@ def load_model(checkpoint: str | os.PathLike, preset: str | None = None,
         if wanted is not None:
             check_preset_matches(preset, wanted, model.config, checkpoint)
     elif wanted is None:
-        raise UniLSegError(f"{checkpoint} is not a unilseg training checkpoint; for the released UniLSeg-20 file "
-                         "pass --preset unilseg-swin-b")
+        raise UniLSegError(
+            f"{checkpoint} is not a unilseg training checkpoint; for the released UniLSeg-20 file "
+            "pass --preset unilseg-swin-b"
+        )
     else:
         model = load_released_checkpoint(build_model(wanted), checkpoint, storage_options)
     return model.eval()

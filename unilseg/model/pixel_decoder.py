@@ -32,13 +32,22 @@ class VisionLanguageBlock(DecoderLayer):
         sr_ratio (int): spatial reduction of the self-attention.
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 sr_ratio: int = 1) -> None:
+    def __init__(
+        self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1, sr_ratio: int = 1
+    ) -> None:
         super().__init__(d_model, nhead, dim_feedforward, dropout)  # same modules and names as DETR's layer
         self.sr_ratio = sr_ratio
 
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, h: int, w: int, memory_key_padding_mask: torch.Tensor,
-                pos: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        h: int,
+        w: int,
+        memory_key_padding_mask: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+    ) -> torch.Tensor:
         """tgt (HW, B, C), memory (L, B, C), mask (B, L) True = pad, pos (L, B, C), query_pos (HW, B, C)
         -> (HW, B, C)."""
         b = tgt.shape[1]
@@ -46,18 +55,33 @@ class VisionLanguageBlock(DecoderLayer):
         v = tgt
         if self.sr_ratio > 1:
             size = (int(h / self.sr_ratio), int(w / self.sr_ratio))
-            q, k, v = (F.interpolate(t.permute(1, 2, 0).reshape(b, -1, h, w), size=size, mode="bilinear",
-                                     align_corners=False).flatten(2).permute(2, 0, 1) for t in (q, k, v))
+            q, k, v = (
+                F.interpolate(t.permute(1, 2, 0).reshape(b, -1, h, w), size=size, mode="bilinear", align_corners=False)
+                .flatten(2)
+                .permute(2, 0, 1)
+                for t in (q, k, v)
+            )
         n_vis = q.shape[0]
         pad = torch.cat([memory_key_padding_mask.new_zeros(b, n_vis), memory_key_padding_mask], dim=1)
-        out = self.self_attn(torch.cat([q, memory]), torch.cat([k, memory]), torch.cat([v, memory]),
-                             key_padding_mask=pad, need_weights=False)[0][:n_vis]  # (hw', B, C)
+        out = self.self_attn(
+            torch.cat([q, memory]),
+            torch.cat([k, memory]),
+            torch.cat([v, memory]),
+            key_padding_mask=pad,
+            need_weights=False,
+        )[0][:n_vis]  # (hw', B, C)
         if self.sr_ratio > 1:
-            out = F.interpolate(out.permute(1, 2, 0).reshape(b, -1, *size), size=(h, w), mode="bilinear",
-                                align_corners=False).flatten(2).permute(2, 0, 1)
+            out = (
+                F.interpolate(
+                    out.permute(1, 2, 0).reshape(b, -1, *size), size=(h, w), mode="bilinear", align_corners=False
+                )
+                .flatten(2)
+                .permute(2, 0, 1)
+            )
         tgt = self.norm1(tgt + self.dropout1(out))
-        out = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_padding_mask=memory_key_padding_mask,
-                                  need_weights=False)[0]
+        out = self.multihead_attn(
+            tgt + query_pos, memory + pos, memory, key_padding_mask=memory_key_padding_mask, need_weights=False
+        )[0]
         return self.feed_forward(self.norm2(tgt + self.dropout2(out)))
 
 
@@ -76,9 +100,17 @@ class CrossModalFPNDecoder(nn.Module):
         sr_ratios (tuple[int, ...]): self-attention shrink per level, stride 4 first.
     """
 
-    def __init__(self, feature_channels: tuple[int, ...], conv_dim: int = 512, mask_dim: int = 256,
-                 word_dim: int = 512, nhead: int = 8, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 sr_ratios: tuple[int, ...] = (8, 4, 2, 1)) -> None:
+    def __init__(
+        self,
+        feature_channels: tuple[int, ...],
+        conv_dim: int = 512,
+        mask_dim: int = 256,
+        word_dim: int = 512,
+        nhead: int = 8,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
+    ) -> None:
         super().__init__()
         self.num_levels = len(feature_channels)
         for k, c in enumerate(feature_channels, start=1):

@@ -38,8 +38,9 @@ class DecoderLayer(nn.Module):
         self.dropout, self.dropout1 = nn.Dropout(dropout), nn.Dropout(dropout)
         self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor,
-                query_pos: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor
+    ) -> torch.Tensor:
         """tgt (Q, B, C), memory (HW, B, C), pos (HW, B, C), query_pos (Q, B, C) -> (Q, B, C)."""
         q = tgt + query_pos
         tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, q, tgt, need_weights=False)[0]))
@@ -57,12 +58,12 @@ class TransformerDecoder(nn.Module):
 
     def __init__(self, d_model: int, nhead: int, num_layers: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([DecoderLayer(d_model, nhead, dim_feedforward, dropout)
-                                     for _ in range(num_layers)])
+        self.layers = nn.ModuleList([DecoderLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_layers)])
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor,
-                query_pos: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor
+    ) -> torch.Tensor:
         outs = []
         for layer in self.layers:
             tgt = layer(tgt, memory, pos, query_pos)
@@ -102,8 +103,16 @@ class QueryDecoder(nn.Module):
         dropout (float): dropout in the decoder.
     """
 
-    def __init__(self, d_model: int = 256, visual_dim: int = 1024, text_dim: int = 512, nhead: int = 8,
-                 num_dec: int = 6, dim_feedforward: int = 2048, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        d_model: int = 256,
+        visual_dim: int = 1024,
+        text_dim: int = 512,
+        nhead: int = 8,
+        num_dec: int = 6,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.query_transformer = QueryTransformer(d_model, nhead, num_dec, dim_feedforward, dropout)
         self.visual_proj = conv_bn_relu(visual_dim, d_model, 3, 1)

@@ -14,7 +14,8 @@ encoder expects are part of its contract.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.nn as nn
 

@@ -10,7 +10,7 @@ mask uses -100 like the original. Registered as `swin-b` (the paper's) and `tiny
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -99,8 +99,9 @@ class SwinBlock(nn.Module):
         drop_path (float): stochastic depth rate.
     """
 
-    def __init__(self, dim: int, num_heads: int, window_size: int, shift: int, mlp_ratio: float = 4.0,
-                 drop_path: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, window_size: int, shift: int, mlp_ratio: float = 4.0, drop_path: float = 0.0
+    ) -> None:
         super().__init__()
         self.window_size, self.shift = window_size, shift
         self.norm1 = nn.LayerNorm(dim)
@@ -146,13 +147,17 @@ class PatchMerging(nn.Module):
 class SwinStage(nn.Module):
     """`depth` blocks alternating plain and shifted windows, then optional patch merging."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, drop_paths: Sequence[float],
-                 downsample: bool) -> None:
+    def __init__(
+        self, dim: int, depth: int, num_heads: int, window_size: int, drop_paths: Sequence[float], downsample: bool
+    ) -> None:
         super().__init__()
         self.window_size = window_size
-        self.blocks = nn.ModuleList([
-            SwinBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2, drop_path=drop_paths[i])
-            for i in range(depth)])
+        self.blocks = nn.ModuleList(
+            [
+                SwinBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2, drop_path=drop_paths[i])
+                for i in range(depth)
+            ]
+        )
         self.downsample = PatchMerging(dim) if downsample else None
 
     def shift_mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
@@ -208,17 +213,32 @@ class SwinTransformer(nn.Module):
         drop_path_rate (float): stochastic depth, rising linearly from 0 to this over all blocks.
     """
 
-    def __init__(self, embed_dim: int = 128, depths: Sequence[int] = (2, 2, 18, 2),
-                 num_heads: Sequence[int] = (4, 8, 16, 32), window_size: int = 7, patch_size: int = 4,
-                 drop_path_rate: float = 0.2) -> None:
+    def __init__(
+        self,
+        embed_dim: int = 128,
+        depths: Sequence[int] = (2, 2, 18, 2),
+        num_heads: Sequence[int] = (4, 8, 16, 32),
+        window_size: int = 7,
+        patch_size: int = 4,
+        drop_path_rate: float = 0.2,
+    ) -> None:
         super().__init__()
-        self.channels = tuple(embed_dim * 2 ** i for i in range(len(depths)))
+        self.channels = tuple(embed_dim * 2**i for i in range(len(depths)))
         self.patch_embed = PatchEmbed(patch_size, embed_dim)
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.layers = nn.ModuleList([
-            SwinStage(self.channels[i], depths[i], num_heads[i], window_size,
-                      dpr[sum(depths[:i]):sum(depths[:i + 1])], downsample=i < len(depths) - 1)
-            for i in range(len(depths))])
+        self.layers = nn.ModuleList(
+            [
+                SwinStage(
+                    self.channels[i],
+                    depths[i],
+                    num_heads[i],
+                    window_size,
+                    dpr[sum(depths[:i]) : sum(depths[: i + 1])],
+                    downsample=i < len(depths) - 1,
+                )
+                for i in range(len(depths))
+            ]
+        )
         for i, c in enumerate(self.channels):
             self.add_module(f"norm{i}", nn.LayerNorm(c))
         self.apply(_init_weights)
@@ -251,7 +271,7 @@ class SwinTransformer(nn.Module):
         own = self.state_dict()
         take, ignored = {}, []
         for k, v in sd.items():
-            k2 = k[len("module."):] if k.startswith("module.") else k
+            k2 = k[len("module.") :] if k.startswith("module.") else k
             if k2 in own and own[k2].shape == v.shape:
                 take[k2] = v
             else:
@@ -284,12 +304,24 @@ def _build(pretrained: str | None, **kw) -> SwinTransformer:
 @register_visual_encoder("swin-b")
 def swin_b(pretrained: str | None = None, drop_path_rate: float = 0.2) -> SwinTransformer:
     """Swin-B of the paper: patch 4, embed 128, depths 2/2/18/2, heads 4/8/16/32, window 7."""
-    return _build(pretrained, embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), window_size=7,
-                  drop_path_rate=drop_path_rate)
+    return _build(
+        pretrained,
+        embed_dim=128,
+        depths=(2, 2, 18, 2),
+        num_heads=(4, 8, 16, 32),
+        window_size=7,
+        drop_path_rate=drop_path_rate,
+    )
 
 
 @register_visual_encoder("tiny")
 def swin_tiny_test(pretrained: str | None = None, drop_path_rate: float = 0.0) -> SwinTransformer:
     """A 16/32/64/128-channel Swin (two blocks per stage) for CPU tests and demos."""
-    return _build(pretrained, embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=7,
-                  drop_path_rate=drop_path_rate)
+    return _build(
+        pretrained,
+        embed_dim=16,
+        depths=(2, 2, 2, 2),
+        num_heads=(1, 2, 4, 8),
+        window_size=7,
+        drop_path_rate=drop_path_rate,
+    )

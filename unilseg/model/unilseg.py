@@ -45,18 +45,21 @@ class UniLSeg(nn.Module):
         self.config = config
         v, t, h = config.visual, config.text, config.head
         self.visual_encoder = create_visual_encoder(v.name, pretrained=v.pretrained, **v.kwargs)
-        self.text_encoder = create_text_encoder(t.name, pretrained=t.pretrained, context_length=t.context_length,
-                                                **t.kwargs)
+        self.text_encoder = create_text_encoder(
+            t.name, pretrained=t.pretrained, context_length=t.context_length, **t.kwargs
+        )
         channels = tuple(self.visual_encoder.channels)
         word_dim, sentence_dim = self.text_encoder.word_dim, self.text_encoder.sentence_dim
         self.pre_fusion = PreFusion(channels, word_dim, h.nhead, h.dropout)
-        self.pixel_decoder = CrossModalFPNDecoder(channels, h.conv_dim, h.mask_dim, word_dim, h.nhead, h.ffn_dim,
-                                                  h.dropout, tuple(h.sr_ratios))
+        self.pixel_decoder = CrossModalFPNDecoder(
+            channels, h.conv_dim, h.mask_dim, word_dim, h.nhead, h.ffn_dim, h.dropout, tuple(h.sr_ratios)
+        )
         # the released decoder reads the stride-32 map: at S = 96 that is 3 x 3 cells, each blurring
         # several small objects together, so the query cannot single one out (query_on_pixels)
         query_memory = h.mask_dim if h.query_on_pixels else channels[-1]
-        self.query_decoder = QueryDecoder(h.d_model, query_memory, sentence_dim, h.nhead, h.num_dec, h.ffn_dim,
-                                          h.dropout)
+        self.query_decoder = QueryDecoder(
+            h.d_model, query_memory, sentence_dim, h.nhead, h.num_dec, h.ffn_dim, h.dropout
+        )
         # only registered when on, so the paper preset's state dict stays the released one
         if h.position_features:
             self.position_features = PositionFeatures(channels)

@@ -23,8 +23,12 @@ from .layers import conv_bn_relu
 
 def _stem(stem_dim: int, stride: int) -> nn.Sequential:
     """(B, 3, S, S) -> (B, stem_dim, S/stride, S/stride): strided 3x3 conv + 3x3 conv, BN + ReLU each."""
-    return nn.Sequential(nn.Conv2d(3, stem_dim, 3, stride, 1, bias=False), nn.BatchNorm2d(stem_dim),
-                         nn.ReLU(inplace=True), conv_bn_relu(stem_dim, stem_dim, 3, 1))
+    return nn.Sequential(
+        nn.Conv2d(3, stem_dim, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(stem_dim),
+        nn.ReLU(inplace=True),
+        conv_bn_relu(stem_dim, stem_dim, 3, 1),
+    )
 
 
 class PixelUpsampler(nn.Module):
