@@ -14,7 +14,7 @@ Ranking ideas on the demo's set at a fixed step count (then compare throughput s
    --steps (a rerun with the same --out resumes, or returns at once when finished).
 3. Every target (its first text; --texts all: every (target, text)) of the val split is predicted
    as `unilseg.model.predict` does (threshold 0.35, the model's), batched, and scored with
-   `unilseg.eval.metrics.referring_metrics`, next to the
+   `unilseg.eval.metrics_referring.referring_metrics`, next to the
    empty-mask and whole-image baselines scored by the same function on the same items.
 Prints wall times, the training throughput, the machine load (`uptime`), the model's mIoU by
 kind of expression (attributes, position, relation, part, group), and writes OUT/learn_synth.json.
@@ -80,7 +80,7 @@ def evaluate(checkpoint: str, split_dir: Path, limit: int | None, texts: str = "
     import torch
 
     from shards.reader import ShardReader
-    from unilseg.eval.metrics import per_sample_iou, referring_metrics
+    from unilseg.eval.metrics_referring import per_sample_iou, referring_metrics
     from unilseg.model.loading import load_model
     from unilseg.transforms import letterbox_image, logits_to_probs
 

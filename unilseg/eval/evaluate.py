@@ -35,7 +35,7 @@ from shards.rle import mask_to_rle, rle_to_mask
 from unilseg.eval import overlays, report
 from unilseg.eval.config import TEXT_MODES, EvalConfig
 from unilseg.eval.families import MISSING_RULE, family_of, missing_stand_in
-from unilseg.eval.metrics import per_sample_iou
+from unilseg.eval.metrics_referring import per_sample_iou
 from unilseg.eval.predictors import EvalError, ModelPredictor, PngPredictor
 
 log = logging.getLogger(__name__)

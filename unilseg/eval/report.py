@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from unilseg.eval.families import MISSING_RULE, family_of
-from unilseg.eval.metrics import METRIC_CONVENTIONS, PREC_THRESHOLDS
+from unilseg.eval.metrics_conventions import METRIC_CONVENTIONS
+from unilseg.eval.metrics_referring import PREC_THRESHOLDS
 from unilseg.eval.published import BENCHMARK_FAMILY, PUBLISHED, render_comparison
 
 METRICS_JSON = "metrics.json"
