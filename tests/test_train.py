@@ -16,8 +16,9 @@ from shards.synth import generate_shapes
 from unilseg.checkpoint import load_checkpoint, save_checkpoint
 from unilseg.model import build_model
 from unilseg.train import _finished, run_training
+from unilseg.train_checkpoints import LATEST, RAY_CKPT_FILE, publish_checkpoint, restore
 from unilseg.train_config import TrainConfig
-from unilseg.train_worker import LATEST, RAY_CKPT_FILE, _log_event, _publish, read_metrics, restore
+from unilseg.train_worker import _log_event, read_metrics
 
 
 class ExitOnce:
@@ -273,7 +274,7 @@ def test_run_dir_at_any_location(tmp_path, request, kind):
     opt = torch.optim.AdamW(model.parameters())
     for step in (2, 4, 6):
         staged = save_checkpoint(tmp_path / "stage" / "model.pt", model, opt, step=step)
-        _publish(staged, run, step, keep=2)
+        publish_checkpoint(staged, run, step, keep=2)
         _log_event(run, {"event": "report", "step": step})
     assert storage.listdir(storage.join(run, "checkpoints")) == ["step-000004.pt", "step-000006.pt"]
     assert storage.read_bytes(storage.join(run, LATEST)) == storage.read_bytes(

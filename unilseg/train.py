@@ -40,9 +40,10 @@ from unilseg.checkpoint import read_checkpoint_file
 from unilseg.loopback_ddp import LoopbackTorchConfig  # DDP's rendezvous store on 127.0.0.1
 from unilseg.model.loading import model_config
 from unilseg.run_lock import driver_lock
+from unilseg.train_checkpoints import LATEST
 from unilseg.train_config import TrainConfig
 from unilseg.train_progress import LOSS_PNG, Echo, draw_loss_curve, follow
-from unilseg.train_worker import LATEST, METRICS, StepHook, read_metrics, train_loop_per_worker
+from unilseg.train_worker import METRICS, StepHook, read_metrics, train_loop_per_worker
 
 
 def checkpoint_step(path: str | os.PathLike, storage_options: storage.StorageOptions = None) -> int:
@@ -161,23 +162,27 @@ def run_training(
             }
         if not checked:
             cfg = _checked(cfg, so)
-        ensure_ray(cfg.ray_address)
-        with follow(storage.join(out, METRICS), echo, storage_options=so):
-            try:
-                result = _trainer(cfg, out, step_hook, so).fit()
-            except TrainingFailedError as e:
-                error = _user_error(e)
-                if error is None:
-                    raise
-                raise error from None
-            finally:
-                curve = draw_loss_curve(read_metrics(out, so), storage.join(out, LOSS_PNG), storage_options=so)
-    return {
-        "checkpoint": latest,
-        "step": checkpoint_step(latest, so),
-        "metrics": dict(result.metrics or {}),
-        "loss_curve": curve,
-    }
+        metrics, curve = _fit(cfg, out, step_hook, echo, so)
+    return {"checkpoint": latest, "step": checkpoint_step(latest, so), "metrics": metrics, "loss_curve": curve}
+
+
+def _fit(
+    cfg: TrainConfig, out: str, step_hook: StepHook | None, echo: Echo | None, so: storage.StorageOptions
+) -> tuple[dict[str, Any], str | None]:
+    """Runs Ray Train while the run's events are echoed; returns the last report's metrics and
+    the loss curve (drawn even when training fails). A worker's user error is raised as itself."""
+    ensure_ray(cfg.ray_address)
+    with follow(storage.join(out, METRICS), echo, storage_options=so):
+        try:
+            result = _trainer(cfg, out, step_hook, so).fit()
+        except TrainingFailedError as e:
+            error = _user_error(e)
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            curve = draw_loss_curve(read_metrics(out, so), storage.join(out, LOSS_PNG), storage_options=so)
+    return dict(result.metrics or {}), curve
 
 
 def _trainer(

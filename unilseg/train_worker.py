@@ -12,6 +12,7 @@ A run directory RUN holds:
 RUN may be a local path or an fsspec URL (s3://...): everything above goes through
 shards.storage (a checkpoint is written locally, then published in one step).
 
+Checkpoints, where they go and which one a worker resumes from: ``unilseg.train_checkpoints``.
 Resume order when a worker group starts: Ray's checkpoint (ray.train.get_checkpoint(), set
 after a lost worker or for a rerun with the same name) unless RUN/latest.pt holds a later
 step, else RUN/latest.pt, else `init` (weights only, step 0; our checkpoint or the released
@@ -47,19 +48,17 @@ from common.processes import die_with_parent
 from common.ray_runtime import set_niceness
 from shards import storage
 from shards.integrity import worker_message
-from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, read_checkpoint_file, save_checkpoint
+from unilseg.checkpoint import save_checkpoint
 from unilseg.data.augment import AugmentConfig
 from unilseg.data.dataset import SkipCounter, TargetDataset
 from unilseg.losses import unilseg_loss
 from unilseg.model import UniLSeg, build_model
-from unilseg.model.loading import is_training_checkpoint, model_config
+from unilseg.model.loading import model_config
 from unilseg.run_lock import WorkerGuard
+from unilseg.train_checkpoints import RAY_CKPT_FILE, publish_checkpoint, restore
 from unilseg.train_config import TrainConfig
 
-LATEST = "latest.pt"
-CKPT_DIR = "checkpoints"
 METRICS = "metrics.jsonl"
-RAY_CKPT_FILE = "model.pt"
 # called as hook(step, rank, world_size, run_dir) before every step (tests inject faults with it)
 StepHook = Callable[[int, int, int, Path], None]
 
@@ -133,73 +132,6 @@ def _forward_warnings(out: Path, rank: int) -> None:
         logger.addHandler(_WarningsToEvents(out, rank))
 
 
-def _publish(
-    src: Path, out: Path | str, step: int, keep: int, storage_options: storage.StorageOptions = None
-) -> Path | str:
-    """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it; each
-    appears complete or not at all (shards.storage: rename, or one upload / store-side copy)."""
-    ckpt_dir = storage.join(out, CKPT_DIR)
-    storage.makedirs(ckpt_dir, storage_options)
-    dst = storage.join(ckpt_dir, f"step-{step:06d}.pt")
-    storage.put_file(src, dst, storage_options)
-    storage.copy(dst, storage.join(out, LATEST), storage_options)  # local: latest.pt shares the step file's bytes
-    steps = [n for n in storage.listdir(ckpt_dir, storage_options) if n.startswith("step-") and n.endswith(".pt")]
-    for old in sorted(steps)[:-keep]:
-        storage.remove(storage.join(ckpt_dir, old), storage_options)
-    return dst
-
-
-def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike, storage_options: storage.StorageOptions = None) -> str:
-    """The location of the step file in Ray Train's checkpoint, read straight from RUN's storage.
-
-    Never through ``Checkpoint.as_directory()`` / ``to_directory()``: for a remote checkpoint
-    those download into one temporary directory per node named after the checkpoint, and a
-    worker arriving after another finished downloads again over the same files while the
-    first reads them (ray-project/ray#48726: "model.pt: the file is truncated" on resume from
-    S3). Ray Train's state lives in RUN's own filesystem (unilseg.train hands it RUN's fsspec
-    filesystem), so the file has a location of ours; a remote one is fetched by
-    shards.storage.local_copy, whose cached copies are written under unique names and renamed
-    into place, never rewritten under a reader.
-    """
-    return storage.same_filesystem(run, f"{ray_ckpt.path.rstrip('/')}/{RAY_CKPT_FILE}", storage_options)
-
-
-def restore(
-    cfg: TrainConfig,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    ray_ckpt: Any = None,
-    storage_options: storage.StorageOptions = None,
-) -> tuple[int, str, dict[str, Any]]:
-    """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
-
-    Args:
-        ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
-        storage_options (dict | None): fsspec options for a RUN or init at a URL.
-    """
-    so = storage_options
-    latest = storage.join(cfg.out, LATEST)
-    has_latest = storage.isfile(latest, so)
-    latest_step = int(read_checkpoint_file(latest, mmap=True, storage_options=so)["step"]) if has_latest else -1
-    if ray_ckpt is not None:
-        path = ray_checkpoint_file(ray_ckpt, cfg.out, so)
-        # a driver killed after rank 0 published latest.pt, before Ray Train registered the
-        # same step, leaves latest.pt ahead: the newer one wins
-        if int(read_checkpoint_file(path, mmap=True, storage_options=so)["step"]) >= latest_step:
-            loaded = load_checkpoint(path, model, optimizer, storage_options=so)
-            return loaded.step, "ray", loaded.extra
-    if has_latest:
-        loaded = load_checkpoint(latest, model, optimizer, storage_options=so)
-        return loaded.step, "latest", loaded.extra
-    if cfg.init:
-        if is_training_checkpoint(cfg.init, so):
-            load_checkpoint(cfg.init, model, storage_options=so)  # weights only: a fine-tune starts its own schedule
-        else:
-            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init, so)
-        return 0, "init", {}
-    return 0, "scratch", {}
-
-
 @dataclass
 class WorkerState:
     """Everything one worker holds between steps."""
@@ -247,19 +179,48 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
     # a run that finished by its time budget continues only if asked for a longer budget
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
-        _log_event(
-            out,
-            {
-                "event": "start",
-                "step": start,
-                "from": source,
-                "world_size": world,
-                "time": time.time(),
-                "niceness": os.getpriority(os.PRIO_PROCESS, 0),
-                "target": cfg.steps,
-            },
-            so,
-        )
+        _log_start(out, start, source, world, cfg.steps, so)
+    dataset, loader = _data(cfg, tokenizer, size, start, rank, world, so)
+    wrapped.train()
+    batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
+    return WorkerState(
+        cfg,
+        rank,
+        world,
+        out,
+        wrapped,
+        optimizer,
+        ray.train.torch.get_device(),
+        batches,
+        start,
+        trained_s,
+        WorkerGuard(out),
+        dataset.skips,
+        storage_options=so,
+    )
+
+
+def _log_start(out: Path | str, start: int, source: str, world: int, target: int, so: storage.StorageOptions) -> None:
+    """The "start" event of a (re)start in RUN/metrics.jsonl (rank 0)."""
+    _log_event(
+        out,
+        {
+            "event": "start",
+            "step": start,
+            "from": source,
+            "world_size": world,
+            "time": time.time(),
+            "niceness": os.getpriority(os.PRIO_PROCESS, 0),
+            "target": target,
+        },
+        so,
+    )
+
+
+def _data(
+    cfg: TrainConfig, tokenizer: Any, size: int, start: int, rank: int, world: int, so: storage.StorageOptions
+) -> tuple[TargetDataset, DataLoader]:
+    """This rank's endless data stream, seeded by the step it starts from, and its DataLoader."""
     dataset = TargetDataset(
         cfg.data,
         tokenizer,
@@ -280,23 +241,7 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
         prefetch_factor=4 if cfg.num_loader_workers else None,
         worker_init_fn=die_with_parent,
     )
-    wrapped.train()
-    batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
-    return WorkerState(
-        cfg,
-        rank,
-        world,
-        out,
-        wrapped,
-        optimizer,
-        ray.train.torch.get_device(),
-        batches,
-        start,
-        trained_s,
-        WorkerGuard(out),
-        dataset.skips,
-        storage_options=so,
-    )
+    return dataset, loader
 
 
 def clock(state: WorkerState) -> tuple[float, float, bool]:
@@ -386,7 +331,7 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
                 },
             )
             state.guard.exit_if_orphaned()  # a killed driver's worker never publishes latest.pt
-            _publish(path, state.out, step, cfg.keep_checkpoints, state.storage_options)
+            publish_checkpoint(path, state.out, step, cfg.keep_checkpoints, state.storage_options)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
