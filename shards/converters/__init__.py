@@ -72,6 +72,7 @@ CONVERTERS = Registry(
         "shards.converters.coco",
         "shards.converters.ade20k",
         "shards.converters.parts",
+        "shards.converters.voc",
     ],
 )
 register_converter = CONVERTERS.register
