@@ -92,13 +92,20 @@ class SentenceEmbedder:
     def __init__(self) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         from unilseg.model.hf_text import minilm_path
 
         path = minilm_path()  # MissingInputError naming the package when it is not installed
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would land in the command's output
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path).eval()
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         torch = self.torch

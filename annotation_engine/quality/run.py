@@ -79,13 +79,15 @@ def evaluate_engine(
     t0 = time.perf_counter()
     split_dir = resolve_split_dir(data, cfg.split)
     check_split(split_dir)
-    judge = _expression_judge(grounding, cfg.preset)  # a bad checkpoint fails before the engine runs
+    if grounding is None and cfg.preset is not None:
+        raise UniLSegError("--preset goes with --grounding (the model that reads the expressions)")
     base = storage.absolute(out)
     images_dir, proposals = storage.join(base, IMAGES_DIR), storage.join(base, PROPOSALS_DIR)
     images, exported = _read_truth(split_dir, cfg.limit, images_dir)
     try:
         if not any(im.truth for im in images):
             raise UniLSegError(f"{split_dir}: no targets with a mask: nothing to score proposals against")
+        judge = _expression_judge(grounding, cfg.preset)  # a bad checkpoint fails before the engine runs
         summary = _annotate(engine, images_dir, proposals, cfg, progress)
     finally:
         for loc in exported:
@@ -100,8 +102,6 @@ def evaluate_engine(
 def _expression_judge(grounding: str | None, preset: str | None) -> Callable[..., dict[str, Any]]:
     """How expressions are scored; loads (and so checks) the model or MiniLM first."""
     if grounding is None:
-        if preset is not None:
-            raise UniLSegError("--preset goes with --grounding (the model that reads the expressions)")
         embed = expressions.SentenceEmbedder()
         return lambda images, matches, split_dir: _similarity(images, matches, embed)
     model = expressions.load_grounding(grounding, preset)
