@@ -71,3 +71,31 @@ def test_grounding_file_that_is_no_checkpoint_is_one_line(tmp_path, labeled):
     )
     assert str(bad) in one_line_error(res)
     assert not (tmp_path / "r" / "proposals").exists()  # failed before the engine ran
+
+
+def test_an_image_that_crashes_the_engine_is_quarantined_and_counted(ray_cluster, tmp_path):
+    write_split(tmp_path / "d" / "val", poison=True)
+    m = evaluate_engine(engine(0), str(tmp_path / "d"), str(tmp_path / "r"), split="val", progress=False)
+    im = m["images"]
+    assert (im["evaluated"], im["with_proposals"], im["quarantined"]) == (4, 3, 1)
+    assert im["quarantine"][0]["kind"] == "crashed_engine"
+    assert m["masks"]["recall@0.5"] == pytest.approx(4 / 5)  # its mask counts as missed
+    assert "1 quarantined" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_limit_and_grounding_with_a_tiny_model(ray_cluster, labeled, tmp_path):
+    from engine_fixtures import save_tiny_unilseg
+
+    ckpt = save_tiny_unilseg(tmp_path / "tiny.pt")
+    res = CliRunner().invoke(
+        main,
+        ["eval-engine", "weightfree", "--data", str(labeled), "--out", str(tmp_path / "r")]
+        + ["--grounding", str(ckpt), "--limit", "2", "--no-progress"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "AR@100" in res.output and "2 images" in res.output
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    e = m["expressions"]
+    assert e["method"] == "grounding" and e["reference"]["n"] == 3  # 3 texts on the first 2 images
+    assert e["generated"]["n"] >= m["masks"]["n_proposals"] > 0
+    assert 0 <= e["generated"]["hit_rate@0.5"] <= 1 and m["masks"]["n_images"] == 2
