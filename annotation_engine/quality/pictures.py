@@ -37,17 +37,20 @@ class _Axes:
         (l, t, r, b), (x0, x1), (y0, y1) = self.box, self.xr, self.yr
         return l + (x - x0) / ((x1 - x0) or 1) * (r - l), b - (y - y0) / ((y1 - y0) or 1) * (b - t)
 
-    def frame(self, xlabel: str, ylabel: str, ticks: int = 4) -> None:
+    def frame(self, xlabel: str, ylabel: str, xticks: Sequence[float] | None = None) -> None:
+        """Frame, y grid at quarters, x ticks (the ends and the middle unless given), labels."""
         l, t, r, b = self.box
         self.draw.rectangle([l, t, r, b], outline=(120, 120, 120))
-        for i in range(ticks + 1):
-            yv = self.yr[0] + (self.yr[1] - self.yr[0]) * i / ticks
-            xv = self.xr[0] + (self.xr[1] - self.xr[0]) * i / ticks
+        for i in range(5):
+            yv = self.yr[0] + (self.yr[1] - self.yr[0]) * i / 4
             _, y = self.xy(self.xr[0], yv)
-            x, _ = self.xy(xv, self.yr[0])
             self.draw.line([l, y, r, y], fill=(232, 232, 232))
             self.draw.text((l - 40, y - 7), f"{yv:.3g}", fill="black", font=self.font)
-            self.draw.text((x - 10, b + 4), f"{xv:.3g}", fill="black", font=self.font)
+        x0, x1 = self.xr
+        for xv in xticks if xticks is not None else (x0, (x0 + x1) / 2, x1):
+            x, _ = self.xy(xv, self.yr[0])
+            self.draw.line([x, b, x, b + 3], fill=(120, 120, 120))
+            self.draw.text((x - 12, b + 4), f"{xv:.3g}", fill="black", font=self.font)
         self.draw.text(((l + r) // 2 - 3 * len(xlabel), b + 18), xlabel, fill="black", font=self.font)
         self.draw.text((l, t - 16), ylabel, fill="black", font=self.font)
 
@@ -58,7 +61,7 @@ def recall_curve(curves: dict[str, Sequence[float]], thresholds: Sequence[float]
     draw = ImageDraw.Draw(img)
     l, r, t, b = _MARGIN[0], 640 - _MARGIN[1], _MARGIN[2] + 14, 380 - _MARGIN[3]
     ax = _Axes(draw, (l, t, r, b), (thresholds[0], thresholds[-1]), (0.0, 1.0))
-    ax.frame("IoU threshold", "recall (top 100 proposals per image)")
+    ax.frame("IoU threshold", "recall (top 100 proposals per image)", xticks=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95))
     for i, (name, ys) in enumerate(curves.items()):
         colour = COLOURS[i % len(COLOURS)]
         points = [ax.xy(x, y) for x, y in zip(thresholds, ys) if y == y]
@@ -66,7 +69,7 @@ def recall_curve(curves: dict[str, Sequence[float]], thresholds: Sequence[float]
             draw.line(points, fill=colour, width=2)
         for x, y in points:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        draw.text((l + 8 + 80 * i, 6), name, fill=colour, font=ax.font)
+        draw.text((r - 80 * (len(curves) - i), 6), name, fill=colour, font=ax.font)
     img.save(out)
     return out
 

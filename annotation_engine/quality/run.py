@@ -14,9 +14,11 @@ version on the same OUT skips every image: only scoring runs again, and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -90,8 +92,7 @@ def evaluate_engine(
         judge = _expression_judge(grounding, cfg.preset)  # a bad checkpoint fails before the engine runs
         summary = _annotate(engine, images_dir, proposals, cfg, progress)
     finally:
-        for loc in exported:
-            storage.remove(loc)
+        _remove_export(images_dir, exported)
     _attach_proposals(images, storage.join(proposals, cfg.split), summary["engine_version"])
     metrics = _score(images, cfg, judge, split_dir)
     metrics["run"] = _run_info(engine, split_dir, cfg, grounding, summary, time.perf_counter() - t0)
@@ -142,6 +143,15 @@ def _read_truth(split_dir: str, limit: int | None, images_dir: str) -> tuple[lis
     if not images:
         raise UniLSegError(f"{split_dir}: no images")
     return images, exported
+
+
+def _remove_export(images_dir: str, exported: list[str]) -> None:
+    """Removes the exported images (object stores have no directories to remove)."""
+    for loc in exported:
+        storage.remove(loc)
+    if (p := storage.local_path(images_dir)) is not None:
+        with contextlib.suppress(OSError):  # not empty: someone else's files, kept
+            os.rmdir(p)
 
 
 def _annotate(engine: Any, images_dir: str, dataset: str, cfg: EngineEvalConfig, progress: bool) -> dict[str, Any]:
