@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -101,10 +102,17 @@ def evaluate_engine(
 
 
 def _expression_judge(grounding: str | None, preset: str | None) -> Callable[..., dict[str, Any]]:
-    """How expressions are scored; loads (and so checks) the model or MiniLM first."""
+    """How expressions are scored. A grounding model is loaded (and so checked) now; MiniLM is
+    found now and loaded in a thread while the engine runs (importing torch and transformers
+    takes seconds that would otherwise add to the evaluation's overhead over annotate)."""
     if grounding is None:
-        embed = expressions.SentenceEmbedder()
-        return lambda images, matches, split_dir: _similarity(images, matches, embed)
+        from unilseg.model.hf_text import minilm_path
+
+        minilm_path()  # the package is missing: one line now, not after the engine ran
+        pool = ThreadPoolExecutor(1, thread_name_prefix="load-minilm")
+        embed = pool.submit(expressions.SentenceEmbedder)
+        pool.shutdown(wait=False)
+        return lambda images, matches, split_dir: _similarity(images, matches, embed.result())
     model = expressions.load_grounding(grounding, preset)
     return lambda images, matches, split_dir: _grounding(images, split_dir, model, grounding)
 
