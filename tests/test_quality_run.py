@@ -99,3 +99,16 @@ def test_limit_and_grounding_with_a_tiny_model(ray_cluster, labeled, tmp_path):
     assert e["method"] == "grounding" and e["reference"]["n"] == 3  # 3 texts on the first 2 images
     assert e["generated"]["n"] >= m["masks"]["n_proposals"] > 0
     assert 0 <= e["generated"]["hit_rate@0.5"] <= 1 and m["masks"]["n_images"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["no-such-engine"], "no-such-engine"),
+        (["weightfree", "--preset", "unilseg-tiny"], "--preset goes with --grounding"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_anything_is_written(labeled, tmp_path, args, says):
+    res = CliRunner().invoke(main, ["eval-engine", *args, "--data", str(labeled), "--out", str(tmp_path / "r")])
+    assert says in one_line_error(res)
+    assert not (tmp_path / "r").exists()

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from annotation_engine.engine_config import load_engine_config
 from annotation_engine.image_task import NO_TARGETS
 from annotation_engine.quality import coco, expressions, judges, pictures, recall, report
 from annotation_engine.quality.coco import ImageRecord, Region, granularity_group
@@ -82,6 +83,7 @@ def evaluate_engine(
     t0 = time.perf_counter()
     split_dir = resolve_split_dir(data, cfg.split)
     check_split(split_dir)
+    load_engine_config(engine)  # an unknown preset or a bad YAML fails before anything is read
     if grounding is None and cfg.preset is not None:
         raise UniLSegError("--preset goes with --grounding (the model that reads the expressions)")
     base = storage.absolute(out)
@@ -294,8 +296,6 @@ def _run_info(
     engine: Any, split_dir: str, cfg: EngineEvalConfig, grounding: str | None, summary: dict, seconds: float
 ) -> dict[str, Any]:
     """metrics.json's record of the run."""
-    from annotation_engine.engine_config import load_engine_config
-
     stats = summary.get("stats", {})
     return {
         "engine": engine if isinstance(engine, (str, dict)) else str(engine),
