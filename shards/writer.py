@@ -232,7 +232,6 @@ class ShardWriter:
         commit (bool): keep dataset.json up to date after each shard and commit the split
             (manifest.parquet, dataset.json) on close. Parallel writers pass False and their
             driver calls ``shards.commit.commit_split`` once they have all finished.
-        storage_options (dict | None): fsspec options for a URL.
         skip_existing (bool): read the keys (and quarantine records) already in the split so
             that ``write`` skips them. A pipeline that removes what is done before it writes
             (the annotation pipeline's parallel writers) passes False: a writer then reads
@@ -249,14 +248,13 @@ class ShardWriter:
         *,
         writer_id: str | None = None,
         commit: bool = True,
-        storage_options: storage.StorageOptions = None,
         skip_existing: bool = True,
     ):
         if max_count < 1 or max_bytes < 1:
             raise ValueError("max_count and max_bytes must be positive")
-        self.dir = os.fspath(split_dir)
+        self.dir = storage.normalize(split_dir)
         self.writer_id = None if writer_id is None else check_writer_id(writer_id)
-        self.commit, self.storage_options, self.skip_existing = commit, storage_options, skip_existing
+        self.commit, self.skip_existing = commit, skip_existing
         self.max_count, self.max_bytes = max_count, max_bytes
         storage.makedirs(storage.join(self.dir, PARTS_DIR))
         prefix = locks.LOCK_PREFIX
@@ -297,17 +295,16 @@ class ShardWriter:
 
     def _recover(self) -> None:
         """Adopts this writer's finished shards; drops its staging files and orphan parts."""
-        so = self.storage_options
-        listed = {s["name"]: s for s in read_dataset_json(self.dir, so).get("shards", [])}
+        listed = {s["name"]: s for s in read_dataset_json(self.dir).get("shards", [])}
         for tmp in self._staging.glob("*.tmp"):
             if self._own(tmp.name[: -len(".tmp")]) or (self.commit and not parse_shard_name(tmp.name[:-4])):
                 log.warning("removing %s left by an interrupted writer", tmp)
                 tmp.unlink()
-        names = set(storage.listdir(self.dir, so))
-        parts = set(storage.listdir(storage.join(self.dir, PARTS_DIR), so))
+        names = set(storage.listdir(self.dir))
+        parts = set(storage.listdir(storage.join(self.dir, PARTS_DIR)))
         for p in parts:
             if p.endswith(".tmp") and self._own(p[: -len(".parquet.tmp")]):
-                storage.remove(storage.join(self.dir, PARTS_DIR, p), so)
+                storage.remove(storage.join(self.dir, PARTS_DIR, p))
         index = 0
         while (name := shard_name(index, self.writer_id)) in names:
             if part_name(name) not in parts:
@@ -315,20 +312,18 @@ class ShardWriter:
                     f"{storage.join(self.dir, name)} has no manifest part {self._part(name)}: the "
                     "split is damaged; run `unilseg shards verify` and remove the shard to redo it"
                 )
-            self._shards.append(listed.get(name) or describe_shard(self.dir, name, so))
+            self._shards.append(listed.get(name) or describe_shard(self.dir, name))
             index += 1
         own = {s["name"] for s in self._shards}
         for p in parts:  # killed between a part's write and its shard's publication
             if p.endswith(".tar.parquet") and self._own(p[: -len(".parquet")]) and p[: -len(".parquet")] not in own:
-                storage.remove(storage.join(self.dir, PARTS_DIR, p), so)
+                storage.remove(storage.join(self.dir, PARTS_DIR, p))
         self._foreign = [e for n, e in listed.items() if not self._own(n)]
         for entry in self._shards + (self._foreign if self.skip_existing else []):
-            self._keys.update(
-                read_parquet(self._part(entry["name"]), ["key"], storage_options=so).column("key").to_pylist()
-            )
+            self._keys.update(read_parquet(self._part(entry["name"]), ["key"]).column("key").to_pylist())
         if self.skip_existing:
             self._quarantined.update(
-                (r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir, so, sorted(parts))
+                (r.get("input", ""), r.get("reason", "")) for r in read_quarantine(self.dir, sorted(parts))
             )
 
     # ---- writing --------------------------------------------------------------------
@@ -388,7 +383,7 @@ class ShardWriter:
     def _flush_quarantine(self) -> None:
         lines, self._pending_quarantine = self._pending_quarantine, []
         if lines:
-            storage.append_text(self._quarantine_loc, "".join(lines), self.storage_options)
+            storage.append_text(self._quarantine_loc, "".join(lines))
 
     @property
     def _current_name(self) -> str:
@@ -412,8 +407,8 @@ class ShardWriter:
         entry = shard_entry(
             name, file.sha256.hexdigest(), file.size, count, rows.columns["task"], rows.columns["granularity"]
         )
-        rows.write(self._part(name), entry, self.storage_options)
-        storage.publish(self._staging / (name + ".tmp"), storage.join(self.dir, name), self.storage_options)
+        rows.write(self._part(name), entry)
+        storage.publish(self._staging / (name + ".tmp"), storage.join(self.dir, name))
         self._shards.append(entry)
         if not storage.is_local(self.dir):
             self._flush_quarantine()
@@ -422,14 +417,13 @@ class ShardWriter:
             write_json_atomic(
                 storage.join(self.dir, DATASET_JSON),
                 summary(shards, len(self._quarantined), "incomplete"),
-                self.storage_options,
             )
 
     def close(self) -> dict[str, Any]:
         """Finishes the open shard; with ``commit``, commits the split (manifest.parquet, then
         dataset.json). Returns the split's summary (this writer's alone without ``commit``)."""
         if self.closed:
-            return read_dataset_json(self.dir, self.storage_options)
+            return read_dataset_json(self.dir)
         self.closed = True
         try:
             if self._file is not None:
@@ -437,7 +431,7 @@ class ShardWriter:
             self._finisher.wait()
             self._flush_quarantine()
             if self.commit:
-                return commit_split(self.dir, self.storage_options, known={s["name"]: s for s in self._shards})
+                return commit_split(self.dir, known={s["name"]: s for s in self._shards})
             return summary(self._shards, len(self._quarantined), "uncommitted")
         finally:
             self._finisher.stop()

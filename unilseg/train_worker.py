@@ -76,12 +76,12 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def read_metrics(out: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[dict[str, Any]]:
+def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
     """Lines of RUN/metrics.jsonl (reports, start and warning events), oldest first; a line cut
     short by a killed process is skipped."""
     path = storage.join(out, METRICS)
     try:
-        text = storage.read_bytes(path, storage_options).decode("utf-8", errors="replace")
+        text = storage.read_bytes(path).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
     events = []
@@ -93,10 +93,10 @@ def read_metrics(out: str | os.PathLike, storage_options: storage.StorageOptions
     return events
 
 
-def _log_event(out: Path | str, record: dict[str, Any], storage_options: storage.StorageOptions = None) -> None:
+def _log_event(out: Path | str, record: dict[str, Any]) -> None:
     # local: one short line per write, so appends from several processes stay whole; an object
     # store rewrites the object (shards.storage.append_text), so only rank 0 logs there
-    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n", storage_options)
+    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n")
 
 
 class _WarningsToEvents(logging.Handler):
@@ -133,23 +133,21 @@ def _forward_warnings(out: Path, rank: int) -> None:
         logger.addHandler(_WarningsToEvents(out, rank))
 
 
-def _publish(
-    src: Path, out: Path | str, step: int, keep: int, storage_options: storage.StorageOptions = None
-) -> Path | str:
+def _publish(src: Path, out: Path | str, step: int, keep: int) -> Path | str:
     """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it; each
     appears complete or not at all (shards.storage: rename, or one upload / store-side copy)."""
     ckpt_dir = storage.join(out, CKPT_DIR)
-    storage.makedirs(ckpt_dir, storage_options)
+    storage.makedirs(ckpt_dir)
     dst = storage.join(ckpt_dir, f"step-{step:06d}.pt")
-    storage.put_file(src, dst, storage_options)
-    storage.copy(dst, storage.join(out, LATEST), storage_options)  # local: latest.pt shares the step file's bytes
-    steps = [n for n in storage.listdir(ckpt_dir, storage_options) if n.startswith("step-") and n.endswith(".pt")]
+    storage.put_file(src, dst)
+    storage.copy(dst, storage.join(out, LATEST))  # local: latest.pt shares the step file's bytes
+    steps = [n for n in storage.listdir(ckpt_dir) if n.startswith("step-") and n.endswith(".pt")]
     for old in sorted(steps)[:-keep]:
-        storage.remove(storage.join(ckpt_dir, old), storage_options)
+        storage.remove(storage.join(ckpt_dir, old))
     return dst
 
 
-def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike, storage_options: storage.StorageOptions = None) -> str:
+def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike) -> str:
     """The location of the step file in Ray Train's checkpoint, read straight from RUN's storage.
 
     Never through ``Checkpoint.as_directory()`` / ``to_directory()``: for a remote checkpoint
@@ -161,7 +159,7 @@ def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike, storage_options: 
     shards.storage.local_copy, whose cached copies are written under unique names and renamed
     into place, never rewritten under a reader.
     """
-    return storage.same_filesystem(run, f"{ray_ckpt.path.rstrip('/')}/{RAY_CKPT_FILE}", storage_options)
+    return storage.same_filesystem(run, f"{ray_ckpt.path.rstrip('/')}/{RAY_CKPT_FILE}")
 
 
 def restore(
@@ -169,33 +167,30 @@ def restore(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     ray_ckpt: Any = None,
-    storage_options: storage.StorageOptions = None,
 ) -> tuple[int, str, dict[str, Any]]:
     """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
 
     Args:
         ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
-        storage_options (dict | None): fsspec options for a RUN or init at a URL.
     """
-    so = storage_options
     latest = storage.join(cfg.out, LATEST)
-    has_latest = storage.isfile(latest, so)
-    latest_step = int(read_checkpoint_file(latest, mmap=True, storage_options=so)["step"]) if has_latest else -1
+    has_latest = storage.isfile(latest)
+    latest_step = int(read_checkpoint_file(latest, mmap=True)["step"]) if has_latest else -1
     if ray_ckpt is not None:
-        path = ray_checkpoint_file(ray_ckpt, cfg.out, so)
+        path = ray_checkpoint_file(ray_ckpt, cfg.out)
         # a driver killed after rank 0 published latest.pt, before Ray Train registered the
         # same step, leaves latest.pt ahead: the newer one wins
-        if int(read_checkpoint_file(path, mmap=True, storage_options=so)["step"]) >= latest_step:
-            loaded = load_checkpoint(path, model, optimizer, storage_options=so)
+        if int(read_checkpoint_file(path, mmap=True)["step"]) >= latest_step:
+            loaded = load_checkpoint(path, model, optimizer)
             return loaded.step, "ray", loaded.extra
     if has_latest:
-        loaded = load_checkpoint(latest, model, optimizer, storage_options=so)
+        loaded = load_checkpoint(latest, model, optimizer)
         return loaded.step, "latest", loaded.extra
     if cfg.init:
-        if is_training_checkpoint(cfg.init, so):
-            load_checkpoint(cfg.init, model, storage_options=so)  # weights only: a fine-tune starts its own schedule
+        if is_training_checkpoint(cfg.init):
+            load_checkpoint(cfg.init, model)  # weights only: a fine-tune starts its own schedule
         else:
-            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init, so)
+            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init)
         return 0, "init", {}
     return 0, "scratch", {}
 
@@ -220,16 +215,14 @@ class WorkerState:
     sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "bce": 0.0, "dice": 0.0})
     n: int = 0  # steps summed in `sums`
     t_window: float = field(default_factory=time.perf_counter)
-    storage_options: dict | None = None  # fsspec options for RUN at a URL
 
     @property
     def per_worker(self) -> int:
         return self.cfg.batch_size // self.world
 
 
-def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> WorkerState:
+def setup(cfg: TrainConfig) -> WorkerState:
     """Builds the model, optimizer and data stream of this rank and restores the newest state."""
-    so = storage_options
     set_niceness(cfg.niceness)  # DataLoader workers fork from here: inherited
     torch.set_num_threads(cfg.threads_per_worker)
     cv2.setNumThreads(1)
@@ -239,11 +232,11 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
     if isinstance(out, Path):
         _forward_warnings(out, rank)
     torch.manual_seed(cfg.seed)
-    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init, so))
+    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init))
     tokenizer, size = model.tokenizer, model.config.input_size
     wrapped = ray.train.torch.prepare_model(model)  # moves to the device; DDP when world > 1
     optimizer = torch.optim.AdamW(wrapped.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint(), so)
+    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint())
     # a run that finished by its time budget continues only if asked for a longer budget
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
@@ -258,7 +251,6 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
                 "niceness": os.getpriority(os.PRIO_PROCESS, 0),
                 "target": cfg.steps,
             },
-            so,
         )
     dataset = TargetDataset(
         cfg.data,
@@ -269,7 +261,6 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
         world_size=world,
         augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
         shuffle_buffer=cfg.shuffle_buffer,
-        storage_options=so,
         max_skipped_fraction=cfg.max_skipped_fraction,
     )
     loader = DataLoader(
@@ -295,7 +286,6 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
         trained_s,
         WorkerGuard(out),
         dataset.skips,
-        storage_options=so,
     )
 
 
@@ -386,13 +376,11 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
                 },
             )
             state.guard.exit_if_orphaned()  # a killed driver's worker never publishes latest.pt
-            _publish(path, state.out, step, cfg.keep_checkpoints, state.storage_options)
+            _publish(path, state.out, step, cfg.keep_checkpoints)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
-        _log_event(
-            state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save}, state.storage_options
-        )
+        _log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save})
     state.sums = dict.fromkeys(state.sums, 0.0)
     state.n, state.t_window = 0, time.perf_counter()
 
@@ -401,13 +389,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The Ray Train worker function: set up, then step to cfg.steps, reporting and checkpointing.
 
     Args:
-        loop_config (dict): {"config": TrainConfig as a dict, "step_hook": StepHook | None,
-            "storage_options": shards.storage.Masked(dict | None)}.
+        loop_config (dict): {"config": TrainConfig as a dict (its locations are
+            shards.storage.Locations: they carry their options and show only their URLs),
+            "step_hook": StepHook | None}.
     """
     cfg = TrainConfig.from_dict(loop_config["config"])
     hook: StepHook | None = loop_config.get("step_hook")
-    masked = loop_config.get("storage_options")
-    state = setup(cfg, masked.value if masked is not None else None)
+    state = setup(cfg)
     try:
         _steps(state, cfg, hook)
     finally:
@@ -430,6 +418,5 @@ def _steps(state: WorkerState, cfg: TrainConfig, hook: StepHook | None) -> None:
                 _log_event(
                     state.out,
                     {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s},
-                    state.storage_options,
                 )
             break

@@ -176,7 +176,6 @@ def collect(
     limit: int | None = None,
     progress: bool = True,
     skip_missing: bool = False,
-    storage_options: storage.StorageOptions = None,
 ) -> Collected:
     """Predicts (or reads) every expression of a split and stores it with its IoU.
 
@@ -191,7 +190,7 @@ def collect(
     """
     if texts not in TEXT_MODES:
         raise UniLSegError(f"texts must be one of {TEXT_MODES}, got {texts!r}")
-    reader = ShardReader(split_dir, storage_options=storage_options)
+    reader = ShardReader(split_dir)
     total = reader.info.get("counts", {}).get("targets") if texts == "first" else None
     if limit is not None:
         total = min(limit, total) if total is not None else limit
@@ -260,7 +259,6 @@ def evaluate(
     checkpoint: str | None = None,
     predictions: str | None = None,
     progress: bool = True,
-    storage_options: storage.StorageOptions = None,
     **settings: Any,
 ) -> dict:
     """Scores a model, or saved PNG masks, on a shard split and writes the report.
@@ -273,7 +271,6 @@ def evaluate(
             a local path or URL.
         predictions: local dir of ``<id>.png`` masks instead of a model (exactly one of the two).
         progress: show a progress bar.
-        storage_options: fsspec options for locations at URLs.
         **settings: EvalConfig fields (split, texts, limit, threshold, benchmark, overlay_k,
             preset, device); an unknown one fails. ``texts="all"`` scores every text (id
             ``<target id>_<text index>``), as RefCOCO counts; a ``limit`` means nothing is
@@ -295,20 +292,17 @@ def evaluate(
     if (cfg.preset or cfg.device) and checkpoint is None:
         raise UniLSegError("preset and device go with a checkpoint")
     report.parse_benchmark(benchmark)  # bad arguments fail before a model is loaded
-    so = storage_options
-    split_dir = resolve_split_dir(data, split, so)
-    check_split(split_dir, so)  # a missing or resized shard fails before a model is loaded
+    split_dir = resolve_split_dir(data, split)
+    check_split(split_dir)  # a missing or resized shard fails before a model is loaded
     predictor = (
-        ModelPredictor(checkpoint, cfg.preset, cfg.device, storage_options=so)
-        if checkpoint is not None
-        else PngPredictor(predictions)
+        ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None else PngPredictor(predictions)
     )
     thr = predictor.threshold if threshold is None else float(threshold)
-    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing, so)
+    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing)
     metrics, details = score(got.items)
     # every text scored: the first text of each target is a subset of the same predictions
     first_text = score([it for it in got.items if it.text_index == 0])[0] if texts == "all" else None
-    with storage.staged_output_dir(out, so) as out_dir:
+    with storage.staged_output_dir(out) as out_dir:
         drawn = [it for it in got.items if not it.missing]  # a stand-in is no prediction to look at
         sheet = overlays.write_best_worst(
             split_dir,
@@ -317,7 +311,6 @@ def evaluate(
             overlay_k,
             lambda it: pred_mask(it, thr),
             lambda it: _decode_gt(it.gt),
-            so,
         )
         if sheet is not None:
             sheet["path"] = storage.join(out, report.OVERLAYS)  # where it is published, not staged
