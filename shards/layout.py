@@ -91,4 +91,4 @@ def find_splits(path: str | os.PathLike) -> list[Path | str]:
         found = [storage.normalize(path)]
     else:
         found = [storage.parent(f) for f in storage.find(path, DATASET_JSON)]
-    return [s if storage.is_url(s) else Path(s) for s in sorted(found)]
+    return [s if storage.is_url(s) else Path(s) for s in sorted(found, key=os.fspath)]

@@ -227,8 +227,12 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return out
 
 
-def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], bool]) -> Callable:
+def _expand_checked(
+    expected: dict[str, str], handler: Callable[[Exception], bool], located: dict[str, Any]
+) -> Callable:
     """Pipeline stage: {"url"} -> {"fname", "data", "__url__"} per member, {} after each shard.
+
+    webdataset passes URLs as strings: ``located`` gives each back its Location (its options).
 
     What webdataset's url_opener + tar_file_expander yield for a well-formed shard, except
     that a shard listed in ``expected`` is hashed while read. A damaged shard (missing,
@@ -242,7 +246,7 @@ def _expand_checked(expected: dict[str, str], handler: Callable[[Exception], boo
             url = item["url"]
             want = expected.get(storage.name(url))
             try:
-                tar = _TarMembers(url, hashed=want is not None)
+                tar = _TarMembers(located.get(url, url), hashed=want is not None)
             except FileNotFoundError:
                 raise ShardError(url, "missing (dataset.json lists it)") from None
             try:
@@ -296,7 +300,7 @@ def _decode(record: dict[str, Any], decode_images: bool) -> DecodedSample:
 
 
 def raw_pipeline(
-    urls: list[str],
+    urls: list[storage.PathOrLocation],
     expected: dict[str, str] | None = None,
     *,
     distributed: bool = False,
@@ -306,7 +310,7 @@ def raw_pipeline(
     """webdataset pipeline over shards yielding raw {"__key__", "jpg"/"png", "json"} records.
 
     Args:
-        urls: shard paths.
+        urls: shard locations (paths, URLs or Locations).
         expected: shard file name -> sha256 to check; None checks nothing.
         distributed: split shards by torch.distributed rank (Ray Train workers) as well as
             by DataLoader worker; a rank or worker with no shard yields nothing.
@@ -314,12 +318,13 @@ def raw_pipeline(
         split: split shards by DataLoader worker (and rank when distributed); False reads every
             url given, for callers that choose each reader's shards themselves (unilseg.data).
     """
-    stages: list[Any] = [wds.SimpleShardList(urls)]
+    located = {os.fspath(u): u for u in urls}
+    stages: list[Any] = [wds.SimpleShardList(list(located))]
     if split and distributed:
         stages.append(wds.split_by_node)
     if split:
         stages.append(wds.split_by_worker)
-    stages.append(_expand_checked(expected or {}, handler))
+    stages.append(_expand_checked(expected or {}, handler, located))
     stages.append(pipelinefilter(group_by_keys)(handler=handler))
     stages.append(_complete_samples)
     return wds.DataPipeline(*stages)
