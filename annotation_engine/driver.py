@@ -68,8 +68,8 @@ def _absolute(images: str | list) -> str | list:
     """Local inputs as absolute paths (every node and task resolves them the same way)."""
     if isinstance(images, (list, tuple)):
         return [_absolute(x) for x in images]
-    s = os.fspath(images)
-    return s if storage.is_url(s) else os.path.abspath(s)
+    s = os.fspath(images)  # a Location keeps its options
+    return storage.normalize(images) if storage.is_url(s) else storage.like(images, os.path.abspath(s))
 
 
 def _adopt_leftovers(split_dir: str) -> None:

@@ -341,7 +341,7 @@ def down(cfg: StackConfig, timeout: float = 60) -> None:
 def headline(run_dir: Path) -> str:
     """The demo's figures in a few lines: each evaluated split's mIoU and oIoU under both text
     protocols, and the training behind them (steps, seconds), from the files the run wrote."""
-    from unilseg.train_worker import read_metrics  # torch: imported only once the run is done
+    from unilseg.train_progress import read_metrics
 
     reports = [e for e in read_metrics(run_dir / "train") if e.get("event") == "report"]
     lines = []

@@ -169,9 +169,21 @@ def _check_shard(
             f"{name}: checksum mismatch (sha256 {digest[:12]}..., dataset.json {entry['sha256'][:12]}...)"
         )
         return  # anything else wrong in it would follow from the damage
-    if not deep:
-        return
-    rep.errors += problems
+    if deep:
+        rep.errors += problems
+        _check_samples(name, samples, targets, entry, manifest_keys, rep)
+
+
+def _check_samples(
+    name: str,
+    samples: dict[str, set[str]],
+    targets: int,
+    entry: dict[str, Any],
+    manifest_keys: set[str],
+    rep: VerifyReport,
+) -> None:
+    """A shard's samples (key -> member extensions) and target count against the format,
+    the manifest's keys and its dataset.json entry."""
     for key, exts in samples.items():
         if "json" not in exts:
             rep.errors.append(f"{name}: sample {key} has no json")

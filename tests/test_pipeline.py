@@ -72,8 +72,11 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
     again = annotate_and_train(config=cfg)
     assert _mtimes(cfg.run_dir) == final
     assert again["trained"] == result["trained"]
+    _assert_artifacts(metrics)
 
-    # what a person looks at: artifacts in the Prefect API
+
+def _assert_artifacts(metrics: dict) -> None:
+    """What a person looks at: artifacts in the Prefect API."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:

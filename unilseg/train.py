@@ -41,8 +41,8 @@ from unilseg.loopback_ddp import LoopbackTorchConfig  # DDP's rendezvous store o
 from unilseg.model.loading import model_config
 from unilseg.run_lock import driver_lock
 from unilseg.train_config import TrainConfig
-from unilseg.train_progress import LOSS_PNG, Echo, draw_loss_curve, follow
-from unilseg.train_worker import LATEST, METRICS, StepHook, read_metrics, train_loop_per_worker
+from unilseg.train_progress import LOSS_PNG, METRICS, Echo, draw_loss_curve, follow, read_metrics
+from unilseg.train_worker import LATEST, StepHook, train_loop_per_worker
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:

@@ -25,8 +25,6 @@ state needs saving.
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import os
 import tempfile
@@ -55,10 +53,10 @@ from unilseg.model import UniLSeg, build_model
 from unilseg.model.loading import is_training_checkpoint, model_config
 from unilseg.run_lock import WorkerGuard
 from unilseg.train_config import TrainConfig
+from unilseg.train_progress import forward_warnings, log_event
 
 LATEST = "latest.pt"
 CKPT_DIR = "checkpoints"
-METRICS = "metrics.jsonl"
 RAY_CKPT_FILE = "model.pt"
 # called as hook(step, rank, world_size, run_dir) before every step (tests inject faults with it)
 StepHook = Callable[[int, int, int, Path], None]
@@ -74,63 +72,6 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     t = max((step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps), time_fraction)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-
-def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """Lines of RUN/metrics.jsonl (reports, start and warning events), oldest first; a line cut
-    short by a killed process is skipped."""
-    path = storage.join(out, METRICS)
-    try:
-        text = storage.read_bytes(path).decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in text.splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
-
-
-def _log_event(out: Path | str, record: dict[str, Any]) -> None:
-    # local: one short line per write, so appends from several processes stay whole; an object
-    # store rewrites the object (shards.storage.append_text), so only rank 0 logs there
-    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n")
-
-
-class _WarningsToEvents(logging.Handler):
-    """Our loggers' warnings in a worker (and its DataLoader processes, forked from it) become
-    "warning" events in RUN/metrics.jsonl, which the driver shows: Ray's forwarding of worker
-    output is off unless asked for. Only for a local RUN: appends from several processes to an
-    object would overwrite each other, so with RUN at a URL warnings show with --verbose."""
-
-    def __init__(self, out: Path, rank: int):
-        super().__init__(logging.WARNING)
-        self.out, self.rank = out, rank
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            _log_event(
-                self.out,
-                {
-                    "event": "warning",
-                    "rank": self.rank,
-                    "logger": record.name,
-                    "message": record.getMessage(),
-                    "time": record.created,
-                },
-            )
-        except Exception:  # noqa: BLE001 - logging must never fail the step
-            self.handleError(record)
-
-
-def _forward_warnings(out: Path, rank: int) -> None:
-    for name in ("unilseg", "shards"):
-        logger = logging.getLogger(name)
-        for h in [h for h in logger.handlers if isinstance(h, _WarningsToEvents)]:
-            logger.removeHandler(h)
-        logger.addHandler(_WarningsToEvents(out, rank))
 
 
 def _publish(src: Path, out: Path | str, step: int, keep: int) -> Path | str:
@@ -230,7 +171,7 @@ def setup(cfg: TrainConfig) -> WorkerState:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     out = Path(cfg.out) if storage.is_local(cfg.out) else cfg.out
     if isinstance(out, Path):
-        _forward_warnings(out, rank)
+        forward_warnings(out, rank)
     torch.manual_seed(cfg.seed)
     model: UniLSeg = build_model(model_config(cfg.preset, cfg.init))
     tokenizer, size = model.tokenizer, model.config.input_size
@@ -240,7 +181,7 @@ def setup(cfg: TrainConfig) -> WorkerState:
     # a run that finished by its time budget continues only if asked for a longer budget
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
-        _log_event(
+        log_event(
             out,
             {
                 "event": "start",
@@ -252,6 +193,27 @@ def setup(cfg: TrainConfig) -> WorkerState:
                 "target": cfg.steps,
             },
         )
+    dataset, loader = _data(cfg, tokenizer, size, start, rank, world)
+    wrapped.train()
+    batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
+    return WorkerState(
+        cfg,
+        rank,
+        world,
+        out,
+        wrapped,
+        optimizer,
+        ray.train.torch.get_device(),
+        batches,
+        start,
+        trained_s,
+        WorkerGuard(out),
+        dataset.skips,
+    )
+
+
+def _data(cfg: TrainConfig, tokenizer: Any, size: int, start: int, rank: int, world: int) -> tuple[Any, DataLoader]:
+    """This rank's endless target stream (seeded by the step it starts from) and its loader."""
     dataset = TargetDataset(
         cfg.data,
         tokenizer,
@@ -271,22 +233,7 @@ def setup(cfg: TrainConfig) -> WorkerState:
         prefetch_factor=4 if cfg.num_loader_workers else None,
         worker_init_fn=die_with_parent,
     )
-    wrapped.train()
-    batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
-    return WorkerState(
-        cfg,
-        rank,
-        world,
-        out,
-        wrapped,
-        optimizer,
-        ray.train.torch.get_device(),
-        batches,
-        start,
-        trained_s,
-        WorkerGuard(out),
-        dataset.skips,
-    )
+    return dataset, loader
 
 
 def clock(state: WorkerState) -> tuple[float, float, bool]:
@@ -380,7 +327,7 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
-        _log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save})
+        log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save})
     state.sums = dict.fromkeys(state.sums, 0.0)
     state.n, state.t_window = 0, time.perf_counter()
 
@@ -415,7 +362,7 @@ def _steps(state: WorkerState, cfg: TrainConfig, hook: StepHook | None) -> None:
             report(state, step, lr, elapsed, save, out_of_time)
         if out_of_time:
             if state.rank == 0:
-                _log_event(
+                log_event(
                     state.out,
                     {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s},
                 )

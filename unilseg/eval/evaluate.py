@@ -221,6 +221,12 @@ def collect(
         out.items.append(item)
     if limit is not None and next(stream, None) is not None:
         out.truncated = True
+    _check_collected(out, size_errors, skip_missing, split_dir)
+    return out
+
+
+def _check_collected(out: Collected, size_errors: list[str], skip_missing: bool, split_dir: Path | str) -> None:
+    """Raises EvalError for predictions of the wrong size, or when nothing could be scored."""
     if size_errors:
         more = f" ... and {len(size_errors) - MAX_LISTED} more" if len(size_errors) > MAX_LISTED else ""
         raise EvalError(
@@ -231,7 +237,6 @@ def collect(
     if found == 0:  # no file at all: a naming mistake rather than a model that predicts nothing
         hint = f"; expected files named <target id>.png, e.g. {out.missing[0][0]}.png" if out.missing else ""
         raise EvalError(f"nothing to score in {split_dir}: {len(out.missing)} prediction(s) missing{hint}")
-    return out
 
 
 def score(items: list[EvalItem]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
@@ -285,50 +290,56 @@ def evaluate(
         ShardError: the split is damaged (a missing, resized or corrupt shard; an odd member).
     """
     cfg = EvalConfig.from_dict(settings)
-    split, limit, benchmark, texts = cfg.split, cfg.limit, cfg.benchmark, cfg.texts
-    threshold, overlay_k = cfg.threshold, cfg.overlay_k
+    texts = cfg.texts
     if (checkpoint is None) == (predictions is None):
         raise UniLSegError("give exactly one of checkpoint (a model) or predictions (a dir of PNG masks)")
     if (cfg.preset or cfg.device) and checkpoint is None:
         raise UniLSegError("preset and device go with a checkpoint")
-    report.parse_benchmark(benchmark)  # bad arguments fail before a model is loaded
-    split_dir = resolve_split_dir(data, split)
+    report.parse_benchmark(cfg.benchmark)  # bad arguments fail before a model is loaded
+    split_dir = resolve_split_dir(data, cfg.split)
     check_split(split_dir)  # a missing or resized shard fails before a model is loaded
     predictor = (
         ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None else PngPredictor(predictions)
     )
-    thr = predictor.threshold if threshold is None else float(threshold)
-    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing)
+    thr = predictor.threshold if cfg.threshold is None else float(cfg.threshold)
+    got = collect(split_dir, predictor, thr, texts, cfg.limit, progress, cfg.skip_missing)
     metrics, details = score(got.items)
     # every text scored: the first text of each target is a subset of the same predictions
     first_text = score([it for it in got.items if it.text_index == 0])[0] if texts == "all" else None
     with storage.staged_output_dir(out) as out_dir:
-        drawn = [it for it in got.items if not it.missing]  # a stand-in is no prediction to look at
-        sheet = overlays.write_best_worst(
-            split_dir,
-            drawn,
-            out_dir / report.OVERLAYS,
-            overlay_k,
-            lambda it: pred_mask(it, thr),
-            lambda it: _decode_gt(it.gt),
-        )
+        sheet = _write_overlays(split_dir, got, out_dir, cfg.overlay_k, thr)
         if sheet is not None:
-            sheet["path"] = storage.join(out, report.OVERLAYS)  # where it is published, not staged
-        run_info = {
-            "split_dir": str(split_dir),
-            "split": storage.name(split_dir),
-            "dataset": storage.name(storage.parent(split_dir)),
-            "predictor": {"kind": predictor.kind, **predictor.describe},
-            "threshold": thr,
-            "texts": texts,
-            "limit": limit,
-            "truncated": got.truncated,
-            "multi_text_targets": got.multi_text_targets,
-            "sources": sorted(got.sources),
-            "benchmark_arg": benchmark,
-            "overlays": sheet,
-            "missing_counted_as": "skipped" if cfg.skip_missing else "wrong",
-            "missing_rule": "left out of the score (--skip-missing)" if cfg.skip_missing else MISSING_RULE,
-        }
+            sheet["path"] = str(storage.join(out, report.OVERLAYS))  # where it is published, not staged
+        run_info = _run_info(split_dir, predictor, thr, cfg, got, sheet)
         report.write_report(out_dir, metrics, details, got.items, got.missing, run_info, first_text)
     return metrics
+
+
+def _write_overlays(split_dir: Any, got: Collected, out_dir: Path, k: int, thr: float) -> dict | None:
+    """The best/worst overlay sheet of the scored predictions (a stand-in is no prediction to look at)."""
+    drawn = [it for it in got.items if not it.missing]
+    return overlays.write_best_worst(
+        split_dir, drawn, out_dir / report.OVERLAYS, k, lambda it: pred_mask(it, thr), lambda it: _decode_gt(it.gt)
+    )
+
+
+def _run_info(
+    split_dir: Any, predictor: Any, thr: float, cfg: EvalConfig, got: Collected, sheet: dict | None
+) -> dict[str, Any]:
+    """How the numbers were made, for metrics.json and the report (locations as URLs)."""
+    return {
+        "split_dir": str(split_dir),
+        "split": storage.name(split_dir),
+        "dataset": storage.name(storage.parent(split_dir)),
+        "predictor": {"kind": predictor.kind, **predictor.describe},
+        "threshold": thr,
+        "texts": cfg.texts,
+        "limit": cfg.limit,
+        "truncated": got.truncated,
+        "multi_text_targets": got.multi_text_targets,
+        "sources": sorted(got.sources),
+        "benchmark_arg": cfg.benchmark,
+        "overlays": sheet,
+        "missing_counted_as": "skipped" if cfg.skip_missing else "wrong",
+        "missing_rule": "left out of the score (--skip-missing)" if cfg.skip_missing else MISSING_RULE,
+    }
