@@ -154,14 +154,11 @@ class TargetDataset(IterableDataset):
                  augment: AugmentConfig | None = None, epochs: int | None = None, seed: int = 0,
                  shuffle: bool = True, shuffle_buffer: int = 256, random_text: bool = True,
                  rank: int | None = None, world_size: int | None = None, check_checksums: bool = True,
-                 return_meta: bool = False,
-                 max_skipped_fraction: float | None = None) -> None:
+                 return_meta: bool = False, max_skipped_fraction: float | None = None) -> None:
         super().__init__()
         if not sources:
             raise ValueError("no training data given")
-        self.readers = [ShardReader(resolve_split_dir(p),
-                                    check_checksums=check_checksums)
-                        for p, _ in sources]
+        self.readers = [ShardReader(resolve_split_dir(p), check_checksums=check_checksums) for p, _ in sources]
         self.weights = normalize_weights([w for _, w in sources]).tolist()
         for r in self.readers:
             if not r.urls:
