@@ -38,7 +38,7 @@ def convert_split(
     if images:
         kwargs["images"] = images
     summary = convert_set(fmt, src, out, split, progress=False, **kwargs)
-    return storage.urls_only({k: summary[k] for k in ("written", "skipped", "quarantined", "counts")})
+    return {k: summary[k] for k in ("written", "skipped", "quarantined", "counts")}
 
 
 @flow(name="convert", log_prints=True)

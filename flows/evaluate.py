@@ -19,7 +19,7 @@ from unilseg.eval.report import OVERLAYS
 def evaluate_task(
     data: str | Location, out: str | Location, checkpoint: str | Location, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    return storage.urls_only(evaluate_split(data, out, checkpoint=checkpoint, progress=False, **settings))
+    return evaluate_split(data, out, checkpoint=checkpoint, progress=False, **settings)
 
 
 @flow(name="evaluate", log_prints=True)
