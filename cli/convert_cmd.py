@@ -20,7 +20,17 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
     return out
 
 
-@click.command("convert")
+class _ConvertCommand(click.Command):
+    """`--help` ends with the registered formats (read from the registry only when asked)."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(f"Formats: {', '.join(converter_names())}.")
+
+
+@click.command("convert", cls=_ConvertCommand)
 @click.argument("fmt", metavar="FORMAT")
 @click.argument("src")
 @click.option("--out", required=True, help="Dataset dir; each split goes to OUT/SPLIT.")
@@ -41,7 +51,8 @@ def command(
 ) -> None:
     """Convert a labeled dataset in its own layout into shards, every split it has.
 
-    FORMAT is one of the registered converters (sod, cod, refcoco, ...).
+    FORMAT is one of the registered converters (listed below); --option k=v passes the
+    converter's own options.
     """
     from shards.converters.convert import convert, plan_splits  # imports every converter: only when converting
 

@@ -9,6 +9,7 @@ from converter_fixtures import box_mask, compressed_rle, write_image, write_json
 
 from cli import main
 from common.errors import MissingInputError
+from shards.converters import ConvertError, converter_names
 from shards.converters.convert import convert_splits, source_splits
 from shards.manifest import read_dataset_json
 from shards.synth import generate_shapes
@@ -108,3 +109,23 @@ def test_format_without_splits_writes_train_or_the_split_named(tmp_path):
     )
     assert res.exit_code == 0 and "has no splits of its own; writing test" in res.output
     assert json.loads((tmp_path / "ds" / "test" / "dataset.json").read_text())["counts"]["samples"] == 3
+
+
+def test_an_option_the_format_does_not_take_is_one_line_naming_its_options(tmp_path):
+    from test_cli import _sod_source
+
+    _sod_source(tmp_path / "src")
+    res = CliRunner().invoke(
+        main, ["convert", "sod", str(tmp_path / "src"), "--out", str(tmp_path / "ds"), "--option", "foo=1"]
+    )
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines()[-1] == "Error: format sod has no option foo; its options: name"
+    assert not (tmp_path / "ds").exists()  # refused before anything is written
+    with pytest.raises(ConvertError, match="has no option images"):
+        convert_splits("sod", tmp_path / "src", tmp_path / "ds", images="x")
+
+
+def test_help_lists_every_registered_format():
+    res = CliRunner().invoke(main, ["convert", "--help"])
+    formats = " ".join(res.output.split("Formats:", 1)[1].split("Options:", 1)[0].split())
+    assert formats.rstrip(".").split(", ") == converter_names()

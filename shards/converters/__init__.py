@@ -4,11 +4,10 @@ A converter is a function ``(src: Path, **options) -> Iterator[Item | Rejected]`
 registered under a format name. Formats whose sources hold several splits register, beside
 the converter, ``splits=fn``: ``fn(src, **options) -> list[str]`` names the splits the source
 has (``unilseg convert`` converts them all unless told which); formats without splits of
-their own (salient object folders) write one split, ``train`` unless named. It yields an ``Item`` per image: the
-key first and a
-``build`` callable that reads the files and returns the Sample, so the driver can skip
-keys already written without reading anything, and can quarantine whatever ``build``
-raises (with the error message as the reason).
+their own (salient object folders) write one split, ``train`` unless named. It yields an
+``Item`` per image: the key first and a ``build`` callable that reads the files and returns
+the Sample, so the driver can skip keys already written without reading anything, and can
+quarantine whatever ``build`` raises (with the error message as the reason).
 """
 
 from __future__ import annotations
@@ -73,6 +72,7 @@ CONVERTERS = Registry(
         "shards.converters.coco",
         "shards.converters.ade20k",
         "shards.converters.parts",
+        "shards.converters.voc",
     ],
 )
 register_converter = CONVERTERS.register

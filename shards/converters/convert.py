@@ -6,6 +6,7 @@ each to ``out/<split>``.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 from collections.abc import Iterator
@@ -68,6 +69,7 @@ def convert(
     if not src.exists():
         raise MissingInputError(f"source {src} does not exist")
     converter = get_converter(fmt)
+    check_options(fmt, options)
     # Start the listing before the writer exists: a wrong split or a malformed annotation
     # file fails here and leaves no empty split marked complete behind.
     with _missing_as_user_error():
@@ -151,10 +153,29 @@ def plan_splits(
     """
     if not Path(src).exists():
         raise MissingInputError(f"source {src} does not exist")
-    get_converter(fmt)  # an unknown format fails with the known ones listed
+    check_options(fmt, options)  # an unknown format fails with the known ones listed, a bad option with its own
     found = source_splits(fmt, src, **options)
     if splits is None:
         if found is not None and not found:
             raise MissingInputError(f"no split of a {fmt} source found under {src}")
         splits = found if found is not None else [DEFAULT_SPLIT]
     return list(splits), found
+
+
+def check_options(fmt: str, options: dict[str, Any]) -> None:
+    """A converter option the format does not take (``--option k=v``, ``--images``, the YAML's
+    ``options:``) is one line naming the options it does take, not a TypeError from inside.
+
+    Raises:
+        UnknownNameError: ``fmt`` is not a registered format.
+        ConvertError: an option ``fmt`` does not take.
+    """
+    params = inspect.signature(get_converter(fmt)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [n for n in list(params)[1:] if n != "split"]  # the first parameter is the source folder
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ConvertError(
+            f"format {fmt} has no option {', '.join(unknown)}; its options: {', '.join(takes) or 'none'}"
+        )
