@@ -5,7 +5,8 @@ Modules, one job each:
   YAML presets in ``presets/`` (weightfree, sam-tiny-hf, sam-blip), ``engine_version()``.
 - ``registry``: MASK_GENERATORS and CAPTIONERS (duplicate names fail; tiny models included).
 - ``mask_generators/``: ``superpixel`` (SLIC + colour/edge merging, weight-free), ``sam`` / ``sam2`` /
-  ``sam-tiny`` (segment-anything automatic masks), ``unilseg`` (a UniLSeg checkpoint
+  ``sam-tiny`` (segment-anything automatic masks; our exact loop in ``sam_amg``, with its
+  decoder ``sam_decoder`` and mask post-processing ``sam_postprocess``), ``unilseg`` (a UniLSeg checkpoint
   segmenting given expressions).
 - ``captioners/``: ``hf`` (any transformers image-to-text model on region crops) and
   ``attributes`` (colour names; the referring-expression writer every captioner goes through).

@@ -108,31 +108,61 @@ def annotate_images(
     """
     run = AnnotateConfig.from_dict(settings)
     t0, started = time.perf_counter(), time.time()
-    cfg = load_engine_config(run.engine)
-    version = engine_version(cfg)
-    missing = unset_variables(cfg)
-    if missing:
-        raise UniLSegError(f"engine {cfg.name!r} names environment variables that are not set: {', '.join(missing)}")
+    cfg, version = _engine(run.engine)
     images = _absolute(images)
     listing = ListingDatasource(images)  # a missing input fails here, before Ray starts
     split_dir = storage.join(_absolute(out), run.split)
     ensure_ray(run.ray_address)
-    r = cfg.resources
-    gpus = run.gpus_per_actor if run.gpus_per_actor > 0 else r.num_gpus
+    gpus = _gpus_per_actor(run, cfg)
+
+    _adopt_leftovers(split_dir)
+    run_id = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+    ledger = start_ledger(split_dir, done_shas(split_dir, version), run_id)
+    ds = _pipeline(listing, ledger, run, cfg, gpus)
+    sink = ShardDatasink(split_dir, run_id, version, ledger, run.max_count)
+    counts = _run_pipeline(ds, sink, ledger, split_dir, run, _Progress(ledger, cfg.name, progress, on_progress))
+    ray.kill(ledger)
+    if not counts.get("listed"):
+        raise UniLSegError(f"no images under {images}")
+    summary = sink.summary or read_dataset_json(split_dir)
+    summary.update(
+        written=counts.get("written", 0),
+        quarantined=counts.get("quarantine_records", 0),
+        skipped=counts.get("skipped", 0) + counts.get("duplicates", 0),
+        engine_version=version,
+        stats=_run_stats(counts, t0, started),
+    )
+    return summary
+
+
+def _engine(engine: Any) -> tuple[Any, str]:
+    """The engine config (a preset name, a YAML file, a dict) and its engine version; fails when it
+    names environment variables that are not set."""
+    cfg = load_engine_config(engine)
+    missing = unset_variables(cfg)
+    if missing:
+        raise UniLSegError(f"engine {cfg.name!r} names environment variables that are not set: {', '.join(missing)}")
+    return cfg, engine_version(cfg)
+
+
+def _gpus_per_actor(run: AnnotateConfig, cfg: Any) -> float:
+    """GPUs each engine actor asks for; fails when the cluster cannot give every actor its share."""
+    gpus = run.gpus_per_actor if run.gpus_per_actor > 0 else cfg.resources.num_gpus
     have = ray.cluster_resources().get("GPU", 0.0)
     if gpus * run.actors > have:  # the actors would wait for ever
         raise UniLSegError(
             f"{run.actors} actor(s) x {gpus} GPU need {gpus * run.actors} GPUs; the Ray cluster has "
             f"{have:g}. Use fewer actors, or a config with resources.num_gpus: 0 (CPU)"
         )
+    return gpus
+
+
+def _pipeline(listing: ListingDatasource, ledger: Any, run: AnnotateConfig, cfg: Any, gpus: float) -> Any:
+    """The Ray Data dataset up to the engine stage: listing -> read + hash -> engine actors."""
+    r = cfg.resources
     config = cfg.to_dict()
     config["device"] = ("cuda" if cfg.device == "cpu" else cfg.device) if gpus > 0 else "cpu"
     niceness = os.getpriority(os.PRIO_PROCESS, 0) if r.niceness is None else r.niceness
-
-    _adopt_leftovers(split_dir)
-    run_id = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
-    ledger = start_ledger(split_dir, done_shas(split_dir, version), run_id)
-    pinned = {"resources": dict(run.node_resources)} if run.node_resources else {}
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False  # ours below (one bar); the dashboard shows the operators
     if not log.isEnabledFor(logging.DEBUG):  # Ray Data's execution plan and per-run notices: with --verbose
@@ -146,7 +176,7 @@ def annotate_images(
         compute=TaskPoolStrategy(size=max(2, run.actors)),
         batch_format="numpy",
     )
-    ds = ds.map_batches(
+    return ds.map_batches(
         EngineActor,
         fn_constructor_kwargs={
             "config": config,
@@ -159,14 +189,29 @@ def annotate_images(
         num_gpus=gpus,
         batch_size=r.batch_size,
         batch_format="numpy",
-        **pinned,
+        **_pinned(run),
     )
-    sink = ShardDatasink(split_dir, run_id, version, ledger, run.max_count)
-    stats: dict[str, Any] = {}
-    with _Progress(ledger, cfg.name, progress, on_progress) as watcher:
+
+
+def _pinned(run: AnnotateConfig) -> dict[str, Any]:
+    """Ray remote arguments that keep the run's tasks and actors on the nodes it names."""
+    return {"resources": dict(run.node_resources)} if run.node_resources else {}
+
+
+def _run_pipeline(
+    ds: Any,
+    sink: ShardDatasink,
+    ledger: Any,
+    split_dir: str,
+    run: AnnotateConfig,
+    progress: _Progress,
+) -> dict[str, Any]:
+    """Runs the pipeline into the sink while ``progress`` polls the ledger; returns the ledger's
+    counters. A failure (Ctrl-C too) marks a started split incomplete and raises RunStopped."""
+    with progress as watcher:
         try:
-            ds.write_datasink(sink, ray_remote_args={"num_cpus": 0, **pinned}, concurrency=max(1, run.actors))
-            counts = watcher.poll()  # a ledger that died after the last write fails here
+            ds.write_datasink(sink, ray_remote_args={"num_cpus": 0, **_pinned(run)}, concurrency=max(1, run.actors))
+            return watcher.poll()  # a ledger that died after the last write fails here
         except (Exception, KeyboardInterrupt) as e:  # Ctrl-C too: say what is kept, in one line
             why = _stop_reason(e, watcher)
             kept = "nothing was written, run again"
@@ -178,24 +223,17 @@ def annotate_images(
             ) from e
         finally:
             _save_index(ledger)
-    ray.kill(ledger)
-    if not counts.get("listed"):
-        raise UniLSegError(f"no images under {images}")
-    summary = sink.summary or read_dataset_json(split_dir)
-    stats.update(total_s=round(time.perf_counter() - t0, 3), counts=counts)
+
+
+def _run_stats(counts: dict[str, Any], t0: float, started: float) -> dict[str, Any]:
+    """The run's timings (seconds) and the ledger's counters."""
+    stats: dict[str, Any] = {"total_s": round(time.perf_counter() - t0, 3), "counts": counts}
     if {"first_begin", "first_end", "last_end"} <= counts.keys():  # the engine's window: after its actors were built
         stats.update(
             first_image_s=round(counts["first_end"] - started, 3),
             annotate_s=round(counts["last_end"] - counts["first_begin"], 3),
         )
-    summary.update(
-        written=counts.get("written", 0),
-        quarantined=counts.get("quarantine_records", 0),
-        skipped=counts.get("skipped", 0) + counts.get("duplicates", 0),
-        engine_version=version,
-        stats=stats,
-    )
-    return summary
+    return stats
 
 
 def _stop_reason(e: BaseException, watcher: _Progress) -> str:

@@ -33,7 +33,7 @@ from shards.reader import ShardReader  # noqa: E402
 from shards.rle import mask_to_rle  # noqa: E402
 from shards.writer import ShardWriter  # noqa: E402
 from unilseg.eval.evaluate import evaluate  # noqa: E402
-from unilseg.eval.metrics import referring_metrics  # noqa: E402
+from unilseg.eval.metrics_referring import referring_metrics  # noqa: E402
 
 
 def build(root: Path, images: int, size: int) -> None:

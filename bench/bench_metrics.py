@@ -27,7 +27,8 @@ from flows.paths import PROJECT_ROOT  # noqa: E402  (the checkout: where data/ a
 
 ROOT = PROJECT_ROOT
 
-from unilseg.eval.metrics import gres_metrics, referring_metrics, sod_metrics  # noqa: E402
+from unilseg.eval.metrics_referring import gres_metrics, referring_metrics  # noqa: E402
+from unilseg.eval.metrics_sod import sod_metrics  # noqa: E402
 
 LEVELS, BETA2 = 256, 0.3
 
@@ -47,8 +48,8 @@ def library_mae(maps, gts) -> float:
 
 
 def handwritten_maxf(maps, gts) -> float:
-    """Max F-measure through one 512-bin bincount per map (unilseg.eval.metrics._f_curve)."""
-    from unilseg.eval.metrics import _f_curve
+    """Max F-measure through one 512-bin bincount per map (unilseg.eval.metrics_sod._f_curve)."""
+    from unilseg.eval.metrics_sod import _f_curve
 
     return float((sum(_f_curve(p, g, BETA2) for p, g in zip(maps, gts)) / len(maps)).max())
 

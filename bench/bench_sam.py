@@ -115,7 +115,7 @@ def spread(values: list[float], unit: str = " s") -> str:
     return f"{statistics.median(values):.2f}{unit} (min {min(values):.2f}, max {max(values):.2f})"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="vit_b")
     ap.add_argument("--size", default="1024x768", help="width x height of the resized photo")
@@ -137,11 +137,12 @@ def main() -> None:
         metavar="Q",
         help="stability_score_thresh at this quantile of the probe's survivors (default: threshold 0)",
     )
-    args = ap.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    return ap.parse_args()
 
+
+def generators(args: argparse.Namespace, image: np.ndarray) -> tuple:
+    """segment-anything's generator and ours on the same random model, with thresholds measured
+    on the image; prints the setting."""
     from segment_anything import SamAutomaticMaskGenerator
 
     from annotation_engine.mask_generators.sam import SAM_BUILDERS
@@ -149,9 +150,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     sam = SAM_BUILDERS[args.model]().eval()  # segment-anything's builder, random weights
-    image = photo(width, height)
     t0 = time.perf_counter()
     iou_t, stab_t, offset = thresholds(sam, image, args.stability)
+    height, width = image.shape[:2]
     print(
         f"model {args.model} (random, seed 0), astronaut {width}x{height}, points {args.points}^2, "
         f"pred_iou_thresh {iou_t:.5f} (70th percentile), stability_score_thresh {stab_t:.5f} "
@@ -166,43 +167,64 @@ def main() -> None:
         stability_score_offset=offset,
         box_nms_thresh=args.nms,
     )
-    stock_gen = SamAutomaticMaskGenerator(sam, **params)
-    ours_gen = ExactMaskGenerator(sam, precision=args.precision, **params)
+    return SamAutomaticMaskGenerator(sam, **params), ExactMaskGenerator(sam, precision=args.precision, **params)
 
+
+def run_repeat(r: int, gens: dict, image: np.ndarray, wall: dict, cpu: dict) -> dict:
+    """One repeat: both generators (stock first in even repeats), times appended to wall/cpu."""
+    out = {}
+    for name in ["stock", "ours"] if r % 2 == 0 else ["ours", "stock"]:
+        before = load()
+        t, c = time.perf_counter(), time.process_time()
+        with torch.inference_mode():
+            out[name] = gens[name].generate(image)
+        wall[name].append(time.perf_counter() - t)
+        cpu[name].append(time.process_time() - c)
+        print(
+            f"repeat {r} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU, {len(out[name])} "
+            f"masks (load before {before}, after {load()})",
+            flush=True,
+        )
+    print(f"  candidates {gens['ours'].stats}", flush=True)
+    return out
+
+
+def compare(precision: str, out: dict) -> list[str]:
+    """fp32: prints and returns the records' differences; else the masks' best-match IoUs."""
+    if precision == "fp32":
+        diff = differences(out["stock"], out["ours"])
+        print(
+            f"  {len(out['stock'])} records compared: "
+            + ("identical" if not diff else "DIFFERENT: " + "; ".join(diff[:10])),
+            flush=True,
+        )
+        return diff
+    exact, mixed = [m["segmentation"] for m in out["stock"]], [m.mask for m in out["ours"]]
+    print(
+        f"  {precision}: {len(mixed)} masks vs {len(exact)} exact; mean best-match IoU exact->mixed "
+        f"{best_match_iou(exact, mixed):.4f}, mixed->exact {best_match_iou(mixed, exact):.4f}",
+        flush=True,
+    )
+    return []
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    image = photo(width, height)
+    stock_gen, ours_gen = generators(args, image)
+    gens = {"stock": stock_gen, "ours": ours_gen}
     wall: dict[str, list[float]] = {"stock": [], "ours": []}
     cpu: dict[str, list[float]] = {"stock": [], "ours": []}  # CPU seconds of this process (all threads)
     compared, differing = [], 0
     for r in range(args.repeat):
-        out = {}
-        for name in ["stock", "ours"] if r % 2 == 0 else ["ours", "stock"]:
-            before = load()
-            t, c = time.perf_counter(), time.process_time()
-            with torch.inference_mode():
-                out[name] = stock_gen.generate(image) if name == "stock" else ours_gen.generate(image)
-            wall[name].append(time.perf_counter() - t)
-            cpu[name].append(time.process_time() - c)
-            print(
-                f"repeat {r} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU, {len(out[name])} "
-                f"masks (load before {before}, after {load()})",
-                flush=True,
-            )
-        print(f"  candidates {ours_gen.stats}", flush=True)
+        out = run_repeat(r, gens, image, wall, cpu)
+        diff = compare(args.precision, out)
         if args.precision == "fp32":
-            diff = differences(out["stock"], out["ours"])
             compared.append(len(out["stock"]))
             differing += bool(diff)
-            print(
-                f"  {len(out['stock'])} records compared: "
-                + ("identical" if not diff else "DIFFERENT: " + "; ".join(diff[:10])),
-                flush=True,
-            )
-        else:
-            exact, mixed = [m["segmentation"] for m in out["stock"]], [m.mask for m in out["ours"]]
-            print(
-                f"  {args.precision}: {len(mixed)} masks vs {len(exact)} exact; mean best-match IoU exact->mixed "
-                f"{best_match_iou(exact, mixed):.4f}, mixed->exact {best_match_iou(mixed, exact):.4f}",
-                flush=True,
-            )
     n = args.repeat
     for label, t in (("wall", wall), ("CPU", cpu)):
         ratios = [s / o for s, o in zip(t["stock"], t["ours"])]

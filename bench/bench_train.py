@@ -39,7 +39,7 @@ from unilseg.losses import unilseg_loss  # noqa: E402
 from unilseg.model import build_model  # noqa: E402
 from unilseg.train import run_training  # noqa: E402
 from unilseg.train_config import TrainConfig  # noqa: E402
-from unilseg.train_progress import read_metrics  # noqa: E402
+from unilseg.train_worker import read_metrics  # noqa: E402
 
 
 def loader_rate(split: Path, tokenizer, batch: int, batches: int, workers: int) -> float:

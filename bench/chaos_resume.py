@@ -28,7 +28,7 @@ from bench_storage import start_moto  # a moto server in its own process; sets A
 from shards import storage
 from shards.converters.convert import convert
 from shards.synth import generate_shapes
-from unilseg.train_progress import METRICS
+from unilseg.train_worker import METRICS
 
 
 def train(data: Path, run: str, steps: int, workers: int) -> tuple[int, float, str]:

@@ -14,7 +14,7 @@ Ranking ideas on the demo's set at a fixed step count (then compare throughput s
    --steps (a rerun with the same --out resumes, or returns at once when finished).
 3. Every target (its first text; --texts all: every (target, text)) of the val split is predicted
    as `unilseg.model.predict` does (threshold 0.35, the model's), batched, and scored with
-   `unilseg.eval.metrics.referring_metrics`, next to the
+   `unilseg.eval.metrics_referring.referring_metrics`, next to the
    empty-mask and whole-image baselines scored by the same function on the same items.
 Prints wall times, the training throughput, the machine load (`uptime`), the model's mIoU by
 kind of expression (attributes, position, relation, part, group), and writes OUT/learn_synth.json.
@@ -30,8 +30,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flows.paths import PROJECT_ROOT as ROOT  # the checkout (the package is installed: no sys.path edit)
+
+if TYPE_CHECKING:
+    from unilseg.train_config import TrainConfig
 
 # the crops of "--augment full", rank_presets.py and the demo (flows/configs/demo.yaml: YAML,
 # so it repeats them): milder than the library default, and what every ranking here measured
@@ -80,7 +84,7 @@ def evaluate(checkpoint: str, split_dir: Path, limit: int | None, texts: str = "
     import torch
 
     from shards.reader import ShardReader
-    from unilseg.eval.metrics import per_sample_iou, referring_metrics
+    from unilseg.eval.metrics_referring import per_sample_iou, referring_metrics
     from unilseg.model.loading import load_model
     from unilseg.transforms import letterbox_image, logits_to_probs
 
@@ -114,7 +118,7 @@ def evaluate(checkpoint: str, split_dir: Path, limit: int | None, texts: str = "
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(ROOT / "data" / "learn_synth"), help="where the synthetic set goes")
     p.add_argument("--images", type=int, default=3000)
@@ -164,16 +168,13 @@ def main() -> None:
         help="val items: each target's first text, or every (target, text) pair",
     )
     p.add_argument("--eval-only", action="store_true")
-    args = p.parse_args()
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a redirected log
+    return p.parse_args()
 
-    from unilseg.train import TrainConfig, read_metrics, run_training
 
-    print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
-    data = make_data(Path(args.data), args.images, args.size, args.seed)
-    t0 = time.perf_counter()
+def augmentation(args: argparse.Namespace) -> dict | None:
+    """TrainConfig.augment for --augment (or --no-augment)."""
     augment = "none" if args.no_augment else args.augment
-    aug = {
+    return {
         "none": None,
         "flip": {
             "min_scale": 1.0,
@@ -186,7 +187,13 @@ def main() -> None:
         },
         "full": {**CROPS, "min_scale": args.min_scale, "swap_left_right": args.swap_left_right},
     }[augment]
-    cfg = TrainConfig(
+
+
+def train_config(args: argparse.Namespace, data: Path) -> TrainConfig:
+    """The TrainConfig of the run from the command line."""
+    from unilseg.train import TrainConfig
+
+    return TrainConfig(
         preset=args.preset,
         data=[(str(data / "train"), 1.0)],
         out=args.out,
@@ -206,8 +213,35 @@ def main() -> None:
         num_loader_workers=args.loader_workers,
         threads_per_worker=args.threads,
         time_limit_s=args.minutes * 60 or None,
-        augment=aug,
+        augment=augmentation(args),
     )
+
+
+def print_scores(scores: dict) -> None:
+    """The model's and the two trivial baselines' scores, and the model's by expression kind."""
+    print(f"{'':12s} {'mIoU':>7s} {'oIoU':>7s} {'P@0.5':>7s} {'P@0.7':>7s} {'P@0.9':>7s}")
+    for name in ("model", "empty_mask", "whole_image"):
+        m = scores[name]
+        print(
+            f"{name:12s} {m['mIoU']:7.3f} {m['oIoU']:7.3f} {m['prec@0.5']:7.3f} {m['prec@0.7']:7.3f} "
+            f"{m['prec@0.9']:7.3f}"
+        )
+    print(
+        "model mIoU by expression kind: "
+        + ", ".join(f"{k} {v['mIoU']:.3f} (n={v['n']})" for k, v in scores["by_kind"].items())
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a redirected log
+
+    from unilseg.train import read_metrics, run_training
+
+    print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    data = make_data(Path(args.data), args.images, args.size, args.seed)
+    t0 = time.perf_counter()
+    cfg = train_config(args, data)
     result = run_training(cfg) if not args.eval_only else {"checkpoint": str(Path(args.out) / "latest.pt")}
     train_s = time.perf_counter() - t0
     reports = [r for r in read_metrics(args.out) if r.get("event") == "report"]
@@ -220,17 +254,7 @@ def main() -> None:
     t1 = time.perf_counter()
     scores = evaluate(result["checkpoint"], data / "val", args.val_limit or None, args.texts)
     print(f"evaluated {int(scores['model']['n'])} val items in {time.perf_counter() - t1:.0f} s")
-    print(f"{'':12s} {'mIoU':>7s} {'oIoU':>7s} {'P@0.5':>7s} {'P@0.7':>7s} {'P@0.9':>7s}")
-    for name in ("model", "empty_mask", "whole_image"):
-        m = scores[name]
-        print(
-            f"{name:12s} {m['mIoU']:7.3f} {m['oIoU']:7.3f} {m['prec@0.5']:7.3f} {m['prec@0.7']:7.3f} "
-            f"{m['prec@0.9']:7.3f}"
-        )
-    print(
-        "model mIoU by expression kind: "
-        + ", ".join(f"{k} {v['mIoU']:.3f} (n={v['n']})" for k, v in scores["by_kind"].items())
-    )
+    print_scores(scores)
     report = {
         "args": vars(args),
         "train_minutes": train_s / 60,

@@ -19,14 +19,16 @@ import argparse
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("preset", help="preset name or JSON path")
     p.add_argument("out")
@@ -38,27 +40,19 @@ def main() -> None:
     p.add_argument("--aux-weight", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    return p.parse_args()
 
-    import torch
-    from learn_synth import CROPS, evaluate
+
+def train_batches(args: argparse.Namespace, model: Any) -> Iterator:
+    """(images, token ids, masks) batches of the train split, with the demo's crops."""
+    from learn_synth import CROPS
     from torch.utils.data import DataLoader
 
-    from unilseg.checkpoint import save_checkpoint
     from unilseg.data.augment import AugmentConfig
     from unilseg.data.dataset import TargetDataset
-    from unilseg.losses import unilseg_loss
-    from unilseg.model import build_model
-    from unilseg.train_config import TrainConfig
-    from unilseg.train_worker import lr_at
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    load0 = uptime()
-    model = build_model(args.preset).train()
-    data = Path(args.data)
     dataset = TargetDataset(
-        [(data / "train", 1.0)],
+        [(Path(args.data) / "train", 1.0)],
         model.tokenizer,
         model.config.input_size,
         seed=args.seed,
@@ -66,15 +60,27 @@ def main() -> None:
         world_size=1,
         augment=AugmentConfig(**CROPS),
     )
-    batches = iter(DataLoader(dataset, batch_size=args.batch_size, num_workers=1, prefetch_factor=4))
+    return iter(DataLoader(dataset, batch_size=args.batch_size, num_workers=1, prefetch_factor=4))
+
+
+def train(args: argparse.Namespace, model: Any, batches: Iterator) -> float:
+    """args.steps steps of AdamW on the worker's schedule, in this process; returns the seconds."""
+    import torch
+
+    from unilseg.losses import unilseg_loss
+    from unilseg.train_config import TrainConfig
+    from unilseg.train_worker import lr_at
+
     params = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-
     # the schedule a Ray Train worker follows (no time budget here)
     schedule = TrainConfig(
-        data=[(str(data / "train"), 1.0)], out=str(args.out), steps=args.steps, lr=args.lr, warmup_steps=args.warmup
+        data=[(str(Path(args.data) / "train"), 1.0)],
+        out=str(args.out),
+        steps=args.steps,
+        lr=args.lr,
+        warmup_steps=args.warmup,
     )
-
     t0, window = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         for group in optimizer.param_groups:
@@ -90,12 +96,28 @@ def main() -> None:
             rate = step * args.batch_size / (time.perf_counter() - t0)
             print(f"step {step} loss {sum(window) / len(window):.3f} {rate:.1f} samples/s", flush=True)
             window = []
-    train_s = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    args = parse_args()
+
+    import torch
+    from learn_synth import evaluate
+
+    from unilseg.checkpoint import save_checkpoint
+    from unilseg.model import build_model
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    load0 = uptime()
+    model = build_model(args.preset).train()
+    train_s = train(args, model, train_batches(args, model))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = save_checkpoint(out / "latest.pt", model, None, args.steps)
     load1 = uptime()
-    scores = evaluate(str(checkpoint), data / "val", None)
+    scores = evaluate(str(checkpoint), Path(args.data) / "val", None)
     m = scores["model"]
     report = {
         "args": vars(args),

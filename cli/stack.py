@@ -12,107 +12,28 @@ The environment for other shells goes to STATE_DIR/stack.env, never to ./.env: P
 (pydantic-settings) and other tools read a .env in the working directory by themselves, so
 a .env naming the stack's server made every later command in the checkout use it, and fail
 once the stack was down (`python -m flows.pipeline`: "Failed to reach API").
+
+Its settings and environment are in `stack_config.py`; the supervisor process in
+`stack_supervisor.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
-from common import LOOPBACK_ENV
+from cli.stack_config import ROOT, StackConfig, stack_env
+from cli.stack_supervisor import supervise, wait_healthy
 from common.errors import UniLSegError
-from common.processes import alive, descendants, http_ok, port_taken
-from flows.paths import PROJECT_ROOT
+from common.processes import alive, descendants, port_taken
 from shards import storage
-
-ROOT = PROJECT_ROOT
-
-
-@dataclass
-class StackConfig:
-    """Where and on which ports the local stack runs.
-
-    Attributes:
-        state_dir (str): Prefect home, Ray temp dir, logs and pids.
-        prefect_port (int): Prefect API/UI port on 127.0.0.1.
-        dashboard_port (int): Ray dashboard port on 127.0.0.1.
-        num_cpus (int): CPUs Ray may use (0 = all).
-        env_file (str): where `up` writes the environment for other shells (removed by `down`);
-            empty: STATE_DIR/stack.env.
-    """
-
-    state_dir: str = str(ROOT / ".state")
-    prefect_port: int = 4200
-    dashboard_port: int = 8265
-    num_cpus: int = 0
-    env_file: str = ""
-
-    # The supervisor runs in its own process: the config travels there as environment.
-    _ENV = {
-        "state_dir": "UNILSEG_STATE_DIR",
-        "prefect_port": "UNILSEG_PREFECT_PORT",
-        "dashboard_port": "UNILSEG_DASHBOARD_PORT",
-        "num_cpus": "UNILSEG_RAY_CPUS",
-        "env_file": "UNILSEG_ENV_FILE",
-    }
-
-    @classmethod
-    def from_env(cls) -> StackConfig:
-        kw = {f: type(getattr(cls, f))(os.environ[e]) for f, e in cls._ENV.items() if e in os.environ}
-        return cls(**kw)
-
-    def to_env(self) -> dict[str, str]:
-        return {e: str(getattr(self, f)) for f, e in self._ENV.items()}
-
-    @property
-    def env_path(self) -> Path:
-        return Path(self.env_file or Path(self.state_dir) / "stack.env")
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.prefect_port}/api"
-
-    @property
-    def dashboard_url(self) -> str:
-        return f"http://127.0.0.1:{self.dashboard_port}"
-
-
-def stack_env(cfg: StackConfig) -> dict[str, str]:
-    """Environment every process of the stack (and the user's shells) needs."""
-    state = Path(cfg.state_dir)
-    return {
-        "PREFECT_API_URL": cfg.api_url,
-        "PREFECT_HOME": str(state / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-        "PREFECT_UI_URL": f"http://127.0.0.1:{cfg.prefect_port}",
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        **LOOPBACK_ENV,  # Ray's listeners on 127.0.0.1
-        # Ray 2.60 turns token auth on; drivers joining the stack's head must say so.
-        "RAY_AUTH_MODE": "token",
-        "HF_HUB_OFFLINE": "1",
-    }
-
-
-def ray_temp_dir(state: Path) -> str:
-    """Ray's session dir: STATE/ray, unless that path is too long for Ray's unix sockets
-    (107 bytes including ~70 of Ray's own), then a short per-state-dir name in /tmp."""
-    path = state.resolve() / "ray"
-    if len(str(path)) <= 36:
-        return str(path)
-    return str(Path(tempfile.gettempdir()) / f"unilseg-ray-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}")
-
 
 ENV_FILE_HEADER = "# written by `unilseg stack up`"
 LEGACY_ENV_FILE = ROOT / ".env"  # where stacks before Dec 2026 wrote it (see the module docstring)
@@ -151,117 +72,6 @@ def dashboard_sign_in() -> str:
     return f"it asks for a token: paste {where} (or the output of `.venv/bin/ray get-auth-token`)"
 
 
-def _wait(what: str, check, timeout: float, log: Path | None = None) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(1)
-    tail = log.read_text()[-2000:] if log and log.exists() else ""
-    raise RuntimeError(f"{what} did not become healthy in {timeout:.0f} s\n{tail}")
-
-
-def supervise(cfg: StackConfig) -> None:
-    """Runs the stack in the foreground until SIGTERM/SIGINT, then stops it all."""
-    import ray  # seconds to import (BENCHMARKS.md, "Import times"): only the supervisor pays it, not `unilseg --help`
-
-    from common.ray_runtime import start_local_ray
-
-    state = Path(cfg.state_dir)
-    logs = state / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **stack_env(cfg)}
-    os.environ.update(stack_env(cfg))
-    children: list[subprocess.Popen] = []
-    stopping = False
-
-    def stop(*_, exit_code: int = 0):
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        for p in reversed(children):
-            if p.poll() is None:
-                p.terminate()
-        for p in children:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if ray.is_initialized():
-            ray.shutdown()  # the driver that started the local cluster stops all its processes
-        (state / "stack.json").unlink(missing_ok=True)
-        sys.exit(exit_code)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:  # a failed start-up must not leave the already started children behind
-        prefect_log = open(logs / "prefect-server.log", "ab")
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "prefect",
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(cfg.prefect_port),
-                ],
-                env=env,
-                stdout=prefect_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-        # (its jobs are told their own GCS address: common.ray_runtime.start_local_ray says why)
-        # reap=False: `down` stops the supervisor's whole process tree, and a reaper would also kill
-        # the processes of other drivers attached to this cluster (flow runs, users' commands)
-        gcs = start_local_ray(
-            job_name="unilseg stack: the local cluster's head (runs no work)",
-            reap=False,
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=cfg.dashboard_port,
-            num_cpus=cfg.num_cpus or None,
-            _temp_dir=ray_temp_dir(state),
-            log_to_driver=True,
-        )
-        os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
-        _wait("Prefect server", lambda: http_ok(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
-        serve_log = open(logs / "serve.log", "ab")
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "flows.serve"],
-                env=env,
-                cwd=ROOT,
-                stdout=serve_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-        info = {
-            "supervisor": os.getpid(),
-            "children": [p.pid for p in children],
-            "ray_address": gcs,
-            "config": asdict(cfg),
-            "dashboard": cfg.dashboard_url,
-            "ui": cfg.api_url[:-4],
-        }
-        storage.write_bytes(state / "stack.json", json.dumps(info, indent=1).encode())  # whole or absent: up() polls it
-    except Exception:
-        traceback.print_exc()
-        stop(exit_code=1)
-    while True:
-        for p in children:
-            if p.poll() is not None:
-                print(f"stack: child {p.args} exited with {p.returncode}; stopping", file=sys.stderr)
-                stop()
-        time.sleep(2)
-
-
 def up(cfg: StackConfig, timeout: float = 180) -> dict:
     """Starts the supervisor in the background and waits until the deployments are served."""
     state = Path(cfg.state_dir)
@@ -292,10 +102,10 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
             )
         return info_path.exists()
 
-    _wait("stack", started, timeout, state / "logs" / "stack.log")
+    wait_healthy("stack", started, timeout, state / "logs" / "stack.log")
     info = json.loads(info_path.read_text())
     write_env_file(cfg, info["ray_address"])
-    _wait("served deployments", lambda: _deployments_served(cfg), timeout, state / "logs" / "serve.log")
+    wait_healthy("served deployments", lambda: _deployments_served(cfg), timeout, state / "logs" / "serve.log")
     return info
 
 
@@ -341,7 +151,7 @@ def down(cfg: StackConfig, timeout: float = 60) -> None:
 def headline(run_dir: Path) -> str:
     """The demo's figures in a few lines: each evaluated split's mIoU and oIoU under both text
     protocols, and the training behind them (steps, seconds), from the files the run wrote."""
-    from unilseg.train_progress import read_metrics
+    from unilseg.train_worker import read_metrics  # torch: imported only once the run is done
 
     reports = [e for e in read_metrics(run_dir / "train") if e.get("event") == "report"]
     lines = []

@@ -83,13 +83,7 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
     """
     configured = PREFECT_API_URL.value()
     if configured:
-        if not http_ok(
-            f"{configured.rstrip('/')}/health", any_status=True
-        ):  # Prefect Cloud answers 401 without its key
-            raise UniLSegError(
-                f"PREFECT_API_URL={configured} ({_origin()}) does not answer: start that server "
-                "(`unilseg stack up`) or unset PREFECT_API_URL to run on a private one"
-            )
+        _check_answers(configured)
         yield configured
         return
     home = Path(PREFECT_HOME.value())
@@ -98,6 +92,33 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
     stop_stale(pid_file)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
+    proc = _start_server(port)
+    # whole or absent (temp + rename): a reader never sees a half-written record
+    storage.write_bytes(pid_file, json.dumps({"pid": proc.pid, "parent": os.getpid(), "url": url}).encode())
+    try:
+        _wait_healthy(proc, url, timeout)
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            try:
+                yield url
+            finally:  # what the run logged is sent while the server still listens
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
+    finally:
+        _stop(proc)
+        pid_file.unlink(missing_ok=True)
+
+
+def _check_answers(configured: str) -> None:
+    """A configured PREFECT_API_URL must answer (any status: Prefect Cloud answers 401 without its key)."""
+    if not http_ok(f"{configured.rstrip('/')}/health", any_status=True):
+        raise UniLSegError(
+            f"PREFECT_API_URL={configured} ({_origin()}) does not answer: start that server "
+            "(`unilseg stack up`) or unset PREFECT_API_URL to run on a private one"
+        )
+
+
+def _start_server(port: int) -> subprocess.Popen:
+    """Prefect's API server app under uvicorn on 127.0.0.1:port, a child that dies with us."""
     env = {
         **os.environ,
         "PREFECT_UI_ENABLED": "0",
@@ -105,7 +126,7 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
         "PREFECT__SERVER_FINAL": "1",
         **get_current_settings().to_environment_variables(exclude_unset=True),
     }  # as Prefect starts its own
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -127,27 +148,22 @@ def local_server(timeout: float = 120.0) -> Iterator[str]:
         preexec_fn=_term_with_parent,
         stdin=subprocess.DEVNULL,
     )
-    # whole or absent (temp + rename): a reader never sees a half-written record
-    storage.write_bytes(pid_file, json.dumps({"pid": proc.pid, "parent": os.getpid(), "url": url}).encode())
+
+
+def _wait_healthy(proc: subprocess.Popen, url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not http_ok(f"{url}/health"):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the local Prefect server exited with {proc.returncode} before it answered")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the local Prefect server did not answer on {url} within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        deadline = time.monotonic() + timeout
-        while not http_ok(f"{url}/health"):
-            if proc.poll() is not None:
-                raise RuntimeError(f"the local Prefect server exited with {proc.returncode} before it answered")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the local Prefect server did not answer on {url} within {timeout:.0f} s")
-            time.sleep(0.2)
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            try:
-                yield url
-            finally:  # what the run logged is sent while the server still listens
-                APILogWorker.drain_all(timeout=10)
-                EventsWorker.drain_all(timeout=10)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        pid_file.unlink(missing_ok=True)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -141,20 +141,8 @@ def _check_shard(
     tar = _TarMembers(loc, hashed=True)
     try:
         for mname, data in tar:
-            if not deep:
-                continue
-            key, _, ext = mname.partition(".")
-            samples.setdefault(key, set()).add(ext)
-            if ext != "json":
-                continue
-            try:
-                check_key(key)
-                image, tlist = parse_metadata(json.loads(data))
-                for t in tlist:
-                    validate_target(t, image.height, image.width)
-                targets += len(tlist)
-            except (ValueError, FormatError) as e:
-                problems.append(f"{name}: member {mname}: {e}")
+            if deep:
+                targets += _check_member(name, mname, data, samples, problems)
         digest = tar.drain_hexdigest()
     except ShardError as e:  # a member the format refuses, a truncated tar, a bad header
         rep.errors.append(f"{name}: {e.problem}")
@@ -171,19 +159,37 @@ def _check_shard(
         return  # anything else wrong in it would follow from the damage
     if deep:
         rep.errors += problems
-        _check_samples(name, samples, targets, entry, manifest_keys, rep)
+        _check_samples(name, entry, samples, targets, manifest_keys, rep)
+
+
+def _check_member(name: str, mname: str, data: bytes, samples: dict[str, set[str]], problems: list[str]) -> int:
+    """Notes a member's extension under its sample key; a json member's key, metadata and
+    targets are checked (problems appended). Returns the number of targets it holds."""
+    key, _, ext = mname.partition(".")
+    samples.setdefault(key, set()).add(ext)
+    if ext != "json":
+        return 0
+    try:
+        check_key(key)
+        image, tlist = parse_metadata(json.loads(data))
+        for t in tlist:
+            validate_target(t, image.height, image.width)
+        return len(tlist)
+    except (ValueError, FormatError) as e:
+        problems.append(f"{name}: member {mname}: {e}")
+        return 0
 
 
 def _check_samples(
     name: str,
+    entry: dict[str, Any],
     samples: dict[str, set[str]],
     targets: int,
-    entry: dict[str, Any],
     manifest_keys: set[str],
     rep: VerifyReport,
 ) -> None:
-    """A shard's samples (key -> member extensions) and target count against the format,
-    the manifest's keys and its dataset.json entry."""
+    """A shard's samples against the format (a json and an image each), the manifest's keys
+    and dataset.json's counts."""
     for key, exts in samples.items():
         if "json" not in exts:
             rep.errors.append(f"{name}: sample {key} has no json")

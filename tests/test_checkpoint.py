@@ -207,8 +207,6 @@ def test_files_that_are_no_checkpoint_are_one_line_errors_in_every_command(tmp_p
     """A plain pickle, a torch file holding an object weights_only refuses, and a truncated
     torch file: `predict`, `eval` and `train --init` each say "not a loadable checkpoint: ..."
     in one line, exit non-zero, and never unpickle the file unsafely."""
-    import pickle
-
     from click.testing import CliRunner
     from eval_fixtures import write_split
     from PIL import Image
@@ -217,6 +215,32 @@ def test_files_that_are_no_checkpoint_are_one_line_errors_in_every_command(tmp_p
     from cli import main
 
     marker = tmp_path / "unpickled-unsafely"
+    why = _write_bad_checkpoints(tmp_path, marker)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "img.png")
+    write_split(tmp_path / "ds" / "val")
+
+    def no_ray(*a, **k):
+        raise AssertionError("Ray must not start for a bad init checkpoint")
+
+    monkeypatch.setattr(unilseg.train, "ensure_ray", no_ray)
+    runner = CliRunner()
+    for name in why:
+        ckpt = str(tmp_path / name)
+        for command, args in _commands_loading(ckpt, tmp_path).items():
+            res = runner.invoke(main, args)
+            lines = res.output.strip().splitlines()
+            assert res.exit_code == 1 and len(lines) == 1, (command, name, res.output)
+            assert lines[0].startswith(f"Error: not a loadable checkpoint: {ckpt}: "), (command, name, lines)
+            assert why[name] in lines[0], (command, name, lines)
+    assert not marker.exists()
+    assert not (tmp_path / "m.png").exists() and not (tmp_path / "rep").exists() and not (tmp_path / "run").exists()
+
+
+def _write_bad_checkpoints(tmp_path: Path, marker: Path) -> dict[str, str]:
+    """plain.pkl, object.pt and truncated.pt in tmp_path (unpickling either of the first two
+    unsafely creates ``marker``); returns each file's expected reason."""
+    import pickle
+
     bad = {
         "plain.pkl": pickle.dumps({"state_dict": {"w": [1.0, 2.0]}, "x": _Touch(marker)}),
         "object.pt": None,
@@ -229,58 +253,44 @@ def test_files_that_are_no_checkpoint_are_one_line_errors_in_every_command(tmp_p
     for name, data in bad.items():
         if data is not None:
             (tmp_path / name).write_bytes(data)
-    why = {
+    return {
         "plain.pkl": "safe (weights_only) loading refuses",
         "object.pt": "safe (weights_only) loading refuses",
         "truncated.pt": "truncated or not a torch checkpoint",
     }
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "img.png")
-    write_split(tmp_path / "ds" / "val")
 
-    def no_ray(*a, **k):
-        raise AssertionError("Ray must not start for a bad init checkpoint")
 
-    monkeypatch.setattr(unilseg.train, "ensure_ray", no_ray)
-    runner = CliRunner()
-    for name in bad:
-        ckpt = str(tmp_path / name)
-        commands = {
-            "predict": [
-                "predict",
-                str(tmp_path / "img.png"),
-                "a box",
-                "--checkpoint",
-                ckpt,
-                "--out",
-                str(tmp_path / "m.png"),
-            ],
-            "eval": [
-                "eval",
-                "--checkpoint",
-                ckpt,
-                "--data",
-                str(tmp_path / "ds"),
-                "--out",
-                str(tmp_path / "rep"),
-                "--no-progress",
-            ],
-            "train": [
-                "train",
-                "--init",
-                ckpt,
-                "--preset",
-                "unilseg-tiny",
-                "--data",
-                str(tmp_path / "ds" / "val"),
-                "--out",
-                str(tmp_path / "run"),
-            ],
-        }
-        for command, args in commands.items():
-            res = runner.invoke(main, args)
-            lines = res.output.strip().splitlines()
-            assert res.exit_code == 1 and len(lines) == 1, (command, name, res.output)
-            assert lines[0].startswith(f"Error: not a loadable checkpoint: {ckpt}: "), (command, name, lines)
-            assert why[name] in lines[0], (command, name, lines)
-    assert not marker.exists()
-    assert not (tmp_path / "m.png").exists() and not (tmp_path / "rep").exists() and not (tmp_path / "run").exists()
+def _commands_loading(ckpt: str, tmp_path: Path) -> dict[str, list[str]]:
+    """The arguments of `predict`, `eval` and `train --init` given the checkpoint ``ckpt``."""
+    return {
+        "predict": [
+            "predict",
+            str(tmp_path / "img.png"),
+            "a box",
+            "--checkpoint",
+            ckpt,
+            "--out",
+            str(tmp_path / "m.png"),
+        ],
+        "eval": [
+            "eval",
+            "--checkpoint",
+            ckpt,
+            "--data",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "rep"),
+            "--no-progress",
+        ],
+        "train": [
+            "train",
+            "--init",
+            ckpt,
+            "--preset",
+            "unilseg-tiny",
+            "--data",
+            str(tmp_path / "ds" / "val"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    }

@@ -16,7 +16,7 @@ from shards import storage
 from shards.reader import ShardReader
 from unilseg.checkpoint import RELEASED_PREFIXES, save_checkpoint
 from unilseg.eval.evaluate import evaluate
-from unilseg.eval.metrics import gres_metrics, referring_metrics
+from unilseg.eval.metrics_referring import gres_metrics, referring_metrics
 from unilseg.eval.overlays import sheet_size
 from unilseg.model import build_model, load_preset, predict
 

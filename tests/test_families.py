@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from unilseg.eval.families import FAMILIES, TASK_FAMILY, family_of, missing_stand_in
-from unilseg.eval.metrics import gres_metrics, part_metrics, referring_metrics, semantic_metrics, sod_metrics
+from unilseg.eval.metrics_referring import gres_metrics, part_metrics, referring_metrics
+from unilseg.eval.metrics_semantic import semantic_metrics
+from unilseg.eval.metrics_sod import sod_metrics
 
 SHAPE = (12, 16)
 

@@ -6,7 +6,7 @@ import pytest
 from eval_fixtures import box, save_png, write_split
 
 from unilseg.eval.evaluate import evaluate
-from unilseg.eval.metrics import METRIC_CONVENTIONS
+from unilseg.eval.metrics_conventions import METRIC_CONVENTIONS
 from unilseg.eval.report import LAYOUTS, parse_benchmark, render_table, resolve_benchmark
 
 REFCOCO_SPEC = [

@@ -86,7 +86,7 @@ def _annotate_and_verify(tmp_path, data):
 
 def _train_and_resume(data, run):
     """`unilseg train` for 20 steps on 2 Ray workers with RUN on S3, then resumed to 30 from S3."""
-    from unilseg.train_progress import read_metrics
+    from unilseg.train_worker import read_metrics
 
     train = f"train --preset unilseg-tiny --data {data}/synth --data {data}/sod:0.5 --data {data}/auto:0.5"
     train += f" --out {run} --workers 2 --batch-size 4 --checkpoint-every 20 --log-every 10 --shuffle-buffer 8"

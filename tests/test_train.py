@@ -16,9 +16,9 @@ from shards.synth import generate_shapes
 from unilseg.checkpoint import load_checkpoint, save_checkpoint
 from unilseg.model import build_model
 from unilseg.train import _finished, run_training
+from unilseg.train_checkpoints import LATEST, RAY_CKPT_FILE, publish_checkpoint, restore
 from unilseg.train_config import TrainConfig
-from unilseg.train_progress import log_event, read_metrics
-from unilseg.train_worker import LATEST, RAY_CKPT_FILE, _publish, restore
+from unilseg.train_worker import _log_event, read_metrics
 
 
 class ExitOnce:
@@ -274,8 +274,8 @@ def test_run_dir_at_any_location(tmp_path, request, kind):
     opt = torch.optim.AdamW(model.parameters())
     for step in (2, 4, 6):
         staged = save_checkpoint(tmp_path / "stage" / "model.pt", model, opt, step=step)
-        _publish(staged, run, step, keep=2)
-        log_event(run, {"event": "report", "step": step})
+        publish_checkpoint(staged, run, step, keep=2)
+        _log_event(run, {"event": "report", "step": step})
     assert storage.listdir(storage.join(run, "checkpoints")) == ["step-000004.pt", "step-000006.pt"]
     assert storage.read_bytes(storage.join(run, LATEST)) == storage.read_bytes(
         storage.join(run, "checkpoints", "step-000006.pt")
@@ -344,7 +344,7 @@ def test_finished_run_on_s3_returns_without_ray(s3_bucket, tmp_path, monkeypatch
     monkeypatch.setattr(unilseg.train, "ensure_ray", no_ray)
     run = storage.join(s3_bucket, "runs", "done")
     save_checkpoint(storage.join(run, LATEST), build_model("unilseg-tiny"), step=5)
-    log_event(run, {"event": "report", "step": 5, "loss": 0.5})
+    _log_event(run, {"event": "report", "step": 5, "loss": 0.5})
     result = run_training(TrainConfig(data=[("s3://nowhere/x", 1.0)], out=run, steps=5))
     assert result == {
         "checkpoint": storage.join(run, LATEST),

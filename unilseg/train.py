@@ -40,9 +40,10 @@ from unilseg.checkpoint import read_checkpoint_file
 from unilseg.loopback_ddp import LoopbackTorchConfig  # DDP's rendezvous store on 127.0.0.1
 from unilseg.model.loading import model_config
 from unilseg.run_lock import driver_lock
+from unilseg.train_checkpoints import LATEST
 from unilseg.train_config import TrainConfig
-from unilseg.train_progress import LOSS_PNG, METRICS, Echo, draw_loss_curve, follow, read_metrics
-from unilseg.train_worker import LATEST, StepHook, train_loop_per_worker
+from unilseg.train_progress import LOSS_PNG, Echo, draw_loss_curve, follow
+from unilseg.train_worker import METRICS, StepHook, read_metrics, train_loop_per_worker
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
@@ -127,6 +128,7 @@ def run_training(
             kill a worker).
         echo (Echo | None): called with one line per (re)start, logged step and worker warning
             (unilseg.train_progress), from a helper thread; None shows nothing.
+            Ray Train shows its train_loop_config; never logged).
 
     Returns:
         dict: "checkpoint" (RUN/latest.pt), "step" (its step), "metrics" (the last report),
@@ -155,23 +157,27 @@ def run_training(
             }
         if not checked:
             cfg = _checked(cfg)
-        ensure_ray(cfg.ray_address)
-        with follow(storage.join(out, METRICS), echo):
-            try:
-                result = _trainer(cfg, out, step_hook).fit()
-            except TrainingFailedError as e:
-                error = _user_error(e)
-                if error is None:
-                    raise
-                raise error from None
-            finally:
-                curve = draw_loss_curve(read_metrics(out), storage.join(out, LOSS_PNG))
-    return {
-        "checkpoint": latest,
-        "step": checkpoint_step(latest),
-        "metrics": dict(result.metrics or {}),
-        "loss_curve": curve,
-    }
+        metrics, curve = _fit(cfg, out, step_hook, echo)
+    return {"checkpoint": latest, "step": checkpoint_step(latest), "metrics": metrics, "loss_curve": curve}
+
+
+def _fit(
+    cfg: TrainConfig, out: str, step_hook: StepHook | None, echo: Echo | None
+) -> tuple[dict[str, Any], str | None]:
+    """Runs Ray Train while the run's events are echoed; returns the last report's metrics and
+    the loss curve (drawn even when training fails). A worker's user error is raised as itself."""
+    ensure_ray(cfg.ray_address)
+    with follow(storage.join(out, METRICS), echo):
+        try:
+            result = _trainer(cfg, out, step_hook).fit()
+        except TrainingFailedError as e:
+            error = _user_error(e)
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            curve = draw_loss_curve(read_metrics(out), storage.join(out, LOSS_PNG))
+    return dict(result.metrics or {}), curve
 
 
 def _trainer(cfg: TrainConfig, out: str, step_hook: StepHook | None) -> TorchTrainer:

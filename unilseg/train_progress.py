@@ -1,23 +1,20 @@
 """What a person sees of a training run: one console line per logged step, and the loss curve.
 
 The workers write their events to RUN/metrics.jsonl (rank 0's reports and (re)starts, any
-rank's warnings: ``log_event``, ``forward_warnings``, called by unilseg.train_worker). A
-report carries the targets every rank's data stream read and skipped as broken since the
-workers (re)started; a step line shows them once one was skipped. The driver follows that
-file while Ray Train runs (``follow``) and hands each new event, as one line, to a callback:
-the command line echoes it, a Prefect flow logs it. Ray's own worker output is not forwarded
-(common.ray_runtime), so each line appears once, whatever the number of workers.
-``draw_loss_curve`` renders the reports as RUN/loss.png (PIL only: no plotting library
-needed). RUN may be a URL: the file is then re-read at each poll (it holds a line per logged
-step) and the curve is published there.
+rank's warnings; unilseg.train_worker). A report carries the targets every rank's data stream
+read and skipped as broken since the workers (re)started; a step line shows them once one was
+skipped. The driver follows that file while Ray Train runs
+(``follow``) and hands each new event, as one line, to a callback: the command line echoes
+it, a Prefect flow logs it. Ray's own worker output is not forwarded (common.ray_runtime),
+so each line appears once, whatever the number of workers. ``draw_loss_curve`` renders the
+reports as RUN/loss.png (PIL only: no plotting library needed). RUN may be a URL: the file is
+then re-read at each poll (it holds a line per logged step) and the curve is published there.
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
-import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,67 +28,7 @@ from shards import storage
 
 Echo = Callable[[str], None]
 LOSS_PNG = "loss.png"
-METRICS = "metrics.jsonl"
 _SOURCES = {"ray": "Ray Train's checkpoint", "latest": "latest.pt", "init": "--init", "scratch": "random weights"}
-
-
-def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """Lines of RUN/metrics.jsonl (reports, start and warning events), oldest first; a line cut
-    short by a killed process is skipped."""
-    path = storage.join(out, METRICS)
-    try:
-        text = storage.read_bytes(path).decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in text.splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
-
-
-def log_event(out: Path | str, record: dict[str, Any]) -> None:
-    """Appends one event to RUN/metrics.jsonl."""
-    # local: one short line per write, so appends from several processes stay whole; an object
-    # store rewrites the object (shards.storage.append_text), so only rank 0 logs there
-    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n")
-
-
-class _WarningsToEvents(logging.Handler):
-    """Our loggers' warnings in a worker (and its DataLoader processes, forked from it) become
-    "warning" events in RUN/metrics.jsonl, which the driver shows: Ray's forwarding of worker
-    output is off unless asked for. Only for a local RUN: appends from several processes to an
-    object would overwrite each other, so with RUN at a URL warnings show with --verbose."""
-
-    def __init__(self, out: Path, rank: int):
-        super().__init__(logging.WARNING)
-        self.out, self.rank = out, rank
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            log_event(
-                self.out,
-                {
-                    "event": "warning",
-                    "rank": self.rank,
-                    "logger": record.name,
-                    "message": record.getMessage(),
-                    "time": record.created,
-                },
-            )
-        except Exception:  # noqa: BLE001 - logging must never fail the step
-            self.handleError(record)
-
-
-def forward_warnings(out: Path, rank: int) -> None:
-    """Our loggers' warnings in this process become events in RUN/metrics.jsonl (a local RUN)."""
-    for name in ("unilseg", "shards"):
-        logger = logging.getLogger(name)
-        for h in [h for h in logger.handlers if isinstance(h, _WarningsToEvents)]:
-            logger.removeHandler(h)
-        logger.addHandler(_WarningsToEvents(out, rank))
 
 
 def format_event(e: dict[str, Any]) -> str | None:
@@ -225,7 +162,7 @@ def draw_loss_curve(
     """Draws loss, bce and dice against the step into a PNG; None (nothing written) without reports.
 
     Args:
-        events: metrics.jsonl records (read_metrics).
+        events: metrics.jsonl records (unilseg.train_worker.read_metrics).
         out: PNG location (a local path or URL; published complete or not at all).
         size: (width, height) in pixels.
 

@@ -12,6 +12,7 @@ A run directory RUN holds:
 RUN may be a local path or an fsspec URL (s3://...): everything above goes through
 shards.storage (a checkpoint is written locally, then published in one step).
 
+Checkpoints, where they go and which one a worker resumes from: ``unilseg.train_checkpoints``.
 Resume order when a worker group starts: Ray's checkpoint (ray.train.get_checkpoint(), set
 after a lost worker or for a rerun with the same name) unless RUN/latest.pt holds a later
 step, else RUN/latest.pt, else `init` (weights only, step 0; our checkpoint or the released
@@ -25,6 +26,8 @@ state needs saving.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 import tempfile
@@ -45,19 +48,17 @@ from common.processes import die_with_parent
 from common.ray_runtime import set_niceness
 from shards import storage
 from shards.integrity import worker_message
-from unilseg.checkpoint import load_checkpoint, load_released_checkpoint, read_checkpoint_file, save_checkpoint
+from unilseg.checkpoint import save_checkpoint
 from unilseg.data.augment import AugmentConfig
 from unilseg.data.dataset import SkipCounter, TargetDataset
 from unilseg.losses import unilseg_loss
 from unilseg.model import UniLSeg, build_model
-from unilseg.model.loading import is_training_checkpoint, model_config
+from unilseg.model.loading import model_config
 from unilseg.run_lock import WorkerGuard
+from unilseg.train_checkpoints import RAY_CKPT_FILE, publish_checkpoint, restore
 from unilseg.train_config import TrainConfig
-from unilseg.train_progress import forward_warnings, log_event
 
-LATEST = "latest.pt"
-CKPT_DIR = "checkpoints"
-RAY_CKPT_FILE = "model.pt"
+METRICS = "metrics.jsonl"
 # called as hook(step, rank, world_size, run_dir) before every step (tests inject faults with it)
 StepHook = Callable[[int, int, int, Path], None]
 
@@ -74,66 +75,61 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def _publish(src: Path, out: Path | str, step: int, keep: int) -> Path | str:
-    """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it; each
-    appears complete or not at all (shards.storage: rename, or one upload / store-side copy)."""
-    ckpt_dir = storage.join(out, CKPT_DIR)
-    storage.makedirs(ckpt_dir)
-    dst = storage.join(ckpt_dir, f"step-{step:06d}.pt")
-    storage.put_file(src, dst)
-    storage.copy(dst, storage.join(out, LATEST))  # local: latest.pt shares the step file's bytes
-    steps = [n for n in storage.listdir(ckpt_dir) if n.startswith("step-") and n.endswith(".pt")]
-    for old in sorted(steps)[:-keep]:
-        storage.remove(storage.join(ckpt_dir, old))
-    return dst
+def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Lines of RUN/metrics.jsonl (reports, start and warning events), oldest first; a line cut
+    short by a killed process is skipped."""
+    path = storage.join(out, METRICS)
+    try:
+        text = storage.read_bytes(path).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    events = []
+    for line in text.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
-def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike) -> str:
-    """The location of the step file in Ray Train's checkpoint, read straight from RUN's storage.
-
-    Never through ``Checkpoint.as_directory()`` / ``to_directory()``: for a remote checkpoint
-    those download into one temporary directory per node named after the checkpoint, and a
-    worker arriving after another finished downloads again over the same files while the
-    first reads them (ray-project/ray#48726: "model.pt: the file is truncated" on resume from
-    S3). Ray Train's state lives in RUN's own filesystem (unilseg.train hands it RUN's fsspec
-    filesystem), so the file has a location of ours; a remote one is fetched by
-    shards.storage.local_copy, whose cached copies are written under unique names and renamed
-    into place, never rewritten under a reader.
-    """
-    return storage.same_filesystem(run, f"{ray_ckpt.path.rstrip('/')}/{RAY_CKPT_FILE}")
+def _log_event(out: Path | str, record: dict[str, Any]) -> None:
+    # local: one short line per write, so appends from several processes stay whole; an object
+    # store rewrites the object (shards.storage.append_text), so only rank 0 logs there
+    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n")
 
 
-def restore(
-    cfg: TrainConfig,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    ray_ckpt: Any = None,
-) -> tuple[int, str, dict[str, Any]]:
-    """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
+class _WarningsToEvents(logging.Handler):
+    """Our loggers' warnings in a worker (and its DataLoader processes, forked from it) become
+    "warning" events in RUN/metrics.jsonl, which the driver shows: Ray's forwarding of worker
+    output is off unless asked for. Only for a local RUN: appends from several processes to an
+    object would overwrite each other, so with RUN at a URL warnings show with --verbose."""
 
-    Args:
-        ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
-    """
-    latest = storage.join(cfg.out, LATEST)
-    has_latest = storage.isfile(latest)
-    latest_step = int(read_checkpoint_file(latest, mmap=True)["step"]) if has_latest else -1
-    if ray_ckpt is not None:
-        path = ray_checkpoint_file(ray_ckpt, cfg.out)
-        # a driver killed after rank 0 published latest.pt, before Ray Train registered the
-        # same step, leaves latest.pt ahead: the newer one wins
-        if int(read_checkpoint_file(path, mmap=True)["step"]) >= latest_step:
-            loaded = load_checkpoint(path, model, optimizer)
-            return loaded.step, "ray", loaded.extra
-    if has_latest:
-        loaded = load_checkpoint(latest, model, optimizer)
-        return loaded.step, "latest", loaded.extra
-    if cfg.init:
-        if is_training_checkpoint(cfg.init):
-            load_checkpoint(cfg.init, model)  # weights only: a fine-tune starts its own schedule
-        else:
-            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init)
-        return 0, "init", {}
-    return 0, "scratch", {}
+    def __init__(self, out: Path, rank: int):
+        super().__init__(logging.WARNING)
+        self.out, self.rank = out, rank
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _log_event(
+                self.out,
+                {
+                    "event": "warning",
+                    "rank": self.rank,
+                    "logger": record.name,
+                    "message": record.getMessage(),
+                    "time": record.created,
+                },
+            )
+        except Exception:  # noqa: BLE001 - logging must never fail the step
+            self.handleError(record)
+
+
+def _forward_warnings(out: Path, rank: int) -> None:
+    for name in ("unilseg", "shards"):
+        logger = logging.getLogger(name)
+        for h in [h for h in logger.handlers if isinstance(h, _WarningsToEvents)]:
+            logger.removeHandler(h)
+        logger.addHandler(_WarningsToEvents(out, rank))
 
 
 @dataclass
@@ -171,7 +167,7 @@ def setup(cfg: TrainConfig) -> WorkerState:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     out = Path(cfg.out) if storage.is_local(cfg.out) else cfg.out
     if isinstance(out, Path):
-        forward_warnings(out, rank)
+        _forward_warnings(out, rank)
     torch.manual_seed(cfg.seed)
     model: UniLSeg = build_model(model_config(cfg.preset, cfg.init))
     tokenizer, size = model.tokenizer, model.config.input_size
@@ -181,18 +177,7 @@ def setup(cfg: TrainConfig) -> WorkerState:
     # a run that finished by its time budget continues only if asked for a longer budget
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
-        log_event(
-            out,
-            {
-                "event": "start",
-                "step": start,
-                "from": source,
-                "world_size": world,
-                "time": time.time(),
-                "niceness": os.getpriority(os.PRIO_PROCESS, 0),
-                "target": cfg.steps,
-            },
-        )
+        _log_start(out, start, source, world, cfg.steps)
     dataset, loader = _data(cfg, tokenizer, size, start, rank, world)
     wrapped.train()
     batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
@@ -212,8 +197,26 @@ def setup(cfg: TrainConfig) -> WorkerState:
     )
 
 
-def _data(cfg: TrainConfig, tokenizer: Any, size: int, start: int, rank: int, world: int) -> tuple[Any, DataLoader]:
-    """This rank's endless target stream (seeded by the step it starts from) and its loader."""
+def _log_start(out: Path | str, start: int, source: str, world: int, target: int) -> None:
+    """The "start" event of a (re)start in RUN/metrics.jsonl (rank 0)."""
+    _log_event(
+        out,
+        {
+            "event": "start",
+            "step": start,
+            "from": source,
+            "world_size": world,
+            "time": time.time(),
+            "niceness": os.getpriority(os.PRIO_PROCESS, 0),
+            "target": target,
+        },
+    )
+
+
+def _data(
+    cfg: TrainConfig, tokenizer: Any, size: int, start: int, rank: int, world: int
+) -> tuple[TargetDataset, DataLoader]:
+    """This rank's endless data stream, seeded by the step it starts from, and its DataLoader."""
     dataset = TargetDataset(
         cfg.data,
         tokenizer,
@@ -323,11 +326,11 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
                 },
             )
             state.guard.exit_if_orphaned()  # a killed driver's worker never publishes latest.pt
-            _publish(path, state.out, step, cfg.keep_checkpoints)
+            publish_checkpoint(path, state.out, step, cfg.keep_checkpoints)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
-        log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save})
+        _log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save})
     state.sums = dict.fromkeys(state.sums, 0.0)
     state.n, state.t_window = 0, time.perf_counter()
 
@@ -362,7 +365,7 @@ def _steps(state: WorkerState, cfg: TrainConfig, hook: StepHook | None) -> None:
             report(state, step, lr, elapsed, save, out_of_time)
         if out_of_time:
             if state.rank == 0:
-                log_event(
+                _log_event(
                     state.out,
                     {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s},
                 )

@@ -1,6 +1,7 @@
 """segment-anything's automatic mask generation as a mask generator.
 
-The generation loop is ours (``sam_amg.ExactMaskGenerator``): the same masks as
+The generation loop is ours (``sam_amg.ExactMaskGenerator``, with ``sam_decoder`` and
+``sam_postprocess``): the same masks as
 ``SamAutomaticMaskGenerator``, bit for bit in fp32 with one image per encoder call (the CPU
 default), faster, and with several images per encoder call on a GPU (not bit-exact).
 

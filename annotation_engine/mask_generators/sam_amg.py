@@ -54,52 +54,27 @@ from stacking there.
 ``precision="bf16"`` / ``"fp16"`` runs encoder and decoder under ``torch.autocast``:
 faster on GPUs, not exact (masks change; see BENCHMARKS.md for their IoU with the exact
 path). Post-processing always runs in float32.
+
+Where the steps live: this module runs the loop (crops, encoder, batches of prompts and the
+predicted-IoU filter); ``sam_decoder.py`` the decoder (step 1); ``sam_postprocess.py``
+steps 2-5 after the IoU filter (upsampling, scores, packed masks, NMS between crops, small
+regions) and the ``AmgMask`` records.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from annotation_engine.mask_generators.sam_decoder import decode_points
+from annotation_engine.mask_generators.sam_postprocess import AmgMask, CropMasks, filter_masks, merge_crops
+
+__all__ = ["PRECISIONS", "AmgMask", "ExactMaskGenerator"]
+
 PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 _UPSAMPLE_CHUNK = 16  # masks upsampled at once: (16, H, W) float32 logits at a time
-
-
-@dataclass
-class AmgMask:
-    """One generated mask, as segment-anything's records have it.
-
-    Attributes:
-        mask (np.ndarray): (H, W) bool, the whole image.
-        predicted_iou (float): the model's IoU prediction.
-        stability_score (float): IoU of the mask thresholded at +-stability_score_offset.
-        box (list[int]): XYXY box in the image.
-        crop_box (list[int]): XYXY crop it was generated in.
-        point_coords (list[float]): [x, y] of the point prompt that gave it, in the image.
-    """
-
-    mask: np.ndarray
-    predicted_iou: float
-    stability_score: float
-    box: list[int]
-    crop_box: list[int]
-    point_coords: list[float]
-
-
-@dataclass
-class _Crop:
-    """Survivors of one crop: packed masks at the crop's size plus their tensors."""
-
-    packed: list[np.ndarray]  # per mask: np.packbits of the (h, w) crop-frame mask
-    shape: tuple[int, int]  # (h, w) of the crop
-    crop_box: list[int]
-    iou_preds: Any  # (N,) float32 tensor
-    stability: Any  # (N,) float32 tensor
-    boxes: Any  # (N, 4) int64 tensor, image frame after uncropping
-    points: Any  # (N, 2) float64 tensor: each mask's point prompt, image frame
 
 
 class ExactMaskGenerator:
@@ -185,7 +160,7 @@ class ExactMaskGenerator:
         for i, image in enumerate(images):
             boxes, layers = generate_crop_boxes(image.shape[:2], self.crop_n_layers, self.crop_overlap_ratio)
             plans.extend((i, box, layer) for box, layer in zip(boxes, layers))
-        crops: list[list[_Crop]] = [[] for _ in images]
+        crops: list[list[CropMasks]] = [[] for _ in images]
         self.stats = {"candidates": 0, "after_iou": 0, "kept_in_crops": 0}
         with torch.inference_mode():
             for start in range(0, len(plans), self.encoder_batch):
@@ -195,7 +170,10 @@ class ExactMaskGenerator:
                     self._set_features(feats, im.shape[:2])
                     crops[i].append(self._process_crop(im.shape[:2], box, layer, images[i].shape[:2]))
                     self.predictor.reset_image()
-            return [self._finish(c, image.shape[:2]) for c, image in zip(crops, images)]
+            return [
+                merge_crops(c, image.shape[:2], self.crop_nms_thresh, self.box_nms_thresh, self.min_mask_region_area)
+                for c, image in zip(crops, images)
+            ]
 
     # ---- encoder ----------------------------------------------------------------------
 
@@ -241,7 +219,7 @@ class ExactMaskGenerator:
 
     def _process_crop(
         self, im_size: tuple[int, int], crop_box: list[int], layer: int, orig_size: tuple[int, int]
-    ) -> _Crop:
+    ) -> CropMasks:
         import torch
         from segment_anything.utils.amg import batch_iterator, uncrop_boxes_xyxy, uncrop_points
         from torchvision.ops.boxes import batched_nms
@@ -261,7 +239,7 @@ class ExactMaskGenerator:
         keep = batched_nms(boxes_t.float(), iou_preds, torch.zeros(len(boxes_t)), iou_threshold=self.box_nms_thresh)
         keep_list = keep.tolist()
         self.stats["kept_in_crops"] += len(keep_list)
-        return _Crop(
+        return CropMasks(
             [packed[k] for k in keep_list],
             tuple(im_size),
             list(crop_box),
@@ -273,37 +251,8 @@ class ExactMaskGenerator:
 
     def _decode(self, points: np.ndarray, im_size: tuple[int, int]):
         """Predicted IoUs (B, 3) of every prompt, and a function giving the low-res mask
-        logits (k, 3, 256, 256) of chosen prompts (``MaskDecoder.predict_masks``, split)."""
-        import torch
-
-        from annotation_engine.mask_generators.sam_decoder import hypernetwork, low_res_masks, two_way_transformer
-
-        model, dec = self.model, self.model.mask_decoder
-        in_points = torch.as_tensor(
-            self.predictor.transform.apply_coords(points, im_size), device=self.predictor.device
-        )
-        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-        chunk = self._chunk()
-        with self._autocast():
-            sparse, dense = model.prompt_encoder(
-                points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
-            )
-            output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
-            output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
-            tokens = torch.cat((output_tokens, sparse), dim=1)
-            # without a mask prompt the dense embedding is one vector broadcast to every prompt,
-            # so the image side is the same for all of them: one copy, not B
-            image = self.predictor.features + dense[:1]
-            hs, keys = two_way_transformer(dec.transformer, image, model.prompt_encoder.get_dense_pe(), tokens, chunk)
-            iou_pred = dec.iou_prediction_head(hs[:, 0, :])[:, 1:].float()  # multimask: outputs 1..3
-            hyper_in = hypernetwork(dec, hs)
-
-        def masks_of(sel: list[int]) -> Any:
-            src = torch.cat([keys[p // chunk][p % chunk : p % chunk + 1] for p in sel])
-            with self._autocast():
-                return low_res_masks(dec, src, hyper_in[sel], image.shape[2:], len(tokens))[:, 1:].float()
-
-        return iou_pred, masks_of
+        logits (k, 3, 256, 256) of chosen prompts (``sam_decoder.decode_points``)."""
+        return decode_points(self.model, self.predictor, points, im_size, self._chunk(), self._autocast)
 
     def _chunk(self) -> int:
         """Prompts whose per-prompt decoder work runs together (see ``sam_decoder``). One
@@ -347,13 +296,18 @@ class ExactMaskGenerator:
             low = masks_of(group)[row, (idx[lo:hi] % n_out).cpu()]  # (m, 256, 256)
             for part in range(0, hi - lo, _UPSAMPLE_CHUNK):
                 span = slice(lo + part, min(lo + part + _UPSAMPLE_CHUNK, hi))
-                self._postprocess(
+                filter_masks(
                     low[part : part + _UPSAMPLE_CHUNK],
                     iou_flat[idx[span]],
                     points_t[prompt_of[span]],
-                    crop_box,
-                    orig_size,
-                    out,
+                    model=self.model,
+                    input_size=self.predictor.input_size,
+                    crop_size=self.predictor.original_size,
+                    crop_box=crop_box,
+                    orig_size=orig_size,
+                    stability_score_offset=self.stability_score_offset,
+                    stability_score_thresh=self.stability_score_thresh,
+                    out=out,
                 )
         if not out[1]:  # nothing survived: empty tensors of the right dtypes
             dev = iou_flat.device
@@ -365,106 +319,3 @@ class ExactMaskGenerator:
                 points_t[:0],
             )
         return out[0], torch.cat(out[1]), torch.cat(out[2]), torch.cat(out[3]), torch.cat(out[4])
-
-    def _postprocess(
-        self, low: Any, iou: Any, pt: Any, crop_box: list[int], orig_size: tuple[int, int], out: list[list[Any]]
-    ) -> None:
-        """Low-res logits (m, 256, 256) of IoU survivors -> upsampled, scored, thresholded,
-        boxed and edge-filtered as segment-anything does; survivors appended to ``out``."""
-        import torch
-        from segment_anything.utils.amg import batched_mask_to_box, calculate_stability_score, is_box_near_crop_edge
-
-        mt = self.model.mask_threshold
-        h, w = orig_size
-        logits = self.model.postprocess_masks(low[:, None], self.predictor.input_size, self.predictor.original_size)[
-            :, 0
-        ]
-        stab = calculate_stability_score(logits, mt, self.stability_score_offset)
-        if self.stability_score_thresh > 0.0:
-            ok = stab >= self.stability_score_thresh
-            logits, iou, stab, pt = logits[ok], iou[ok], stab[ok], pt[ok.cpu()]
-        binary = logits > mt
-        del logits
-        box = batched_mask_to_box(binary)
-        ok = ~is_box_near_crop_edge(box, crop_box, [0, 0, w, h])
-        if not torch.all(ok):
-            binary, iou, stab, box, pt = binary[ok], iou[ok], stab[ok], box[ok], pt[ok.cpu()]
-        out[0] += [np.packbits(m) for m in binary.flatten(1).cpu().numpy()]
-        for k, v in enumerate((iou, stab, box, pt), start=1):
-            out[k].append(v)
-
-    # ---- whole image ------------------------------------------------------------------
-
-    def _finish(self, crops: list[_Crop], orig_size: tuple[int, int]) -> list[AmgMask]:
-        """Between-crop NMS, small-region post-processing, full-size masks."""
-        import torch
-        from torchvision.ops.boxes import batched_nms, box_area
-
-        packed = [(c, k) for c in crops for k in range(len(c.packed))]
-        iou_preds = torch.cat([c.iou_preds for c in crops])
-        stability = torch.cat([c.stability for c in crops])
-        boxes = torch.cat([c.boxes for c in crops])
-        points = torch.cat([c.points for c in crops])
-        crop_boxes = torch.tensor([c.crop_box for c in crops for _ in c.packed], dtype=torch.int64).reshape(-1, 4)
-        if len(crops) > 1 and len(boxes):  # prefer masks from smaller crops, as segment-anything does
-            scores = (1 / box_area(crop_boxes)).to(boxes.device)
-            keep = batched_nms(boxes.float(), scores, torch.zeros(len(boxes)), iou_threshold=self.crop_nms_thresh)
-            packed = [packed[k] for k in keep.tolist()]
-            iou_preds, stability, boxes, crop_boxes = iou_preds[keep], stability[keep], boxes[keep], crop_boxes[keep]
-            points = points[keep.cpu()]
-        masks = [_unpack(c, k, orig_size) for c, k in packed]
-        iou_np, stab_np = iou_preds.cpu().numpy(), stability.cpu().numpy()
-        boxes_np, crop_np, points_np = boxes.cpu().numpy(), crop_boxes.cpu().numpy(), points.cpu().numpy()
-        order = list(range(len(masks)))
-        if self.min_mask_region_area > 0 and masks:
-            order, masks, boxes_np = self._small_regions(masks, boxes_np)
-        return [
-            AmgMask(
-                masks[j],
-                float(iou_np[k]),
-                float(stab_np[k]),
-                boxes_np[k].tolist(),
-                crop_np[k].tolist(),
-                points_np[k].tolist(),
-            )
-            for j, k in enumerate(order)
-        ]
-
-    def _small_regions(self, masks: list[np.ndarray], boxes: np.ndarray):
-        """SamAutomaticMaskGenerator.postprocess_small_regions on binary masks (no RLE):
-        returns the kept indices in NMS order, their masks and the updated boxes."""
-        import torch
-        from segment_anything.utils.amg import batched_mask_to_box, remove_small_regions
-        from torchvision.ops.boxes import batched_nms
-
-        new_masks, scores = [], []
-        for mask in masks:
-            mask, changed = remove_small_regions(mask, self.min_mask_region_area, mode="holes")
-            unchanged = not changed
-            mask, changed = remove_small_regions(mask, self.min_mask_region_area, mode="islands")
-            new_masks.append(mask)
-            scores.append(float(unchanged and not changed))  # NMS prefers masks left alone
-        new_boxes = batched_mask_to_box(torch.as_tensor(np.stack(new_masks)))
-        keep = batched_nms(
-            new_boxes.float(),
-            torch.as_tensor(scores),
-            torch.zeros(len(new_boxes)),
-            iou_threshold=max(self.box_nms_thresh, self.crop_nms_thresh),
-        ).tolist()
-        boxes = boxes.copy()
-        for k in keep:
-            if scores[k] == 0.0:  # changed: segment-anything replaces its mask and box
-                boxes[k] = new_boxes[k].numpy()
-        return keep, [new_masks[k] for k in keep], boxes
-
-
-def _unpack(crop: _Crop, k: int, orig_size: tuple[int, int]) -> np.ndarray:
-    """The k-th packed mask of a crop as an (H, W) bool mask of the image (zero padded)."""
-    h, w = crop.shape
-    m = np.unpackbits(crop.packed[k], count=h * w).reshape(h, w).astype(bool)
-    x0, y0, x1, y1 = crop.crop_box
-    if (x0, y0, x1, y1) == (0, 0, orig_size[1], orig_size[0]):
-        return m
-    full = np.zeros(orig_size, dtype=bool)
-    full[y0:y1, x0:x1] = m
-    return full

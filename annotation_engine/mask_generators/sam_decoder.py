@@ -29,12 +29,64 @@ norm (per row), element-wise ops, and the decoder's upscaling convolutions (per 
 ``tests/test_sam_amg.py`` checks the transformer and the masks bit for bit against
 segment-anything at SAM's decoder size (256 channels, 64 x 64 tokens) on 1 and 2 threads,
 for several prompt counts, chunks and selections.
+
+``decode_points`` is the whole decoder for a batch of point prompts, as the generation loop
+(``sam_amg``) calls it: every prompt's predicted IoUs, and the mask logits of chosen prompts.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
+
+
+def decode_points(
+    model: Any,
+    predictor: Any,
+    points: Any,
+    im_size: tuple[int, int],
+    chunk: int,
+    autocast: Callable[[], AbstractContextManager],
+) -> tuple[Any, Callable[[list[int]], Any]]:
+    """``MaskDecoder.predict_masks`` for B point prompts on the predictor's image, split.
+
+    Args:
+        model (Sam): segment-anything's Sam.
+        predictor (SamPredictor): with the image's (crop's) features set.
+        points (np.ndarray): (B, 2) point prompts in the crop's frame.
+        im_size (tuple[int, int]): (h, w) of the crop.
+        chunk (int): prompts whose per-prompt decoder work runs together.
+        autocast: gives the precision's context (a null context for fp32).
+
+    Returns:
+        Predicted IoUs (B, 3) of every prompt, and a function giving the low-res mask
+        logits (k, 3, 256, 256) of chosen prompts (sorted prompt indices).
+    """
+    import torch
+
+    dec = model.mask_decoder
+    in_points = torch.as_tensor(predictor.transform.apply_coords(points, im_size), device=predictor.device)
+    in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+    with autocast():
+        sparse, dense = model.prompt_encoder(points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None)
+        output_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+        output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
+        tokens = torch.cat((output_tokens, sparse), dim=1)
+        # without a mask prompt the dense embedding is one vector broadcast to every prompt,
+        # so the image side is the same for all of them: one copy, not B
+        image = predictor.features + dense[:1]
+        hs, keys = two_way_transformer(dec.transformer, image, model.prompt_encoder.get_dense_pe(), tokens, chunk)
+        iou_pred = dec.iou_prediction_head(hs[:, 0, :])[:, 1:].float()  # multimask: outputs 1..3
+        hyper_in = hypernetwork(dec, hs)
+
+    def masks_of(sel: list[int]) -> Any:
+        src = torch.cat([keys[p // chunk][p % chunk : p % chunk + 1] for p in sel])
+        with autocast():
+            return low_res_masks(dec, src, hyper_in[sel], image.shape[2:], len(tokens))[:, 1:].float()
+
+    return iou_pred, masks_of
 
 
 def two_way_transformer(t: Any, image: Any, image_pe: Any, tokens: Any, chunk: int) -> tuple[Any, list[Any]]:

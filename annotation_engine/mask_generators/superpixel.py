@@ -62,62 +62,84 @@ def merge_regions(
     Returns:
         list[np.ndarray]: one (H, W) label image per threshold.
     """
-    n = int(labels.max()) + 1
-    flat = labels.ravel()
-    counts = np.bincount(flat, minlength=n).astype(np.float64)
-    sums = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
-    boundary = _boundary_strength(labels, edges if edges is not None else np.zeros(labels.shape))
-    neighbours: list[set[int]] = [set() for _ in range(n)]
-    for a, b in boundary:
-        neighbours[a].add(b)
-        neighbours[b].add(a)
-    parent = list(range(n))
-    version = [0] * n
-    total, small = float(labels.size), small_region
-
-    def weight(a: int, b: int) -> float:
-        diff = float(np.linalg.norm(sums[a] / counts[a] - sums[b] / counts[b]))
-        s, c = boundary[(a, b)]
-        diff += edge_weight * s / max(c, 1.0)
-        return diff * min(1.0, (min(counts[a], counts[b]) / total / small) ** 0.5)
-
-    heap = [(weight(a, b), a, b, 0, 0) for (a, b) in boundary]
+    graph = _RegionGraph(labels, lab, small_region, edges, edge_weight)
+    heap = [(graph.weight(a, b), a, b, 0, 0) for (a, b) in graph.boundary]
     heapq.heapify(heap)
     out = []
     for thresh in thresholds:
         while heap and heap[0][0] < thresh:
             _, a, b, va, vb = heapq.heappop(heap)
-            if parent[a] != a or parent[b] != b or version[a] != va or version[b] != vb:
+            if graph.parent[a] != a or graph.parent[b] != b or graph.version[a] != va or graph.version[b] != vb:
                 continue  # stale entry: one side merged or changed since
-            parent[b] = a  # b joins a
-            counts[a] += counts[b]
-            sums[a] += sums[b]
-            version[a] += 1
-            for c in neighbours[b]:
-                if c == a:
-                    continue
-                old = boundary.pop((min(b, c), max(b, c)))
-                key = (min(a, c), max(a, c))
-                acc = boundary.setdefault(key, [0.0, 0.0])
-                acc[0] += old[0]
-                acc[1] += old[1]
-                neighbours[c].discard(b)
-                neighbours[c].add(a)
-                neighbours[a].add(c)
-            boundary.pop((min(a, b), max(a, b)), None)
-            neighbours[a].discard(b)
-            neighbours[b] = set()
-            for c in neighbours[a]:
+            graph.merge(a, b)
+            for c in graph.neighbours[a]:
                 lo, hi = (a, c) if a < c else (c, a)
-                heapq.heappush(heap, (weight(lo, hi), lo, hi, version[lo], version[hi]))
-        root = np.arange(n)
-        for i in range(n):
-            r = i
-            while parent[r] != r:
-                r = parent[r]
-            root[i] = r
-        out.append(root[labels])
+                heapq.heappush(heap, (graph.weight(lo, hi), lo, hi, graph.version[lo], graph.version[hi]))
+        out.append(graph.roots()[labels])
     return out
+
+
+class _RegionGraph:
+    """Regions of a label image as a graph for ``merge_regions``: per region its pixel count,
+    Lab sums, neighbours and union-find parent; per adjacent pair (a < b) the summed edge
+    strength and length of their shared boundary."""
+
+    def __init__(
+        self, labels: np.ndarray, lab: np.ndarray, small_region: float, edges: np.ndarray | None, edge_weight: float
+    ):
+        n = int(labels.max()) + 1
+        flat = labels.ravel()
+        self.n = n
+        self.counts = np.bincount(flat, minlength=n).astype(np.float64)
+        self.sums = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
+        self.boundary = _boundary_strength(labels, edges if edges is not None else np.zeros(labels.shape))
+        self.neighbours: list[set[int]] = [set() for _ in range(n)]
+        for a, b in self.boundary:
+            self.neighbours[a].add(b)
+            self.neighbours[b].add(a)
+        self.parent = list(range(n))
+        self.version = [0] * n  # bumped when a region grows: older heap entries are stale
+        self.total, self.small, self.edge_weight = float(labels.size), small_region, edge_weight
+
+    def weight(self, a: int, b: int) -> float:
+        """Lab distance of the means plus the boundary's edge term, scaled down for small regions."""
+        counts, sums = self.counts, self.sums
+        diff = float(np.linalg.norm(sums[a] / counts[a] - sums[b] / counts[b]))
+        s, c = self.boundary[(a, b)]
+        diff += self.edge_weight * s / max(c, 1.0)
+        return diff * min(1.0, (min(counts[a], counts[b]) / self.total / self.small) ** 0.5)
+
+    def merge(self, a: int, b: int) -> None:
+        """Region b joins region a: counts, sums, boundaries and neighbours move to a."""
+        boundary, neighbours = self.boundary, self.neighbours
+        self.parent[b] = a
+        self.counts[a] += self.counts[b]
+        self.sums[a] += self.sums[b]
+        self.version[a] += 1
+        for c in neighbours[b]:
+            if c == a:
+                continue
+            old = boundary.pop((min(b, c), max(b, c)))
+            key = (min(a, c), max(a, c))
+            acc = boundary.setdefault(key, [0.0, 0.0])
+            acc[0] += old[0]
+            acc[1] += old[1]
+            neighbours[c].discard(b)
+            neighbours[c].add(a)
+            neighbours[a].add(c)
+        boundary.pop((min(a, b), max(a, b)), None)
+        neighbours[a].discard(b)
+        neighbours[b] = set()
+
+    def roots(self) -> np.ndarray:
+        """(N,) the region each original label belongs to now."""
+        root = np.arange(self.n)
+        for i in range(self.n):
+            r = i
+            while self.parent[r] != r:
+                r = self.parent[r]
+            root[i] = r
+        return root
 
 
 @MASK_GENERATORS.register("superpixel")

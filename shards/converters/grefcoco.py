@@ -142,19 +142,7 @@ def convert_grefcoco(
             else:
                 by_image[image["id"]].append((ref, [], texts))
             continue
-        anns, problem = [], None
-        for i in ids:
-            ann = idx.anns.get(i)
-            if ann is None:
-                problem = f"annotation {i} is not in instances.json"
-            elif ann.get("image_id") != image["id"]:
-                problem = f"annotation {i} belongs to image {ann.get('image_id')}, the gref to {image['id']}"
-            else:
-                problem = annotation_problem(ann, image, idx.cats)
-            if problem:
-                break
-            if not ann.get("iscrowd"):
-                anns.append(ann["id"])  # read again when the image is built
+        anns, problem = _target_anns(ids, image, idx)
         if problem or not anns:
             yield Rejected(label, problem or "every listed annotation is a crowd region")
             continue
@@ -168,3 +156,21 @@ def convert_grefcoco(
                 images_dir, im, [(r, [idx.anns[a] for a in ids], t) for r, ids, t in ts], idx.cats, source
             ),
         )
+
+
+def _target_anns(ids: list[Any], image: dict, idx: Any) -> tuple[list[Any], str | None]:
+    """The ids of a gref's non-crowd annotations, or the first problem with one of them
+    (missing, on another image, or refused by ``annotation_problem``)."""
+    anns = []
+    for i in ids:
+        ann = idx.anns.get(i)
+        if ann is None:
+            return anns, f"annotation {i} is not in instances.json"
+        if ann.get("image_id") != image["id"]:
+            return anns, f"annotation {i} belongs to image {ann.get('image_id')}, the gref to {image['id']}"
+        problem = annotation_problem(ann, image, idx.cats)
+        if problem:
+            return anns, problem
+        if not ann.get("iscrowd"):
+            anns.append(ann["id"])  # read again when the image is built
+    return anns, None

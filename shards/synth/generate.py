@@ -24,7 +24,7 @@ import pickle
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 from PIL import Image
@@ -192,62 +192,83 @@ def generate_shapes(
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     refs_tmp, imgs_tmp, anns_tmp = out / f"{REFS_FILE}.tmp", out / "images.json.tmp", out / "annotations.json.tmp"
-    counts = {"images": 0, "annotations": 0, "refs": 0, "sentences": 0, "splits": {s: 0 for s, _ in cfg.splits}}
-    ann_id = ref_id = sent_id = 0
     with open(refs_tmp, "wb") as rf, open(imgs_tmp, "w") as imf, open(anns_tmp, "w") as af:
-        refs = _PickledListWriter(rf)
+        writer = _ReferWriter(out, cfg, rf, imf, af)
         for index in range(cfg.images):
-            scene = make_scene(index, cfg)
-            image_id, file_name = index + 1, f"synth_{index:06d}.png"
-            Image.fromarray(scene.rgb).save(out / "images" / file_name, format="PNG")
-            imf.write(
-                ("," if index else "")
-                + json.dumps({"id": image_id, "file_name": file_name, "width": cfg.size, "height": cfg.size})
-            )
-            anns: dict[Any, int] = {}
-
-            def add_ann(key: Any, category: str, mask: np.ndarray) -> int:
-                nonlocal ann_id
-                ann_id += 1
-                af.write(
-                    ("," if counts["annotations"] else "") + json.dumps(_annotation(ann_id, image_id, category, mask))  # noqa: B023 (called in this iteration only)
-                )
-                counts["annotations"] += 1
-                anns[key] = ann_id  # noqa: B023 (called in this iteration only)
-                return ann_id
-
-            for obj in scene.objects:  # every object and part is annotated, referred or not
-                add_ann(frozenset({obj.index}), obj.kind, obj.mask)
-                if obj.kind in COMPOSITES:
-                    for part, mask in obj.parts.items():
-                        add_ann(frozenset({(obj.index, part)}), part, mask)
-            for target, category, mask, sentences in scene.targets:
-                aid = anns.get(target) or add_ann(target, category, mask)
-                ref_id += 1
-                sents = []
-                for text in sentences:
-                    sents.append({"tokens": text.split(), "raw": text, "sent_id": sent_id, "sent": text})
-                    sent_id += 1
-                refs.append(
-                    {
-                        "sent_ids": [s["sent_id"] for s in sents],
-                        "file_name": f"synth_{index:06d}_{aid}.png",
-                        "ann_id": aid,
-                        "ref_id": ref_id,
-                        "image_id": image_id,
-                        "split": scene.split,
-                        "sentences": sents,
-                        "category_id": CATEGORY_IDS[category],
-                    }
-                )
-                counts["refs"] += 1
-                counts["sentences"] += len(sents)
-            counts["images"] += 1
-            counts["splits"][scene.split] += 1
-        refs.close()
+            writer.add_scene(index, make_scene(index, cfg))
+        writer.close()
     _assemble_instances(out / "instances.json", imgs_tmp, anns_tmp, cfg)
     os.replace(refs_tmp, out / REFS_FILE)  # last: its presence says the set is complete
-    return counts
+    return writer.counts
+
+
+class _ReferWriter:
+    """Writes scenes in refer's layout as they come: the PNG, the image and annotation records
+    (the bodies of two JSON arrays) and the refs (a streamed pickle); ids count from 1 over
+    the whole set."""
+
+    def __init__(self, out: Path, cfg: SynthConfig, rf: BinaryIO, imf: TextIO, af: TextIO):
+        self.out, self.cfg, self.imf, self.af = out, cfg, imf, af
+        self.refs = _PickledListWriter(rf)
+        self.counts = {
+            "images": 0,
+            "annotations": 0,
+            "refs": 0,
+            "sentences": 0,
+            "splits": {s: 0 for s, _ in cfg.splits},
+        }
+        self.ann_id = self.ref_id = self.sent_id = 0
+
+    def add_scene(self, index: int, scene: Scene) -> None:
+        image_id, file_name = index + 1, f"synth_{index:06d}.png"
+        Image.fromarray(scene.rgb).save(self.out / "images" / file_name, format="PNG")
+        self.imf.write(
+            ("," if index else "")
+            + json.dumps({"id": image_id, "file_name": file_name, "width": self.cfg.size, "height": self.cfg.size})
+        )
+        anns: dict[Any, int] = {}  # target (a frozenset of atoms) -> its annotation id
+        for obj in scene.objects:  # every object and part is annotated, referred or not
+            self._add_ann(anns, frozenset({obj.index}), image_id, obj.kind, obj.mask)
+            if obj.kind in COMPOSITES:
+                for part, mask in obj.parts.items():
+                    self._add_ann(anns, frozenset({(obj.index, part)}), image_id, part, mask)
+        for target, category, mask, sentences in scene.targets:
+            aid = anns.get(target) or self._add_ann(anns, target, image_id, category, mask)
+            self._add_ref(index, image_id, scene.split, aid, category, sentences)
+        self.counts["images"] += 1
+        self.counts["splits"][scene.split] += 1
+
+    def _add_ann(self, anns: dict[Any, int], key: Any, image_id: int, category: str, mask: np.ndarray) -> int:
+        self.ann_id += 1
+        record = _annotation(self.ann_id, image_id, category, mask)
+        self.af.write(("," if self.counts["annotations"] else "") + json.dumps(record))
+        self.counts["annotations"] += 1
+        anns[key] = self.ann_id
+        return self.ann_id
+
+    def _add_ref(self, index: int, image_id: int, split: str, aid: int, category: str, sentences: list[str]) -> None:
+        self.ref_id += 1
+        sents = []
+        for text in sentences:
+            sents.append({"tokens": text.split(), "raw": text, "sent_id": self.sent_id, "sent": text})
+            self.sent_id += 1
+        self.refs.append(
+            {
+                "sent_ids": [s["sent_id"] for s in sents],
+                "file_name": f"synth_{index:06d}_{aid}.png",
+                "ann_id": aid,
+                "ref_id": self.ref_id,
+                "image_id": image_id,
+                "split": split,
+                "sentences": sents,
+                "category_id": CATEGORY_IDS[category],
+            }
+        )
+        self.counts["refs"] += 1
+        self.counts["sentences"] += len(sents)
+
+    def close(self) -> None:
+        self.refs.close()
 
 
 def is_complete(out: str | os.PathLike) -> bool:

@@ -35,7 +35,7 @@ from shards.rle import mask_to_rle, rle_to_mask
 from unilseg.eval import overlays, report
 from unilseg.eval.config import TEXT_MODES, EvalConfig
 from unilseg.eval.families import MISSING_RULE, family_of, missing_stand_in
-from unilseg.eval.metrics import per_sample_iou
+from unilseg.eval.metrics_referring import per_sample_iou
 from unilseg.eval.predictors import EvalError, ModelPredictor, PngPredictor
 
 log = logging.getLogger(__name__)
@@ -198,35 +198,44 @@ def collect(
     stream = _expressions(reader, texts, predictor.needs_images)
     predicted = _predicted(islice(stream, limit), predictor)
     for sample, item, pred in tqdm(predicted, total=total, disable=not progress, desc="eval", unit="expr"):
-        if item.text_index == 0 and len(sample.targets[item.target_index].texts) > 1:
-            out.multi_text_targets += 1
-        out.sources.add(item.source)
-        family = family_of(item.task)
-        if pred is None:
-            gt = _decode_gt(item.gt)
-            out.missing.append((item.id, item.task, gt is None or not gt.any()))
-            if skip_missing:
-                continue
-            pred = missing_stand_in(gt, (item.height, item.width), family.continuous)
-            item.missing = True
-        if pred.shape != (item.height, item.width):
-            size_errors.append(
-                f"{item.id}: prediction is {pred.shape[1]}x{pred.shape[0]} (w x h), "
-                f"the image is {item.width}x{item.height}"
-            )
-            continue
-        item.pred = _store(pred, family.continuous, threshold)
-        gt = _decode_gt(item.gt)
-        item.iou = float(per_sample_iou([pred], [gt], threshold=threshold)[0])
-        out.items.append(item)
+        problem = _record(out, sample, item, pred, threshold, skip_missing)
+        if problem:
+            size_errors.append(problem)
     if limit is not None and next(stream, None) is not None:
         out.truncated = True
     _check_collected(out, size_errors, skip_missing, split_dir)
     return out
 
 
+def _record(
+    out: Collected, sample: DecodedSample, item: EvalItem, pred: Any, threshold: float, skip_missing: bool
+) -> str | None:
+    """Stores one expression's prediction and IoU in ``out`` (a missing one as its stand-in,
+    or left out with ``skip_missing``); returns a size mismatch instead of storing it."""
+    if item.text_index == 0 and len(sample.targets[item.target_index].texts) > 1:
+        out.multi_text_targets += 1
+    out.sources.add(item.source)
+    family = family_of(item.task)
+    if pred is None:
+        gt = _decode_gt(item.gt)
+        out.missing.append((item.id, item.task, gt is None or not gt.any()))
+        if skip_missing:
+            return None
+        pred = missing_stand_in(gt, (item.height, item.width), family.continuous)
+        item.missing = True
+    if pred.shape != (item.height, item.width):
+        return (
+            f"{item.id}: prediction is {pred.shape[1]}x{pred.shape[0]} (w x h), the image is {item.width}x{item.height}"
+        )
+    item.pred = _store(pred, family.continuous, threshold)
+    gt = _decode_gt(item.gt)
+    item.iou = float(per_sample_iou([pred], [gt], threshold=threshold)[0])
+    out.items.append(item)
+    return None
+
+
 def _check_collected(out: Collected, size_errors: list[str], skip_missing: bool, split_dir: Path | str) -> None:
-    """Raises EvalError for predictions of the wrong size, or when nothing could be scored."""
+    """Raises EvalError for predictions of the wrong size, or when there is nothing to score."""
     if size_errors:
         more = f" ... and {len(size_errors) - MAX_LISTED} more" if len(size_errors) > MAX_LISTED else ""
         raise EvalError(
@@ -290,55 +299,73 @@ def evaluate(
         ShardError: the split is damaged (a missing, resized or corrupt shard; an odd member).
     """
     cfg = EvalConfig.from_dict(settings)
-    texts = cfg.texts
-    if (checkpoint is None) == (predictions is None):
-        raise UniLSegError("give exactly one of checkpoint (a model) or predictions (a dir of PNG masks)")
-    if (cfg.preset or cfg.device) and checkpoint is None:
-        raise UniLSegError("preset and device go with a checkpoint")
-    report.parse_benchmark(cfg.benchmark)  # bad arguments fail before a model is loaded
-    split_dir = resolve_split_dir(data, cfg.split)
+    split, limit, texts = cfg.split, cfg.limit, cfg.texts
+    threshold, overlay_k = cfg.threshold, cfg.overlay_k
+    _check_arguments(cfg, checkpoint, predictions)  # bad arguments fail before a model is loaded
+    split_dir = resolve_split_dir(data, split)
     check_split(split_dir)  # a missing or resized shard fails before a model is loaded
     predictor = (
         ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None else PngPredictor(predictions)
     )
-    thr = predictor.threshold if cfg.threshold is None else float(cfg.threshold)
-    got = collect(split_dir, predictor, thr, texts, cfg.limit, progress, cfg.skip_missing)
+    thr = predictor.threshold if threshold is None else float(threshold)
+    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing)
     metrics, details = score(got.items)
     # every text scored: the first text of each target is a subset of the same predictions
     first_text = score([it for it in got.items if it.text_index == 0])[0] if texts == "all" else None
     with storage.staged_output_dir(out) as out_dir:
-        sheet = _write_overlays(split_dir, got, out_dir, cfg.overlay_k, thr)
-        if sheet is not None:
-            sheet["path"] = str(storage.join(out, report.OVERLAYS))  # where it is published, not staged
-        run_info = _run_info(split_dir, predictor, thr, cfg, got, sheet)
+        sheet = _write_overlays(split_dir, got.items, out, out_dir, overlay_k, thr)
+        run_info = _run_info(cfg, split_dir, predictor, thr, got, sheet)
         report.write_report(out_dir, metrics, details, got.items, got.missing, run_info, first_text)
     return metrics
 
 
-def _write_overlays(split_dir: Any, got: Collected, out_dir: Path, k: int, thr: float) -> dict | None:
-    """The best/worst overlay sheet of the scored predictions (a stand-in is no prediction to look at)."""
-    drawn = [it for it in got.items if not it.missing]
-    return overlays.write_best_worst(
-        split_dir, drawn, out_dir / report.OVERLAYS, k, lambda it: pred_mask(it, thr), lambda it: _decode_gt(it.gt)
+def _check_arguments(cfg: EvalConfig, checkpoint: str | None, predictions: str | None) -> None:
+    """A model or predictions, not both; preset and device only with a model; a known benchmark."""
+    if (checkpoint is None) == (predictions is None):
+        raise UniLSegError("give exactly one of checkpoint (a model) or predictions (a dir of PNG masks)")
+    if (cfg.preset or cfg.device) and checkpoint is None:
+        raise UniLSegError("preset and device go with a checkpoint")
+    report.parse_benchmark(cfg.benchmark)
+
+
+def _write_overlays(
+    split_dir: str,
+    items: list[EvalItem],
+    out: str,
+    out_dir: Path,
+    overlay_k: int,
+    thr: float,
+) -> dict | None:
+    """The best/worst overlay sheet in the staged ``out_dir``; its record names where it is published."""
+    drawn = [it for it in items if not it.missing]  # a stand-in is no prediction to look at
+    sheet = overlays.write_best_worst(
+        split_dir,
+        drawn,
+        out_dir / report.OVERLAYS,
+        overlay_k,
+        lambda it: pred_mask(it, thr),
+        lambda it: _decode_gt(it.gt),
     )
+    if sheet is not None:
+        sheet["path"] = str(storage.join(out, report.OVERLAYS))  # where it is published, not staged (a URL)
+    return sheet
 
 
-def _run_info(
-    split_dir: Any, predictor: Any, thr: float, cfg: EvalConfig, got: Collected, sheet: dict | None
-) -> dict[str, Any]:
-    """How the numbers were made, for metrics.json and the report (locations as URLs)."""
+def _run_info(cfg: EvalConfig, split_dir: str, predictor: Any, thr: float, got: Collected, sheet: dict | None) -> dict:
+    """metrics.json's record of how the run went: split, predictor, protocol, what was missing."""
+    texts, limit, benchmark = cfg.texts, cfg.limit, cfg.benchmark
     return {
         "split_dir": str(split_dir),
         "split": storage.name(split_dir),
         "dataset": storage.name(storage.parent(split_dir)),
         "predictor": {"kind": predictor.kind, **predictor.describe},
         "threshold": thr,
-        "texts": cfg.texts,
-        "limit": cfg.limit,
+        "texts": texts,
+        "limit": limit,
         "truncated": got.truncated,
         "multi_text_targets": got.multi_text_targets,
         "sources": sorted(got.sources),
-        "benchmark_arg": cfg.benchmark,
+        "benchmark_arg": benchmark,
         "overlays": sheet,
         "missing_counted_as": "skipped" if cfg.skip_missing else "wrong",
         "missing_rule": "left out of the score (--skip-missing)" if cfg.skip_missing else MISSING_RULE,

@@ -18,14 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from common.registry import Registry
-from unilseg.eval.metrics import (
-    gres_metrics,
-    part_metrics,
-    referring_metrics,
-    semantic_metrics,
-    semantic_per_class_iou,
-    sod_metrics,
-)
+from unilseg.eval.metrics_referring import gres_metrics, part_metrics, referring_metrics
+from unilseg.eval.metrics_semantic import semantic_metrics, semantic_per_class_iou
+from unilseg.eval.metrics_sod import sod_metrics
 
 if TYPE_CHECKING:
     from unilseg.eval.evaluate import EvalItem

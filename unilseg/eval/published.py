@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
-from unilseg.eval.metrics import METRIC_CONVENTIONS
+from unilseg.eval.metrics_conventions import METRIC_CONVENTIONS
 
 RES_BENCHMARKS = (
     "RefCOCO val",

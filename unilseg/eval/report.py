@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from unilseg.eval.families import MISSING_RULE, family_of
-from unilseg.eval.metrics import METRIC_CONVENTIONS, PREC_THRESHOLDS
+from unilseg.eval.metrics_conventions import METRIC_CONVENTIONS
+from unilseg.eval.metrics_referring import PREC_THRESHOLDS
 from unilseg.eval.published import BENCHMARK_FAMILY, PUBLISHED, render_comparison
 
 METRICS_JSON = "metrics.json"
@@ -271,15 +272,31 @@ def _predictor_line(p: dict[str, Any]) -> str:
 
 def render_report(doc: dict[str, Any]) -> str:
     """The markdown report of a metrics.json document."""
-    run, metrics = doc["run"], doc["metrics"]
+    run = doc["run"]
     label = f"{run['dataset']}/{run['split']}"
+    by_family: dict[str, list[str]] = {}
+    for task, fam in doc["families"].items():
+        by_family.setdefault(fam, []).append(task)
+    families = sorted(by_family, key=list(LAYOUTS).index)
+    lines = _header_lines(doc, label) + _missing_lines(doc)
+    for fam in families:
+        lines += _family_lines(doc, label, fam, by_family[fam])
+    if doc.get("first_text"):
+        lines += _first_text_lines(doc, label, [(fam, by_family[fam]) for fam in families])
+    lines += _published_lines(doc) + _overlay_lines(run.get("overlays"))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _header_lines(doc: dict[str, Any], label: str) -> list[str]:
+    """Title, data, predictor, what was scored, threshold."""
+    run = doc["run"]
     texts = (
         "every text of every target (id `<target id>_<text index>`)"
         if run["texts"] == "all"
         else "one expression per target, its first text (id `<target id>`)"
     )
     n_scored = sum(c["scored"] for c in doc["counts"].values())
-    lines = [
+    return [
         f"# Evaluation: {label}",
         "",
         f"- Data: `{run['split_dir']}`; target sources: {', '.join(run['sources']) or '—'}",
@@ -289,67 +306,85 @@ def render_report(doc: dict[str, Any]) -> str:
         f"- Threshold: {run['threshold']:g} (prediction > threshold is foreground)",
         "",
     ]
-    if doc["missing"]["count"]:
-        by_task = ", ".join(f"{t} {c['missing']}" for t, c in doc["counts"].items() if c["missing"])
-        how = (
-            "left out of the metrics below (--skip-missing)"
-            if doc["missing"]["counted_as"] == "skipped"
-            else f"{doc['missing']['rule'] or MISSING_RULE}, in the metrics below"
-        )
-        lines += [
-            f"**{doc['missing']['count']} prediction(s) missing** ({by_task}; "
-            f"{doc['missing']['no_target']} of them no-target): {how}. "
-            f"First ids: {', '.join(doc['missing']['ids'])}",
-            "",
-        ]
-    by_family: dict[str, list[str]] = {}
-    for task, fam in doc["families"].items():
-        by_family.setdefault(fam, []).append(task)
-    for fam in sorted(by_family, key=list(LAYOUTS).index):
-        tasks, layout = by_family[fam], LAYOUTS[fam]
-        lines += [
-            f"## {layout.title}",
-            "",
-            render_table(layout, [(f"{label} ({t})", metrics[t]) for t in tasks], run["threshold"]),
-        ]
-        for t in tasks:
-            per_class = doc["details"].get(t, {}).get("per_class_iou")
-            if per_class:
-                lines += [f"Per-class IoU ({t}):", "", "| class | IoU |", "|---|---|"]
-                lines += [f"| {c} | {_fmt(v, 'pct')} |" for c, v in sorted(per_class.items())] + [""]
-    if doc.get("first_text"):
-        lines += [
-            "## The first text of each target",
-            "",
-            "The same predictions, one expression per target (its first text): the protocol of `--texts first`.",
-            "",
-        ]
-        for fam in sorted(by_family, key=list(LAYOUTS).index):
-            tasks = [t for t in by_family[fam] if t in doc["first_text"]]
-            if tasks:
-                lines.append(
-                    render_table(
-                        LAYOUTS[fam],
-                        [(f"{label} ({t}), first text", doc["first_text"][t]) for t in tasks],
-                        run["threshold"],
-                    )
+
+
+def _missing_lines(doc: dict[str, Any]) -> list[str]:
+    """How many predictions were missing and how they counted (nothing when none was)."""
+    if not doc["missing"]["count"]:
+        return []
+    by_task = ", ".join(f"{t} {c['missing']}" for t, c in doc["counts"].items() if c["missing"])
+    how = (
+        "left out of the metrics below (--skip-missing)"
+        if doc["missing"]["counted_as"] == "skipped"
+        else f"{doc['missing']['rule'] or MISSING_RULE}, in the metrics below"
+    )
+    return [
+        f"**{doc['missing']['count']} prediction(s) missing** ({by_task}; "
+        f"{doc['missing']['no_target']} of them no-target): {how}. "
+        f"First ids: {', '.join(doc['missing']['ids'])}",
+        "",
+    ]
+
+
+def _family_lines(doc: dict[str, Any], label: str, fam: str, tasks: list[str]) -> list[str]:
+    """A family's section: its paper-layout table, then per-class IoUs where there are any."""
+    layout = LAYOUTS[fam]
+    lines = [
+        f"## {layout.title}",
+        "",
+        render_table(layout, [(f"{label} ({t})", doc["metrics"][t]) for t in tasks], doc["run"]["threshold"]),
+    ]
+    for t in tasks:
+        per_class = doc["details"].get(t, {}).get("per_class_iou")
+        if per_class:
+            lines += [f"Per-class IoU ({t}):", "", "| class | IoU |", "|---|---|"]
+            lines += [f"| {c} | {_fmt(v, 'pct')} |" for c, v in sorted(per_class.items())] + [""]
+    return lines
+
+
+def _first_text_lines(doc: dict[str, Any], label: str, families: list[tuple[str, list[str]]]) -> list[str]:
+    """The same predictions scored on each target's first text only (``--texts all`` runs)."""
+    lines = [
+        "## The first text of each target",
+        "",
+        "The same predictions, one expression per target (its first text): the protocol of `--texts first`.",
+        "",
+    ]
+    for fam, family_tasks in families:
+        tasks = [t for t in family_tasks if t in doc["first_text"]]
+        if tasks:
+            lines.append(
+                render_table(
+                    LAYOUTS[fam],
+                    [(f"{label} ({t}), first text", doc["first_text"][t]) for t in tasks],
+                    doc["run"]["threshold"],
                 )
+            )
+    return lines
+
+
+def _published_lines(doc: dict[str, Any]) -> list[str]:
+    """The benchmark chosen and, when the run is comparable, the published numbers beside ours."""
     b = doc["benchmark"]
-    lines += ["## Published results", "", f"Benchmark: {b['name'] or 'none'} ({b['how']}).", ""]
+    lines = ["## Published results", "", f"Benchmark: {b['name'] or 'none'} ({b['how']}).", ""]
     if b["name"] and b["compared"]:
         task = COMPARED_TASK[BENCHMARK_FAMILY[b["name"]]]
-        lines.append(render_comparison(b["name"], metrics[task], ours_name="ours"))
+        lines.append(render_comparison(b["name"], doc["metrics"][task], ours_name="ours"))
     elif b["name"]:
         lines += ["Not compared with the published numbers: " + "; ".join(b["not_compared"]) + ".", ""]
-    ov = run.get("overlays")
-    if ov:
-        lines += [
-            "## Best and worst predictions",
-            "",
-            f"![best and worst predictions]({Path(ov['path']).name})",
-            "",
-            f"Top row: the {len(ov['best'])} best by IoU; bottom row: the {len(ov['worst'])} worst. "
-            f"{ov['legend'].capitalize()}.",
-            "",
-        ]
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
+
+
+def _overlay_lines(ov: dict[str, Any] | None) -> list[str]:
+    """The best/worst sheet with its legend (nothing when none was drawn)."""
+    if not ov:
+        return []
+    return [
+        "## Best and worst predictions",
+        "",
+        f"![best and worst predictions]({Path(ov['path']).name})",
+        "",
+        f"Top row: the {len(ov['best'])} best by IoU; bottom row: the {len(ov['worst'])} worst. "
+        f"{ov['legend'].capitalize()}.",
+        "",
+    ]
