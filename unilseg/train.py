@@ -122,13 +122,14 @@ def run_training(
     """Trains (or resumes) to cfg.steps with Ray Train.
 
     Args:
-        cfg (TrainConfig): the run; its data, out (RUN) and init may be local paths or fsspec
-            URLs (checkpoints, metrics and Ray Train's state are then written there).
+        cfg (TrainConfig): the run; its data, out (RUN) and init may be local paths, fsspec
+            URLs or shards.storage.Locations (URLs with their fsspec options; they reach the
+            workers pickled and show only their URLs) (checkpoints, metrics and Ray Train's
+            state are then written there).
         step_hook (StepHook | None): called in every worker before every step (tests use it to
             kill a worker).
         echo (Echo | None): called with one line per (re)start, logged step and worker warning
             (unilseg.train_progress), from a helper thread; None shows nothing.
-            Ray Train shows its train_loop_config; never logged).
 
     Returns:
         dict: "checkpoint" (RUN/latest.pt), "step" (its step), "metrics" (the last report),
