@@ -53,12 +53,12 @@ class RunStopped(UniLSegError):
     """The pipeline stopped before every image was annotated; the split is marked incomplete."""
 
 
-def done_shas(split_dir: str, version: str, storage_options: dict | None = None) -> list[str]:
+def done_shas(split_dir: str, version: str) -> list[str]:
     """sha256 of the images already annotated, or quarantined for good, with this engine version."""
-    done = {sha for sha, v in done_images(split_dir, storage_options) if v == version}
+    done = {sha for sha, v in done_images(split_dir) if v == version}
     done |= {
         r["sha256"]
-        for r in read_quarantine(split_dir, storage_options)
+        for r in read_quarantine(split_dir)
         if r.get("kind") in DONE_KINDS and r.get("sha256") and r.get("engine_version") == version
     }
     return sorted(done)
@@ -68,17 +68,15 @@ def _absolute(images: str | list) -> str | list:
     """Local inputs as absolute paths (every node and task resolves them the same way)."""
     if isinstance(images, (list, tuple)):
         return [_absolute(x) for x in images]
-    s = os.fspath(images)
-    return s if storage.is_url(s) else os.path.abspath(s)
+    s = os.fspath(images)  # a Location keeps its options
+    return storage.normalize(images) if storage.is_url(s) else storage.like(images, os.path.abspath(s))
 
 
-def _adopt_leftovers(split_dir: str, storage_options: dict | None) -> None:
+def _adopt_leftovers(split_dir: str) -> None:
     """Commits what a killed run finished (its keys then count as done), marking the split
     incomplete until this run ends."""
-    if storage.exists(storage.join(split_dir, DATASET_JSON), storage_options) or storage.listdir(
-        storage.join(split_dir, PARTS_DIR), storage_options
-    ):
-        commit_split(split_dir, storage_options, status="incomplete")
+    if storage.exists(storage.join(split_dir, DATASET_JSON)) or storage.listdir(storage.join(split_dir, PARTS_DIR)):
+        commit_split(split_dir, status="incomplete")
 
 
 def annotate_images(
@@ -87,7 +85,6 @@ def annotate_images(
     *,
     progress: bool = True,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
-    storage_options: dict | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Annotates unlabeled images into ``out/split`` with a streaming Ray Data pipeline.
@@ -98,7 +95,6 @@ def annotate_images(
         progress: show a progress bar on the console.
         on_progress: called with the ledger's counters about once a second (the flow
             publishes them as a Prefect progress artifact).
-        storage_options: fsspec options for the dataset's location.
         **settings: AnnotateConfig fields (engine, split, actors, gpus_per_actor, max_count,
             ray_address, node_resources); an unknown one fails.
 
@@ -119,18 +115,16 @@ def annotate_images(
     ensure_ray(run.ray_address)
     gpus = _gpus_per_actor(run, cfg)
 
-    _adopt_leftovers(split_dir, storage_options)
+    _adopt_leftovers(split_dir)
     run_id = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
-    ledger = start_ledger(split_dir, done_shas(split_dir, version, storage_options), storage_options, run_id)
+    ledger = start_ledger(split_dir, done_shas(split_dir, version), run_id)
     ds = _pipeline(listing, ledger, run, cfg, gpus)
-    sink = ShardDatasink(split_dir, run_id, version, ledger, run.max_count, storage_options)
-    counts = _run_pipeline(
-        ds, sink, ledger, split_dir, storage_options, run, _Progress(ledger, cfg.name, progress, on_progress)
-    )
+    sink = ShardDatasink(split_dir, run_id, version, ledger, run.max_count)
+    counts = _run_pipeline(ds, sink, ledger, split_dir, run, _Progress(ledger, cfg.name, progress, on_progress))
     ray.kill(ledger)
     if not counts.get("listed"):
         raise UniLSegError(f"no images under {images}")
-    summary = sink.summary or read_dataset_json(split_dir, storage_options)
+    summary = sink.summary or read_dataset_json(split_dir)
     summary.update(
         written=counts.get("written", 0),
         quarantined=counts.get("quarantine_records", 0),
@@ -209,7 +203,6 @@ def _run_pipeline(
     sink: ShardDatasink,
     ledger: Any,
     split_dir: str,
-    storage_options: dict | None,
     run: AnnotateConfig,
     progress: _Progress,
 ) -> dict[str, Any]:
@@ -222,8 +215,8 @@ def _run_pipeline(
         except (Exception, KeyboardInterrupt) as e:  # Ctrl-C too: say what is kept, in one line
             why = _stop_reason(e, watcher)
             kept = "nothing was written, run again"
-            if storage.exists(split_dir, storage_options):  # a writer started: keep what it finished
-                commit_split(split_dir, storage_options, status="incomplete")
+            if storage.exists(split_dir):  # a writer started: keep what it finished
+                commit_split(split_dir, status="incomplete")
                 kept = "the split is marked incomplete, run again to finish it"
             raise RunStopped(
                 f"annotation stopped early after {watcher.last.get('annotated', 0)} annotated image(s) ({why}); {kept}"

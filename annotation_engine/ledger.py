@@ -42,16 +42,15 @@ class Ledger:
     Args:
         split_dir (str): the split being written (local path or URL).
         done (list[str]): sha256 of images already done for this engine version.
-        storage_options (dict | None): fsspec options for the split's location.
     """
 
-    def __init__(self, split_dir: str, done: list[str], storage_options: dict | None = None):
-        self.split_dir, self.storage_options = split_dir, storage_options
+    def __init__(self, split_dir: str, done: list[str]):
+        self.split_dir = split_dir
         self.done = set(done)
         self.claims: dict[str, str] = {}  # sha256 -> the path that claimed it in this run
         self.open: set[str] = set()  # begun, not ended
         self.crashes: Counter[str] = Counter()
-        self.index = sources.read_index(split_dir, storage_options)  # path -> (size, version, sha256)
+        self.index = sources.read_index(split_dir)  # path -> (size, version, sha256)
         self.new_index: dict[str, tuple[int, str, str]] = {}
         self.counts: Counter[str] = Counter()
         self.started = time.time()
@@ -132,12 +131,12 @@ class Ledger:
         """Writes the source index with this run's entries added; returns its size."""
         if self.new_index:
             self.index.update(self.new_index)
-            sources.write_index(self.split_dir, self.index, self.storage_options)
+            sources.write_index(self.split_dir, self.index)
             self.new_index = {}
         return len(self.index)
 
 
-def start_ledger(split_dir: str, done: list[str], storage_options: dict | None, run_id: str) -> Any:
+def start_ledger(split_dir: str, done: list[str], run_id: str) -> Any:
     """The ledger as a Ray actor on this (the driver's) node, named after the run."""
     node = ray.get_runtime_context().get_node_id()
     remote = ray.remote(Ledger).options(
@@ -146,4 +145,4 @@ def start_ledger(split_dir: str, done: list[str], storage_options: dict | None, 
         max_restarts=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
     )
-    return remote.remote(split_dir, done, storage_options)
+    return remote.remote(split_dir, done)

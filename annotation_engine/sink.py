@@ -36,7 +36,6 @@ class ShardDatasink(Datasink):
         version (str): the engine version, recorded with every quarantine record.
         ledger: the run's Ledger actor (told what each writer wrote), or None.
         max_count (int): samples per shard.
-        storage_options (dict | None): fsspec options.
     """
 
     def __init__(
@@ -46,10 +45,9 @@ class ShardDatasink(Datasink):
         version: str,
         ledger: Any = None,
         max_count: int = DEFAULT_MAX_COUNT,
-        storage_options: dict | None = None,
     ):
         self.split_dir, self.run_id, self.version, self.ledger = split_dir, run_id, version, ledger
-        self.max_count, self.storage_options = max_count, storage_options
+        self.max_count = max_count
         self.summary: dict[str, Any] | None = None
 
     @property
@@ -65,7 +63,6 @@ class ShardDatasink(Datasink):
             self.max_count,
             writer_id=f"{self.run_id}_{ctx.task_idx:05d}",
             commit=False,
-            storage_options=self.storage_options,
             skip_existing=False,
         )
         written = quarantined = 0
@@ -91,6 +88,6 @@ class ShardDatasink(Datasink):
         return {"written": written, "quarantined": quarantined, "shards": shards}
 
     def on_write_complete(self, write_result: WriteResult) -> None:
-        if not write_result.num_rows and not storage.exists(self.split_dir, self.storage_options):
+        if not write_result.num_rows and not storage.exists(self.split_dir):
             return  # nothing listed, nothing written: no empty split marked complete
-        self.summary = commit_split(self.split_dir, self.storage_options)
+        self.summary = commit_split(self.split_dir)

@@ -285,17 +285,17 @@ class ListingDatasource(Datasource):
 # ---- the source index ------------------------------------------------------------------
 
 
-def read_index(split_dir: str, storage_options: dict | None = None) -> dict[str, tuple[int, str, str]]:
+def read_index(split_dir: str) -> dict[str, tuple[int, str, str]]:
     """path -> (size, version, sha256) of the split's source index ({} if there is none)."""
     loc = storage.join(split_dir, SOURCE_INDEX)
-    if not storage.exists(loc, storage_options):
+    if not storage.exists(loc):
         return {}
-    t = pq.read_table(io.BytesIO(storage.read_bytes(loc, storage_options)), schema=INDEX_SCHEMA)
+    t = pq.read_table(io.BytesIO(storage.read_bytes(loc)), schema=INDEX_SCHEMA)
     cols = [t.column(n).to_pylist() for n in ("path", "size", "version", "sha256")]
     return {p: (s, v, h) for p, s, v, h in zip(*cols)}
 
 
-def write_index(split_dir: str, index: dict[str, tuple[int, str, str]], storage_options: dict | None = None) -> None:
+def write_index(split_dir: str, index: dict[str, tuple[int, str, str]]) -> None:
     """Writes the source index whole (it appears complete or not at all)."""
     paths = sorted(index)
     table = pa.table(
@@ -309,8 +309,8 @@ def write_index(split_dir: str, index: dict[str, tuple[int, str, str]], storage_
     )
     buf = io.BytesIO()
     pq.write_table(table, buf)
-    storage.makedirs(split_dir, storage_options)
-    storage.write_bytes(storage.join(split_dir, SOURCE_INDEX), buf.getvalue(), storage_options)
+    storage.makedirs(split_dir)
+    storage.write_bytes(storage.join(split_dir, SOURCE_INDEX), buf.getvalue())
 
 
 def as_rows(batch: dict[str, np.ndarray]) -> list[tuple[str, int, str]]:

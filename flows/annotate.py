@@ -13,63 +13,51 @@ from prefect import flow, get_run_logger, task
 
 from annotation_engine.driver import annotate_images
 from flows.artifacts import ProgressArtifact, summarize_dataset
-from flows.config import AnnotateStage, StorageOptions, unmask
+from flows.config import AnnotateStage
 from flows.paths import resolve
 from shards import storage
 from shards.sample_photos import SAMPLE_PHOTOS_SOURCE, export_sample_photos
+from shards.storage import Location
 
 
 @task(name="prepare-sample-photos")
-def prepare_sample_photos(out: str, storage_options: Optional[StorageOptions] = None) -> str:
+def prepare_sample_photos(out: str | Location) -> str | Location:
     """scikit-image's bundled photos as a folder (the demo's unlabeled images; a local path or URL)."""
-    export_sample_photos(out, storage_options=unmask(storage_options))
+    export_sample_photos(out)
     return out
 
 
 # Ray connection hiccups and actor-pool start-up are the transient failures here; the
 # driver skips what it already wrote, so a retry only redoes the unfinished images.
 @task(name="annotate-images", retries=2, retry_delay_seconds=10)
-def annotate_images_task(
-    images: str, out: str, settings: dict[str, Any], storage_options: Optional[StorageOptions] = None
-) -> dict[str, Any]:
-    return annotate_images(
-        images,
-        out,
-        progress=False,
-        on_progress=ProgressArtifact(storage.name(out)),
-        storage_options=unmask(storage_options),
-        **settings,
-    )
+def annotate_images_task(images: str | Location, out: str | Location, settings: dict[str, Any]) -> dict[str, Any]:
+    summary = annotate_images(images, out, progress=False, on_progress=ProgressArtifact(storage.name(out)), **settings)
+    return storage.urls_only(summary)
 
 
 @flow(name="annotate", log_prints=True)
 def annotate(
     stage: AnnotateStage,
-    out: str,
+    out: str | Location,
     ray_address: Optional[str] = None,
-    preview_dir: Optional[str] = None,
-    storage_options: Optional[StorageOptions] = None,
+    preview_dir: str | Location | None = None,
 ) -> dict[str, Any]:
     """Annotates every new image of the stage's `images` into the dataset OUT.
 
     Args:
         stage: images, engine, actors, ... (flows.config.AnnotateStage).
-        out: dataset directory (shards go to OUT/<split>); a local path or URL.
+        out: dataset directory (shards go to OUT/<split>); a local path or URL (a Location
+            carries its storage options).
         ray_address: Ray cluster; default UNILSEG_RAY_ADDRESS or a local Ray.
         preview_dir: where to write preview sheets (default OUT/previews).
-        storage_options: fsspec options for locations at URLs (masked in Prefect).
     """
     log = get_run_logger()
     out_loc = resolve(out)
     name = storage.name(out_loc)
     images = stage.images
     if images == SAMPLE_PHOTOS_SOURCE:
-        images = prepare_sample_photos(
-            storage.join(storage.parent(out_loc), "sources", SAMPLE_PHOTOS_SOURCE), storage_options
-        )
-    summary = annotate_images_task(
-        resolve(images), out_loc, {**stage.settings(), "ray_address": ray_address}, storage_options
-    )
+        images = prepare_sample_photos(storage.join(storage.parent(out_loc), "sources", SAMPLE_PHOTOS_SOURCE))
+    summary = annotate_images_task(resolve(images), out_loc, {**stage.settings(), "ray_address": ray_address})
     log.info(
         "annotated %s: %d written, %d skipped (already done), %d quarantined; engine %s",
         name,
@@ -78,9 +66,9 @@ def annotate(
         summary["quarantined"],
         summary["engine_version"],
     )
-    summary_doc = summarize_dataset(name, out_loc, preview_dir or storage.join(out_loc, "previews"), storage_options)
+    summary_doc = summarize_dataset(name, out_loc, preview_dir or storage.join(out_loc, "previews"))
     return {
-        "dataset": out_loc,
+        "dataset": str(out_loc),
         "split": stage.split,
         "written": summary["written"],
         "skipped": summary["skipped"],

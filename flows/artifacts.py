@@ -13,7 +13,7 @@ import contextvars
 import io
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from PIL import Image
 from prefect import task
@@ -24,10 +24,10 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows.config import StorageOptions, unmask
 from shards import storage
 from shards.preview import preview_split
 from shards.stats import dataset_stats
+from shards.storage import Location
 
 
 def _key(text: str) -> str:
@@ -94,12 +94,10 @@ def publish_files(name: str, files: dict[str, str | Path], description: str) -> 
 MAX_SIDE = 1600  # pixels: a picture's longer side in the UI (a sheet of 16 cells is ~1800 wide)
 
 
-def image_markdown(
-    png: str | Path, alt: str, max_side: int = MAX_SIDE, storage_options: storage.StorageOptions = None
-) -> str:
+def image_markdown(png: str | Path | Location, alt: str, max_side: int = MAX_SIDE) -> str:
     """A picture (a local path or URL) as markdown with the image inline (data URL), scaled so
     its longer side is at most ``max_side``."""
-    img = Image.open(io.BytesIO(storage.read_bytes(png, storage_options)))
+    img = Image.open(io.BytesIO(storage.read_bytes(png)))
     img.load()
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side))
@@ -108,14 +106,12 @@ def image_markdown(
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')})"
 
 
-def publish_image(
-    name: str, png: str | Path, title: str, caption: str = "", storage_options: storage.StorageOptions = None
-) -> None:
+def publish_image(name: str, png: str | Path | Location, title: str, caption: str = "") -> None:
     """A picture (a loss curve, an overlay sheet) as a markdown artifact, with its location."""
     text = [
         f"## {title}",
         "",
-        image_markdown(png, title, storage_options=storage_options),
+        image_markdown(png, title),
         "",
         caption,
         "",
@@ -145,30 +141,27 @@ def publish_metrics(name: str, metrics: dict[str, dict[str, float]]) -> None:
     )
 
 
-def publish_report(name: str, report_md: str | Path, storage_options: storage.StorageOptions = None) -> None:
+def publish_report(name: str, report_md: str | Path | Location) -> None:
     """The evaluation report (paper-style tables, conventions) as a markdown artifact."""
     create_markdown_artifact(
-        storage.read_bytes(report_md, storage_options).decode("utf-8"),
+        storage.read_bytes(report_md).decode("utf-8"),
         key=_key(f"eval-{name}"),
         description=f"Evaluation of {name}",
     )
 
 
 @task(name="summarize-dataset")
-def summarize_dataset(
-    name: str, dataset_dir: str, preview_dir: str, storage_options: Optional[StorageOptions] = None
-) -> dict[str, Any]:
+def summarize_dataset(name: str, dataset_dir: str | Location, preview_dir: str | Location) -> dict[str, Any]:
     """Counts per split as an artifact, a preview sheet per split, their paths as an artifact
     (the dataset and preview dir may be local paths or URLs)."""
-    so = unmask(storage_options)
-    stats = dataset_stats(dataset_dir, so)
+    stats = storage.urls_only(dataset_stats(dataset_dir))
     publish_counts(name, stats)
     sheets = {}
     for split_dir, s in stats.items():
         if s["targets"]:
             sheet = storage.join(preview_dir, f"{name}-{storage.name(split_dir)}.png")
-            storage.makedirs(preview_dir, so)
-            preview_split(split_dir, sheet, storage_options=so)
+            storage.makedirs(preview_dir)
+            preview_split(storage.like(dataset_dir, split_dir), sheet)
             sheets[f"{name}/{storage.name(split_dir)}"] = str(sheet)
     if sheets:
         publish_files(f"preview-{name}", sheets, f"Preview sheets of {name}")

@@ -10,8 +10,9 @@ unknown key, a wrong type or a bad value fails before any stage as one ConfigErr
 the file and each field (`train.stepz: unknown field ...`), not a pydantic traceback. Relative
 paths are taken from the project root (flows/paths.py); `data_root` and `runs_root` may be
 fsspec URLs (s3://bucket/x), and `storage_options` (fsspec options for them: keys, endpoint)
-is a pydantic Secret: it shows as '**********' wherever Prefect records or displays
-parameters, and the flows hand it only to library calls.
+is a pydantic Secret: it shows as '**********' in the config's repr and dumps. The flows get
+locations (`run_dir`, `dataset_dir`, `locate`): shards.storage.Locations that carry these
+options to the storage calls and show, serialize and get recorded by Prefect as their URL only.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from annotation_engine.run_config import AnnotateConfig
 from common.errors import MissingInputError, UniLSegError
 from common.settings import default_of, field_types
 from flows.paths import resolve
-from shards import storage
 from shards.converters import converter_names
 from shards.sample_photos import SAMPLE_PHOTOS_SOURCE
+from shards.storage import Location
 from unilseg.eval.config import EvalConfig
 from unilseg.train_config import RUN_WIRING, TrainConfig
 
@@ -141,21 +142,6 @@ class LabeledSet(_Strict):
         return v
 
 
-class StorageOptions(_Strict):
-    """fsspec options for locations at URLs on their way through Prefect flows and tasks.
-
-    Prefect records a flow's parameters with FastAPI's jsonable_encoder: a model's Secret field
-    becomes '**********', while a bare Secret would be taken apart and stored in clear."""
-
-    options: Secret[dict[str, Any]] = Field(default_factory=lambda: Secret({}))
-
-
-def unmask(storage_options: Optional[StorageOptions]) -> dict | None:
-    """The storage options a library call takes (None when there are none)."""
-    value = storage_options.options.get_secret_value() if storage_options is not None else None
-    return dict(value) if value else None
-
-
 class PipelineConfig(_Strict):
     """Everything one annotate-and-train run needs (flows/configs/ has the demo and a template)."""
 
@@ -200,28 +186,25 @@ class PipelineConfig(_Strict):
         except ValidationError as e:
             raise ConfigError(f"{source}: " + "; ".join(_describe(err) for err in e.errors())) from None
 
-    @property
-    def run_dir(self) -> Path | str:
-        """RUNS_ROOT/<run_name>: a Path when local, else its URL."""
-        return _located(storage.join(resolve(self.runs_root), self.run_name))
-
-    def dataset_dir(self, name: str) -> Path | str:
-        """DATA_ROOT/<name>: a Path when local, else its URL."""
-        return _located(storage.join(resolve(self.data_root), name))
+    def locate(self, loc: str | Path) -> Location:
+        """A location of this run's storage (relative: from the project root) with the
+        config's storage options: how the flows reach data_root, runs_root and what the
+        stages recorded under them."""
+        return Location(resolve(loc), self.storage_options.get_secret_value())
 
     @property
-    def options(self) -> dict | None:
-        """storage_options for library calls (None when empty)."""
-        return dict(self.storage_options.get_secret_value()) or None
+    def data_location(self) -> Location:
+        """DATA_ROOT, with the storage options."""
+        return self.locate(self.data_root)
 
     @property
-    def flow_options(self) -> StorageOptions:
-        """storage_options to pass to the stage flows (masked in Prefect's records)."""
-        return StorageOptions(options=self.storage_options)
+    def run_dir(self) -> Location:
+        """RUNS_ROOT/<run_name>, with the storage options."""
+        return self.locate(self.runs_root) / self.run_name
 
-
-def _located(loc: str) -> Path | str:
-    return Path(loc) if storage.is_local(loc) else loc
+    def dataset_dir(self, name: str) -> Location:
+        """DATA_ROOT/<name>, with the storage options."""
+        return self.data_location / name
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 
 from flows.artifacts import summarize_dataset
-from flows.config import SYNTH_FORMAT, LabeledSet, StorageOptions, unmask
+from flows.config import SYNTH_FORMAT, LabeledSet
 from flows.paths import resolve
 from flows.stages import retry_unless_user_error
 from shards import storage
 from shards.converters.convert import convert as convert_set
+from shards.storage import Location
 from shards.synth import ensure_shapes
 
 
@@ -28,33 +29,31 @@ def generate_synth(src: str, images: int, seed: int = 0) -> str:
 def convert_split(
     fmt: str,
     src: str,
-    out: str,
+    out: str | Location,
     split: str,
     images: str | None,
     options: dict[str, Any],
-    storage_options: Optional[StorageOptions] = None,
 ) -> dict[str, Any]:
     kwargs = dict(options)
     if images:
         kwargs["images"] = images
-    summary = convert_set(fmt, src, out, split, progress=False, storage_options=unmask(storage_options), **kwargs)
+    summary = convert_set(fmt, src, out, split, progress=False, **kwargs)
     return {k: summary[k] for k in ("written", "skipped", "quarantined", "counts")}
 
 
 @flow(name="convert", log_prints=True)
 def convert(
     sets: list[LabeledSet],
-    data_root: str = "data",
-    preview_dir: str | None = None,
-    storage_options: Optional[StorageOptions] = None,
+    data_root: str | Location = "data",
+    preview_dir: str | Location | None = None,
 ) -> dict[str, Any]:
     """Converts every split of every labeled set into DATA_ROOT/<name>/<split>.
 
     Args:
         sets: the labeled sets (format, source folder, splits, options); sources are local.
-        data_root: dataset root (relative paths from the project root; or an fsspec URL).
+        data_root: dataset root (relative paths from the project root; or an fsspec URL; a
+            Location carries its storage options).
         preview_dir: where preview sheets go (default DATA_ROOT/previews).
-        storage_options: fsspec options for locations at URLs (masked in Prefect).
     """
     log = get_run_logger()
     root = resolve(data_root)
@@ -71,7 +70,7 @@ def convert(
             raise ValueError(f"labeled set {s.name}: `src` is required for format {fmt}")
         out = storage.join(root, s.name)
         for split in s.splits:
-            r = convert_split(fmt, resolve(src), out, split, s.images and resolve(s.images), s.options, storage_options)
+            r = convert_split(fmt, resolve(src), out, split, s.images and resolve(s.images), s.options)
             log.info(
                 "%s/%s: %d written, %d already there, %d quarantined",
                 s.name,
@@ -80,6 +79,6 @@ def convert(
                 r["skipped"],
                 r["quarantined"],
             )
-        summary = summarize_dataset(s.name, out, preview_dir or storage.join(root, "previews"), storage_options)
-        results[s.name] = {"dataset": out, "splits": s.splits, "weight": s.weight, "previews": summary["previews"]}
+        summary = summarize_dataset(s.name, out, preview_dir or storage.join(root, "previews"))
+        results[s.name] = {"dataset": str(out), "splits": s.splits, "weight": s.weight, "previews": summary["previews"]}
     return results

@@ -5,9 +5,10 @@ annotation stage alone, for the cron-scheduled deployment.
 Each stage leaves a done-marker in RUN/stages/ (flows/stages.py): a run stopped mid-way and
 started again skips the stages that finished and resumes the one that did not.
 
-`data_root` and `runs_root` may be fsspec URLs: every location below is built and checked
-through shards.storage, and the config's storage_options go to each library call (masked in
-Prefect's records; never logged, never in markers or artifacts).
+`data_root` and `runs_root` may be fsspec URLs: every location below is a shards.storage
+Location built by the config (`cfg.run_dir`, `cfg.dataset_dir`, `cfg.locate` for what a stage
+recorded), carrying the config's storage options to each storage call; Prefect records it,
+markers and artifacts hold it, as its URL only.
 
     python -m flows.pipeline flows/configs/demo.yaml    # one run in this process, no server needed
 
@@ -74,99 +75,77 @@ def _annotate_stage(cfg: PipelineConfig, log) -> Optional[dict[str, Any]]:
     a = cfg.annotate
     out = cfg.dataset_dir(a.name)
     inputs = {"annotate": a.model_dump(), "images": images_fingerprint(resolve(a.images)), "out": str(out)}
+    preview_dir = cfg.run_dir / "previews"
     return run_stage(
         cfg.run_dir,
         "annotate",
         inputs,
-        lambda: annotate(
-            stage=a,
-            out=str(out),
-            ray_address=cfg.ray_address,
-            preview_dir=storage.join(cfg.run_dir, "previews"),
-            storage_options=cfg.flow_options,
-        ),
+        lambda: annotate(stage=a, out=out, ray_address=cfg.ray_address, preview_dir=preview_dir),
         outputs=lambda r: [storage.join(r["dataset"], r["split"], "dataset.json")],
         log=log.info,
-        storage_options=cfg.options,
     )
 
 
 def _convert_stage(cfg: PipelineConfig, log) -> dict[str, Any]:
     if not cfg.labeled:
         return {}
-    inputs = {"labeled": [s.model_dump() for s in cfg.labeled], "data_root": resolve(cfg.data_root)}
+    inputs = {"labeled": [s.model_dump() for s in cfg.labeled], "data_root": str(cfg.data_location)}
     return run_stage(
         cfg.run_dir,
         "convert",
         inputs,
-        lambda: convert(
-            sets=cfg.labeled,
-            data_root=resolve(cfg.data_root),
-            preview_dir=storage.join(cfg.run_dir, "previews"),
-            storage_options=cfg.flow_options,
-        ),
+        lambda: convert(sets=cfg.labeled, data_root=cfg.data_location, preview_dir=cfg.run_dir / "previews"),
         outputs=lambda r: [storage.join(d["dataset"], s, "dataset.json") for d in r.values() for s in d["splits"]],
         log=log.info,
-        storage_options=cfg.options,
     )
 
 
 def _train_stage(cfg: PipelineConfig, annotated: Optional[dict], converted: dict, log) -> dict[str, Any]:
-    data: list[tuple[str, float]] = []
+    data: list[tuple[storage.Location, float]] = []  # the stages' results hold URLs: located again
     if annotated is not None:
-        data.append((storage.join(annotated["dataset"], annotated["split"]), cfg.annotate.weight))
+        data.append((cfg.locate(annotated["dataset"]) / annotated["split"], cfg.annotate.weight))
     for d in converted.values():
         if "train" in d["splits"]:
-            data.append((storage.join(d["dataset"], "train"), d["weight"]))
+            data.append((cfg.locate(d["dataset"]) / "train", d["weight"]))
     if not data:
         raise ValueError("nothing to train on: configure `annotate` or a labeled set with a train split")
-    out = storage.join(cfg.run_dir, "train")
+    out = cfg.run_dir / "train"
     # a split's dataset.json lists its shards with their checksums: new data retrains
     inputs = {
         "train": cfg.train.model_dump(),
-        "data": [(p, w, read_dataset_json(p, cfg.options).get("shards")) for p, w in data],
+        "data": [(str(p), w, read_dataset_json(p).get("shards")) for p, w in data],
     }
     return run_stage(
         cfg.run_dir,
         "train",
         inputs,
-        lambda: train(
-            data=data, out=out, stage=cfg.train, ray_address=cfg.ray_address, storage_options=cfg.flow_options
-        ),
+        lambda: train(data=data, out=out, stage=cfg.train, ray_address=cfg.ray_address),
         outputs=lambda r: [r["checkpoint"]],
         log=log.info,
-        storage_options=cfg.options,
     )
 
 
 def _evaluate_stage(cfg: PipelineConfig, trained: dict, converted: dict, log) -> dict[str, Any]:
     e = cfg.evaluate
     names = e.datasets if e.datasets is not None else [n for n, d in converted.items() if e.split in d["splits"]]
-    datasets = [str(cfg.dataset_dir(n)) for n in names]
+    datasets = [cfg.dataset_dir(n) for n in names]
     if not datasets:
         log.info("evaluate: no dataset has a %s split; skipped", e.split)
         return {}
-    ckpt = trained["checkpoint"]
+    ckpt = cfg.locate(trained["checkpoint"])
     inputs = {
         "evaluate": e.model_dump(),
-        "datasets": datasets,
-        "checkpoint": ckpt,
-        "checkpoint_stat": storage.file_version(ckpt, cfg.options),
+        "datasets": [str(d) for d in datasets],
+        "checkpoint": str(ckpt),
+        "checkpoint_stat": storage.file_version(ckpt),
     }
     return run_stage(
         cfg.run_dir,
         "evaluate",
         inputs,
-        lambda: evaluate(
-            checkpoint=ckpt,
-            datasets=datasets,
-            out=storage.join(cfg.run_dir, "eval"),
-            stage=e,
-            storage_options=cfg.flow_options,
-        ),
+        lambda: evaluate(checkpoint=ckpt, datasets=datasets, out=cfg.run_dir / "eval", stage=e),
         outputs=lambda r: [storage.join(v["report_dir"], "metrics.json") for v in r.values()],
         log=log.info,
-        storage_options=cfg.options,
     )
 
 
@@ -188,7 +167,7 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
     trained = _train_stage(cfg, annotated, converted, log)
     evaluated = _evaluate_stage(cfg, trained, converted, log)
     files = {
-        "run": cfg.run_dir,
+        "run": str(cfg.run_dir),
         "checkpoint": trained["checkpoint"],
         **{f"report {n}": storage.join(v["report_dir"], "report.md") for n, v in evaluated.items()},
     }
@@ -214,10 +193,9 @@ def reannotate(config_path: str = DEFAULT_CONFIG) -> dict[str, Any]:
     _connect_ray(cfg, log)
     return annotate(
         stage=cfg.annotate,
-        out=str(cfg.dataset_dir(cfg.annotate.name)),
+        out=cfg.dataset_dir(cfg.annotate.name),
         ray_address=cfg.ray_address,
-        preview_dir=storage.join(cfg.run_dir, "previews"),
-        storage_options=cfg.flow_options,
+        preview_dir=cfg.run_dir / "previews",
     )
 
 

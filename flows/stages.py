@@ -39,17 +39,15 @@ def _marker(run_dir: str | os.PathLike, stage: str) -> str:
     return storage.join(run_dir, "stages", f"{stage}.json")
 
 
-def finished(
-    run_dir: str | os.PathLike, stage: str, inputs: Any, storage_options: storage.StorageOptions = None
-) -> dict[str, Any] | None:
+def finished(run_dir: str | os.PathLike, stage: str, inputs: Any) -> dict[str, Any] | None:
     """The recorded result of a finished stage with the same inputs, else None."""
     path = _marker(run_dir, stage)
-    if not storage.exists(path, storage_options):
+    if not storage.exists(path):
         return None
-    doc = json.loads(storage.read_bytes(path, storage_options))
+    doc = json.loads(storage.read_bytes(path))
     if doc.get("fingerprint") != fingerprint(inputs):
         return None
-    if not all(storage.exists(p, storage_options) for p in doc.get("outputs", [])):
+    if not all(storage.exists(storage.like(run_dir, p)) for p in doc.get("outputs", [])):
         return None
     return doc["result"]
 
@@ -60,15 +58,13 @@ def mark_finished(
     inputs: Any,
     result: Any,
     outputs: list[str | Path],
-    storage_options: storage.StorageOptions = None,
 ) -> None:
     """Records that a stage finished; `outputs` are locations whose loss invalidates the marker."""
     path = _marker(run_dir, stage)
-    storage.makedirs(storage.parent(path), storage_options)
+    storage.makedirs(storage.parent(path))
     write_json_atomic(
         path,
-        {"fingerprint": fingerprint(inputs), "outputs": [str(p) for p in outputs], "result": result},
-        storage_options,
+        {"fingerprint": fingerprint(inputs), "outputs": [str(p) for p in outputs], "result": storage.urls_only(result)},
     )
 
 
@@ -79,18 +75,18 @@ def run_stage(
     fn: Callable[[], Any],
     outputs: Callable[[Any], list[str | Path]],
     log: Callable[[str], None] = print,
-    storage_options: storage.StorageOptions = None,
 ) -> Any:
     """Runs `fn` unless the stage already finished with these inputs; returns its result.
 
-    `storage_options` (fsspec options for a RUN or outputs at URLs) reach only the storage
-    calls: they are not part of the fingerprint and never written into the marker."""
-    done = finished(run_dir, stage, inputs, storage_options)
+    Locations (shards.storage.Location) in the inputs, outputs and result are recorded as
+    their URLs: their options are in no fingerprint and no marker. The outputs recorded in a
+    marker are checked with the options of `run_dir`."""
+    done = finished(run_dir, stage, inputs)
     if done is not None:
         log(f"stage {stage}: already finished with the same inputs, skipped")
         return done
     result = fn()
-    mark_finished(run_dir, stage, inputs, result, outputs(result), storage_options)
+    mark_finished(run_dir, stage, inputs, result, outputs(result))
     return result
 
 

@@ -68,18 +68,18 @@ def shard_entry(
     }
 
 
-def describe_shard(split_dir: str, name: str, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
+def describe_shard(split_dir: str, name: str) -> dict[str, Any]:
     """The entry of a finished shard: from its part's metadata, else recomputed (hashing it)."""
     part = storage.join(split_dir, PARTS_DIR, part_name(name))
-    entry = part_entry(part, storage_options)
+    entry = part_entry(part)
     if entry is not None:
         return entry
-    table = read_parquet(part, ["key", "task", "granularity"], storage_options=storage_options)
+    table = read_parquet(part, ["key", "task", "granularity"])
     tar = storage.join(split_dir, name)
     return shard_entry(
         name,
-        storage.sha256(tar, storage_options),
-        storage.size(tar, storage_options),
+        storage.sha256(tar),
+        storage.size(tar),
         len(set(table.column("key").to_pylist())),
         table.column("task").to_pylist(),
         table.column("granularity").to_pylist(),
@@ -89,31 +89,27 @@ def describe_shard(split_dir: str, name: str, storage_options: storage.StorageOp
 Listing = tuple[list[str], list[str]]  # (names in the split, names in its PARTS_DIR)
 
 
-def list_split(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> Listing:
+def list_split(split_dir: str | os.PathLike) -> Listing:
     """The split's entries and its parts' (for writers, the commit and verify; never readers)."""
-    split_dir = os.fspath(split_dir)
+    split_dir = storage.normalize(split_dir)
     return (
-        storage.listdir(split_dir, storage_options),
-        storage.listdir(storage.join(split_dir, PARTS_DIR), storage_options),
+        storage.listdir(split_dir),
+        storage.listdir(storage.join(split_dir, PARTS_DIR)),
     )
 
 
-def finished_shards(
-    split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None, listing: Listing | None = None
-) -> list[str]:
+def finished_shards(split_dir: str | os.PathLike, listing: Listing | None = None) -> list[str]:
     """Names of every writer's finished shards (shard and manifest part both present), in
     shard order. Lists the split unless given its ``listing``."""
-    names, parts = listing or list_split(split_dir, storage_options)
+    names, parts = listing or list_split(split_dir)
     parts = set(parts)
     return sorted((n for n in names if parse_shard_name(n) and part_name(n) in parts), key=shard_order)
 
 
-def orphans(
-    split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None, listing: Listing | None = None
-) -> list[str]:
+def orphans(split_dir: str | os.PathLike, listing: Listing | None = None) -> list[str]:
     """Paths (relative to the split) of what a killed writer left that no reader reads:
     staging files, parts whose shard was never published, and shards without a part."""
-    names, parts = listing or list_split(split_dir, storage_options)
+    names, parts = listing or list_split(split_dir)
     out = [n for n in names if n.endswith(".tmp")]
     out += [f"{PARTS_DIR}/{p}" for p in parts if p.endswith(".tmp")]
     shards = {n for n in names if parse_shard_name(n)}
@@ -139,7 +135,6 @@ def summary(shards: list[dict[str, Any]], quarantined: int, status: str) -> dict
 
 def commit_split(
     split_dir: str | os.PathLike,
-    storage_options: storage.StorageOptions = None,
     known: dict[str, dict[str, Any]] | None = None,
     status: str = "complete",
 ) -> dict[str, Any]:
@@ -149,40 +144,39 @@ def commit_split(
 
     Args:
         split_dir: the split (local path or URL).
-        storage_options: fsspec options for a URL.
         known: entries the caller already has (a closing writer's own shards), by name.
 
     Returns:
         dict: the dataset.json written.
     """
-    split_dir = os.fspath(split_dir)
-    listing = list_split(split_dir, storage_options)
+    split_dir = storage.normalize(split_dir)
+    listing = list_split(split_dir)
     locks.clear_locks(split_dir, listing[0])  # those of killed writers (a live writer's stays)
-    for rel in orphans(split_dir, storage_options, listing):
+    for rel in orphans(split_dir, listing):
         if not parse_shard_name(rel):  # a shard without its part is damage, left for verify to report
             log.warning("removing %s left by an interrupted writer", storage.join(split_dir, rel))
-            storage.remove(storage.join(split_dir, *rel.split("/")), storage_options)
-    listed = {s["name"]: s for s in read_dataset_json(split_dir, storage_options).get("shards", [])}
+            storage.remove(storage.join(split_dir, *rel.split("/")))
+    listed = {s["name"]: s for s in read_dataset_json(split_dir).get("shards", [])}
     entries = []
-    for name in finished_shards(split_dir, storage_options, listing):
-        entry = (known or {}).get(name) or listed.get(name) or describe_shard(split_dir, name, storage_options)
+    for name in finished_shards(split_dir, listing):
+        entry = (known or {}).get(name) or listed.get(name) or describe_shard(split_dir, name)
         entries.append(entry)
     parts = [storage.join(split_dir, PARTS_DIR, part_name(e["name"])) for e in entries]
     manifest = storage.join(split_dir, MANIFEST)
     if parts:
-        merge_parts(parts, manifest, storage_options)
+        merge_parts(parts, manifest)
     else:  # an empty split still has a (empty) manifest, so that "complete" always has one
-        _write_empty_manifest(manifest, storage_options)
-    quarantine = read_quarantine(split_dir, storage_options, listing[1])
+        _write_empty_manifest(manifest)
+    quarantine = read_quarantine(split_dir, listing[1])
     if quarantine and any(n.startswith("quarantine-") for n in listing[1]):
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in quarantine)
-        storage.write_bytes(storage.join(split_dir, QUARANTINE), text.encode("utf-8"), storage_options)
+        storage.write_bytes(storage.join(split_dir, QUARANTINE), text.encode("utf-8"))
     doc = summary(entries, len(quarantine), status)
-    write_json_atomic(storage.join(split_dir, DATASET_JSON), doc, storage_options)
+    write_json_atomic(storage.join(split_dir, DATASET_JSON), doc)
     return doc
 
 
-def _write_empty_manifest(loc: str, storage_options: storage.StorageOptions) -> None:
+def _write_empty_manifest(loc: str) -> None:
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([], schema=MANIFEST_SCHEMA), buf)
-    storage.write_bytes(loc, buf.getvalue(), storage_options)
+    storage.write_bytes(loc, buf.getvalue())

@@ -32,7 +32,7 @@ T = TypeVar("T")
 _VERIFY_HINT = "`unilseg shards verify` checks the whole split"
 
 
-def check_split(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
+def check_split(split_dir: str | os.PathLike) -> dict[str, Any]:
     """Checks a split's metadata against its files; returns its dataset.json.
 
     Every shard dataset.json lists exists with the listed size; a split marked complete has
@@ -44,10 +44,10 @@ def check_split(split_dir: str | os.PathLike, storage_options: storage.StorageOp
         ShardError: the first problem found, naming the shard or file.
     """
     split_dir = storage.absolute(split_dir)
-    info = read_dataset_json(split_dir, storage_options)
+    info = read_dataset_json(split_dir)
     if not info:
         raise ShardError(f"{split_dir}: no dataset.json: not a shard split")
-    sizes = _file_sizes(split_dir, storage_options)
+    sizes = _file_sizes(split_dir)
     entries = info.get("shards", [])
     for entry in entries:
         path = storage.join(split_dir, entry["name"])
@@ -62,7 +62,7 @@ def check_split(split_dir: str | os.PathLike, storage_options: storage.StorageOp
     if info.get("status") == "complete" and MANIFEST not in sizes:
         raise ShardError(f"{manifest_path} is missing (dataset.json says the split is complete)")
     try:
-        manifest = read_manifest(split_dir, columns=["key", "shard"], storage_options=storage_options)
+        manifest = read_manifest(split_dir, columns=["key", "shard"])
     except Exception as e:  # noqa: BLE001 - pyarrow raises several types for an unreadable file
         raise ShardError(f"{manifest_path}: unreadable: {describe(e)}") from e
     shards, keys = manifest.column("shard").to_pylist(), manifest.column("key").to_pylist()
@@ -85,7 +85,7 @@ def check_split(split_dir: str | os.PathLike, storage_options: storage.StorageOp
     return info
 
 
-def check_shards(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> None:
+def check_shards(split_dir: str | os.PathLike) -> None:
     """Reads every shard of a split once: its sha256 against dataset.json and the form of its
     members (regular files named KEY.ext only); what check_split cannot see without reading.
 
@@ -94,15 +94,15 @@ def check_shards(split_dir: str | os.PathLike, storage_options: storage.StorageO
     """
     from shards.verify import verify_split  # verify reads shards through the reader: a heavier import
 
-    report = verify_split(split_dir, deep=False, storage_options=storage_options)
+    report = verify_split(split_dir, deep=False)
     if report.errors:
         more = f" (and {len(report.errors) - 1} more problem(s): {_VERIFY_HINT})" if len(report.errors) > 1 else ""
         raise ShardError(f"{storage.join(storage.absolute(split_dir), report.errors[0])}{more}")
 
 
-def _file_sizes(split_dir: str, storage_options: storage.StorageOptions) -> dict[str, int]:
+def _file_sizes(split_dir: str) -> dict[str, int]:
     """{file name: size} of the regular files directly in a split (one listing)."""
-    fs, root = storage.filesystem(split_dir, storage_options)
+    fs, root = storage.filesystem(split_dir)
     fs.invalidate_cache(root)  # another process may have written since this one last listed
     try:
         listed = fs.ls(root, detail=True)

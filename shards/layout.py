@@ -65,16 +65,13 @@ def quarantine_part(writer: str) -> str:
     return f"quarantine-{check_writer_id(writer)}.jsonl"
 
 
-def resolve_split_dir(
-    path: str | os.PathLike, split: str = "train", storage_options: storage.StorageOptions = None
-) -> Path | str:
+def resolve_split_dir(path: str | os.PathLike, split: str = "train") -> Path | str:
     """A split directory from a split directory or a dataset directory.
 
     Args:
         path: a split dir (it holds dataset.json) or a dataset dir (DATA_ROOT/NAME); a local
             path or an fsspec URL.
         split: the split used when ``path`` is a dataset dir.
-        storage_options: fsspec options for a URL.
 
     Returns:
         Path | str: a Path for a local directory, the URL string otherwise.
@@ -82,16 +79,16 @@ def resolve_split_dir(
     Raises:
         MissingInputError: neither PATH/dataset.json nor PATH/<split>/dataset.json exists.
     """
-    for cand in (os.fspath(path), storage.join(path, split)):
-        if storage.exists(storage.join(cand, DATASET_JSON), storage_options):
+    for cand in (storage.normalize(path), storage.join(path, split)):
+        if storage.exists(storage.join(cand, DATASET_JSON)):
             return cand if storage.is_url(cand) else Path(cand)
     raise MissingInputError(f"{path}: not a shard split (no {DATASET_JSON}) nor a dataset with a '{split}' split")
 
 
-def find_splits(path: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[Path | str]:
+def find_splits(path: str | os.PathLike) -> list[Path | str]:
     """A split dir itself, or every split dir (with dataset.json) below a dataset dir."""
-    if storage.exists(storage.join(path, DATASET_JSON), storage_options):
-        found = [os.fspath(path)]
+    if storage.exists(storage.join(path, DATASET_JSON)):
+        found = [storage.normalize(path)]
     else:
-        found = [storage.parent(f) for f in storage.find(path, DATASET_JSON, storage_options)]
-    return [s if storage.is_url(s) else Path(s) for s in sorted(found)]
+        found = [storage.parent(f) for f in storage.find(path, DATASET_JSON)]
+    return [s if storage.is_url(s) else Path(s) for s in sorted(found, key=os.fspath)]

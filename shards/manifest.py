@@ -98,38 +98,34 @@ class ManifestRows:
             [pa.array(self.columns[f.name], type=f.type) for f in MANIFEST_SCHEMA], schema=MANIFEST_SCHEMA
         )
 
-    def write(
-        self, loc: str, entry: dict[str, Any] | None = None, storage_options: storage.StorageOptions = None
-    ) -> None:
+    def write(self, loc: str, entry: dict[str, Any] | None = None) -> None:
         """Writes the rows as one parquet file that appears complete or not at all.
 
         Args:
             loc: the part's location.
             entry: the shard's dataset.json entry, kept in the file's metadata.
-            storage_options: fsspec options for a URL.
         """
         table = self.table()
         if entry is not None:
             table = table.replace_schema_metadata({_ENTRY_KEY: json.dumps(entry).encode("utf-8")})
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        storage.write_bytes(loc, buf.getvalue(), storage_options)
+        storage.write_bytes(loc, buf.getvalue())
 
 
-def _parquet_source(loc: str, storage_options: storage.StorageOptions) -> Any:
+def _parquet_source(loc: str) -> Any:
     """What pyarrow reads: a local path (memory-mapped), or a streamed fsspec file."""
     p = storage.local_path(loc)
-    return p if p is not None else storage.open_read(loc, storage_options)
+    return p if p is not None else storage.open_read(loc)
 
 
 def read_parquet(
     loc: str,
     columns: list[str] | None = None,
     schema: pa.Schema | None = None,
-    storage_options: storage.StorageOptions = None,
 ) -> pa.Table:
     """A parquet file at a location."""
-    src = _parquet_source(loc, storage_options)
+    src = _parquet_source(loc)
     try:
         return pq.read_table(src, columns=columns, schema=schema)
     finally:
@@ -137,9 +133,9 @@ def read_parquet(
             src.close()
 
 
-def part_entry(loc: str, storage_options: storage.StorageOptions = None) -> dict[str, Any] | None:
+def part_entry(loc: str) -> dict[str, Any] | None:
     """The dataset.json entry a part carries (None for a part written before parts carried one)."""
-    src = _parquet_source(loc, storage_options)
+    src = _parquet_source(loc)
     try:
         meta = pq.read_schema(src).metadata or {}
     finally:
@@ -148,22 +144,20 @@ def part_entry(loc: str, storage_options: storage.StorageOptions = None) -> dict
     return json.loads(meta[_ENTRY_KEY]) if _ENTRY_KEY in meta else None
 
 
-def merge_parts(parts: Iterable[str], out: str, storage_options: storage.StorageOptions = None) -> int:
+def merge_parts(parts: Iterable[str], out: str) -> int:
     """Concatenates part files into one parquet file, one part in memory at a time; the
     result is staged locally and published at ``out`` in one step."""
     n = 0
-    with storage.staged_output(out, storage_options) as staged:
+    with storage.staged_output(out) as staged:
         with pq.ParquetWriter(staged, MANIFEST_SCHEMA) as writer:
             for part in parts:
-                table = read_parquet(part, schema=MANIFEST_SCHEMA, storage_options=storage_options)
+                table = read_parquet(part, schema=MANIFEST_SCHEMA)
                 writer.write_table(table.replace_schema_metadata(None))
                 n += table.num_rows
     return n
 
 
-def read_manifest(
-    split_dir: str | os.PathLike, columns: list[str] | None = None, storage_options: storage.StorageOptions = None
-) -> pa.Table:
+def read_manifest(split_dir: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """The manifest of a split: manifest.parquet when the split is complete, else the parts of
     the shards dataset.json lists (a writer is running or was killed).
 
@@ -171,43 +165,41 @@ def read_manifest(
         ShardError: the split is complete but manifest.parquet is missing, or a listed
             shard has no manifest part.
     """
-    info = read_dataset_json(split_dir, storage_options)
+    info = read_dataset_json(split_dir)
     if info.get("status") == "complete":
         path = storage.join(split_dir, MANIFEST)
-        if not storage.exists(path, storage_options):
+        if not storage.exists(path):
             raise ShardError(split_dir, f"{MANIFEST} is missing (dataset.json says the split is complete)")
-        return read_parquet(path, columns, storage_options=storage_options)
+        return read_parquet(path, columns)
     tables = []
     for s in info.get("shards", []):
         path = storage.join(split_dir, PARTS_DIR, part_name(s["name"]))
-        if not storage.exists(path, storage_options):
+        if not storage.exists(path):
             raise ShardError(split_dir, f"{s['name']} has no manifest part {PARTS_DIR}/{part_name(s['name'])}")
-        tables.append(read_parquet(path, columns, MANIFEST_SCHEMA, storage_options).replace_schema_metadata(None))
+        tables.append(read_parquet(path, columns, MANIFEST_SCHEMA).replace_schema_metadata(None))
     if not tables:
         schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
         return schema.empty_table()
     return pa.concat_tables(tables)
 
 
-def read_dataset_json(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
+def read_dataset_json(split_dir: str | os.PathLike) -> dict[str, Any]:
     """dataset.json of a split, or an empty summary if there is none yet."""
     try:  # one request: no exists() first
-        return json.loads(storage.read_bytes(storage.join(split_dir, DATASET_JSON), storage_options))
+        return json.loads(storage.read_bytes(storage.join(split_dir, DATASET_JSON)))
     except FileNotFoundError:
         return {}
 
 
-def _jsonl(loc: str, storage_options: storage.StorageOptions) -> list[dict[str, Any]]:
+def _jsonl(loc: str) -> list[dict[str, Any]]:
     try:
-        text = storage.read_bytes(loc, storage_options).decode("utf-8")
+        text = storage.read_bytes(loc).decode("utf-8")
     except FileNotFoundError:
         return []
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def read_quarantine(
-    split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None, parts_listing: list[str] | None = None
-) -> list[dict[str, Any]]:
+def read_quarantine(split_dir: str | os.PathLike, parts_listing: list[str] | None = None) -> list[dict[str, Any]]:
     """The quarantine records of a split ([] if there is none): quarantine.jsonl, then the
     records of writers with an identity that no commit has merged yet, each (input, reason)
     once, in the order written.
@@ -216,12 +208,12 @@ def read_quarantine(
     their own fields (``format``, ``kind``, ``sha256``, ``engine_version``, ...).
     ``parts_listing`` (names in PARTS_DIR) spares listing it again.
     """
-    recs = _jsonl(storage.join(split_dir, QUARANTINE), storage_options)
+    recs = _jsonl(storage.join(split_dir, QUARANTINE))
     parts = storage.join(split_dir, PARTS_DIR)
-    listing = storage.listdir(parts, storage_options) if parts_listing is None else parts_listing
+    listing = storage.listdir(parts) if parts_listing is None else parts_listing
     for name in listing:
         if name.startswith("quarantine-") and name.endswith(".jsonl"):
-            recs += _jsonl(storage.join(parts, name), storage_options)
+            recs += _jsonl(storage.join(parts, name))
     seen, out = set(), []
     for r in recs:
         if (r.get("input"), r.get("reason")) not in seen:
@@ -230,22 +222,18 @@ def read_quarantine(
     return out
 
 
-def write_json_atomic(
-    path: str | os.PathLike, doc: dict[str, Any], storage_options: storage.StorageOptions = None
-) -> None:
+def write_json_atomic(path: str | os.PathLike, doc: dict[str, Any]) -> None:
     """Writes JSON so that it appears complete or not at all (temp name + rename, or one PUT)."""
     data = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
-    storage.write_bytes(path, data.encode("utf-8"), storage_options)
+    storage.write_bytes(path, data.encode("utf-8"))
 
 
-def done_images(
-    split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None
-) -> set[tuple[str, str | None]]:
+def done_images(split_dir: str | os.PathLike) -> set[tuple[str, str | None]]:
     """(image sha256, engine version) pairs already in a split: keys incremental annotation.
 
     From the shards dataset.json lists (see read_manifest); a writer also skips the keys of
     a killed run's finished shards that dataset.json did not list yet."""
-    if not read_dataset_json(split_dir, storage_options):
+    if not read_dataset_json(split_dir):
         return set()
-    t = read_manifest(split_dir, columns=["image_sha256", "engine_version"], storage_options=storage_options)
+    t = read_manifest(split_dir, columns=["image_sha256", "engine_version"])
     return set(zip(t.column("image_sha256").to_pylist(), t.column("engine_version").to_pylist()))

@@ -77,7 +77,6 @@ def preview_split(
     limit: int = 36,
     columns: int = 6,
     tasks: Sequence[str] | None = None,
-    storage_options: storage.StorageOptions = None,
 ) -> int:
     """Writes a contact sheet of the first ``limit`` targets of a split; returns the count drawn.
 
@@ -87,9 +86,9 @@ def preview_split(
     Raises:
         ShardError: the split is damaged (shards.integrity); nothing is written then.
     """
-    check_split(split_dir, storage_options=storage_options)
+    check_split(split_dir)
     cells = []
-    for sample, _i, t in guarded(ShardReader(split_dir, storage_options=storage_options).targets(), split_dir):
+    for sample, _i, t in guarded(ShardReader(split_dir).targets(), split_dir):
         if tasks and t.task not in tasks:
             continue
         caption = f"{' | '.join(t.texts)}  [{t.task}/{t.granularity}]"
@@ -97,6 +96,6 @@ def preview_split(
         if len(cells) >= limit:
             break
     fmt = Image.registered_extensions().get(os.path.splitext(storage.name(out))[1].lower(), "PNG")
-    with storage.staged_output(out, storage_options) as staged:
+    with storage.staged_output(out) as staged:
         render_cells(cells, columns).save(staged, format=fmt)
     return len(cells)

@@ -104,15 +104,14 @@ class _TarMembers:
     Args:
         path (str): the tar file (a local path or URL: streamed, see shards.storage.open_read).
         hashed (bool): compute the file's sha256 (``drain_hexdigest``).
-        storage_options (dict | None): fsspec options for a URL.
 
     Raises:
         FileNotFoundError: the shard does not exist.
     """
 
-    def __init__(self, path: str, hashed: bool, storage_options: storage.StorageOptions = None):
+    def __init__(self, path: str, hashed: bool):
         self.path = path
-        self._f = storage.open_read(path, storage_options)
+        self._f = storage.open_read(path)
         self.sha256 = hashlib.sha256() if hashed else None
         self._buf, self._pos = b"", 0
 
@@ -229,9 +228,11 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 
 def _expand_checked(
-    expected: dict[str, str], handler: Callable[[Exception], bool], storage_options: storage.StorageOptions = None
+    expected: dict[str, str], handler: Callable[[Exception], bool], located: dict[str, Any]
 ) -> Callable:
     """Pipeline stage: {"url"} -> {"fname", "data", "__url__"} per member, {} after each shard.
+
+    webdataset passes URLs as strings: ``located`` gives each back its Location (its options).
 
     What webdataset's url_opener + tar_file_expander yield for a well-formed shard, except
     that a shard listed in ``expected`` is hashed while read. A damaged shard (missing,
@@ -245,7 +246,7 @@ def _expand_checked(
             url = item["url"]
             want = expected.get(storage.name(url))
             try:
-                tar = _TarMembers(url, hashed=want is not None, storage_options=storage_options)
+                tar = _TarMembers(located.get(url, url), hashed=want is not None)
             except FileNotFoundError:
                 raise ShardError(url, "missing (dataset.json lists it)") from None
             try:
@@ -281,10 +282,10 @@ def _complete_samples(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]
         yield rec
 
 
-def shard_urls(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[str]:
+def shard_urls(split_dir: str | os.PathLike) -> list[str]:
     """Locations of the shards of a split, in order, as dataset.json lists them (the only
     shards a reader reads: a split is never listed to discover shards)."""
-    info = read_dataset_json(split_dir, storage_options)
+    info = read_dataset_json(split_dir)
     if not info:
         raise FileNotFoundError(f"{split_dir} has no dataset.json: not a shard split")
     return [storage.join(split_dir, s["name"]) for s in info["shards"]]
@@ -299,32 +300,31 @@ def _decode(record: dict[str, Any], decode_images: bool) -> DecodedSample:
 
 
 def raw_pipeline(
-    urls: list[str],
+    urls: list[storage.PathOrLocation],
     expected: dict[str, str] | None = None,
     *,
     distributed: bool = False,
     handler: Callable[[Exception], bool] = wds.reraise_exception,
     split: bool = True,
-    storage_options: storage.StorageOptions = None,
 ) -> wds.DataPipeline:
     """webdataset pipeline over shards yielding raw {"__key__", "jpg"/"png", "json"} records.
 
     Args:
-        urls: shard paths.
+        urls: shard locations (paths, URLs or Locations).
         expected: shard file name -> sha256 to check; None checks nothing.
         distributed: split shards by torch.distributed rank (Ray Train workers) as well as
             by DataLoader worker; a rank or worker with no shard yields nothing.
         handler: webdataset error policy (reraise by default).
         split: split shards by DataLoader worker (and rank when distributed); False reads every
             url given, for callers that choose each reader's shards themselves (unilseg.data).
-        storage_options: fsspec options for URLs.
     """
-    stages: list[Any] = [wds.SimpleShardList(urls)]
+    located = {os.fspath(u): u for u in urls}
+    stages: list[Any] = [wds.SimpleShardList(list(located))]
     if split and distributed:
         stages.append(wds.split_by_node)
     if split:
         stages.append(wds.split_by_worker)
-    stages.append(_expand_checked(expected or {}, handler, storage_options))
+    stages.append(_expand_checked(expected or {}, handler, located))
     stages.append(pipelinefilter(group_by_keys)(handler=handler))
     stages.append(_complete_samples)
     return wds.DataPipeline(*stages)
@@ -337,7 +337,6 @@ class ShardReader:
         split_dir (str | Path): a split with dataset.json and shards (local path or fsspec URL).
         check_checksums (bool): hash each shard while reading and raise on mismatch.
         distributed (bool): split shards across torch.distributed ranks too.
-        storage_options (dict | None): fsspec options for a URL.
     """
 
     def __init__(
@@ -345,12 +344,10 @@ class ShardReader:
         split_dir: str | os.PathLike,
         check_checksums: bool = True,
         distributed: bool = False,
-        storage_options: storage.StorageOptions = None,
     ):
-        self.dir = os.fspath(split_dir)
-        self.storage_options = storage_options
-        self.info = read_dataset_json(self.dir, storage_options)
-        self.urls = shard_urls(self.dir, storage_options)
+        self.dir = storage.normalize(split_dir)
+        self.info = read_dataset_json(self.dir)
+        self.urls = shard_urls(self.dir)
         self.expected = {s["name"]: s["sha256"] for s in self.info["shards"]} if check_checksums else None
         self.distributed = distributed
 
@@ -359,9 +356,7 @@ class ShardReader:
 
     def raw(self) -> wds.DataPipeline:
         """Raw webdataset records (bytes)."""
-        return raw_pipeline(
-            self.urls, self.expected, distributed=self.distributed, storage_options=self.storage_options
-        )
+        return raw_pipeline(self.urls, self.expected, distributed=self.distributed)
 
     def samples(self, decode_images: bool = True) -> Iterator[DecodedSample]:
         """Every image with all its targets."""

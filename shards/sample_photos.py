@@ -46,22 +46,20 @@ def load_sample_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
 
 
-def export_sample_photos(
-    out: str | os.PathLike, names: tuple[str, ...] = SAMPLE_PHOTOS, storage_options: storage.StorageOptions = None
-) -> list[Path | str]:
+def export_sample_photos(out: str | os.PathLike, names: tuple[str, ...] = SAMPLE_PHOTOS) -> list[Path | str]:
     """Writes the photos as JPEG files `OUT/<name>.jpg` (existing files are kept as they are);
     OUT is a local folder or an fsspec URL (each file appears complete or not at all).
 
     Returns:
         list[Path | str]: the files, in the order of `names` (Paths when local).
     """
-    storage.makedirs(out, storage_options)
+    storage.makedirs(out)
     paths = []
     for name in names:
         path = storage.join(out, f"{name}.jpg")
-        if not storage.exists(path, storage_options):
+        if not storage.exists(path):
             buf = io.BytesIO()
             Image.fromarray(load_sample_photo(name)).save(buf, format="JPEG", quality=95)
-            storage.write_bytes(path, buf.getvalue(), storage_options)
+            storage.write_bytes(path, buf.getvalue())
         paths.append(Path(path) if storage.is_local(path) else path)
     return paths

@@ -14,19 +14,15 @@ from shards.layout import find_splits
 from shards.manifest import read_dataset_json, read_manifest
 
 
-def split_stats(split_dir: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, Any]:
+def split_stats(split_dir: str | os.PathLike) -> dict[str, Any]:
     """Counts of one split: images, targets, by task, by granularity, by source, no-target count.
 
     Raises:
         ShardError: the split is damaged (a shard dataset.json lists is missing, or the
             manifest is), rather than counts that would silently be too small.
     """
-    info = read_dataset_json(split_dir, storage_options)
-    missing = [
-        s["name"]
-        for s in info.get("shards", [])
-        if not storage.exists(storage.join(split_dir, s["name"]), storage_options)
-    ]
+    info = read_dataset_json(split_dir)
+    missing = [s["name"] for s in info.get("shards", []) if not storage.exists(storage.join(split_dir, s["name"]))]
     if missing:
         raise ShardError(
             split_dir,
@@ -34,9 +30,7 @@ def split_stats(split_dir: str | os.PathLike, storage_options: storage.StorageOp
             f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
             "run `unilseg shards verify`",
         )
-    m = read_manifest(
-        split_dir, columns=["key", "task", "granularity", "source", "has_mask", "area"], storage_options=storage_options
-    )
+    m = read_manifest(split_dir, columns=["key", "task", "granularity", "source", "has_mask", "area"])
     counts = info.get("counts", {})
     return {
         "status": info.get("status", "missing"),
@@ -51,12 +45,12 @@ def split_stats(split_dir: str | os.PathLike, storage_options: storage.StorageOp
     }
 
 
-def dataset_stats(path: str | os.PathLike, storage_options: storage.StorageOptions = None) -> dict[str, dict[str, Any]]:
+def dataset_stats(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Stats of every split below a path or URL (or of the split itself), keyed by split dir."""
-    splits = find_splits(path, storage_options)
+    splits = find_splits(path)
     if not splits:
         raise FileNotFoundError(f"no split (dataset.json) under {path}")
-    return {str(s): split_stats(s, storage_options) for s in splits}
+    return {str(s): split_stats(s) for s in splits}
 
 
 def format_stats(stats: dict[str, dict[str, Any]]) -> str:

@@ -39,21 +39,17 @@ class VerifyReport:
         return not self.errors
 
 
-def verify_split(
-    split_dir: str | os.PathLike, deep: bool = True, storage_options: storage.StorageOptions = None
-) -> VerifyReport:
+def verify_split(split_dir: str | os.PathLike, deep: bool = True) -> VerifyReport:
     """Verifies one split.
 
     Args:
         split_dir: the split (local path or fsspec URL) with dataset.json.
         deep: also check every shard's members against the manifest and the format (the
             shard is read once either way: its sha256 is always checked).
-        storage_options: fsspec options for a URL.
     """
-    split = os.fspath(split_dir)
-    so = storage_options
+    split = storage.normalize(split_dir)
     rep = VerifyReport(split)
-    info = read_dataset_json(split, so)
+    info = read_dataset_json(split)
     if not info:
         rep.errors.append("dataset.json is missing")
         return rep
@@ -63,15 +59,15 @@ def verify_split(
             "checked; re-run the job to complete the split"
         )
     listed = [s["name"] for s in info.get("shards", [])]
-    for rel in orphans(split, so):
+    for rel in orphans(split):
         rep.warnings.append(f"orphan {rel} (left by an interrupted writer; never read; the next run removes it)")
-    for name in sorted(set(finished_shards(split, so)) - set(listed)):
+    for name in sorted(set(finished_shards(split)) - set(listed)):
         rep.warnings.append(
             f"{name} is finished but not in dataset.json yet (an interrupted writer; never read; "
             "the next run adopts it)"
         )
     try:
-        manifest = read_manifest(split, columns=["key", "shard", "target_index", "task"], storage_options=so)
+        manifest = read_manifest(split, columns=["key", "shard", "target_index", "task"])
     except Exception as e:  # unreadable parquet, missing manifest or part
         rep.errors.append(f"manifest unreadable: {e}")
         return rep
@@ -92,7 +88,7 @@ def verify_split(
             rep.errors.append(
                 f"{name}: manifest has {rows_by_shard.get(name, 0)} targets, dataset.json says {entry['targets']}"
             )
-        _check_shard(storage.join(split, name), entry, keys_by_shard.get(name, set()), deep, rep, so)
+        _check_shard(storage.join(split, name), entry, keys_by_shard.get(name, set()), deep, rep)
     for shard in sorted(set(rows_by_shard) - set(listed)):
         rep.errors.append(f"manifest lists shard {shard}, which dataset.json does not")
     return rep
@@ -128,13 +124,12 @@ def _check_shard(
     manifest_keys: set[str],
     deep: bool,
     rep: VerifyReport,
-    storage_options: storage.StorageOptions,
 ) -> None:
     """Reads a shard once: its size and sha256 against dataset.json, and (deep) its samples
     against the manifest and the format."""
     name = entry["name"]
     try:
-        size = storage.size(loc, storage_options)
+        size = storage.size(loc)
     except FileNotFoundError:
         rep.errors.append(f"{name} is missing")
         return
@@ -143,7 +138,7 @@ def _check_shard(
     problems: list[str] = []
     samples: dict[str, set[str]] = {}
     targets = 0
-    tar = _TarMembers(loc, hashed=True, storage_options=storage_options)
+    tar = _TarMembers(loc, hashed=True)
     try:
         for mname, data in tar:
             if deep:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import click
 import pydantic
@@ -141,5 +142,5 @@ def test_not_a_mapping(tmp_path):
 
 def test_paths_relative_to_project_root(tmp_path):
     cfg = PipelineConfig(data_root="data", runs_root=str(tmp_path), run_name="demo")
-    assert cfg.dataset_dir("auto") == PROJECT_ROOT / "data" / "auto"
-    assert cfg.run_dir == tmp_path / "demo"
+    assert Path(cfg.dataset_dir("auto")) == PROJECT_ROOT / "data" / "auto"
+    assert Path(cfg.run_dir) == tmp_path / "demo"

@@ -5,6 +5,7 @@ without redoing finished stages; a finished run started again redoes nothing."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
@@ -26,7 +27,7 @@ def harness():
 
 
 def _mtimes(run_dir):
-    return {p.name: p.stat().st_mtime_ns for p in (run_dir / "stages").glob("*.json")}
+    return {p.name: p.stat().st_mtime_ns for p in (Path(run_dir) / "stages").glob("*.json")}
 
 
 def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
@@ -51,7 +52,7 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
         "annotate-and-train/(no deployment)"
     ]
     before = _mtimes(cfg.run_dir)
-    ckpt = cfg.run_dir / "train" / "latest.pt"
+    ckpt = Path(cfg.run_dir) / "train" / "latest.pt"
     ckpt_mtime = ckpt.stat().st_mtime_ns
 
     # 2. started again: only evaluation runs
@@ -61,18 +62,21 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
     assert ckpt.stat().st_mtime_ns == ckpt_mtime
     assert result["trained"]["step"] == 3
     assert result["annotated"]["written"] == 2
-    metrics = json.loads((cfg.run_dir / "eval" / "synth" / "metrics.json").read_text())
+    metrics = json.loads((Path(cfg.run_dir) / "eval" / "synth" / "metrics.json").read_text())
     assert metrics  # one entry per task group
-    assert (cfg.run_dir / "eval" / "synth" / "report.md").exists()
-    assert list((cfg.run_dir / "previews").glob("*.png"))
+    assert (Path(cfg.run_dir) / "eval" / "synth" / "report.md").exists()
+    assert list((Path(cfg.run_dir) / "previews").glob("*.png"))
 
     # 3. a finished run started again redoes nothing
     final = _mtimes(cfg.run_dir)
     again = annotate_and_train(config=cfg)
     assert _mtimes(cfg.run_dir) == final
     assert again["trained"] == result["trained"]
+    _assert_artifacts(metrics)
 
-    # what a person looks at: artifacts in the Prefect API
+
+def _assert_artifacts(metrics: dict) -> None:
+    """What a person looks at: artifacts in the Prefect API."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -100,13 +104,45 @@ def _local_tree(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else None
 
 
+# what the pipeline leaves in the bucket (under s3://BUCKET/)
+S3_OBJECTS = (
+    "data/auto/train/dataset.json",
+    "data/synth/train/dataset.json",
+    "data/synth/val/dataset.json",
+    "runs/t/train/latest.pt",
+    "runs/t/train/metrics.jsonl",
+    "runs/t/eval/synth/metrics.json",
+    "runs/t/eval/synth/report.md",
+    "runs/t/eval/synth/overlays.png",
+    "runs/t/stages/train.json",
+    "runs/t/stages/evaluate.json",
+)
+
+
+def _assert_secret_nowhere(secret: str, fs, objects: list[str], tmp_path) -> None:
+    """Not in the bucket's objects, local files, or any Prefect record (flow and task runs,
+    their parameters, artifacts, logs)."""
+    from prefect.client.orchestration import get_client
+
+    for o in objects:
+        assert secret.encode() not in fs.cat_file(o), o
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+    with get_client(sync_client=True) as client:
+        records = [r.model_dump_json() for r in client.read_flow_runs()]
+        records += [a.model_dump_json() for a in client.read_artifacts()]
+        records += [r.model_dump_json() for r in client.read_task_runs()]
+        records += [r.model_dump_json() for r in client.read_logs()]
+    assert len(records) > 10 and not [r for r in records if secret in r]
+
+
 def test_end_to_end_with_data_and_runs_on_s3(harness, tmp_path, s3_options, monkeypatch):
     """data_root and runs_root in a bucket reached only through the YAML's storage_options (no
     endpoint or credentials in the environment): every stage writes there, a second run redoes
     nothing, nothing lands in local data/runs folders, and the secret key shows up nowhere:
     not in the bucket's objects, local files, Prefect parameters, artifacts or logs."""
     import ray
-    from prefect.client.orchestration import get_client
     from pydantic import Secret
 
     from flows.paths import PROJECT_ROOT
@@ -127,25 +163,13 @@ def test_end_to_end_with_data_and_runs_on_s3(harness, tmp_path, s3_options, monk
     try:
         result = annotate_and_train(config=cfg)
         run = f"{bucket}/runs/t"
-        assert cfg.run_dir == run and result["run_dir"] == run
+        assert str(cfg.run_dir) == run and result["run_dir"] == run
         assert result["trained"] == {**result["trained"], "checkpoint": f"{run}/train/latest.pt", "step": 3}
         assert result["annotated"]["written"] == 2 and result["annotated"]["dataset"] == f"{bucket}/data/auto"
-        fs, _ = storage.filesystem(bucket, options)
+        fs, _ = storage.filesystem(storage.Location(bucket, options))
         objects = sorted(fs.find(bucket.removeprefix("s3://")))
         names = {o.split("/", 1)[1] for o in objects}
-        for want in (
-            "data/auto/train/dataset.json",
-            "data/synth/train/dataset.json",
-            "data/synth/val/dataset.json",
-            "runs/t/train/latest.pt",
-            "runs/t/train/metrics.jsonl",
-            "runs/t/eval/synth/metrics.json",
-            "runs/t/eval/synth/report.md",
-            "runs/t/eval/synth/overlays.png",
-            "runs/t/stages/train.json",
-            "runs/t/stages/evaluate.json",
-        ):
-            assert want in names, (want, names)
+        assert set(S3_OBJECTS) <= names, set(S3_OBJECTS) - names
         assert any(n.startswith("runs/t/train/train/checkpoint_") for n in names)  # Ray Train's own state
         assert any(n.startswith("runs/t/previews/") and n.endswith(".png") for n in names)
         markers = {n: fs.info(f"{bucket}/{n}".removeprefix("s3://"))["ETag"] for n in names if "/stages/" in n}
@@ -159,15 +183,4 @@ def test_end_to_end_with_data_and_runs_on_s3(harness, tmp_path, s3_options, monk
     assert {d: _local_tree(PROJECT_ROOT / d) for d in ("data", "runs")} == project
     assert _local_tree(tmp_path / "cwd") == []
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
-    # the secret: in no object, no local file, no Prefect record
-    for o in objects:
-        assert secret.encode() not in fs.cat_file(o), o
-    for f in tmp_path.rglob("*"):
-        if f.is_file():
-            assert secret.encode() not in f.read_bytes(), f
-    with get_client(sync_client=True) as client:
-        records = [r.model_dump_json() for r in client.read_flow_runs()]
-        records += [a.model_dump_json() for a in client.read_artifacts()]
-        records += [r.model_dump_json() for r in client.read_task_runs()]
-        records += [r.model_dump_json() for r in client.read_logs()]
-    assert len(records) > 10 and not [r for r in records if secret in r]
+    _assert_secret_nowhere(secret, fs, objects, tmp_path)

@@ -59,25 +59,26 @@ def test_fingerprint_is_order_independent():
 
 
 def test_markers_and_outputs_at_urls_with_storage_options(s3_options):
-    """RUN and outputs on S3 reached only through storage_options; the options are never written."""
+    """RUN and outputs on S3 reached only through a Location's options; they are never written
+    (the marker holds URLs, and the outputs it lists are checked with the options of RUN)."""
     bucket, options = s3_options
-    run, out = storage.join(bucket, "runs", "r"), storage.join(bucket, "data", "out.txt")
+    root = storage.Location(bucket, options)
+    run, out = root / "runs" / "r", storage.join(root, "data", "out.txt")
     calls = []
 
     def work():
         calls.append(1)
-        storage.write_bytes(out, b"x", options)
+        storage.write_bytes(out, b"x")
         return {"out": out}
 
     def stage(inputs):
-        return run_stage(
-            run, "s", inputs, work, outputs=lambda r: [r["out"]], log=lambda m: None, storage_options=options
-        )
+        return run_stage(run, "s", inputs, work, outputs=lambda r: [r["out"]], log=lambda m: None)
 
-    assert stage({"a": 1}) == stage({"a": 1}) == {"out": out} and len(calls) == 1
-    marker = storage.read_bytes(storage.join(run, "stages", "s.json"), options).decode()
-    assert json.loads(marker)["outputs"] == [out] and options["secret"] not in marker
-    storage.remove(out, options)
+    assert stage({"a": 1}) == {"out": out} and stage({"a": 1}) == {"out": str(out)} and len(calls) == 1
+    marker = storage.read_bytes(storage.join(run, "stages", "s.json")).decode()
+    assert json.loads(marker)["outputs"] == [str(out)] and options["secret"] not in marker
+    assert json.loads(marker)["result"] == {"out": str(out)}
+    storage.remove(out)
     stage({"a": 1})  # a lost output on S3 reruns the stage
     stage({"a": 2})
-    assert len(calls) == 3 and finished(run, "s", {"a": 2}, options) == {"out": out}
+    assert len(calls) == 3 and finished(run, "s", {"a": 2}) == {"out": str(out)}

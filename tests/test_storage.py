@@ -1,7 +1,7 @@
 """Locations: local paths and fsspec URLs through the same functions; shards on S3 (moto)."""
 
 import pytest
-from s3_fixtures import s3_bucket  # noqa: F401 (fixture)
+from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
 from shard_fixtures import make_sample
 
 from shards import storage
@@ -19,10 +19,12 @@ def _roots(tmp_path, request):
         "local": str(tmp_path / "root"),
         "file": "file://" + str(tmp_path / "froot"),
         "memory": f"memory://unilseg-{request.node.name}",
+        # a Location: every path under it carries its options (memory:// takes any and ignores them)
+        "location": storage.Location(f"memory://unilseg-loc-{request.node.name}", {"secret": "s3cr3t"}),
     }
 
 
-@pytest.mark.parametrize("kind", ["local", "file", "memory"])
+@pytest.mark.parametrize("kind", ["local", "file", "memory", "location"])
 def test_the_same_functions_everywhere(tmp_path, request, kind):
     root = _roots(tmp_path, request)[kind]
     storage.makedirs(storage.join(root, "d"))
@@ -41,7 +43,9 @@ def test_the_same_functions_everywhere(tmp_path, request, kind):
     storage.remove(loc)
     storage.remove(loc)  # removing what is not there is fine
     assert storage.listdir(storage.join(root, "d")) == ["y.bin"] and storage.listdir(storage.join(root, "no")) == []
-    assert storage.is_local(root) == (kind != "memory")
+    assert storage.is_local(root) == (kind not in ("memory", "location"))
+    if kind == "location":
+        assert storage.options_of(storage.find(root, "y.bin")[0]) == {"secret": "s3cr3t"}
 
 
 def _write(split, n=7, **kw):
@@ -51,8 +55,16 @@ def _write(split, n=7, **kw):
         w.quarantine("bad.jpg", "unreadable")
 
 
-def test_round_trip_on_s3(s3_bucket):
-    ds = storage.join(s3_bucket, "ds")
+@pytest.mark.parametrize("reach", ["environment", "options"])
+def test_round_trip_on_s3(request, reach):
+    """Reached through the environment's credentials, or only through a Location's options
+    (no endpoint or credentials in the environment: a call that dropped them would fail)."""
+    if reach == "environment":
+        root = request.getfixturevalue("s3_bucket")
+    else:
+        bucket, options = request.getfixturevalue("s3_options")
+        root = storage.Location(bucket, options)
+    ds = storage.join(root, "ds")
     split = storage.join(ds, "train")
     _write(split)
     info = read_dataset_json(split)
@@ -69,12 +81,15 @@ def test_round_trip_on_s3(s3_bucket):
     rep = verify_split(split)
     assert rep.ok and not rep.warnings, (rep.errors, rep.warnings)
     assert resolve_split_dir(ds) == split and find_splits(ds) == [split]
-    assert dataset_stats(ds)[split]["images"] == 7
+    assert dataset_stats(ds)[str(split)]["images"] == 7  # keyed by URL
     # a second run skips what is there and adds the rest
     with ShardWriter(split, max_count=3) as w:
         assert [w.write(make_sample(i)) for i in range(9)] == [False] * 7 + [True] * 2
     assert [s.key for s in ShardReader(split).samples(False)] == [make_sample(i).key for i in range(9)]
     assert not storage.exists(storage.join(split, "shard-000002.tar.tmp"))  # staging stays local
+    if reach == "options":  # no file written holds the secret
+        fs, path = storage.filesystem(root)
+        assert all(options["secret"].encode() not in fs.cat_file(f) for f in fs.find(path))
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])
@@ -183,7 +198,7 @@ def test_converter_killed_on_s3_resumes_to_the_same_dataset(s3_bucket, tmp_path)
     assert rep.ok and not rep.warnings, (rep.errors, rep.warnings)
 
 
-@pytest.mark.parametrize("kind", ["local", "file", "memory"])
+@pytest.mark.parametrize("kind", ["local", "file", "memory", "location"])
 def test_copies_versions_and_staged_dirs_everywhere(tmp_path, request, kind):
     root = _roots(tmp_path, request)[kind]
     storage.makedirs(root)
@@ -218,33 +233,6 @@ def test_copies_versions_and_staged_dirs_everywhere(tmp_path, request, kind):
     assert storage.exists(storage.join(root, "failed", "half.json")) == storage.is_local(root)
 
 
-def test_local_copy_fetches_once_per_version_and_stays_bounded(tmp_path, request, monkeypatch):
-    monkeypatch.setenv("UNILSEG_CACHE_DIR", str(tmp_path / "cache"))
-    root = f"memory://unilseg-{request.node.name}"
-    local = tmp_path / "here.pt"
-    local.write_bytes(b"x")
-    assert storage.local_copy(local) == local  # a local file is its own copy
-    with pytest.raises(FileNotFoundError):
-        storage.local_copy(tmp_path / "none.pt")
-    with pytest.raises(FileNotFoundError):
-        storage.local_copy(storage.join(root, "none.pt"))
-    a = storage.join(root, "a.pt")
-    storage.write_bytes(a, b"a" * 100)
-    first = storage.local_copy(a)
-    assert first.read_bytes() == b"a" * 100 and first.parent == tmp_path / "cache"
-    assert storage.local_copy(a) == first  # same version: no second fetch
-    storage.write_bytes(a, b"b" * 100)
-    second = storage.local_copy(a)
-    assert second != first and second.read_bytes() == b"b" * 100  # a new version is fetched
-    monkeypatch.setattr(storage, "CACHE_BYTES", 250)
-    for name in ("c.pt", "d.pt"):
-        storage.write_bytes(storage.join(root, name), b"c" * 100)
-        storage.local_copy(storage.join(root, name))
-    files = [f for f in (tmp_path / "cache").iterdir()]
-    assert sum(f.stat().st_size for f in files) <= 250 and len(files) == 2  # least recently used went first
-    assert not first.exists()
-
-
 def test_ray_style_pyarrow_filesystem_on_s3(s3_bucket):
     fs, path = storage.arrow_filesystem(storage.join(s3_bucket, "runs", "r"))
     assert path == "unilseg-test/runs/r"
@@ -252,9 +240,3 @@ def test_ray_style_pyarrow_filesystem_on_s3(s3_bucket):
         f.write(b"ray")
     assert storage.read_bytes(storage.join(s3_bucket, "runs", "r", "train", "marker")) == b"ray"
     assert storage.arrow_filesystem("runs/r") == (None, "runs/r")  # local: Ray's own default
-
-
-def test_masked_never_prints_its_value():
-    m = storage.Masked({"secret": "s3cr3t"})
-    assert "s3cr3t" not in repr(m) and "s3cr3t" not in str(m) and "s3cr3t" not in f"{[m]}"
-    assert m.value == {"secret": "s3cr3t"}

@@ -43,9 +43,7 @@ class CheckpointError(UniLSegError):
     unexpected or misshapen entries, named in the message)."""
 
 
-def read_checkpoint_file(
-    path: str | os.PathLike, mmap: bool = False, storage_options: storage.StorageOptions = None
-) -> Any:
+def read_checkpoint_file(path: str | os.PathLike, mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)``; whatever is wrong with the file becomes one line.
 
     Args:
@@ -53,7 +51,6 @@ def read_checkpoint_file(
             bounded local cache of shards.storage.local_copy, then read like a local file).
         mmap (bool): map the tensors instead of reading them (cheap peeks at the step or
             config); files in torch's legacy format, which cannot be mapped, are read whole.
-        storage_options (dict | None): fsspec options for a URL.
 
     Raises:
         MissingInputError: no such file.
@@ -61,7 +58,7 @@ def read_checkpoint_file(
             objects that weights_only refuses, a truncated or foreign file).
     """
     try:
-        local = storage.local_copy(path, storage_options)
+        local = storage.local_copy(path)
     except FileNotFoundError as e:
         raise MissingInputError(f"checkpoint {path} does not exist") from e
     try:
@@ -70,7 +67,7 @@ def read_checkpoint_file(
             return torch.load(local, map_location="cpu", weights_only=True, mmap=mmap)
     except RuntimeError as e:
         if mmap and "mmap can only be used" in str(e):  # legacy format: no mmap, same content
-            return read_checkpoint_file(path, mmap=False, storage_options=storage_options)
+            return read_checkpoint_file(path, mmap=False)
         raise CheckpointError(f"not a loadable checkpoint: {path}: {_why(e)}") from e
     except Exception as e:  # torch raises UnpicklingError, EOFError, zip and OS errors for bad files
         raise CheckpointError(f"not a loadable checkpoint: {path}: {_why(e)}") from e
@@ -150,15 +147,12 @@ def convert_released_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[di
     return out, unmapped
 
 
-def load_released_checkpoint(
-    model: nn.Module, path: str | os.PathLike, storage_options: storage.StorageOptions = None
-) -> nn.Module:
+def load_released_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Loads UniLSeg20_no_finetune.pth (or a file of the same layout) into the paper preset.
 
     Args:
         model (nn.Module): a UniLSeg built from the `unilseg-swin-b` preset.
         path (str | PathLike): the .pth file (a local path or URL); read with weights_only=True.
-        storage_options (dict | None): fsspec options for a URL.
 
     Returns:
         nn.Module: the same model, loaded.
@@ -166,7 +160,7 @@ def load_released_checkpoint(
     Raises:
         CheckpointError: naming the missing/unexpected keys if the layouts differ.
     """
-    ckpt = read_checkpoint_file(path, storage_options=storage_options)
+    ckpt = read_checkpoint_file(path)
     sd = ckpt["state_dict"] if isinstance(ckpt, dict) and "state_dict" in ckpt else ckpt
     converted, unmapped = convert_released_state_dict(sd)
     load_state_dict_strict(model, converted, f"released checkpoint {path}", unmapped)
@@ -183,7 +177,6 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     step: int = 0,
     extra: dict[str, Any] | None = None,
-    storage_options: storage.StorageOptions = None,
 ) -> Path | str:
     """Writes model weights, optimizer state, step and model config; atomically (a local temp
     file, then a rename, or one upload to a URL: shards.storage.staged_output).
@@ -202,9 +195,9 @@ def save_checkpoint(
         "config": config.to_dict() if config is not None else None,
         "extra": extra or {},
     }
-    path = os.fspath(path)
-    storage.makedirs(storage.parent(path) or ".", storage_options)
-    with storage.staged_output(path, storage_options) as staged:
+    path = storage.normalize(path)
+    storage.makedirs(storage.parent(path) or ".")
+    with storage.staged_output(path) as staged:
         torch.save(payload, staged)
     return Path(path) if storage.is_local(path) else path
 
@@ -220,7 +213,6 @@ def load_checkpoint(
     path: str | os.PathLike,
     model: nn.Module | None = None,
     optimizer: torch.optim.Optimizer | None = None,
-    storage_options: storage.StorageOptions = None,
 ) -> LoadedCheckpoint:
     """Reads a checkpoint written by save_checkpoint (weights_only=True), strictly.
 
@@ -228,9 +220,8 @@ def load_checkpoint(
         path (str | PathLike): the file (a local path or URL).
         model (nn.Module | None): model to load into; None builds one from the saved config.
         optimizer (torch.optim.Optimizer | None): restored too when given and saved.
-        storage_options (dict | None): fsspec options for a URL.
     """
-    ckpt = read_checkpoint_file(path, storage_options=storage_options)
+    ckpt = read_checkpoint_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} file (for the released model use load_released_checkpoint)")
     if model is None:

@@ -53,7 +53,7 @@ def lock_dir(run_dir: str | os.PathLike) -> Path:
     named by RUN's URL."""
     if storage.is_local(run_dir):
         return Path(storage.local_path(run_dir))
-    digest = hashlib.sha256(storage.absolute(run_dir).encode("utf-8")).hexdigest()[:24]
+    digest = hashlib.sha256(os.fspath(storage.absolute(run_dir)).encode("utf-8")).hexdigest()[:24]
     return storage.cache_dir() / "run-locks" / digest
 
 

@@ -46,14 +46,14 @@ from unilseg.train_progress import LOSS_PNG, Echo, draw_loss_curve, follow
 from unilseg.train_worker import METRICS, StepHook, read_metrics, train_loop_per_worker
 
 
-def checkpoint_step(path: str | os.PathLike, storage_options: storage.StorageOptions = None) -> int:
+def checkpoint_step(path: str | os.PathLike) -> int:
     """The step saved in one of our checkpoints (memory-mapped: weights are not read)."""
-    return int(read_checkpoint_file(path, mmap=True, storage_options=storage_options)["step"])
+    return int(read_checkpoint_file(path, mmap=True)["step"])
 
 
-def _finished(latest: Path | str, cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> bool:
+def _finished(latest: Path | str, cfg: TrainConfig) -> bool:
     """latest.pt holds the requested step, or ended the same (or a larger) time budget."""
-    ckpt = read_checkpoint_file(latest, mmap=True, storage_options=storage_options)
+    ckpt = read_checkpoint_file(latest, mmap=True)
     extra = ckpt.get("extra") or {}
     budget_done = (
         bool(extra.get("out_of_time"))
@@ -63,21 +63,19 @@ def _finished(latest: Path | str, cfg: TrainConfig, storage_options: storage.Sto
     return int(ckpt["step"]) >= cfg.steps or budget_done
 
 
-def _checked(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> TrainConfig:
+def _checked(cfg: TrainConfig) -> TrainConfig:
     """The config the workers get: data resolved to split dirs, local paths absolute (URLs
     kept), the caller's niceness filled in; every check that needs no Ray done here."""
     if not cfg.data:
         raise UniLSegError("no training data: give at least one --data DST[:WEIGHT]")
-    if cfg.init and not storage.isfile(cfg.init, storage_options):
+    if cfg.init and not storage.isfile(cfg.init):
         raise MissingInputError(f"init checkpoint {cfg.init} does not exist")
-    model_config(cfg.preset, cfg.init, storage_options)  # an unknown preset or a config-less init fails now
+    model_config(cfg.preset, cfg.init)  # an unknown preset or a config-less init fails now
     if cfg.init:
-        read_checkpoint_file(
-            cfg.init, mmap=True, storage_options=storage_options
-        )  # so does a file that is no checkpoint
-    resolved = [(storage.absolute(resolve_split_dir(p, storage_options=storage_options)), w) for p, w in cfg.data]
+        read_checkpoint_file(cfg.init, mmap=True)  # so does a file that is no checkpoint
+    resolved = [(storage.absolute(resolve_split_dir(p)), w) for p, w in cfg.data]
     for split, _ in resolved:
-        check_split(split, storage_options)  # a missing or resized shard, a missing manifest: before Ray starts
+        check_split(split)  # a missing or resized shard, a missing manifest: before Ray starts
     niceness = os.getpriority(os.PRIO_PROCESS, 0) if cfg.niceness is None else cfg.niceness
     return dataclasses.replace(
         cfg,
@@ -111,8 +109,8 @@ def _user_error(e: BaseException) -> UniLSegError | None:
     return base if isinstance(base, UniLSegError) else None
 
 
-def _last_report(out: str, storage_options: storage.StorageOptions) -> dict[str, Any]:
-    reports = [r for r in read_metrics(out, storage_options) if r.get("event") == "report"]
+def _last_report(out: str) -> dict[str, Any]:
+    reports = [r for r in read_metrics(out) if r.get("event") == "report"]
     return {k: v for k, v in reports[-1].items() if k not in ("event", "steps", "checkpoint")} if reports else {}
 
 
@@ -120,19 +118,18 @@ def run_training(
     cfg: TrainConfig,
     step_hook: StepHook | None = None,
     echo: Echo | None = None,
-    storage_options: storage.StorageOptions = None,
 ) -> dict[str, Any]:
     """Trains (or resumes) to cfg.steps with Ray Train.
 
     Args:
-        cfg (TrainConfig): the run; its data, out (RUN) and init may be local paths or fsspec
-            URLs (checkpoints, metrics and Ray Train's state are then written there).
+        cfg (TrainConfig): the run; its data, out (RUN) and init may be local paths, fsspec
+            URLs or shards.storage.Locations (URLs with their fsspec options; they reach the
+            workers pickled and show only their URLs) (checkpoints, metrics and Ray Train's
+            state are then written there).
         step_hook (StepHook | None): called in every worker before every step (tests use it to
             kill a worker).
         echo (Echo | None): called with one line per (re)start, logged step and worker warning
             (unilseg.train_progress), from a helper thread; None shows nothing.
-        storage_options (dict | None): fsspec options for URLs (handed to the workers masked:
-            Ray Train shows its train_loop_config; never logged).
 
     Returns:
         dict: "checkpoint" (RUN/latest.pt), "step" (its step), "metrics" (the last report),
@@ -144,58 +141,54 @@ def run_training(
         UniLSegError: a worker found bad data (a damaged shard) or a bad setting; not retried.
         ray.train.TrainingFailedError: workers failed more than cfg.max_failures times.
     """
-    so = storage_options
     out = storage.absolute(cfg.out)
     latest = storage.join(out, LATEST)
-    checked = not storage.isfile(latest, so)
+    checked = not storage.isfile(latest)
     if checked:  # a new run: bad settings fail before RUN is created
-        cfg = _checked(cfg, so)
-    storage.makedirs(out, so)
+        cfg = _checked(cfg)
+    storage.makedirs(out)
     with driver_lock(out):  # one driver per RUN; an earlier run's workers are gone before we read its state
-        if storage.isfile(latest, so) and _finished(latest, cfg, so):
+        if storage.isfile(latest) and _finished(latest, cfg):
             curve = storage.join(out, LOSS_PNG)
             return {
                 "checkpoint": latest,
-                "step": checkpoint_step(latest, so),
-                "metrics": _last_report(out, so),
-                "loss_curve": curve if storage.isfile(curve, so) else None,
+                "step": checkpoint_step(latest),
+                "metrics": _last_report(out),
+                "loss_curve": curve if storage.isfile(curve) else None,
             }
         if not checked:
-            cfg = _checked(cfg, so)
-        metrics, curve = _fit(cfg, out, step_hook, echo, so)
-    return {"checkpoint": latest, "step": checkpoint_step(latest, so), "metrics": metrics, "loss_curve": curve}
+            cfg = _checked(cfg)
+        metrics, curve = _fit(cfg, out, step_hook, echo)
+    return {"checkpoint": latest, "step": checkpoint_step(latest), "metrics": metrics, "loss_curve": curve}
 
 
 def _fit(
-    cfg: TrainConfig, out: str, step_hook: StepHook | None, echo: Echo | None, so: storage.StorageOptions
+    cfg: TrainConfig, out: str, step_hook: StepHook | None, echo: Echo | None
 ) -> tuple[dict[str, Any], str | None]:
     """Runs Ray Train while the run's events are echoed; returns the last report's metrics and
     the loss curve (drawn even when training fails). A worker's user error is raised as itself."""
     ensure_ray(cfg.ray_address)
-    with follow(storage.join(out, METRICS), echo, storage_options=so):
+    with follow(storage.join(out, METRICS), echo):
         try:
-            result = _trainer(cfg, out, step_hook, so).fit()
+            result = _trainer(cfg, out, step_hook).fit()
         except TrainingFailedError as e:
             error = _user_error(e)
             if error is None:
                 raise
             raise error from None
         finally:
-            curve = draw_loss_curve(read_metrics(out, so), storage.join(out, LOSS_PNG), storage_options=so)
+            curve = draw_loss_curve(read_metrics(out), storage.join(out, LOSS_PNG))
     return dict(result.metrics or {}), curve
 
 
-def _trainer(
-    cfg: TrainConfig, out: str, step_hook: StepHook | None, storage_options: storage.StorageOptions
-) -> TorchTrainer:
+def _trainer(cfg: TrainConfig, out: str, step_hook: StepHook | None) -> TorchTrainer:
     # Ray Train keeps its state in RUN/<name> through the same fsspec filesystem as ours
-    ray_fs, ray_path = storage.arrow_filesystem(out, storage_options)
+    ray_fs, ray_path = storage.arrow_filesystem(out)
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "config": cfg.to_dict(),
             "step_hook": step_hook,
-            "storage_options": storage.Masked(storage_options),
         },
         torch_config=LoopbackTorchConfig(backend="nccl" if cfg.gpus else "gloo"),
         scaling_config=ScalingConfig(

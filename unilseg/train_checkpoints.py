@@ -29,23 +29,21 @@ CKPT_DIR = "checkpoints"
 RAY_CKPT_FILE = "model.pt"
 
 
-def publish_checkpoint(
-    src: Path, out: Path | str, step: int, keep: int, storage_options: storage.StorageOptions = None
-) -> Path | str:
+def publish_checkpoint(src: Path, out: Path | str, step: int, keep: int) -> Path | str:
     """Copies a checkpoint to RUN/checkpoints/step-XXXXXX.pt and points RUN/latest.pt at it; each
     appears complete or not at all (shards.storage: rename, or one upload / store-side copy)."""
     ckpt_dir = storage.join(out, CKPT_DIR)
-    storage.makedirs(ckpt_dir, storage_options)
+    storage.makedirs(ckpt_dir)
     dst = storage.join(ckpt_dir, f"step-{step:06d}.pt")
-    storage.put_file(src, dst, storage_options)
-    storage.copy(dst, storage.join(out, LATEST), storage_options)  # local: latest.pt shares the step file's bytes
-    steps = [n for n in storage.listdir(ckpt_dir, storage_options) if n.startswith("step-") and n.endswith(".pt")]
+    storage.put_file(src, dst)
+    storage.copy(dst, storage.join(out, LATEST))  # local: latest.pt shares the step file's bytes
+    steps = [n for n in storage.listdir(ckpt_dir) if n.startswith("step-") and n.endswith(".pt")]
     for old in sorted(steps)[:-keep]:
-        storage.remove(storage.join(ckpt_dir, old), storage_options)
+        storage.remove(storage.join(ckpt_dir, old))
     return dst
 
 
-def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike, storage_options: storage.StorageOptions = None) -> str:
+def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike) -> str:
     """The location of the step file in Ray Train's checkpoint, read straight from RUN's storage.
 
     Never through ``Checkpoint.as_directory()`` / ``to_directory()``: for a remote checkpoint
@@ -57,7 +55,7 @@ def ray_checkpoint_file(ray_ckpt: Any, run: str | os.PathLike, storage_options: 
     shards.storage.local_copy, whose cached copies are written under unique names and renamed
     into place, never rewritten under a reader.
     """
-    return storage.same_filesystem(run, f"{ray_ckpt.path.rstrip('/')}/{RAY_CKPT_FILE}", storage_options)
+    return storage.same_filesystem(run, f"{ray_ckpt.path.rstrip('/')}/{RAY_CKPT_FILE}")
 
 
 def restore(
@@ -65,32 +63,29 @@ def restore(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     ray_ckpt: Any = None,
-    storage_options: storage.StorageOptions = None,
 ) -> tuple[int, str, dict[str, Any]]:
     """Loads the newest state (see the module docstring); returns (step, where from, saved extra).
 
     Args:
         ray_ckpt (ray.train.Checkpoint | None): ray.train.get_checkpoint() of this worker group.
-        storage_options (dict | None): fsspec options for a RUN or init at a URL.
     """
-    so = storage_options
     latest = storage.join(cfg.out, LATEST)
-    has_latest = storage.isfile(latest, so)
-    latest_step = int(read_checkpoint_file(latest, mmap=True, storage_options=so)["step"]) if has_latest else -1
+    has_latest = storage.isfile(latest)
+    latest_step = int(read_checkpoint_file(latest, mmap=True)["step"]) if has_latest else -1
     if ray_ckpt is not None:
-        path = ray_checkpoint_file(ray_ckpt, cfg.out, so)
+        path = ray_checkpoint_file(ray_ckpt, cfg.out)
         # a driver killed after rank 0 published latest.pt, before Ray Train registered the
         # same step, leaves latest.pt ahead: the newer one wins
-        if int(read_checkpoint_file(path, mmap=True, storage_options=so)["step"]) >= latest_step:
-            loaded = load_checkpoint(path, model, optimizer, storage_options=so)
+        if int(read_checkpoint_file(path, mmap=True)["step"]) >= latest_step:
+            loaded = load_checkpoint(path, model, optimizer)
             return loaded.step, "ray", loaded.extra
     if has_latest:
-        loaded = load_checkpoint(latest, model, optimizer, storage_options=so)
+        loaded = load_checkpoint(latest, model, optimizer)
         return loaded.step, "latest", loaded.extra
     if cfg.init:
-        if is_training_checkpoint(cfg.init, so):
-            load_checkpoint(cfg.init, model, storage_options=so)  # weights only: a fine-tune starts its own schedule
+        if is_training_checkpoint(cfg.init):
+            load_checkpoint(cfg.init, model)  # weights only: a fine-tune starts its own schedule
         else:
-            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init, so)
+            load_released_checkpoint(model.module if hasattr(model, "module") else model, cfg.init)
         return 0, "init", {}
     return 0, "scratch", {}

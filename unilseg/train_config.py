@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.settings import SettingsError, check_settings, from_dict, setting
+from shards import storage
 
 
 @dataclass
@@ -78,7 +79,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
-        self.data = [(str(p), float(w)) for p, w in self.data]
+        self.data = [(storage.normalize(p), float(w)) for p, w in self.data]
         if self.batch_size % self.workers or self.batch_size // self.workers < 2:
             raise SettingsError(
                 f"batch_size {self.batch_size} must be a multiple of workers {self.workers} with "

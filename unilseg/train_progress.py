@@ -68,12 +68,12 @@ def skipped_text(metrics: dict[str, Any], prefix: str = "", always: bool = False
 class _Follower(threading.Thread):
     """Reads lines appended to a file after `offset` and echoes their events (polling)."""
 
-    def __init__(self, path: str, echo: Echo, interval: float, storage_options: storage.StorageOptions):
+    def __init__(self, path: str, echo: Echo, interval: float):
         super().__init__(name="unilseg-train-progress", daemon=True)
         # the caller's context variables go along: a Prefect run logger finds its run (and its
         # API server) through them, and without them started a server of its own
         self.context = contextvars.copy_context()
-        self.path, self.echo, self.interval, self.storage_options = path, echo, interval, storage_options
+        self.path, self.echo, self.interval = path, echo, interval
         self.offset = len(self._read_from(0))
         self.done = threading.Event()
         self.warned: set[str] = set()  # a warning repeated every epoch is shown once
@@ -85,7 +85,7 @@ class _Follower(threading.Thread):
                 with open(local, "rb") as f:
                     f.seek(offset)
                     return f.read()
-            return storage.read_bytes(self.path, self.storage_options)[offset:]  # objects: read whole
+            return storage.read_bytes(self.path)[offset:]  # objects: read whole
         except FileNotFoundError:
             return b""
 
@@ -119,7 +119,6 @@ def follow(
     metrics: str | Path,
     echo: Echo | None,
     interval: float | None = None,
-    storage_options: storage.StorageOptions = None,
 ) -> Iterator[None]:
     """Echoes the events appended to `metrics` while the block runs (and those left at its end).
 
@@ -128,14 +127,13 @@ def follow(
         echo: called with each line, from a helper thread running in the caller's context
             (contextvars); None shows nothing.
         interval: seconds between reads (default 0.5 for a local file, 2 for a URL).
-        storage_options: fsspec options for a URL.
     """
     if echo is None:
         yield
         return
     if interval is None:
         interval = 0.5 if storage.is_local(metrics) else 2.0
-    follower = _Follower(storage.absolute(metrics), echo, interval, storage_options)
+    follower = _Follower(storage.absolute(metrics), echo, interval)
     follower.start()
     try:
         yield
@@ -160,7 +158,6 @@ def draw_loss_curve(
     events: list[dict[str, Any]],
     out: str | Path,
     size: tuple[int, int] = (640, 360),
-    storage_options: storage.StorageOptions = None,
 ) -> str | None:
     """Draws loss, bce and dice against the step into a PNG; None (nothing written) without reports.
 
@@ -168,7 +165,6 @@ def draw_loss_curve(
         events: metrics.jsonl records (unilseg.train_worker.read_metrics).
         out: PNG location (a local path or URL; published complete or not at all).
         size: (width, height) in pixels.
-        storage_options: fsspec options for a URL.
 
     Returns:
         str | None: ``out``, or None when there was nothing to draw.
@@ -205,7 +201,7 @@ def draw_loss_curve(
         for x, y in points:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
         draw.text((left + 8 + 70 * i, 8), key, fill=colour, font=font)
-    storage.makedirs(storage.parent(out), storage_options)
-    with storage.staged_output(out, storage_options) as staged:
+    storage.makedirs(storage.parent(out))
+    with storage.staged_output(out) as staged:
         img.save(staged, format="PNG")
     return str(out)

@@ -75,12 +75,12 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def read_metrics(out: str | os.PathLike, storage_options: storage.StorageOptions = None) -> list[dict[str, Any]]:
+def read_metrics(out: str | os.PathLike) -> list[dict[str, Any]]:
     """Lines of RUN/metrics.jsonl (reports, start and warning events), oldest first; a line cut
     short by a killed process is skipped."""
     path = storage.join(out, METRICS)
     try:
-        text = storage.read_bytes(path, storage_options).decode("utf-8", errors="replace")
+        text = storage.read_bytes(path).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
     events = []
@@ -92,10 +92,10 @@ def read_metrics(out: str | os.PathLike, storage_options: storage.StorageOptions
     return events
 
 
-def _log_event(out: Path | str, record: dict[str, Any], storage_options: storage.StorageOptions = None) -> None:
+def _log_event(out: Path | str, record: dict[str, Any]) -> None:
     # local: one short line per write, so appends from several processes stay whole; an object
     # store rewrites the object (shards.storage.append_text), so only rank 0 logs there
-    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n", storage_options)
+    storage.append_text(storage.join(out, METRICS), json.dumps(record) + "\n")
 
 
 class _WarningsToEvents(logging.Handler):
@@ -152,16 +152,14 @@ class WorkerState:
     sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "bce": 0.0, "dice": 0.0})
     n: int = 0  # steps summed in `sums`
     t_window: float = field(default_factory=time.perf_counter)
-    storage_options: dict | None = None  # fsspec options for RUN at a URL
 
     @property
     def per_worker(self) -> int:
         return self.cfg.batch_size // self.world
 
 
-def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> WorkerState:
+def setup(cfg: TrainConfig) -> WorkerState:
     """Builds the model, optimizer and data stream of this rank and restores the newest state."""
-    so = storage_options
     set_niceness(cfg.niceness)  # DataLoader workers fork from here: inherited
     torch.set_num_threads(cfg.threads_per_worker)
     cv2.setNumThreads(1)
@@ -171,16 +169,16 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
     if isinstance(out, Path):
         _forward_warnings(out, rank)
     torch.manual_seed(cfg.seed)
-    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init, so))
+    model: UniLSeg = build_model(model_config(cfg.preset, cfg.init))
     tokenizer, size = model.tokenizer, model.config.input_size
     wrapped = ray.train.torch.prepare_model(model)  # moves to the device; DDP when world > 1
     optimizer = torch.optim.AdamW(wrapped.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint(), so)
+    start, source, extra = restore(cfg, wrapped, optimizer, ray.train.get_checkpoint())
     # a run that finished by its time budget continues only if asked for a longer budget
     trained_s = float(extra.get("train_seconds", 0.0)) if source in ("ray", "latest") else 0.0
     if rank == 0:
-        _log_start(out, start, source, world, cfg.steps, so)
-    dataset, loader = _data(cfg, tokenizer, size, start, rank, world, so)
+        _log_start(out, start, source, world, cfg.steps)
+    dataset, loader = _data(cfg, tokenizer, size, start, rank, world)
     wrapped.train()
     batches = iter(loader)  # DataLoader processes fork here: before the guard opens its lock file
     return WorkerState(
@@ -196,11 +194,10 @@ def setup(cfg: TrainConfig, storage_options: storage.StorageOptions = None) -> W
         trained_s,
         WorkerGuard(out),
         dataset.skips,
-        storage_options=so,
     )
 
 
-def _log_start(out: Path | str, start: int, source: str, world: int, target: int, so: storage.StorageOptions) -> None:
+def _log_start(out: Path | str, start: int, source: str, world: int, target: int) -> None:
     """The "start" event of a (re)start in RUN/metrics.jsonl (rank 0)."""
     _log_event(
         out,
@@ -213,12 +210,11 @@ def _log_start(out: Path | str, start: int, source: str, world: int, target: int
             "niceness": os.getpriority(os.PRIO_PROCESS, 0),
             "target": target,
         },
-        so,
     )
 
 
 def _data(
-    cfg: TrainConfig, tokenizer: Any, size: int, start: int, rank: int, world: int, so: storage.StorageOptions
+    cfg: TrainConfig, tokenizer: Any, size: int, start: int, rank: int, world: int
 ) -> tuple[TargetDataset, DataLoader]:
     """This rank's endless data stream, seeded by the step it starts from, and its DataLoader."""
     dataset = TargetDataset(
@@ -230,7 +226,6 @@ def _data(
         world_size=world,
         augment=AugmentConfig(**cfg.augment) if cfg.augment is not None else None,
         shuffle_buffer=cfg.shuffle_buffer,
-        storage_options=so,
         max_skipped_fraction=cfg.max_skipped_fraction,
     )
     loader = DataLoader(
@@ -331,13 +326,11 @@ def report(state: WorkerState, step: int, lr: float, elapsed: float, save: bool,
                 },
             )
             state.guard.exit_if_orphaned()  # a killed driver's worker never publishes latest.pt
-            publish_checkpoint(path, state.out, step, cfg.keep_checkpoints, state.storage_options)
+            publish_checkpoint(path, state.out, step, cfg.keep_checkpoints)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if state.rank == 0:
-        _log_event(
-            state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save}, state.storage_options
-        )
+        _log_event(state.out, {"event": "report", **metrics, "steps": cfg.steps, "checkpoint": save})
     state.sums = dict.fromkeys(state.sums, 0.0)
     state.n, state.t_window = 0, time.perf_counter()
 
@@ -346,13 +339,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The Ray Train worker function: set up, then step to cfg.steps, reporting and checkpointing.
 
     Args:
-        loop_config (dict): {"config": TrainConfig as a dict, "step_hook": StepHook | None,
-            "storage_options": shards.storage.Masked(dict | None)}.
+        loop_config (dict): {"config": TrainConfig as a dict (its locations are
+            shards.storage.Locations: they carry their options and show only their URLs),
+            "step_hook": StepHook | None}.
     """
     cfg = TrainConfig.from_dict(loop_config["config"])
     hook: StepHook | None = loop_config.get("step_hook")
-    masked = loop_config.get("storage_options")
-    state = setup(cfg, masked.value if masked is not None else None)
+    state = setup(cfg)
     try:
         _steps(state, cfg, hook)
     finally:
@@ -375,6 +368,5 @@ def _steps(state: WorkerState, cfg: TrainConfig, hook: StepHook | None) -> None:
                 _log_event(
                     state.out,
                     {"event": "out_of_time", "step": step, "time_limit_s": cfg.time_limit_s},
-                    state.storage_options,
                 )
             break

@@ -48,7 +48,6 @@ def convert(
     *,
     max_count: int = DEFAULT_MAX_COUNT,
     progress: bool = True,
-    storage_options: storage.StorageOptions = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Converts a source dataset into ``out/split``.
@@ -61,7 +60,6 @@ def convert(
         split: split name to write (and, for sets that have splits, to select).
         max_count: samples per shard.
         progress: show a progress bar.
-        storage_options: fsspec options for ``out`` at a URL (``src`` is a local folder).
         **options: converter-specific options.
 
     Returns:
@@ -79,7 +77,7 @@ def convert(
         first = next(items, None)
     items = itertools.chain([first] if first is not None else [], items)
     written = skipped = rejected = 0
-    with ShardWriter(storage.join(out, split), max_count=max_count, storage_options=storage_options) as writer:
+    with ShardWriter(storage.join(out, split), max_count=max_count) as writer:
         for item in tqdm(items, desc=f"convert {fmt}", unit="img", disable=not progress):
             if isinstance(item, Rejected):
                 writer.quarantine(item.name, item.reason, format=fmt)

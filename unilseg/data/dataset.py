@@ -137,7 +137,6 @@ class TargetDataset(IterableDataset):
         rank, world_size (int | None): the Ray Train rank and size; None = torch.distributed's.
         check_checksums (bool): verify every shard's sha256 against dataset.json.
         return_meta (bool): also yield a dict (key, target index, source, text, flipped).
-        storage_options (dict | None): fsspec options for sources at URLs.
         max_skipped_fraction (float | None): broken targets a rank may skip, as a fraction of
             the targets it read (at least SKIP_BASE counted); more raise ShardError. None:
             skipped and counted (``skips``) without a limit.
@@ -155,14 +154,11 @@ class TargetDataset(IterableDataset):
                  augment: AugmentConfig | None = None, epochs: int | None = None, seed: int = 0,
                  shuffle: bool = True, shuffle_buffer: int = 256, random_text: bool = True,
                  rank: int | None = None, world_size: int | None = None, check_checksums: bool = True,
-                 return_meta: bool = False, storage_options: dict | None = None,
-                 max_skipped_fraction: float | None = None) -> None:
+                 return_meta: bool = False, max_skipped_fraction: float | None = None) -> None:
         super().__init__()
         if not sources:
             raise ValueError("no training data given")
-        self.readers = [ShardReader(resolve_split_dir(p, storage_options=storage_options),
-                                    check_checksums=check_checksums, storage_options=storage_options)
-                        for p, _ in sources]
+        self.readers = [ShardReader(resolve_split_dir(p), check_checksums=check_checksums) for p, _ in sources]
         self.weights = normalize_weights([w for _, w in sources]).tolist()
         for r in self.readers:
             if not r.urls:
@@ -181,8 +177,7 @@ class TargetDataset(IterableDataset):
         for epoch in epochs:
             plan = plan_epoch(reader.urls, epoch, self.seed * 1009 + source, *ident, shuffle=self.shuffle)
             n = 0
-            records = guarded(raw_pipeline(plan.urls, reader.expected, split=False,
-                                           storage_options=reader.storage_options), reader.dir)
+            records = guarded(raw_pipeline(plan.urls, reader.expected, split=False), reader.dir)
             for i, record in enumerate(records):
                 if not plan.keeps(i):
                     continue

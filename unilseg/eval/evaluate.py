@@ -176,7 +176,6 @@ def collect(
     limit: int | None = None,
     progress: bool = True,
     skip_missing: bool = False,
-    storage_options: storage.StorageOptions = None,
 ) -> Collected:
     """Predicts (or reads) every expression of a split and stores it with its IoU.
 
@@ -191,7 +190,7 @@ def collect(
     """
     if texts not in TEXT_MODES:
         raise UniLSegError(f"texts must be one of {TEXT_MODES}, got {texts!r}")
-    reader = ShardReader(split_dir, storage_options=storage_options)
+    reader = ShardReader(split_dir)
     total = reader.info.get("counts", {}).get("targets") if texts == "first" else None
     if limit is not None:
         total = min(limit, total) if total is not None else limit
@@ -274,7 +273,6 @@ def evaluate(
     checkpoint: str | None = None,
     predictions: str | None = None,
     progress: bool = True,
-    storage_options: storage.StorageOptions = None,
     **settings: Any,
 ) -> dict:
     """Scores a model, or saved PNG masks, on a shard split and writes the report.
@@ -287,7 +285,6 @@ def evaluate(
             a local path or URL.
         predictions: local dir of ``<id>.png`` masks instead of a model (exactly one of the two).
         progress: show a progress bar.
-        storage_options: fsspec options for locations at URLs.
         **settings: EvalConfig fields (split, texts, limit, threshold, benchmark, overlay_k,
             preset, device); an unknown one fails. ``texts="all"`` scores every text (id
             ``<target id>_<text index>``), as RefCOCO counts; a ``limit`` means nothing is
@@ -305,21 +302,18 @@ def evaluate(
     split, limit, texts = cfg.split, cfg.limit, cfg.texts
     threshold, overlay_k = cfg.threshold, cfg.overlay_k
     _check_arguments(cfg, checkpoint, predictions)  # bad arguments fail before a model is loaded
-    so = storage_options
-    split_dir = resolve_split_dir(data, split, so)
-    check_split(split_dir, so)  # a missing or resized shard fails before a model is loaded
+    split_dir = resolve_split_dir(data, split)
+    check_split(split_dir)  # a missing or resized shard fails before a model is loaded
     predictor = (
-        ModelPredictor(checkpoint, cfg.preset, cfg.device, storage_options=so)
-        if checkpoint is not None
-        else PngPredictor(predictions)
+        ModelPredictor(checkpoint, cfg.preset, cfg.device) if checkpoint is not None else PngPredictor(predictions)
     )
     thr = predictor.threshold if threshold is None else float(threshold)
-    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing, so)
+    got = collect(split_dir, predictor, thr, texts, limit, progress, cfg.skip_missing)
     metrics, details = score(got.items)
     # every text scored: the first text of each target is a subset of the same predictions
     first_text = score([it for it in got.items if it.text_index == 0])[0] if texts == "all" else None
-    with storage.staged_output_dir(out, so) as out_dir:
-        sheet = _write_overlays(split_dir, got.items, out, out_dir, overlay_k, thr, so)
+    with storage.staged_output_dir(out) as out_dir:
+        sheet = _write_overlays(split_dir, got.items, out, out_dir, overlay_k, thr)
         run_info = _run_info(cfg, split_dir, predictor, thr, got, sheet)
         report.write_report(out_dir, metrics, details, got.items, got.missing, run_info, first_text)
     return metrics
@@ -341,7 +335,6 @@ def _write_overlays(
     out_dir: Path,
     overlay_k: int,
     thr: float,
-    so: storage.StorageOptions,
 ) -> dict | None:
     """The best/worst overlay sheet in the staged ``out_dir``; its record names where it is published."""
     drawn = [it for it in items if not it.missing]  # a stand-in is no prediction to look at
@@ -352,10 +345,9 @@ def _write_overlays(
         overlay_k,
         lambda it: pred_mask(it, thr),
         lambda it: _decode_gt(it.gt),
-        so,
     )
     if sheet is not None:
-        sheet["path"] = storage.join(out, report.OVERLAYS)  # where it is published, not staged
+        sheet["path"] = str(storage.join(out, report.OVERLAYS))  # where it is published, not staged (a URL)
     return sheet
 
 

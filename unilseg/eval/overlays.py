@@ -70,12 +70,10 @@ def enlarge(pic: np.ndarray) -> np.ndarray:
     return pic.repeat(factor, 0).repeat(factor, 1) if factor > 1 else pic
 
 
-def _load_images(
-    split_dir: str | os.PathLike, keys: set[str], storage_options: dict | None = None
-) -> dict[str, np.ndarray]:
+def _load_images(split_dir: str | os.PathLike, keys: set[str]) -> dict[str, np.ndarray]:
     """Decodes only the images of `keys`, in one pass over the split."""
     found: dict[str, np.ndarray] = {}
-    for sample in ShardReader(split_dir, storage_options=storage_options).samples(decode_images=False):
+    for sample in ShardReader(split_dir).samples(decode_images=False):
         if sample.key in keys:
             found[sample.key] = decode_image(sample.image_bytes)
             if len(found) == len(keys):
@@ -90,7 +88,6 @@ def write_best_worst(
     k: int,
     pred_of: Callable[[Any], np.ndarray],
     gt_of: Callable[[Any], np.ndarray | None],
-    storage_options: dict | None = None,
 ) -> dict[str, Any] | None:
     """Writes the sheet of the k best and k worst items as a PNG.
 
@@ -100,7 +97,6 @@ def write_best_worst(
         out: PNG path.
         k: cells per row.
         pred_of / gt_of: item -> (H, W) bool prediction / ground truth (None = no target).
-        storage_options: fsspec options for a split at a URL.
 
     Returns:
         dict | None: path, size and the ids drawn, or None when there is nothing to draw.
@@ -108,7 +104,7 @@ def write_best_worst(
     if not items:
         return None
     best, worst = best_and_worst([it.iou for it in items], k)
-    images = _load_images(split_dir, {items[i].key for i in best + worst}, storage_options)
+    images = _load_images(split_dir, {items[i].key for i in best + worst})
 
     def cell(i: int, label: str) -> tuple[np.ndarray, str]:
         it = items[i]

@@ -84,7 +84,6 @@ class ModelPredictor:
         preset: str | None = None,
         device: str | None = None,
         batch_size: int = 16,
-        storage_options: dict | None = None,
     ):
         # torch and the model are imported here, not at the top: scoring saved PNGs needs
         # neither, and torch's import costs seconds
@@ -93,7 +92,7 @@ class ModelPredictor:
         from unilseg.model.loading import load_model
 
         self.batch_size = max(1, int(batch_size))  # expressions per forward pass
-        self.model = load_model(checkpoint, preset, storage_options)
+        self.model = load_model(checkpoint, preset)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         self.threshold = float(self.model.config.threshold)

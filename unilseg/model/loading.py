@@ -18,15 +18,13 @@ from .config import DEFAULT_PRESET, UniLSegConfig, list_presets, load_preset
 from .unilseg import UniLSeg, build_model
 
 
-def is_training_checkpoint(path: str | os.PathLike, storage_options: dict | None = None) -> bool:
+def is_training_checkpoint(path: str | os.PathLike) -> bool:
     """True for files written by unilseg.checkpoint.save_checkpoint (a local path or URL)."""
-    ckpt = read_checkpoint_file(path, mmap=True, storage_options=storage_options)
+    ckpt = read_checkpoint_file(path, mmap=True)
     return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
 
 
-def model_config(
-    preset: str | None, init: str | os.PathLike | None = None, storage_options: dict | None = None
-) -> UniLSegConfig:
+def model_config(preset: str | None, init: str | os.PathLike | None = None) -> UniLSegConfig:
     """The config a run builds: the preset when given, else the one saved in `init` (our
     checkpoints carry it), else DEFAULT_PRESET.
 
@@ -38,12 +36,12 @@ def model_config(
         return load_preset(preset)
     if init is None:
         return load_preset(DEFAULT_PRESET)
-    if not is_training_checkpoint(init, storage_options):
+    if not is_training_checkpoint(init):
         raise UniLSegError(
             f"{init} carries no model config (the released file?): give the preset "
             "(unilseg-swin-b for UniLSeg20_no_finetune.pth)"
         )
-    return UniLSegConfig(**read_checkpoint_file(init, mmap=True, storage_options=storage_options)["config"])
+    return UniLSegConfig(**read_checkpoint_file(init, mmap=True)["config"])
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -87,9 +85,7 @@ def check_preset_matches(
     )
 
 
-def load_model(
-    checkpoint: str | os.PathLike, preset: str | None = None, storage_options: dict | None = None
-) -> UniLSeg:
+def load_model(checkpoint: str | os.PathLike, preset: str | None = None) -> UniLSeg:
     """Builds and loads a model in eval mode.
 
     Args:
@@ -97,7 +93,6 @@ def load_model(
             path or an fsspec URL).
         preset (str | None): preset name or JSON path; required for the released file. Our own
             files carry their config: a preset there must name that same config.
-        storage_options (dict | None): fsspec options for a URL.
 
     Raises:
         UnknownNameError: an unknown preset (whatever the checkpoint).
@@ -106,8 +101,8 @@ def load_model(
         CheckpointError: keys or shapes that do not match (named in the message).
     """
     wanted = load_preset(preset) if preset is not None else None  # an unknown preset fails before the file is read
-    if is_training_checkpoint(checkpoint, storage_options):
-        model = load_checkpoint(checkpoint, storage_options=storage_options).model  # built from its own config
+    if is_training_checkpoint(checkpoint):
+        model = load_checkpoint(checkpoint).model  # built from its own config
         if wanted is not None:
             check_preset_matches(preset, wanted, model.config, checkpoint)
     elif wanted is None:
@@ -116,5 +111,5 @@ def load_model(
             "pass --preset unilseg-swin-b"
         )
     else:
-        model = load_released_checkpoint(build_model(wanted), checkpoint, storage_options)
+        model = load_released_checkpoint(build_model(wanted), checkpoint)
     return model.eval()
