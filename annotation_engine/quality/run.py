@@ -44,16 +44,17 @@ from shards.rle import rle_to_mask
 from unilseg.eval.overlays import best_and_worst
 
 log = logging.getLogger(__name__)
+Loc = storage.PathOrLocation  # a local path, URL or storage.Location
 IMAGES_DIR, PROPOSALS_DIR = "images", "proposals"
 GROUND_TRUTH_JSON, PROPOSALS_JSON = "ground_truth.json", "proposals.json"
 
 
 def evaluate_engine(
     engine: str | dict,
-    data: str,
-    out: str,
+    data: Loc,
+    out: Loc,
     *,
-    grounding: str | None = None,
+    grounding: Loc | None = None,
     progress: bool = True,
     **settings: Any,
 ) -> dict[str, Any]:
@@ -61,8 +62,9 @@ def evaluate_engine(
 
     Args:
         engine: what ``unilseg annotate --engine`` takes: a preset name, a YAML file, a mapping.
-        data: a dataset dir (DATA/split is read) or a split dir; a local path or URL.
-        out: report dir, a local path or URL (report.md, metrics.json, recall.png, scores.png,
+        data: a dataset dir (DATA/split is read) or a split dir; a local path, URL or
+            storage.Location.
+        out: report dir, a local path, URL or storage.Location (report.md, metrics.json, recall.png, scores.png,
             proposals.png, proposals.json, ground_truth.json; the engine's shards in proposals/).
         grounding: a UniLSeg checkpoint that reads the generated expressions back (the
             ``preset`` setting names the config of the released file); without it, expressions
@@ -119,7 +121,7 @@ def _expression_judge(grounding: str | None, preset: str | None) -> Callable[...
     return lambda images, matches, split_dir: _grounding(images, split_dir, model, grounding)
 
 
-def _read_truth(split_dir: str, limit: int | None, images_dir: str) -> tuple[list[ImageRecord], list[str]]:
+def _read_truth(split_dir: Loc, limit: int | None, images_dir: Loc) -> tuple[list[ImageRecord], list]:
     """The split's images (the first ``limit``) with their ground truth; each image's stored
     bytes exported to ``images_dir/<key>.<ext>`` for the engine. Returns (records, exported)."""
     storage.makedirs(images_dir)
@@ -155,7 +157,7 @@ def _read_truth(split_dir: str, limit: int | None, images_dir: str) -> tuple[lis
     return images, exported
 
 
-def _remove_export(images_dir: str, exported: list[str]) -> None:
+def _remove_export(images_dir: Loc, exported: list) -> None:
     """Removes the exported images (object stores have no directories to remove)."""
     for loc in exported:
         storage.remove(loc)
@@ -164,7 +166,13 @@ def _remove_export(images_dir: str, exported: list[str]) -> None:
             os.rmdir(p)
 
 
-def _annotate(engine: Any, images_dir: str, dataset: str, cfg: EngineEvalConfig, progress: bool) -> dict[str, Any]:
+def _annotate(
+    engine: Any,
+    images_dir: Loc,
+    dataset: Loc,
+    cfg: EngineEvalConfig,
+    progress: bool,
+) -> dict[str, Any]:
     """The engine over the exported images, through `unilseg annotate`'s pipeline."""
     from annotation_engine.driver import annotate_images  # Ray: imported when the engine runs
 
@@ -179,7 +187,7 @@ def _annotate(engine: Any, images_dir: str, dataset: str, cfg: EngineEvalConfig,
     )
 
 
-def _attach_proposals(images: list[ImageRecord], split: str, version: str) -> None:
+def _attach_proposals(images: list[ImageRecord], split: Loc, version: str) -> None:
     """The engine's targets of this version, paired with the images by sha256; quarantine reasons."""
     by_sha: dict[str, list[ImageRecord]] = {}
     for im in images:
@@ -198,7 +206,7 @@ def _attach_proposals(images: list[ImageRecord], split: str, version: str) -> No
                 im.quarantined = f"{r.get('kind')}: {r.get('reason')}"
 
 
-def _score(images: list[ImageRecord], cfg: EngineEvalConfig, judge: Callable, split_dir: str) -> dict[str, Any]:
+def _score(images: list[ImageRecord], cfg: EngineEvalConfig, judge: Callable, split_dir: Loc) -> dict[str, Any]:
     """Every figure; ``_figures`` holds what the files need beside the metrics."""
     matches = recall.best_matches(images)
     res = coco.results(images, cfg.rank_by)
@@ -218,7 +226,13 @@ def _score(images: list[ImageRecord], cfg: EngineEvalConfig, judge: Callable, sp
     }
 
 
-def _write(out: str, images: list[ImageRecord], metrics: dict[str, Any], split_dir: str, examples: int) -> None:
+def _write(
+    out: Loc,
+    images: list[ImageRecord],
+    metrics: dict[str, Any],
+    split_dir: Loc,
+    examples: int,
+) -> None:
     """report.md, metrics.json, the pictures and the COCO files, published into ``out``."""
     fig = metrics.pop("_figures")
     with storage.staged_output_dir(out) as out_dir:
@@ -230,7 +244,7 @@ def _write(out: str, images: list[ImageRecord], metrics: dict[str, Any], split_d
         report.write_report(out_dir, metrics)
 
 
-def _decoded(split_dir: str, keys: set[str]) -> dict[str, np.ndarray]:
+def _decoded(split_dir: Loc, keys: set[str]) -> dict[str, np.ndarray]:
     """key -> (H, W, 3) uint8 image, for the given keys, in one pass over the split."""
     found: dict[str, np.ndarray] = {}
     if not keys:
@@ -243,7 +257,7 @@ def _decoded(split_dir: str, keys: set[str]) -> dict[str, np.ndarray]:
     return found
 
 
-def _sheet(images: list[ImageRecord], matches: list, split_dir: str, out: Path, k: int) -> dict[str, Any] | None:
+def _sheet(images: list[ImageRecord], matches: list, split_dir: Loc, out: Path, k: int) -> dict[str, Any] | None:
     """proposals.png: the k best and k worst proposals with their best-matching ground truth."""
     items = [
         {"id": f"{im.key}_{i}", "key": im.key, "iou": iou, "im": im, "p": p, "gt": j}
@@ -260,7 +274,7 @@ def _sheet(images: list[ImageRecord], matches: list, split_dir: str, out: Path, 
     return pictures.best_worst_sheet(items, rgbs, out, k, best, worst)
 
 
-def _grounding(images: list[ImageRecord], split_dir: str, model: Any, checkpoint: str) -> dict[str, Any]:
+def _grounding(images: list[ImageRecord], split_dir: Loc, model: Any, checkpoint: Loc) -> dict[str, Any]:
     """Hit rates of generated and ground-truth expressions read back by a grounding model."""
     generated, reference = expressions.HitCounter(model), expressions.HitCounter(model)
     by_key = {im.key: im for im in images}
@@ -293,7 +307,7 @@ def _similarity(images: list[ImageRecord], matches: list, embed: Any) -> dict[st
 
 
 def _run_info(
-    engine: Any, split_dir: str, cfg: EngineEvalConfig, grounding: str | None, summary: dict, seconds: float
+    engine: Any, split_dir: Loc, cfg: EngineEvalConfig, grounding: Loc | None, summary: dict, seconds: float
 ) -> dict[str, Any]:
     """metrics.json's record of the run."""
     stats = summary.get("stats", {})
@@ -304,7 +318,7 @@ def _run_info(
         "split_dir": str(split_dir),
         "dataset": storage.name(storage.parent(split_dir)),
         "split": storage.name(split_dir),
-        "grounding": grounding,
+        "grounding": None if grounding is None else str(grounding),  # a Location's URL, never its options
         "settings": asdict(cfg),
         "limit": cfg.limit,
         "rank_by": cfg.rank_by,
