@@ -210,6 +210,15 @@ def _score(images: list[ImageRecord], cfg: EngineEvalConfig, judge: Callable, sp
     """Every figure; ``_figures`` holds what the files need beside the metrics."""
     matches = recall.best_matches(images)
     res = coco.results(images, cfg.rank_by)
+    if cfg.rank_by is not None:
+        carried = sum(cfg.rank_by in p.scores for im in images for p in im.proposals)
+        if carried < len(res):  # those rank by the engine's order: AR@1 and AR@10 mean something else
+            log.warning(
+                "%d of %d proposals carry no %r score: they rank by the engine's order",
+                len(res) - carried,
+                len(res),
+                cfg.rank_by,
+            )
     masks, curves = recall.mask_metrics(images, res, matches)
     flat = [(p, m) for im, ms in zip(images, matches) for p, m in zip(im.proposals, ms)]
     scores = judges.judge_scores([p.scores for p, _ in flat], [iou for _, (iou, _) in flat])
