@@ -46,6 +46,7 @@ def _write_bad_images(images: Path) -> set[str]:
     return {"truncated.jpg", "empty.png", "text.jpg", "bomb.png", "flat.png"}
 
 
+@pytest.mark.slow
 def test_bad_images_rerun_config_change_and_new_images(ray_cluster, tmp_path):
     images = tmp_path / "images"
     write_photos(images, PHOTOS[:4])

@@ -80,6 +80,7 @@ def test_external_kills_of_the_actor_blame_no_image(ray_cluster, tmp_path):
     assert len(keys) == 24 and set(keys.values()) == {1}
 
 
+@pytest.mark.slow
 def test_killed_run_then_rerun_finishes_the_job(ray_cluster, tmp_path):
     images = tmp_path / "images"
     n = 24
@@ -121,6 +122,7 @@ def _kill_the_ledger_once(split: Path, shards: int, seen: set[str], kills: list[
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_a_killed_ledger_stops_the_run_in_one_line(ray_cluster, tmp_path):
     """kill -9 of the run's ledger mid-run: the command says in one line that it stopped early
     (it once ended in a traceback of the ledger's death, raised while saving the source index),

@@ -30,6 +30,7 @@ print(json.dumps([dict(j.config.metadata) for j in jobs.values()]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "given,env,expected",
     [
