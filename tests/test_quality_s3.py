@@ -57,6 +57,7 @@ def test_split_and_report_at_s3_match_local(s3_bucket, ray_here, tmp_path):  # n
     assert json.loads(fs.cat(f"{s3_bucket}/reports/r/metrics.json"))["masks"]["AR@100"] == pytest.approx(0.6)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     raises=NoCredentialsError,
