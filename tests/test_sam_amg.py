@@ -247,6 +247,7 @@ def vit_b():
         return SAM_BUILDERS["vit_b"]().eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threads", [1, 2])
 def test_decoder_bit_identical_at_vit_b_size(vit_b, threads):
     """Our split decoder gives segment-anything's MaskDecoder floats bit for bit: the predicted

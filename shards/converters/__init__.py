@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from common.errors import UniLSegError
 from common.registry import Registry
-from shards.format import Sample
+from shards.format import ImageInfo, Sample, Target
+from shards.images import StoredImage
+from shards.keys import make_key
 
 
 class ConvertError(UniLSegError):
@@ -78,3 +80,18 @@ CONVERTERS = Registry(
 register_converter = CONVERTERS.register
 get_converter = CONVERTERS.get
 converter_names = CONVERTERS.names
+
+
+def image_sample(source: str, name: str, image_id: str, stored: StoredImage, targets: list[Target]) -> Sample:
+    """The Sample of one converted image.
+
+    Args:
+        source (str): the dataset's name (the key's namespace, ``ImageInfo.source``).
+        name (str): the image's name in the source (file name or relative path): with
+            ``source``, it makes the key (``shards.keys.make_key``).
+        image_id (str): the source's own id of the image (``ImageInfo.id``).
+        stored (StoredImage): the image as ``shards.images.prepare_image`` returned it.
+        targets (list[Target]): at least one.
+    """
+    info = ImageInfo(image_id, stored.width, stored.height, stored.sha256, source)
+    return Sample(make_key(source, name), info, stored.data, stored.ext, targets)

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shards.converters import ConvertError, Item, Rejected, register_converter
-from shards.format import ImageInfo, Sample, Target
+from shards.converters import ConvertError, Item, Rejected, image_sample, register_converter
+from shards.format import Sample, Target
 from shards.images import prepare_image
 from shards.keys import make_key
 from shards.rle import mask_to_rle
@@ -125,13 +125,7 @@ def ade20k_sample(
         )
     if not targets:
         raise ConvertError("annotation has only 0 (other objects) pixels")
-    return Sample(
-        make_key(source, rel),
-        ImageInfo(rel, stored.width, stored.height, stored.sha256, source),
-        stored.data,
-        stored.ext,
-        targets,
-    )
+    return image_sample(source, rel, rel, stored, targets)
 
 
 def ade20k_splits(src: Path, **_: object) -> list[str]:

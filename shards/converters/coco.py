@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
+from shards.converters import ConvertError, Item, Rejected, image_sample, order_splits, register_converter
 from shards.converters.coco_json import (
     annotation_rle,
     checked_images,
@@ -43,7 +43,7 @@ from shards.converters.coco_json import (
     read_image,
     stream_coco,
 )
-from shards.format import ImageInfo, Sample, Target
+from shards.format import Sample, Target
 from shards.images import StoredImage
 from shards.keys import make_key
 from shards.rle import mask_to_rle, merge_rles
@@ -97,13 +97,7 @@ def images_folder(src: Path, ann_file: Path, prefix: str, images: str | None) ->
 def _sample(source: str, image: dict, stored: StoredImage, targets: list[Target]) -> Sample:
     if not targets:
         raise ConvertError("no non-empty mask in this image")
-    return Sample(
-        make_key(source, image["file_name"]),
-        ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256, source),
-        stored.data,
-        stored.ext,
-        targets,
-    )
+    return image_sample(source, image["file_name"], str(image["id"]), stored, targets)
 
 
 def build_instances_sample(

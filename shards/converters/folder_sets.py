@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shards.converters import ConvertError, Item, Rejected, register_converter
-from shards.format import ImageInfo, Sample, Target
+from shards.converters import ConvertError, Item, Rejected, image_sample, register_converter
+from shards.format import Sample, Target
 from shards.images import IMAGE_FILE_SUFFIXES, prepare_image
 from shards.keys import make_key
 from shards.rle import mask_to_rle
@@ -74,13 +74,7 @@ def mask_pair_sample(image_path: Path, mask_path: Path, task: str, source: str, 
         source=source,
         provenance={"image": rel, "mask": str(mask_path.name)},
     )
-    return Sample(
-        make_key(source, rel),
-        ImageInfo(rel, stored.width, stored.height, stored.sha256, source),
-        stored.data,
-        stored.ext,
-        [target],
-    )
+    return image_sample(source, rel, rel, stored, [target])
 
 
 def _folder_set(src: Path, task: str, name: str | None) -> Iterator[Item | Rejected]:

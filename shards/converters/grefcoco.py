@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
+from shards.converters import ConvertError, Item, Rejected, image_sample, order_splits, register_converter
 from shards.converters.coco_json import annotation_problem, annotation_rle, load_json, read_image
 from shards.converters.refer import default_images_dir, find_refs_file, id_order, load_refs, select_split
-from shards.format import ImageInfo, Sample, Target
+from shards.format import Sample, Target
 from shards.keys import make_key
 from shards.rle import merge_rles, rle_area
 
@@ -85,13 +85,7 @@ def grefcoco_sample(
         out.append(Target(texts, rle, "gres", "group" if len(anns) > 1 else "instance", source, provenance=prov))
     if not out:
         raise ConvertError("every referred mask of this image is empty")
-    return Sample(
-        make_key(source, image["file_name"]),
-        ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256, source),
-        stored.data,
-        stored.ext,
-        out,
-    )
+    return image_sample(source, image["file_name"], str(image["id"]), stored, out)
 
 
 def grefcoco_splits(src: Path, split_by: str | None = None, **_: Any) -> list[str]:

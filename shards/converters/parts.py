@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
+from shards.converters import ConvertError, Item, Rejected, image_sample, order_splits, register_converter
 from shards.converters.coco_json import (
     CocoIndex,
     annotation_rle,
@@ -43,7 +43,7 @@ from shards.converters.coco_json import (
     read_image,
     stream_coco,
 )
-from shards.format import ImageInfo, Sample, Target
+from shards.format import Sample, Target
 from shards.keys import make_key
 from shards.rle import merge_rles
 
@@ -117,13 +117,7 @@ def parts_sample(path: Path, image: dict, anns: list[dict], cats: dict, source: 
     if not targets:
         raise ConvertError("no non-empty mask in this image")
     name = image["file_name"]
-    return Sample(
-        make_key(source, name),
-        ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256, source),
-        stored.data,
-        stored.ext,
-        targets,
-    )
+    return image_sample(source, name, str(image["id"]), stored, targets)
 
 
 def _part_items(idx: CocoIndex, source: str, locate: Callable[[dict], Path]) -> Iterator[Item | Rejected]:

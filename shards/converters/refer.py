@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
+from shards.converters import ConvertError, Item, Rejected, image_sample, order_splits, register_converter
 from shards.converters.coco_json import (
     CocoIndex,
     annotation_problem,
@@ -38,7 +38,7 @@ from shards.converters.coco_json import (
     stream_coco,
 )
 from shards.converters.safe_pickle import safe_load, safe_load_list
-from shards.format import ImageInfo, Sample, Target
+from shards.format import Sample, Target
 from shards.keys import make_key
 
 log = logging.getLogger(__name__)
@@ -199,13 +199,7 @@ def refer_sample(
     if not out:
         raise ConvertError("every referred mask of this image is empty")
     name = image["file_name"]
-    return Sample(
-        make_key(source, name),
-        ImageInfo(str(image["id"]), stored.width, stored.height, stored.sha256, source),
-        stored.data,
-        stored.ext,
-        out,
-    )
+    return image_sample(source, name, str(image["id"]), stored, out)
 
 
 def load_refs(path: Path) -> list[dict]:

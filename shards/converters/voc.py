@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shards.converters import ConvertError, Item, Rejected, order_splits, register_converter
-from shards.format import ImageInfo, Sample, Target
+from shards.converters import ConvertError, Item, Rejected, image_sample, order_splits, register_converter
+from shards.format import Sample, Target
 from shards.images import prepare_image
 from shards.keys import make_key
 from shards.rle import mask_to_rle
@@ -105,13 +105,7 @@ def voc_sample(image_path: Path, mask_path: Path, image_id: str, source: str) ->
         )
     if not targets:
         raise ConvertError("mask has only background (0) and void (255) pixels")
-    return Sample(
-        make_key(source, rel),
-        ImageInfo(rel, stored.width, stored.height, stored.sha256, source),
-        stored.data,
-        stored.ext,
-        targets,
-    )
+    return image_sample(source, rel, rel, stored, targets)
 
 
 def read_ids(path: Path) -> list[str]:
