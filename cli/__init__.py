@@ -18,7 +18,17 @@ import os
 
 import click
 
-from cli import annotate_cmd, convert_cmd, eval_cmd, predict_cmd, shards_cmd, stack, synth_cmd, train_cmd
+from cli import (
+    annotate_cmd,
+    convert_cmd,
+    eval_cmd,
+    eval_engine_cmd,
+    predict_cmd,
+    shards_cmd,
+    stack,
+    synth_cmd,
+    train_cmd,
+)
 from cli.options import set_verbose
 from common import JOB_NAME_ENV
 from common.errors import UniLSegError
@@ -53,5 +63,15 @@ def main(ctx: click.Context) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-for _mod in (annotate_cmd, convert_cmd, eval_cmd, predict_cmd, shards_cmd, stack, synth_cmd, train_cmd):
+for _mod in (
+    annotate_cmd,
+    convert_cmd,
+    eval_cmd,
+    eval_engine_cmd,
+    predict_cmd,
+    shards_cmd,
+    stack,
+    synth_cmd,
+    train_cmd,
+):
     main.add_command(_mod.command)

@@ -173,7 +173,32 @@ def headline(run_dir: Path) -> str:
                 for name, ms in protocols
                 if task in ms
             ]
+    lines += _engine_headline(run_dir)
     return "\n".join(lines) if lines else f"(no training or evaluation results under {run_dir})"
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"  # metrics.json writes an undefined figure as null
+
+
+def _engine_headline(run_dir: Path) -> list[str]:
+    """The engine evaluation's figures (annotation_engine.quality), when the run scored its engine."""
+    lines = []
+    for path in sorted((run_dir / "engine-eval").glob("*/metrics.json")):
+        doc = json.loads(path.read_text())
+        m, run, ex = doc["masks"], doc["run"], doc["expressions"]
+        lines.append(f"The {run['engine_name']} engine on {run['dataset']}/{run['split']} ({m['n_images']} images):")
+        lines.append(
+            f"  masks: AR@100 {_f(m['AR@100'])}, recall@0.5 {_f(m['recall@0.5'])}, "
+            f"precision@0.5 {_f(m['precision@0.5'])}"
+        )
+        if ex.get("method") == "grounding":
+            g, r = ex["generated"], ex["reference"]
+            lines.append(
+                f"  expressions read back by the model: {_f(g['hit_rate@0.5'])} of the engine's hit their mask "
+                f"({_f(r['hit_rate@0.5'])} of the ground truth's)"
+            )
+    return lines
 
 
 def demo(cfg: StackConfig, deployment: str = "annotate-and-train/demo", timeout: int = 3600) -> None:

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from annotation_engine.quality.config import EngineEvalConfig
 from annotation_engine.run_config import AnnotateConfig
 from common.errors import MissingInputError, UniLSegError
 from common.settings import default_of, field_types
@@ -115,6 +116,26 @@ EvaluateStage = settings_section(
     ),
 )
 
+RUN_MODEL = "run"  # evaluate_engine.grounding: the run's own trained checkpoint
+EvaluateEngineStage = settings_section(
+    "EvaluateEngineStage",
+    EngineEvalConfig,
+    exclude=("ray_address",),
+    dataset=(str, Field(description="the labeled set (its `name`) whose split the engine is scored on")),
+    engine=(
+        Optional[str],
+        Field(None, description="preset name or engine YAML [default: the annotate section's engine]"),
+    ),
+    grounding=(
+        Optional[str],
+        Field(
+            RUN_MODEL,
+            description=f"`{RUN_MODEL}`: the run's trained model reads the generated expressions back (the stage "
+            "runs after training); a checkpoint path/URL; null: MiniLM similarity (runs after conversion)",
+        ),
+    ),
+)
+
 
 class LabeledSet(_Strict):
     """A labeled dataset to convert into shards (DATA_ROOT/name/split)."""
@@ -158,6 +179,20 @@ class PipelineConfig(_Strict):
     labeled: list[LabeledSet] = Field(default_factory=list)
     train: TrainStage = Field(default_factory=TrainStage)  # type: ignore[valid-type]
     evaluate: EvaluateStage = Field(default_factory=EvaluateStage)  # type: ignore[valid-type]
+    evaluate_engine: Optional[EvaluateEngineStage] = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _engine_eval_scores_a_labeled_set(self):
+        e = self.evaluate_engine
+        if e is None:
+            return self
+        sets = {s.name: s for s in self.labeled}
+        if e.dataset not in sets:
+            raise ValueError(f"evaluate_engine.dataset: {e.dataset!r} is no labeled set (labeled: {list(sets)})")
+        if e.split not in sets[e.dataset].splits:
+            splits = sets[e.dataset].splits
+            raise ValueError(f"evaluate_engine.split: {e.dataset} converts no {e.split!r} split (it has {splits})")
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineConfig:

@@ -26,17 +26,19 @@ from typing import Any, Optional
 
 from prefect import flow, get_run_logger
 
+from annotation_engine.engine_config import DEFAULT_ENGINE, engine_version, load_engine_config
 from annotation_engine.sources import images_fingerprint
 from common.errors import UniLSegError
 from common.ray_runtime import dashboard_url, ensure_ray
 from flows.annotate import annotate
 from flows.artifacts import publish_files
-from flows.config import PipelineConfig
+from flows.config import RUN_MODEL, PipelineConfig
 from flows.convert import convert
 from flows.evaluate import evaluate
+from flows.evaluate_engine import evaluate_engine
 from flows.local_server import local_server
 from flows.paths import resolve
-from flows.stages import run_stage
+from flows.stages import recorded, run_stage
 from flows.train import train
 from shards import storage
 from shards.manifest import read_dataset_json
@@ -149,6 +151,35 @@ def _evaluate_stage(cfg: PipelineConfig, trained: dict, converted: dict, log) ->
     )
 
 
+def _evaluate_engine_stage(cfg: PipelineConfig, run_checkpoint: Optional[str], log) -> dict[str, Any]:
+    """The engine scored on a labeled split (cfg.evaluate_engine); ``run_checkpoint`` is the
+    run's trained model, which reads the expressions back when the section's grounding is `run`
+    (without one they are compared by MiniLM similarity)."""
+    e = cfg.evaluate_engine
+    grounding = run_checkpoint if e.grounding == RUN_MODEL else e.grounding
+    if e.grounding == RUN_MODEL and run_checkpoint is None:
+        log.info("evaluate_engine: no trained model in %s yet: expressions scored by MiniLM similarity", cfg.run_dir)
+    grounding = cfg.locate(grounding) if grounding else None
+    engine = e.engine or (cfg.annotate.engine if cfg.annotate is not None else DEFAULT_ENGINE)
+    engine = resolve(engine) if str(engine).endswith((".yaml", ".yml")) else engine
+    data = cfg.dataset_dir(e.dataset)
+    inputs = {
+        "evaluate_engine": e.model_dump(),
+        "engine": engine_version(load_engine_config(engine)),  # what the engine computes, not its file's name
+        "split": read_dataset_json(data / e.split).get("shards"),
+        "grounding": None if grounding is None else [str(grounding), storage.file_version(grounding)],
+    }
+    out = cfg.run_dir / "engine-eval" / e.dataset
+    return run_stage(
+        cfg.run_dir,
+        "evaluate_engine",
+        inputs,
+        lambda: evaluate_engine(engine, data, out, e, grounding=grounding, ray_address=cfg.ray_address),
+        outputs=lambda r: [storage.join(r["report_dir"], "metrics.json")],
+        log=log.info,
+    )
+
+
 @flow(name="annotate-and-train", log_prints=True)
 def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Optional[str] = None) -> dict[str, Any]:
     """Annotate new images, convert the labeled sets, train, evaluate.
@@ -164,13 +195,20 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
     _connect_ray(cfg, log)
     annotated = _annotate_stage(cfg, log)
     converted = _convert_stage(cfg, log)
+    e = cfg.evaluate_engine
+    after_training = e is not None and e.grounding == RUN_MODEL  # the run's model reads the expressions
+    engine_eval = _evaluate_engine_stage(cfg, None, log) if e is not None and not after_training else None
     trained = _train_stage(cfg, annotated, converted, log)
     evaluated = _evaluate_stage(cfg, trained, converted, log)
+    if after_training:
+        engine_eval = _evaluate_engine_stage(cfg, trained["checkpoint"], log)
     files = {
         "run": str(cfg.run_dir),
         "checkpoint": trained["checkpoint"],
         **{f"report {n}": storage.join(v["report_dir"], "report.md") for n, v in evaluated.items()},
     }
+    if engine_eval:
+        files["engine report"] = storage.join(engine_eval["report_dir"], "report.md")
     publish_files(f"results-{cfg.run_name}", files, f"Results of run {cfg.run_name}")
     return {
         "run_dir": str(cfg.run_dir),
@@ -178,6 +216,7 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
         "converted": converted,
         "trained": trained,
         "evaluated": evaluated,
+        "engine_eval": engine_eval,
     }
 
 
@@ -191,12 +230,16 @@ def reannotate(config_path: str = DEFAULT_CONFIG) -> dict[str, Any]:
         log.info("%s has no `annotate` section: nothing to do", config_path)
         return {}
     _connect_ray(cfg, log)
-    return annotate(
+    result = annotate(
         stage=cfg.annotate,
         out=cfg.dataset_dir(cfg.annotate.name),
         ray_address=cfg.ray_address,
         preview_dir=cfg.run_dir / "previews",
     )
+    if cfg.evaluate_engine is not None:  # an engine change shows its effect on quality
+        trained = recorded(cfg.run_dir, "train")
+        result["engine_eval"] = _evaluate_engine_stage(cfg, trained and trained["checkpoint"], log)
+    return result
 
 
 def main(argv: list[str]) -> None:

@@ -39,17 +39,25 @@ def _marker(run_dir: str | os.PathLike, stage: str) -> str:
     return storage.join(run_dir, "stages", f"{stage}.json")
 
 
-def finished(run_dir: str | os.PathLike, stage: str, inputs: Any) -> dict[str, Any] | None:
-    """The recorded result of a finished stage with the same inputs, else None."""
+def _live_marker(run_dir: str | os.PathLike, stage: str) -> dict[str, Any] | None:
+    """A stage's marker while every output it lists exists, else None."""
     path = _marker(run_dir, stage)
     if not storage.exists(path):
         return None
     doc = json.loads(storage.read_bytes(path))
-    if doc.get("fingerprint") != fingerprint(inputs):
-        return None
-    if not all(storage.exists(storage.like(run_dir, p)) for p in doc.get("outputs", [])):
-        return None
-    return doc["result"]
+    return doc if all(storage.exists(storage.like(run_dir, p)) for p in doc.get("outputs", [])) else None
+
+
+def finished(run_dir: str | os.PathLike, stage: str, inputs: Any) -> dict[str, Any] | None:
+    """The recorded result of a finished stage with the same inputs, else None."""
+    doc = _live_marker(run_dir, stage)
+    return doc["result"] if doc is not None and doc.get("fingerprint") == fingerprint(inputs) else None
+
+
+def recorded(run_dir: str | os.PathLike, stage: str) -> dict[str, Any] | None:
+    """The result a stage last recorded, whatever its inputs were, while its outputs exist; else None."""
+    doc = _live_marker(run_dir, stage)
+    return None if doc is None else doc["result"]
 
 
 def mark_finished(

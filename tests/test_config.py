@@ -12,11 +12,20 @@ import pydantic
 import pytest
 import yaml
 
+from annotation_engine.quality.config import EngineEvalConfig
 from annotation_engine.run_config import AnnotateConfig
 from cli import main
 from cli.options import cli_fields, option_name
 from common.settings import default_of
-from flows.config import AnnotateStage, ConfigError, EvaluateStage, LabeledSet, PipelineConfig, TrainStage
+from flows.config import (
+    AnnotateStage,
+    ConfigError,
+    EvaluateEngineStage,
+    EvaluateStage,
+    LabeledSet,
+    PipelineConfig,
+    TrainStage,
+)
 from flows.paths import PROJECT_ROOT
 from flows.pipeline import DEFAULT_CONFIG, DEMO_CONFIG
 from unilseg.eval.config import EvalConfig
@@ -33,7 +42,10 @@ def _defaults(cls) -> dict:
     return {f.name: default_of(f) for f in dataclasses.fields(cls)}
 
 
-@pytest.mark.parametrize("section, cls, stage, command", SECTIONS)
+@pytest.mark.parametrize(
+    "section, cls, stage, command",
+    SECTIONS + [("evaluate_engine", EngineEvalConfig, EvaluateEngineStage, "eval-engine")],
+)
 def test_cli_options_are_the_library_settings(section, cls, stage, command):
     params = {p.name: p for p in main.commands[command].params if isinstance(p, click.Option)}
     for f in cli_fields(cls):
@@ -144,3 +156,33 @@ def test_paths_relative_to_project_root(tmp_path):
     cfg = PipelineConfig(data_root="data", runs_root=str(tmp_path), run_name="demo")
     assert Path(cfg.dataset_dir("auto")) == PROJECT_ROOT / "data" / "auto"
     assert Path(cfg.run_dir) == tmp_path / "demo"
+
+
+def test_engine_evaluation_section_names_a_converted_labeled_split(tmp_path):
+    """evaluate_engine: scores the engine on a labeled set's split; a set or split the run does not
+    convert is one line naming the field, before any stage runs."""
+    base = "labeled:\n  - {name: s, format: synth-shapes, splits: [train, val]}\n"
+    p = tmp_path / "c.yaml"
+    p.write_text(base + "evaluate_engine: {dataset: s, split: val, limit: 5}\n")
+    e = PipelineConfig.from_yaml(p).evaluate_engine
+    assert (e.dataset, e.split, e.limit, e.grounding, e.engine) == ("s", "val", 5, "run", None)
+    expected = {k: v for k, v in _defaults(EngineEvalConfig).items() if k != "ray_address"}
+    assert e.settings() == {**expected, "limit": 5}  # the library's settings: one definition
+    for section, message in [
+        ("{dataset: nope}", "evaluate_engine.dataset: 'nope' is no labeled set"),
+        ("{dataset: s, split: test}", "evaluate_engine.split: s converts no 'test' split"),
+        ("{dataset: s, limitt: 3}", "evaluate_engine.limitt: unknown field"),
+        ("{dataset: s, limit: 0}", "limit"),
+    ]:
+        p.write_text(base + f"evaluate_engine: {section}\n")
+        with pytest.raises(ConfigError, match="^" + str(p)) as e:
+            PipelineConfig.from_yaml(p)
+        assert message in str(e.value) and "\n" not in str(e.value)
+    assert PipelineConfig.validated({}, "x").evaluate_engine is None  # no section, no stage
+
+
+def test_the_demo_scores_its_engine_with_its_own_model_on_held_out_images():
+    cfg = PipelineConfig.from_yaml(PROJECT_ROOT / DEMO_CONFIG)
+    e = cfg.evaluate_engine
+    assert e.grounding == "run" and e.engine is None and cfg.annotate.engine == "weightfree"
+    assert e.dataset in cfg.evaluate.datasets and e.split == "val" and e.limit

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
 
+from flows.config import EvaluateEngineStage
 from tests.flow_fixtures import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,10 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
     import flows.evaluate
     from flows.pipeline import annotate_and_train
 
-    cfg = tiny_config(tmp_path)
+    # the engine scored on the labeled val split, its expressions read back by the run's model
+    cfg = tiny_config(tmp_path).model_copy(
+        update={"evaluate_engine": EvaluateEngineStage(dataset="synth", split="val", limit=4)}
+    )
 
     # 1. stopped mid-way: evaluation fails after the other stages finished
     def stopped(*a, **k):
@@ -66,6 +70,10 @@ def test_end_to_end_stop_and_resume(harness, tmp_path, monkeypatch):
     assert metrics  # one entry per task group
     assert (Path(cfg.run_dir) / "eval" / "synth" / "report.md").exists()
     assert list((Path(cfg.run_dir) / "previews").glob("*.png"))
+    engine_eval = json.loads((Path(cfg.run_dir) / "engine-eval" / "synth" / "metrics.json").read_text())
+    assert engine_eval["run"]["grounding"] == str(ckpt) and engine_eval["run"]["engine_name"] == "weightfree"
+    assert engine_eval["images"]["evaluated"] == 4 and engine_eval["expressions"]["generated"]["n"] > 0
+    assert result["engine_eval"]["metrics"]["masks"]["AR@100"] == engine_eval["masks"]["AR@100"]
 
     # 3. a finished run started again redoes nothing
     final = _mtimes(cfg.run_dir)
@@ -89,6 +97,11 @@ def _assert_artifacts(metrics: dict) -> None:
         "loss-train",
         "metrics-synth",
         "overlays-synth",
+        "metrics-engine-synth",  # the engine evaluation: its table, report and pictures
+        "eval-engine-synth",
+        "engine-synth-recall",
+        "engine-synth-scores",
+        "engine-synth-proposals",
     } <= keys
     with get_client(sync_client=True) as client:
         arts = {a.key: a for a in client.read_artifacts()}
@@ -98,6 +111,12 @@ def _assert_artifacts(metrics: dict) -> None:
     rows = json.loads(table) if isinstance(table, str) else table
     assert {r["task"] for r in rows} == set(metrics["metrics"]) and all("n" in r for r in rows)
     assert {"counts-synth", "counts-auto", "eval-synth", "files-results-t"} <= keys
+    table = arts["metrics-engine-synth"].data
+    rows = {r["task"]: r for r in (json.loads(table) if isinstance(table, str) else table)}
+    assert set(rows) == {"masks", "images", "expressions generated", "expressions reference"}
+    assert {"AR@100", "precision@0.5"} <= set(rows["masks"]) and "hit_rate@0.5" in rows["expressions generated"]
+    assert arts["engine-synth-proposals"].data.count("data:image/png;base64,") == 1
+    assert "engine-eval/synth/report.md" in arts["files-results-t"].data
 
 
 def _local_tree(root):

@@ -64,7 +64,7 @@ def draw_prediction(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray | None) ->
     return out if gt is None else overlay(out, gt, GT_COLOR, alpha=0.0)
 
 
-def _enlarge(pic: np.ndarray) -> np.ndarray:
+def enlarge(pic: np.ndarray) -> np.ndarray:
     """Small images scaled up by a whole factor (nearest), so their masks stay visible in a cell."""
     factor = (CELL - 8) // max(pic.shape[:2])
     return pic.repeat(factor, 0).repeat(factor, 1) if factor > 1 else pic
@@ -108,7 +108,7 @@ def write_best_worst(
 
     def cell(i: int, label: str) -> tuple[np.ndarray, str]:
         it = items[i]
-        pic = _enlarge(draw_prediction(images[it.key], pred_of(it), gt_of(it)))
+        pic = enlarge(draw_prediction(images[it.key], pred_of(it), gt_of(it)))
         return pic, f"{label}: IoU {it.iou:.3f} [{it.task}] {it.text}"
 
     blank = (np.full((8, 8, 3), 255, np.uint8), "")
