@@ -31,6 +31,7 @@ from ray.util.metrics import Counter, Histogram
 from annotation_engine.engine import Engine, sample_key
 from annotation_engine.image_task import UNREADABLE, annotate_batch, annotate_isolated
 from annotation_engine.ledger import SUSPECT
+from annotation_engine.ledger_group import as_group
 from common.ray_runtime import set_niceness
 from shards.format import ImageInfo, Sample
 
@@ -49,7 +50,7 @@ class EngineActor:
 
     def __init__(self, config: dict[str, Any], ledger: Any, torch_threads: int = 1, niceness: int | None = None):
         set_niceness(niceness)
-        self.config, self.ledger = config, ledger
+        self.config, self.ledger = config, as_group(ledger)
         self.engine = Engine(config)
         if "torch" in sys.modules:  # a weight-free engine never imports it (faster actor start)
             sys.modules["torch"].set_num_threads(max(1, int(torch_threads)))
@@ -77,7 +78,7 @@ class EngineActor:
         todo = [i for i, (_, _, _, problem) in enumerate(rows) if not problem]
         # every image is marked begun before any is worked on: if this actor dies, they are all
         # suspects next time, each then run alone, so that only the culprit is quarantined
-        status = ray.get([self.ledger.begin.remote(rows[i][1]) for i in todo])
+        status = ray.get([self.ledger.begin(rows[i][1]) for i in todo])
         fresh = [i for i, (s, _) in zip(todo, status) if s != SUSPECT]
         t0 = time.perf_counter()
         results = dict(zip(fresh, annotate_batch(self.engine, [bytes(rows[i][2]) for i in fresh])))
@@ -110,7 +111,7 @@ class EngineActor:
                 )
             else:
                 _add(out, path, sha, result[0], reason=result[1])
-            self.ledger.end.remote(sha or path, "annotated" if ok else result[0])
+            self.ledger.end(sha or path, "annotated" if ok else result[0])
         return out
 
     def version(self) -> str:
