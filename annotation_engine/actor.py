@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 import numpy as np
-import ray
 from ray.util.metrics import Counter, Histogram
 
 from annotation_engine.engine import Engine, sample_key
@@ -78,7 +77,7 @@ class EngineActor:
         todo = [i for i, (_, _, _, problem) in enumerate(rows) if not problem]
         # every image is marked begun before any is worked on: if this actor dies, they are all
         # suspects next time, each then run alone, so that only the culprit is quarantined
-        status = ray.get([self.ledger.begin(rows[i][1]) for i in todo])
+        status = self.ledger.begin_many([rows[i][1] for i in todo])
         fresh = [i for i, (s, _) in zip(todo, status) if s != SUSPECT]
         t0 = time.perf_counter()
         results = dict(zip(fresh, annotate_batch(self.engine, [bytes(rows[i][2]) for i in fresh])))
@@ -90,6 +89,7 @@ class EngineActor:
                 results[i] = annotate_isolated(self.config, bytes(rows[i][2]))
                 self._observe(*results[i], time.perf_counter() - t0)
         out: dict[str, list] = {k: [] for k in RESULT_COLUMNS}
+        ended = []
         for i, (path, sha, _, problem) in enumerate(rows):
             ok, result = results.get(i, (False, (UNREADABLE, problem)))
             if ok:
@@ -111,7 +111,8 @@ class EngineActor:
                 )
             else:
                 _add(out, path, sha, result[0], reason=result[1])
-            self.ledger.end(sha or path, "annotated" if ok else result[0])
+            ended.append((sha or path, "annotated" if ok else result[0]))
+        self.ledger.end_many(ended)
         return out
 
     def version(self) -> str:

@@ -37,7 +37,7 @@ from annotation_engine import done_set
 from annotation_engine.source_index import DEFAULT_PARTITION, IndexPartitions
 
 GO, DONE, DUPLICATE, SUSPECT = "go", "done", "duplicate", "suspect"
-INDEX_ROWS = 400_000  # source index entries a partition keeps loaded (older listing partitions are dropped)
+INDEX_ROWS = 200_000  # source index entries a partition keeps loaded (older listing partitions are dropped)
 
 
 def content_slot(key: str, slots: int) -> int:
@@ -161,6 +161,15 @@ class Ledger:
         self.open.discard(k)
         self.times["last_end"] = time.time()
         self.times.setdefault("first_end", self.times["last_end"])
+
+    def begin_many(self, shas: list[str]) -> list[tuple[str, int]]:
+        """``begin`` for each image of an engine batch (one call, not one per image)."""
+        return [self.begin(sha) for sha in shas]
+
+    def end_many(self, rows: list[tuple[str, str]]) -> None:
+        """``end`` for each (sha256 or path, outcome) of an engine batch."""
+        for sha, outcome in rows:
+            self.end(sha, outcome)
 
     def unreadable(self, n: int) -> None:
         self.counts["quarantined"] += n

@@ -94,12 +94,16 @@ class LedgerGroup:
         ray.get(refs)
         return verdicts
 
-    def begin(self, sha: str) -> Any:
-        """An engine actor starts on an image: an ObjectRef of (GO or SUSPECT, deaths so far)."""
-        return self.actors[content_slot(sha, len(self.actors))].begin.remote(sha)
+    def begin_many(self, shas: list[str]) -> list[tuple[str, int]]:
+        """An engine actor starts on a batch of images: (GO or SUSPECT, deaths so far) for each."""
+        n = len(self.actors)
+        return self._routed(shas, lambda sha: content_slot(sha, n), "begin_many")
 
-    def end(self, sha: str, outcome: str) -> Any:
-        return self.actors[content_slot(sha, len(self.actors))].end.remote(sha, outcome)
+    def end_many(self, rows: list[tuple[str, str]]) -> list:
+        """(sha256 or path, outcome) of finished images; returns the calls' ObjectRefs (not waited for)."""
+        n = len(self.actors)
+        where, payload = self._split(rows, lambda r: content_slot(r[0], n))
+        return [self.actors[s].end_many.remote(payload[s]) for s in where]
 
     def written(self, samples: int, quarantined: int, shards: int) -> Any:
         return self.actors[0].written.remote(samples, quarantined, shards)

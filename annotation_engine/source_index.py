@@ -157,6 +157,7 @@ class IndexPartitions:
         if entries.get(path) != entry:
             entries[path] = entry
             self.dirty.add(part)
+        self._shrink()
 
     def _shrink(self) -> None:
         while self.rows > self.max_rows and len(self.loaded) > 1:
