@@ -13,8 +13,8 @@ reads and hashes, claims, the engine actor's begin/end, the shard writers, the c
 ``--ledgers`` defaults to one ledger partition per ``--images-per-ledger`` (1,000,000).
 
 The last line is one JSON object: images, ledgers, wall_s, driver_peak_mb, ledger_peak_mb,
-largest_process_peak_mb (the driver and every ledger partition), workers_peak_mb (Ray's other
-worker processes, sampled), images_read, written, skipped, commit_s, manifest_mb,
+largest_process_peak_mb (the driver and every ledger partition), workers_private_peak_mb (Ray's
+other worker processes, sampled, without shared pages), images_read, written, skipped, commit_s, manifest_mb,
 dataset_json_kb, index_files, index_mb, index_files_written.
 """
 
@@ -48,7 +48,8 @@ ENGINE = {"base": "weightfree", "max_side": 32, "resources": {"num_cpus": 1, "ba
 
 
 class Sampler(threading.Thread):
-    """Peak RSS (MB) of Ray's worker processes other than the ledger's, sampled twice a second."""
+    """Peak private memory (MB: RSS less shared pages, i.e. without the object store's mapped
+    blocks) of Ray's worker processes other than the ledger's, sampled twice a second."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -60,7 +61,7 @@ class Sampler(threading.Thread):
             for p in psutil.process_iter(["cmdline", "memory_info"]):
                 cmd = (p.info["cmdline"] or [""])[0]
                 if cmd.startswith("ray::") and "Ledger" not in cmd and p.info["memory_info"]:
-                    mb = p.info["memory_info"].rss / 2**20
+                    mb = (p.info["memory_info"].rss - p.info["memory_info"].shared) / 2**20
                     self.peak = max(self.peak, mb)
                     title = cmd.split()[0][:60]
                     self.peaks[title] = max(self.peaks.get(title, 0.0), mb)
@@ -127,8 +128,8 @@ def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "driver_peak_mb": round(driver_mb, 1),
         "ledger_peak_mb": round(ledger_mb, 1),
         "largest_process_peak_mb": round(max(driver_mb, ledger_mb), 1),
-        "workers_peak_mb": round(sampler.peak, 1),
-        "workers_peaks_mb": {k: round(v) for k, v in sorted(sampler.peaks.items(), key=lambda kv: -kv[1])[:4]},
+        "workers_private_peak_mb": round(sampler.peak, 1),
+        "workers_private_peaks_mb": {k: round(v) for k, v in sorted(sampler.peaks.items(), key=lambda kv: -kv[1])[:4]},
         "images_read": counts.get("read", 0),
         "listed": counts.get("listed", 0),
         "written": res["written"],
