@@ -165,7 +165,7 @@ def _pipeline(listing: ListingDatasource, ledger: LedgerGroup, run: AnnotateConf
     ds = ray.data.read_datasource(listing, num_cpus=0, concurrency=2)
     ds = ds.map_batches(
         read_and_hash,
-        fn_kwargs={"ledger": ledger},
+        fn_kwargs={"ledger": ledger, "reach": listing.reach},
         batch_size=r.batch_size * 8,
         num_cpus=0,
         compute=TaskPoolStrategy(size=max(2, run.actors)),

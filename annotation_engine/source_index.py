@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections import OrderedDict
 from typing import Any
 
@@ -31,9 +32,16 @@ INDEX_SCHEMA = pa.schema(
 DEFAULT_PARTITION = "all"  # rows that name no listing partition (a ledger used on its own)
 
 
+def _plain(arg: Any) -> Any:
+    """Locations as their URLs (a partition's name never depends on how it is reached)."""
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_plain(a) for a in arg)
+    return os.fspath(arg) if isinstance(arg, os.PathLike) else arg
+
+
 def partition_id(kind: str, arg: Any) -> str:
     """A listing partition's stable name: the same folder, pattern or files give the same name."""
-    return hashlib.sha1(f"{kind}\0{arg!r}".encode()).hexdigest()[:16]
+    return hashlib.sha1(f"{kind}\0{_plain(arg)!r}".encode()).hexdigest()[:16]
 
 
 def _part_file(split_dir: Any, part: str) -> Any:

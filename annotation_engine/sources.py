@@ -135,25 +135,26 @@ def _walk_url(url: str, recursive: bool = True) -> Iterator[tuple[str, int, str,
                 yield fs.unstrip_protocol(path), int(info.get("size") or 0), _object_version(info), ""
 
 
-def _stat(path: str) -> tuple[str, int, str, str]:
+def _stat(loc: Any) -> tuple[str, int, str, str]:
     """One explicitly named file (kept whatever its extension: a bad one is quarantined)."""
+    path = os.fspath(loc)
     try:
-        if storage.is_url(path) and not storage.is_local(path):
-            fs, p = storage.filesystem(path)
+        if storage.is_url(loc) and not storage.is_local(loc):
+            fs, p = storage.filesystem(loc)
             info = fs.info(p)
             return path, int(info.get("size") or 0), _object_version(info), ""
-        st = os.stat(storage.local_path(path) or path)
+        st = os.stat(storage.local_path(loc) or path)
         return path, st.st_size, str(st.st_mtime_ns), ""
     except OSError as e:
         return path, 0, "", f"cannot read: {e.strerror or e}"
 
 
-def _glob(pattern: str) -> Iterator[tuple[str, int, str, str]]:
+def _glob(pattern: Any) -> Iterator[tuple[str, int, str, str]]:
     if storage.is_url(pattern):
         fs, p = storage.filesystem(pattern)
-        paths = [fs.unstrip_protocol(x) for x in sorted(fs.glob(p))]
+        paths = [storage.like(pattern, fs.unstrip_protocol(x)) for x in sorted(fs.glob(p))]
     else:
-        paths = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        paths = sorted(p for p in glob.glob(os.fspath(pattern), recursive=True) if os.path.isfile(p))
     for p in paths:
         yield _stat(p)
 
@@ -171,25 +172,24 @@ def partitions(images: str | os.PathLike | list) -> list[tuple[str, Any]]:
         files: list[str] = []
         remote_named = sum(1 for x in images if storage.is_url(os.fspath(x)) and not storage.is_local(os.fspath(x)))
         for x in images:
-            s = os.fspath(x)
-            if glob.has_magic(s) or _is_dir(s):
-                out += partitions(s)
+            if glob.has_magic(os.fspath(x)) or _is_dir(x):
+                out += partitions(x)
             else:
-                _check_named(s, remote=remote_named <= _CHECKED_URLS)
-                files.append(s)
+                _check_named(x, remote=remote_named <= _CHECKED_URLS)
+                files.append(x)
         for i in range(0, len(files), _FILES_PER_TASK):
             out.append(("files", files[i : i + _FILES_PER_TASK]))
         return out
-    s = os.fspath(images)
+    s = os.fspath(images)  # a Location stays one below: its options reach every listing and read
     if glob.has_magic(s):
         if not storage.is_url(s) and not glob.glob(s, recursive=True):
             raise MissingInputError(f"no file matches {s}")
-        return [("glob", s)]
-    if not _is_dir(s):
-        _check_named(s)
-        return [("files", [s])]
-    subdirs = _subdirs(s)
-    return [("flat", s)] + [("tree", (d, s)) for d in subdirs]
+        return [("glob", images)]
+    if not _is_dir(images):
+        _check_named(images)
+        return [("files", [images])]
+    subdirs = _subdirs(images)
+    return [("flat", images)] + [("tree", (d, images)) for d in subdirs]
 
 
 def _check_named(loc: str, remote: bool = True) -> None:
@@ -233,7 +233,8 @@ def _subdirs(loc: str) -> list[str]:
         except OSError:
             return []  # the flat task reports it
     fs, path = storage.filesystem(loc)
-    return sorted(fs.unstrip_protocol(e["name"]) for e in fs.ls(path, detail=True) if e.get("type") == "directory")
+    urls = sorted(fs.unstrip_protocol(e["name"]) for e in fs.ls(path, detail=True) if e.get("type") == "directory")
+    return [storage.like(loc, u) for u in urls]
 
 
 def list_partition(kind: str, arg: Any) -> Iterator[tuple[str, int, str, str]]:
@@ -259,8 +260,11 @@ def _block(rows: list[tuple[str, int, str, str]], part: str) -> pa.Table:
 class ListingDatasource(Datasource):
     """Ray Data source whose read tasks list the inputs, yielding blocks as they go."""
 
-    def __init__(self, images: str | list):
+    def __init__(self, images: Any):
         self.parts = partitions(images)
+        inputs = images if isinstance(images, (list, tuple)) else [images]
+        # how every listed file is reached for reading: the inputs' own fsspec options, if any
+        self.reach = next((x for x in inputs if storage.options_of(x)), None)
 
     def estimate_inmemory_data_size(self) -> int | None:
         return None
@@ -295,20 +299,20 @@ def as_rows(batch: dict[str, np.ndarray]) -> list[tuple[str, int, str]]:
 # ---- reading and hashing (a Ray Data task stage) ---------------------------------------
 
 
-def _read(path: str) -> bytes:
-    return storage.read_bytes(path)
-
-
-def read_and_hash(batch: dict[str, np.ndarray], ledger: Any) -> dict[str, list]:
+def read_and_hash(batch: dict[str, np.ndarray], ledger: Any, reach: Any = None) -> dict[str, list]:
     """Listed files -> the ones to annotate, with their bytes (a ``map_batches`` function).
 
     A file the source index knows unchanged is not read unless it must be annotated; every
     other file is read once, hashed, and its bytes go on with it. The ledger (a LedgerGroup,
     or a lone Ledger actor) drops what is done for this engine version and second copies of the
     same bytes. Files that cannot be listed or read go on with their problem, to be quarantined
-    by the writer.
+    by the writer. ``reach``: a Location whose fsspec options every read takes (or None).
     """
     books = as_group(ledger)
+
+    def _read(path: str) -> bytes:
+        return storage.read_bytes(storage.like(reach, path) if reach is not None else path)
+
     parts = batch["part"].tolist() if "part" in batch else [""] * len(batch["path"])
     rows = list(
         zip(batch["path"].tolist(), batch["size"].tolist(), batch["version"].tolist(), batch["problem"].tolist(), parts)
