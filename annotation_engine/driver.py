@@ -6,8 +6,8 @@
 The driver only plans and commits: it splits the listing into tasks, starts the run's
 ledger partitions (``annotation_engine.ledger_group``: ``ledgers`` actors, none holding state
 for the whole input) and the pipeline, polls them for progress, and commits the split when the
-writers are done. It holds no listing, no done set and no source index. No image bytes or masks pass through it, and
-the engine starts on the first images while the rest is still being listed.
+writers are done. It holds no listing, no done set and no source index; no image bytes or masks
+pass through it, and the engine starts on the first images while the rest is still being listed.
 
 Incremental: an image is done for an engine version when its (sha256, version) pair is in
 the split's manifest, or in its quarantine as "no targets", "bad input" or "crashed the
