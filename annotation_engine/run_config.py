@@ -29,8 +29,8 @@ class AnnotateConfig:
     max_count: int = setting(DEFAULT_MAX_COUNT, "samples per shard", min=1)
     ledgers: int = setting(
         1,
-        "bookkeeping partitions (Ray actors, on the driver's node): about one per 2 million listed "
-        "images keeps each under ~400 MB",
+        "bookkeeping partitions (Ray actors, on the driver's node): one per million listed images "
+        "keeps each near 500 MB (README: How far it scales)",
         min=1,
     )
     ray_address: str | None = setting(None, "Ray cluster [default: UNILSEG_RAY_ADDRESS or a private local Ray]")
