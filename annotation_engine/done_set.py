@@ -46,8 +46,10 @@ def _manifest_batches(split_dir: Any) -> Iterator[Any]:
     if info.get("status") == "complete" or storage.exists(loc):
         src = storage.local_path(loc) or storage.open_read(loc)
         try:
-            yield from pq.ParquetFile(src).iter_batches(
-                batch_size=_BATCH_ROWS, columns=["image_sha256", "engine_version"]
+            # without pre-buffering or threads: Arrow otherwise reads ahead and kept ~660 MB of a
+            # 10 million row manifest in its pool (BENCHMARKS.md, "Bookkeeping at scale")
+            yield from pq.ParquetFile(src, pre_buffer=False).iter_batches(
+                batch_size=_BATCH_ROWS, columns=["image_sha256", "engine_version"], use_threads=False
             )
         finally:
             if not isinstance(src, str):
