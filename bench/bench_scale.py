@@ -13,8 +13,7 @@ reads and hashes, claims, the engine actor's begin/end, the shard writers, the c
 ``--ledgers`` defaults to one ledger partition per ``--images-per-ledger`` (1,000,000).
 
 The last line is one JSON object: images, ledgers, wall_s, driver_peak_mb, ledger_peak_mb,
-largest_process_peak_mb (the driver and every ledger partition), workers_private_peak_mb (Ray's
-other worker processes, sampled, without shared pages), images_read, written, skipped, commit_s, manifest_mb,
+largest_process_peak_mb (the driver and every ledger partition), images_read, written, skipped, commit_s, manifest_mb,
 dataset_json_kb, index_files, index_mb, index_files_written.
 """
 
@@ -26,7 +25,6 @@ import os
 import resource
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,6 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
 import ray  # noqa: E402
 
 import annotation_engine.driver as driver  # noqa: E402
@@ -45,26 +42,6 @@ import annotation_engine.sink as sink  # noqa: E402
 from bench import synth_fs  # noqa: E402
 
 ENGINE = {"base": "weightfree", "max_side": 32, "resources": {"num_cpus": 1, "batch_size": 256}}
-
-
-class Sampler(threading.Thread):
-    """Peak private memory (MB: RSS less shared pages, i.e. without the object store's mapped
-    blocks) of Ray's worker processes other than the ledger's, sampled twice a second."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak, self.stop = 0.0, threading.Event()
-        self.peaks: dict[str, float] = {}  # by process title
-
-    def run(self) -> None:
-        while not self.stop.wait(0.5):
-            for p in psutil.process_iter(["cmdline", "memory_info"]):
-                cmd = (p.info["cmdline"] or [""])[0]
-                if cmd.startswith("ray::") and "Ledger" not in cmd and p.info["memory_info"]:
-                    mb = (p.info["memory_info"].rss - p.info["memory_info"].shared) / 2**20
-                    self.peak = max(self.peak, mb)
-                    title = cmd.split()[0][:60]
-                    self.peaks[title] = max(self.peaks.get(title, 0.0), mb)
 
 
 def _instrument(captured: dict[str, Any]) -> None:
@@ -100,8 +77,6 @@ def _size(path: Path) -> int:
 def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     captured: dict[str, Any] = {}
     _instrument(captured)
-    sampler = Sampler()
-    sampler.start()
     t0 = time.perf_counter()
     res = driver.annotate_images(
         f"{synth_fs.PROTOCOL}://n{args.images}",
@@ -113,7 +88,6 @@ def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         progress=False,
     )
     wall = time.perf_counter() - t0
-    sampler.stop.set()
     split = out / "train"
     ledgers = captured.get("ledgers", [])
     driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -128,8 +102,6 @@ def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "driver_peak_mb": round(driver_mb, 1),
         "ledger_peak_mb": round(ledger_mb, 1),
         "largest_process_peak_mb": round(max(driver_mb, ledger_mb), 1),
-        "workers_private_peak_mb": round(sampler.peak, 1),
-        "workers_private_peaks_mb": {k: round(v) for k, v in sorted(sampler.peaks.items(), key=lambda kv: -kv[1])[:4]},
         "images_read": counts.get("read", 0),
         "listed": counts.get("listed", 0),
         "written": res["written"],
