@@ -61,3 +61,12 @@ def ray_cluster():
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = old
+
+
+def pytest_collection_finish(session):
+    """When selected tests need a Label Studio server, build its venv and migrated template in
+    the background now (tests/label_studio_fixtures.py), so that the other tests overlap it."""
+    if any("label_studio" in getattr(item, "fixturenames", ()) for item in session.items):
+        from label_studio_fixtures import start_background_build
+
+        start_background_build()

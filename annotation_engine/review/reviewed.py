@@ -8,7 +8,8 @@ What each target becomes (the original split is never modified):
   source, scores, provenance) kept under ``engine``; its scores (the engine's, for the
   engine's mask) move there too;
 - **rejected**: left out, and listed with the reviewer in ``rejected.jsonl`` beside the
-  shards; a sample with no target left is left out whole;
+  shards; the targets after it in its sample move up one index (``review.target`` keeps a
+  reviewed target's index in the source); a sample with no target left is left out whole;
 - **not reviewed**: as it was.
 
 Writing is all-or-nothing for readers: the version is identified by a hash of its inputs (the
@@ -54,7 +55,9 @@ def version_id(source_shards: list[dict[str, Any]], decisions: list[dict[str, An
 
 
 def _review_record(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: d[k] for k in ("verdict", "by", "at", "project", "task") if k in d}
+    """What provenance and the rejected list keep of a decision: who, when, where, and the
+    target's index in the source split (indices move up past a rejected target)."""
+    return {k: d[k] for k in ("verdict", "by", "at", "project", "task", "target") if k in d}
 
 
 def apply_decision(t: Target, d: dict[str, Any]) -> Target | None:
@@ -96,18 +99,29 @@ def image_ext(data: bytes) -> str:
 
 
 def _reviewed_samples(split_dir, by_target: dict[tuple[str, int], dict], rejected: list[dict]):
-    """The source's samples with the decisions applied (rejected targets appended to ``rejected``)."""
+    """The source's samples with the decisions applied (rejected targets appended to ``rejected``).
+    Targets after a rejected one move up; a ``parent`` index in a provenance follows its target
+    (None when the parent was rejected)."""
     for s in ShardReader(split_dir).samples(decode_images=False):
-        targets = []
+        kept: list[tuple[int, Target]] = []
         for i, t in enumerate(s.targets):
             d = by_target.get((s.key, i))
             new = t if d is None else apply_decision(t, d)
             if new is None:
                 rejected.append({"key": s.key, "target": i, "texts": t.texts, **_review_record(d)})
             else:
-                targets.append(new)
+                kept.append((i, new))
+        moved = {old: new for new, (old, _) in enumerate(kept)}
+        targets = [_renumber(t, moved) for _, t in kept]
         if targets:
             yield Sample(s.key, s.image, s.image_bytes, image_ext(s.image_bytes), targets)
+
+
+def _renumber(t: Target, moved: dict[int, int]) -> Target:
+    parent = t.provenance.get("parent")
+    if not isinstance(parent, int) or moved.get(parent) == parent:
+        return t
+    return replace(t, provenance={**t.provenance, "parent": moved.get(parent)})
 
 
 def write_reviewed(
