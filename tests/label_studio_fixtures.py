@@ -36,7 +36,8 @@ def start_background_build() -> None:
     venv = ls_server.venv_dir()
     if _build is not None or (venv / ls_server.TEMPLATE / ".ready").exists():
         return
-    script = f"make -s -C {ls_server.REPO_ROOT} label-studio LS_VENV={venv} && {sys.executable} -m {ls_server.__name__} template"
+    make = f"make -s -C {ls_server.REPO_ROOT} label-studio LS_VENV={venv}"
+    script = f"{make} && {sys.executable} -m {ls_server.__name__} template"
     _build = subprocess.Popen(
         ["bash", "-c", script], stdout=open(_BUILD_LOG, "wb"), stderr=subprocess.STDOUT, start_new_session=True
     )
