@@ -219,15 +219,23 @@ def replace_split(
         storage.write_bytes(storage.join(split_dir, name), data)
     doc = summary(entries, 0, "complete")
     write_json_atomic(storage.join(split_dir, DATASET_JSON), doc)
-    for name in listing[0]:
-        if parse_shard_name(name) and name not in mine:
-            storage.remove(storage.join(split_dir, name))
-    keep = {part_name(n) for n in mine}
-    for p in listing[1]:
-        if p not in keep:
-            storage.remove(storage.join(split_dir, PARTS_DIR, p))
-    for rel in orphans(split_dir):
-        storage.remove(storage.join(split_dir, *rel.split("/")))
-    if QUARANTINE in listing[0]:
-        storage.remove(storage.join(split_dir, QUARANTINE))
+    remove_others(split_dir, writer_id, listing)
     return doc
+
+
+def remove_others(split_dir: str | os.PathLike, writer_id: str, listing: Listing | None = None) -> list[str]:
+    """After ``replace_split``: removes every shard and part of other writers, orphans and the
+    old quarantine list (what a kill during the clean-up of ``replace_split`` left); returns
+    what it removed (relative to the split). Call it when no writer runs."""
+    split_dir = storage.normalize(split_dir)
+    names, parts = listing or list_split(split_dir)
+    mine = {n for n in names if (parsed := parse_shard_name(n)) and parsed[0] == writer_id}
+    gone = [n for n in names if parse_shard_name(n) and n not in mine]
+    gone += [f"{PARTS_DIR}/{p}" for p in parts if p not in {part_name(n) for n in mine}]
+    gone += [QUARANTINE] if QUARANTINE in names else []
+    for rel in gone:
+        storage.remove(storage.join(split_dir, *rel.split("/")))
+    left = orphans(split_dir)
+    for rel in left:
+        storage.remove(storage.join(split_dir, *rel.split("/")))
+    return gone + left

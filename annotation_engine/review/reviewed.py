@@ -29,7 +29,7 @@ from typing import Any
 
 from common.errors import UniLSegError
 from shards import locks, storage
-from shards.commit import replace_split
+from shards.commit import remove_others, replace_split
 from shards.format import Sample, Target
 from shards.manifest import read_dataset_json
 from shards.reader import ShardReader
@@ -154,6 +154,7 @@ def write_reviewed(
     result = {"out": str(out), "version": version, "written": False, "decisions": len(decisions), **counts}
     current = read_dataset_json(out)
     if _is_version(out, current, version):
+        remove_others(out, f"review_{version}")  # what a kill in the last import's clean-up left (if any)
         return {**result, "samples": current["counts"]["samples"], "targets": current["counts"]["targets"]}
     by_target = {(d["key"], int(d["target"])): d for d in decisions}
     storage.makedirs(out)
