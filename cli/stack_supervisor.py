@@ -15,7 +15,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from cli.stack_config import ROOT, StackConfig, label_studio_server, ray_temp_dir, stack_env
+from cli.stack_config import ROOT, StackConfig, label_studio_env, label_studio_server, ray_temp_dir, stack_env
 from common.errors import UniLSegError
 from common.processes import http_ok
 from shards import storage
@@ -40,7 +40,7 @@ def supervise(cfg: StackConfig) -> None:
     state = Path(cfg.state_dir)
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **stack_env(cfg)}
+    env = {**os.environ, **stack_env(cfg), **label_studio_env(cfg)}  # the review flows reach Label Studio
     os.environ.update(stack_env(cfg))
     children: list[subprocess.Popen] = []
     stop = _Stop(children, state)
