@@ -48,11 +48,16 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two pytest processes (pytest-xdist), a test file each at a time: most tests wait on Ray,
+# servers and subprocesses, so two keep a 2-core machine busy. TEST_WORKERS=0 runs one process.
+TEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest -q tests
+	$(PYTEST) tests
 
 test-fast: lint
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 # Start the local stack (Prefect server, Ray + dashboard, served deployments; all on
 # 127.0.0.1, state in .state/), run annotate-and-train/demo, wait, print where results are.

@@ -319,6 +319,8 @@ def raw_pipeline(
             url given, for callers that choose each reader's shards themselves (unilseg.data).
     """
     located = {os.fspath(u): u for u in urls}
+    if not located:  # a split with no shards (every image quarantined, every target filtered): nothing to read
+        return wds.DataPipeline(lambda: iter(()))
     stages: list[Any] = [wds.SimpleShardList(list(located))]
     if split and distributed:
         stages.append(wds.split_by_node)

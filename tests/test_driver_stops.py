@@ -25,20 +25,19 @@ def _slow(seconds: float) -> dict:
 
 
 def _engine_actor_pids() -> list[int]:
-    """Pids of live engine actors, from the process table (Ray titles an actor's process after
-    its class, "ray::MapWorker(MapBatches(EngineActor))..."; the state API would need a
-    dashboard, which a private Ray lacks)."""
+    """Pids of live engine actors of this process's Ray (its descendants: other test processes,
+    e.g. pytest-xdist's other worker, run their own), from the process table (Ray titles an
+    actor's process after its class, "ray::MapWorker(MapBatches(EngineActor))..."; the state
+    API would need a dashboard, which a private Ray lacks)."""
     import psutil
 
     pids = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        cmd = proc.info["cmdline"] or []
-        if (
-            cmd
-            and cmd[0].startswith("ray::")
-            and "EngineActor" in cmd[0]
-            and proc.info["status"] != psutil.STATUS_ZOMBIE
-        ):
+    for proc in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            cmd, status = proc.cmdline(), proc.status()
+        except psutil.Error:
+            continue
+        if cmd and cmd[0].startswith("ray::") and "EngineActor" in cmd[0] and status != psutil.STATUS_ZOMBIE:
             pids.append(proc.pid)
     return pids
 

@@ -164,3 +164,13 @@ def test_damaged_shards_raise_one_shard_error(split):
     with pytest.raises(ShardError, match="shard-000000.tar: missing"):
         list(ShardReader(split).raw())
     assert issubclass(ChecksumError, ShardError) and issubclass(ShardError, ValueError)
+
+
+def test_a_split_with_no_shards_reads_as_empty(tmp_path):
+    """A committed split with no samples (every image quarantined, every target filtered out)
+    is a split, not an error: it reads as nothing."""
+    with ShardWriter(tmp_path / "val"):
+        pass
+    reader = ShardReader(tmp_path / "val")
+    assert reader.info["shards"] == [] and len(reader) == 0
+    assert list(reader.samples()) == [] and list(reader.raw()) == []

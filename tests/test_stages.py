@@ -6,7 +6,7 @@ import json
 
 from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
 
-from flows.stages import fingerprint, finished, run_stage
+from flows.stages import fingerprint, finished, recorded, run_stage
 from shards import storage
 
 
@@ -40,6 +40,16 @@ def test_lost_output_reruns(tmp_path):
     (tmp_path / "out.txt").unlink()
     _stage(tmp_path, {"a": 1}, calls)
     assert len(calls) == 2
+
+
+def test_recorded_is_the_last_result_while_its_outputs_exist(tmp_path):
+    """What the nightly reannotate uses to find the run's trained model: the stage's last
+    result whatever its inputs were, and nothing once an output it listed is gone."""
+    assert recorded(tmp_path / "run", "s") is None
+    result = _stage(tmp_path, {"a": 1}, [])
+    assert recorded(tmp_path / "run", "s") == result and finished(tmp_path / "run", "s", {"a": 2}) is None
+    (tmp_path / "out.txt").unlink()
+    assert recorded(tmp_path / "run", "s") is None
 
 
 def test_failed_stage_leaves_no_marker(tmp_path):
