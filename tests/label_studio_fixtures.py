@@ -38,8 +38,10 @@ def start_background_build() -> None:
         return
     make = f"make -s -C {ls_server.REPO_ROOT} label-studio LS_VENV={venv}"
     script = f"{make} && {sys.executable} -m {ls_server.__name__} template"
+    lock = f"{venv}.build.lock"  # pytest-xdist: every worker asks; one builds, the others wait
+    log = _BUILD_LOG.with_suffix(f".{os.getpid()}.log")
     _build = subprocess.Popen(
-        ["bash", "-c", script], stdout=open(_BUILD_LOG, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+        ["flock", lock, "bash", "-c", script], stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True
     )
 
 
@@ -52,7 +54,8 @@ def _wait_for_build(timeout: float = 1200) -> str | None:
         except subprocess.TimeoutExpired:
             return f"building Label Studio took over {timeout:.0f} s (log: {_BUILD_LOG})"
         if _build.returncode != 0:
-            return f"`make label-studio` or the template failed ({_BUILD_LOG}): {_BUILD_LOG.read_text()[-800:]}"
+            log = _BUILD_LOG.with_suffix(f".{os.getpid()}.log")
+            return f"`make label-studio` or the template failed ({log}): {log.read_text()[-800:]}"
     return None
 
 
