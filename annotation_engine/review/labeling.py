@@ -31,7 +31,7 @@ LABEL_CONFIG = f"""<View>
   <Text name="score" value="engine score: $score ($key, target $target)"/>
   <Image name="{IMAGE}" value="$image" zoom="true" zoomControl="true"/>
   <BrushLabels name="{MASK}" toName="{IMAGE}">
-    <Label value="{BRUSH_LABEL}" background="#ff3030"/>
+    <Label value="{BRUSH_LABEL}" background="#00e5ff"/>
   </BrushLabels>
   <TextArea name="{EXPRESSION}" toName="{IMAGE}" editable="true" maxSubmissions="1"
             placeholder="the expression (edit it if it does not single out the mask)"/>
