@@ -53,6 +53,23 @@ def _accept_all(client, project_id: int) -> None:
         client.annotations.create(id=task.id, result=engine + [verdict_result("accept")])
 
 
+def _one_round(r: int, split, n: int, work: Path, kw: dict, masks: list, results: dict) -> None:
+    from label_studio_sdk.converter.brush import mask2rle
+
+    results["read"].append(_timed(lambda: sum(1 for _ in ShardReader(split).samples(False)))[0])
+    results["brush_ours"].append(_timed(lambda: [mask_to_brush(m) for m in masks])[0])
+    results["brush_sdk"].append(_timed(lambda: [mask2rle(m.astype("uint8") * 255) for m in masks])[0])
+    cfg, project = ReviewConfig(by="predicted_iou", lowest=n), f"bench {r}"
+    dt, ex = _timed(lambda: export_for_review(split, project, cfg, files_root=str(work / "files"), **kw))
+    assert ex["added"] == n, ex
+    results["export"].append(dt)
+    client, _ = connect(**kw)
+    _accept_all(client, ex["project_id"])
+    dt, im = _timed(lambda: import_reviews(project, split, work / f"out{r}", **kw))
+    assert im["written"] and im["accept"] == n, im
+    results["import"].append(dt)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=240)
@@ -71,21 +88,8 @@ def main() -> None:
         server.wait(300)
         kw = {"url": server.url, "api_key": server.token}
         masks = [t.mask_array() for s in ShardReader(split).samples(False) for t in s.targets]
-        from label_studio_sdk.converter.brush import mask2rle
-
         for r in range(args.repeats):
-            results["read"].append(_timed(lambda: sum(1 for _ in ShardReader(split).samples(False)))[0])
-            results["brush_ours"].append(_timed(lambda: [mask_to_brush(m) for m in masks])[0])
-            results["brush_sdk"].append(_timed(lambda: [mask2rle(m.astype("uint8") * 255) for m in masks])[0])
-            cfg = ReviewConfig(by="predicted_iou", lowest=n)
-            dt, ex = _timed(lambda: export_for_review(split, f"bench {r}", cfg, files_root=str(work / "files"), **kw))
-            assert ex["added"] == n, ex
-            results["export"].append(dt)
-            client, _ = connect(**kw)
-            _accept_all(client, ex["project_id"])
-            dt, im = _timed(lambda: import_reviews(f"bench {r}", split, work / f"out{r}", **kw))
-            assert im["written"] and im["accept"] == n, im
-            results["import"].append(dt)
+            _one_round(r, split, n, work, kw, masks, results)
     finally:
         server.stop()
     summary = {k: round(statistics.median(v) * per_k, 2) for k, v in results.items()}
