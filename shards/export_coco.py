@@ -34,6 +34,42 @@ def _ext(data: bytes) -> str:
     return "jpg" if data[:2] == b"\xff\xd8" else "png"
 
 
+def _annotation(ann_id: int, image_id: int, index: int, t) -> dict[str, Any]:
+    """The COCO annotation of a target with a mask (area and bbox from pycocotools)."""
+    rle = {"size": list(t.mask["size"]), "counts": t.mask["counts"]}
+    coco_rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": CATEGORY["id"],
+        "segmentation": rle,
+        "area": int(mask_utils.area(coco_rle)),
+        "bbox": [float(x) for x in mask_utils.toBbox(coco_rle)],
+        "iscrowd": 0,
+        "unilseg": {
+            "target": index,
+            "task": t.task,
+            "granularity": t.granularity,
+            "source": t.source,
+            "scores": t.scores,
+        },
+    }
+
+
+def _ref(ref_id: int, ann_id: int, image_id: int, first_sent: int, t, split: str) -> dict[str, Any]:
+    """A refer-style record: the target's texts as sentences of one ref (ann_id -1: no target)."""
+    return {
+        "ref_id": ref_id,
+        "ann_id": ann_id,
+        "image_id": image_id,
+        "category_id": CATEGORY["id"],
+        "split": split,
+        "sentences": [{"sent_id": first_sent + n, "sent": text, "raw": text} for n, text in enumerate(t.texts)],
+        "sent_ids": list(range(first_sent, first_sent + len(t.texts))),
+        "no_target": t.mask is None,
+    }
+
+
 def coco_document(split_dir: str | os.PathLike) -> dict[str, Any]:
     """The COCO document of a split (every shard read once, images not decoded).
 
@@ -43,7 +79,7 @@ def coco_document(split_dir: str | os.PathLike) -> dict[str, Any]:
     info = read_dataset_json(split_dir)
     if not info:
         raise FileNotFoundError(f"{split_dir} has no dataset.json: not a shard split")
-    images, annotations, refs = [], [], []
+    images, annotations, refs, sentences = [], [], [], 0
     for image_id, s in enumerate(ShardReader(split_dir).samples(decode_images=False), start=1):
         img = s.image
         images.append(
@@ -60,40 +96,10 @@ def coco_document(split_dir: str | os.PathLike) -> dict[str, Any]:
         for i, t in enumerate(s.targets):
             ann_id = -1
             if t.mask is not None:
-                rle = {"size": list(t.mask["size"]), "counts": t.mask["counts"]}
-                coco_rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
                 ann_id = len(annotations) + 1
-                annotations.append(
-                    {
-                        "id": ann_id,
-                        "image_id": image_id,
-                        "category_id": CATEGORY["id"],
-                        "segmentation": rle,
-                        "area": int(mask_utils.area(coco_rle)),
-                        "bbox": [float(x) for x in mask_utils.toBbox(coco_rle)],
-                        "iscrowd": 0,
-                        "unilseg": {
-                            "target": i,
-                            "task": t.task,
-                            "granularity": t.granularity,
-                            "source": t.source,
-                            "scores": t.scores,
-                        },
-                    }
-                )
-            first = sum(len(r["sentences"]) for r in refs)
-            refs.append(
-                {
-                    "ref_id": len(refs) + 1,
-                    "ann_id": ann_id,
-                    "image_id": image_id,
-                    "category_id": CATEGORY["id"],
-                    "split": storage.name(split_dir),
-                    "sentences": [{"sent_id": first + n, "sent": text, "raw": text} for n, text in enumerate(t.texts)],
-                    "sent_ids": list(range(first, first + len(t.texts))),
-                    "no_target": t.mask is None,
-                }
-            )
+                annotations.append(_annotation(ann_id, image_id, i, t))
+            refs.append(_ref(len(refs) + 1, ann_id, image_id, sentences, t, storage.name(split_dir)))
+            sentences += len(t.texts)
     meta = {"description": f"unilseg split {split_dir}", "schema_version": info.get("schema_version")}
     return {"info": meta, "images": images, "annotations": annotations, "categories": [CATEGORY], "refs": refs}
 
