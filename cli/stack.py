@@ -271,7 +271,7 @@ def demo(cfg: StackConfig, deployment: str = "annotate-and-train/demo", timeout:
 Demo finished.
 {headline(ROOT / "runs" / "demo")}
 Results:
-  run directory   {ROOT / "runs" / "demo"}  (checkpoints, eval/<dataset>/report.md, previews/)
+  run directory   {ROOT / "runs" / "demo"}  (checkpoints, eval/ and engine-eval/<dataset>/report.md, previews/)
   datasets        {ROOT / "data"}
   Prefect UI      {info["ui"]}  (flow runs, artifacts: counts, evaluation tables, file paths)
   Ray dashboard   {info["dashboard"]}  ({dashboard_sign_in()}); Jobs lists this run by its flow run's name

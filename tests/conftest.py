@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 
@@ -43,10 +44,10 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A private local Ray (2 CPUs, 127.0.0.1) for a module's tests; yields its GCS address.
-    Ray's workers can import the test plug-ins beside this file (crash_generator)."""
+@contextlib.contextmanager
+def _private_ray():
+    """A private local Ray (2 CPUs, 127.0.0.1); yields its GCS address. Ray's workers can
+    import the test plug-ins beside this file (crash_generator)."""
     import ray
 
     from common.ray_runtime import ensure_ray
@@ -61,6 +62,21 @@ def ray_cluster():
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = old
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A private local Ray for a module's tests; yields its GCS address."""
+    with _private_ray() as address:
+        yield address
+
+
+@pytest.fixture
+def ray_here():
+    """A private local Ray for one test, started after the fixtures before it in the test's
+    arguments have set the environment its workers inherit (the S3 fixtures)."""
+    with _private_ray() as address:
+        yield address
 
 
 def pytest_collection_finish(session):

@@ -2,7 +2,6 @@
 reached through the environment's credentials or through a Location's own options."""
 
 import json
-import os
 
 import pytest
 import s3fs
@@ -12,26 +11,6 @@ from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
 
 from annotation_engine.quality.run import evaluate_engine
 from shards.storage import Location
-
-
-@pytest.fixture
-def ray_here():
-    """A private Ray started inside the test, after the S3 fixtures set the environment its
-    workers inherit (as conftest's ray_cluster, function-scoped)."""
-    import ray
-
-    from common.ray_runtime import ensure_ray
-
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), *([old] if old else [])])
-    try:
-        yield ensure_ray(num_cpus=2)
-    finally:
-        ray.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 def _comparable(m: dict) -> str:

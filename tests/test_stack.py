@@ -211,3 +211,19 @@ def test_the_demo_ends_with_its_headline_figures(tmp_path):
         "  every text (RefCOCO's protocol)   mIoU 0.612  oIoU 0.600  (2478 expressions)",
         "  first text of each target         mIoU 0.630  oIoU 0.611  (953 expressions)",
     ]
+    (run / "engine-eval" / "synth-heldout").mkdir(parents=True)  # the engine scored on held-out images
+    engine = {
+        "run": {"engine_name": "weightfree", "dataset": "synth-heldout", "split": "val"},
+        "masks": {"n_images": 40, "AR@100": 0.2821, "recall@0.5": 0.614, "precision@0.5": None},
+        "expressions": {
+            "method": "grounding",
+            "generated": {"hit_rate@0.5": 0.3547},
+            "reference": {"hit_rate@0.5": 0.68},
+        },
+    }
+    (run / "engine-eval" / "synth-heldout" / "metrics.json").write_text(json.dumps(engine))
+    assert headline(run).splitlines()[4:] == [
+        "The weightfree engine on synth-heldout/val (40 images):",
+        "  masks: AR@100 0.282, recall@0.5 0.614, precision@0.5 n/a",
+        "  expressions read back by the model: 0.355 of the engine's hit their mask (0.680 of the ground truth's)",
+    ]
