@@ -60,9 +60,7 @@ def test_a_port_in_use_is_a_one_line_error_before_anything_starts(tmp_path):
 
 
 def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path, monkeypatch):
-    # without Label Studio (its first start migrates a database for a minute or more): the review
-    # tests start their own servers; whether the venv is built yet must not change this test
-    monkeypatch.setenv("UNILSEG_LABEL_STUDIO_VENV", str(tmp_path / "no-label-studio"))
+    monkeypatch.setenv("UNILSEG_LABEL_STUDIO_VENV", str(tmp_path / "none"))  # no Label Studio: test_export has one
     prefect_port, dashboard_port = _quiet_ports(2)
     cfg = StackConfig(
         state_dir=str(tmp_path / "state"), prefect_port=prefect_port, dashboard_port=dashboard_port, num_cpus=2
