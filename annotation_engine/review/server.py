@@ -75,7 +75,7 @@ class LabelStudioServer:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        """The server's environment: offline, no prompt, no analytics, local files served."""
+        """The server's environment: offline, no prompt, no analytics or error reports, local files served."""
         env = {k: v for k, v in os.environ.items() if k not in ("USERNAME", "PASSWORD", "PORT", "HOST")}
         return {
             **env,
@@ -87,6 +87,9 @@ class LabelStudioServer:
             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.files_root),
             "LATEST_VERSION_CHECK": "false",
             "COLLECT_ANALYTICS": "false",
+            # its error reports go to Sentry by default (server and browser): offline and private
+            "LABEL_STUDIO_SENTRY_DSN": "",
+            "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "",
         }
 
     def command(self) -> list[str]:
