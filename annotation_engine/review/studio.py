@@ -11,6 +11,7 @@ that variable to stack.env too, so that this side knows it).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ def connect(url: str | None = None, api_key: str | None = None, timeout: float =
     """
     from label_studio_sdk import LabelStudio
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     url, api_key = url or os.environ.get(URL_ENV), api_key or os.environ.get(KEY_ENV)
     if not url or not api_key:
         raise StudioError(
