@@ -61,11 +61,14 @@ test-fast: lint
 
 # Start the local stack (Prefect server, Ray + dashboard, served deployments; all on
 # 127.0.0.1, state in .state/), run annotate-and-train/demo, wait, print where results are.
-demo: install label-studio
+# Label Studio is not part of it (its install and first start would add 3-5 minutes): `make review`
+# installs it and adds it to the running stack.
+demo: install
 	$(BIN)/python -m cli stack demo
 
 # After `make demo`: the demo's 20 least certain photo targets into a Label Studio project
-# (the stack's Label Studio; started if the stack is not running); prints where to review them.
+# (the stack's Label Studio: a stack started without it is restarted with it, results stay on
+# disk; started if the stack is not running); prints where to review them.
 review: install label-studio
 	$(BIN)/python -m cli review demo
 

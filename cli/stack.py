@@ -64,6 +64,10 @@ def wait_label_studio(cfg: StackConfig, timeout: float = 600) -> dict[str, str]:
     if not label_studio_installed():
         raise UniLSegError("Label Studio is not installed: run `make label-studio`")
     up(cfg)
+    if "LABEL_STUDIO_URL=" not in cfg.env_path.read_text():  # `make demo` starts the stack without it
+        print("the stack started before Label Studio was installed: restarting it with Label Studio (results stay)")
+        down(cfg)
+        up(cfg)
     server = label_studio_server(cfg)
     print(f"waiting for Label Studio at {server.url} (its first start prepares a database: a minute or more)")
     log = Path(cfg.state_dir) / "logs" / "label-studio.log"
