@@ -48,3 +48,29 @@ def test_bad_rules_and_missing_splits_are_one_line(tmp_path):
     ]:
         res = CliRunner().invoke(main, ["review", "export", *args])
         assert res.exit_code == 1 and msg in res.output, res.output
+
+
+def test_a_stack_started_without_label_studio_is_restarted_with_it(tmp_path, monkeypatch, capsys):
+    """`make demo` starts the stack before Label Studio is installed; `make review` installs it and
+    restarts that stack (its env file has no LABEL_STUDIO_URL), then waits for the server."""
+    import cli.stack as stack
+    from cli.stack_config import StackConfig
+
+    cfg = StackConfig(state_dir=str(tmp_path / "state"))
+    calls, started = [], []
+
+    def up(c):  # the first start is `make demo`'s, before Label Studio was installed
+        calls.append("up")
+        c.env_path.parent.mkdir(parents=True, exist_ok=True)
+        c.env_path.write_text("PREFECT_API_URL=x\n" + ("LABEL_STUDIO_URL=y\n" if started else ""))
+        started.append(1)
+
+    monkeypatch.setattr(stack, "label_studio_installed", lambda: True)
+    monkeypatch.setattr(stack, "up", up)
+    monkeypatch.setattr(stack, "down", lambda c: calls.append("down"))
+    monkeypatch.setattr(stack, "wait_healthy", lambda *a, **k: calls.append("wait"))
+    stack.wait_label_studio(cfg)
+    assert calls == ["up", "down", "up", "wait"] and "restarting it with Label Studio" in capsys.readouterr().out
+    calls.clear()
+    stack.wait_label_studio(cfg)  # a stack with Label Studio is left running
+    assert calls == ["up", "wait"]
