@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install lock lint format test test-fast bench demo down clean
+.PHONY: install lock lint format test test-fast bench demo down clean label-studio review
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
 	touch $@
 
 install: $(VENV)/.installed
+
+# The Label Studio server (the review loop): a venv of its own, since label-studio pins
+# python-json-logger and redis below what Prefect needs. ~1.5-3.5 min and ~1 GB the first time.
+# The project itself talks to it through label-studio-sdk only.
+LS_VENV ?= .venv-ls
+LABEL_STUDIO_VERSION = 1.23.2
+$(LS_VENV)/.installed:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --upgrade pip
+	$(LS_VENV)/bin/pip install -q label-studio==$(LABEL_STUDIO_VERSION)
+	touch $@
+
+label-studio: $(LS_VENV)/.installed
 
 # After changing a dependency in pyproject.toml: install it, run the suite, then record the
 # working set (review the diff; pip check must pass).
@@ -48,12 +61,20 @@ test-fast: lint
 
 # Start the local stack (Prefect server, Ray + dashboard, served deployments; all on
 # 127.0.0.1, state in .state/), run annotate-and-train/demo, wait, print where results are.
+# Label Studio is not part of it (its install and first start would add 3-5 minutes): `make review`
+# installs it and adds it to the running stack.
 demo: install
 	$(BIN)/python -m cli stack demo
+
+# After `make demo`: the demo's 20 least certain photo targets into a Label Studio project
+# (the stack's Label Studio: a stack started without it is restarted with it, results stay on
+# disk; started if the stack is not running); prints where to review them.
+review: install label-studio
+	$(BIN)/python -m cli review demo
 
 # Stop every process `make demo` started.
 down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m cli stack down; else echo "no .venv: nothing runs"; fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(LS_VENV) .pytest_cache build *.egg-info

@@ -1,4 +1,4 @@
-"""`unilseg shards verify|stats|preview`.
+"""`unilseg shards verify|stats|preview|export coco`.
 
 On a damaged split every command exits non-zero: `verify` lists what is wrong, `stats` and
 `preview` say in one line what they found (shards.integrity).
@@ -112,3 +112,24 @@ def preview(path: str, out: str, limit: int, tasks: tuple[str, ...], metadata_on
     _check_whole(splits[0], metadata_only)
     n = preview_split(splits[0], out, limit=limit, tasks=tasks or None)
     click.echo(f"wrote {out} ({n} targets from {splits[0]})")
+
+
+@command.group("export")
+def export() -> None:
+    """Write a split in another tool's format."""
+
+
+@export.command("coco")
+@click.argument("path")
+@click.option("--split", default="train", show_default=True, help="Split, when PATH is a dataset dir.")
+@click.option("--out", required=True, help="COCO JSON file to write (local path or URL).")
+def export_coco(path: str, split: str, out: str) -> None:
+    """Any split as one COCO JSON file: images, targets as COCO RLE, expressions as refer-style
+    sentences (`refs`), so that pycocotools, FiftyOne and CVAT open it. The split is checked first."""
+    from shards.export_coco import export_coco as write_coco
+    from shards.layout import resolve_split_dir
+
+    split_dir = resolve_split_dir(path, split)
+    _check_whole(split_dir, metadata_only=False)
+    n = write_coco(split_dir, out)
+    click.echo(f"wrote {out}: {n['images']} images, {n['annotations']} annotations, {n['refs']} refs")

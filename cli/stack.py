@@ -29,7 +29,7 @@ from pathlib import Path
 
 import click
 
-from cli.stack_config import ROOT, StackConfig, stack_env
+from cli.stack_config import ROOT, StackConfig, label_studio_env, label_studio_server, stack_env
 from cli.stack_supervisor import supervise, wait_healthy
 from common.errors import UniLSegError
 from common.processes import alive, descendants, port_taken
@@ -43,8 +43,44 @@ def write_env_file(cfg: StackConfig, ray_address: str) -> None:
     """Writes the env file so that `set -a; . .state/stack.env; set +a` prepares another shell."""
     path = cfg.env_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{k}={v}" for k, v in {**stack_env(cfg), "UNILSEG_RAY_ADDRESS": ray_address}.items()]
+    env = {**stack_env(cfg), "UNILSEG_RAY_ADDRESS": ray_address}
+    if label_studio_installed():
+        env.update(label_studio_env(cfg))  # the SDK's own variables: `unilseg review` finds the server
+    lines = [f"{k}={v}" for k, v in env.items()]
     storage.write_bytes(path, (ENV_FILE_HEADER + "\n" + "\n".join(lines) + "\n").encode())
+
+
+def label_studio_installed() -> bool:
+    from annotation_engine.review.server import venv_dir
+
+    return (venv_dir() / "bin" / "label-studio").exists()
+
+
+def wait_label_studio(cfg: StackConfig, timeout: float = 600) -> dict[str, str]:
+    """Starts the stack if it does not run, waits until its Label Studio answers (its first
+    start migrates a database: a minute or more); returns the environment that reaches it."""
+    from common.processes import http_ok
+
+    if not label_studio_installed():
+        raise UniLSegError("Label Studio is not installed: run `make label-studio`")
+    up(cfg)
+    if "LABEL_STUDIO_URL=" not in cfg.env_path.read_text():  # `make demo` starts the stack without it
+        print("the stack started before Label Studio was installed: restarting it with Label Studio (results stay)")
+        down(cfg)
+        up(cfg)
+    server = label_studio_server(cfg)
+    print(f"waiting for Label Studio at {server.url} (its first start prepares a database: a minute or more)")
+    log = Path(cfg.state_dir) / "logs" / "label-studio.log"
+    wait_healthy("Label Studio", lambda: http_ok(server.url + "/health"), timeout, log)
+    return label_studio_env(cfg)
+
+
+def label_studio_hint(cfg: StackConfig) -> str:
+    server = label_studio_server(cfg)
+    pw = Path(cfg.state_dir) / "label-studio" / "password"
+    return (
+        f"{server.url}  (log in as reviewer@unilseg.local, password in {pw}; ready after its first start's migration)"
+    )
 
 
 def remove_env_files(cfg: StackConfig) -> list[Path]:
@@ -79,7 +115,11 @@ def up(cfg: StackConfig, timeout: float = 180) -> dict:
     if info_path.exists() and alive((info := json.loads(info_path.read_text()))["supervisor"]):
         print("stack already running")
         return info
-    for field, what in (("prefect_port", "the Prefect server"), ("dashboard_port", "the Ray dashboard")):
+    for field, what in (
+        ("prefect_port", "the Prefect server"),
+        ("dashboard_port", "the Ray dashboard"),
+        *([("label_studio_port", "Label Studio")] if label_studio_installed() else []),
+    ):
         if port_taken(port := getattr(cfg, field)):
             raise UniLSegError(
                 f"port {port} on 127.0.0.1 is in use: set {StackConfig._ENV[field]} to a free port for {what}"
@@ -251,11 +291,14 @@ def command() -> None:
 @command.command("up")
 def up_cmd() -> None:
     """Start the stack in the background; wait until healthy; write .state/stack.env."""
-    info = up(StackConfig.from_env())
+    cfg = StackConfig.from_env()
+    info = up(cfg)
     click.echo(
         f"Prefect UI:     {info['ui']}\nRay dashboard:  {info['dashboard']}  ({dashboard_sign_in()})\n"
         f"Ray address:    {info['ray_address']}"
     )
+    if label_studio_installed():
+        click.echo(f"Label Studio:   {label_studio_hint(cfg)}")
 
 
 @command.command("down")

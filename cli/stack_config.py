@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ class StackConfig:
         prefect_port (int): Prefect API/UI port on 127.0.0.1.
         dashboard_port (int): Ray dashboard port on 127.0.0.1.
         num_cpus (int): CPUs Ray may use (0 = all).
+        label_studio_port (int): Label Studio's port on 127.0.0.1 (the review loop).
         env_file (str): where `up` writes the environment for other shells (removed by `down`);
             empty: STATE_DIR/stack.env.
     """
@@ -32,6 +34,7 @@ class StackConfig:
     prefect_port: int = 4200
     dashboard_port: int = 8265
     num_cpus: int = 0
+    label_studio_port: int = 8080
     env_file: str = ""
 
     # The supervisor runs in its own process: the config travels there as environment.
@@ -40,6 +43,7 @@ class StackConfig:
         "prefect_port": "UNILSEG_PREFECT_PORT",
         "dashboard_port": "UNILSEG_DASHBOARD_PORT",
         "num_cpus": "UNILSEG_RAY_CPUS",
+        "label_studio_port": "UNILSEG_LABEL_STUDIO_PORT",
         "env_file": "UNILSEG_ENV_FILE",
     }
 
@@ -88,3 +92,33 @@ def ray_temp_dir(state: Path) -> str:
     if len(str(path)) <= 36:
         return str(path)
     return str(Path(tempfile.gettempdir()) / f"unilseg-ray-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}")
+
+
+def _secret(path: Path) -> str:
+    """A random secret kept in a file of the state dir (made once, readable by its owner only)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(20))
+    return path.read_text().strip()
+
+
+def label_studio_server(cfg: StackConfig):
+    """The stack's Label Studio (not started): data in STATE_DIR/label-studio, its API key and
+    web password made once in files there, local files served from the project root."""
+    from annotation_engine.review.server import LabelStudioServer
+
+    data = Path(cfg.state_dir) / "label-studio"
+    token, password = _secret(data / "api-key"), _secret(data / "password")
+    return LabelStudioServer(data / "data", cfg.label_studio_port, token, ROOT, password=password)
+
+
+def label_studio_env(cfg: StackConfig) -> dict[str, str]:
+    """What a shell needs to reach the stack's Label Studio (written to stack.env by `up`)."""
+    server = label_studio_server(cfg)
+    return {
+        "LABEL_STUDIO_URL": server.url,
+        "LABEL_STUDIO_API_KEY": server.token,
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(server.files_root),
+    }

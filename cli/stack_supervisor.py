@@ -15,7 +15,8 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from cli.stack_config import ROOT, StackConfig, ray_temp_dir, stack_env
+from cli.stack_config import ROOT, StackConfig, label_studio_env, label_studio_server, ray_temp_dir, stack_env
+from common.errors import UniLSegError
 from common.processes import http_ok
 from shards import storage
 
@@ -39,7 +40,7 @@ def supervise(cfg: StackConfig) -> None:
     state = Path(cfg.state_dir)
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **stack_env(cfg)}
+    env = {**os.environ, **stack_env(cfg), **label_studio_env(cfg)}  # the review flows reach Label Studio
     os.environ.update(stack_env(cfg))
     children: list[subprocess.Popen] = []
     stop = _Stop(children, state)
@@ -63,6 +64,7 @@ def supervise(cfg: StackConfig) -> None:
         os.environ["UNILSEG_RAY_ADDRESS"] = env["UNILSEG_RAY_ADDRESS"] = gcs  # flows connect here
         wait_healthy("Prefect server", lambda: http_ok(cfg.api_url + "/health"), 90, logs / "prefect-server.log")
         children.append(_child([sys.executable, "-m", "flows.serve"], env, logs / "serve.log", cwd=ROOT))
+        children += _start_label_studio(cfg, logs)
         _write_info(state / "stack.json", cfg, children, gcs)
     except Exception:
         traceback.print_exc()
@@ -115,6 +117,20 @@ def _start_prefect(cfg: StackConfig, env: dict[str, str], logs: Path) -> subproc
     return _child(args, env, logs / "prefect-server.log")
 
 
+def _start_label_studio(cfg: StackConfig, logs: Path) -> list[subprocess.Popen]:
+    """The stack's Label Studio, when its venv is built (`make label-studio`); it answers once
+    its database is ready (the first start migrates it: a minute or more, in the background)."""
+    from annotation_engine.review.server import executable
+
+    server = label_studio_server(cfg)
+    try:
+        executable(server.venv)
+    except UniLSegError as e:
+        print(f"stack: no Label Studio ({e})", file=sys.stderr)
+        return []
+    return [server.start(log=logs / "label-studio.log", die_with_us=False).process]
+
+
 def _write_info(path: Path, cfg: StackConfig, children: list[subprocess.Popen], gcs: str) -> None:
     """stack.json: the supervisor's and children's pids, the Ray address, the config and URLs."""
     info = {
@@ -124,5 +140,6 @@ def _write_info(path: Path, cfg: StackConfig, children: list[subprocess.Popen], 
         "config": asdict(cfg),
         "dashboard": cfg.dashboard_url,
         "ui": cfg.api_url[:-4],
+        "label_studio": label_studio_server(cfg).url,
     }
     storage.write_bytes(path, json.dumps(info, indent=1).encode())  # whole or absent: up() polls it

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from annotation_engine.quality.config import EngineEvalConfig
+from annotation_engine.review.config import ReviewConfig
 from annotation_engine.run_config import AnnotateConfig
 from common.errors import MissingInputError, UniLSegError
 from common.settings import default_of, field_types
@@ -137,6 +138,25 @@ EvaluateEngineStage = settings_section(
 )
 
 
+ReviewStage = settings_section(
+    "ReviewStage",
+    ReviewConfig,
+    project=(str, Field(description="Label Studio project the annotated split's targets go to")),
+    out_split=(
+        str,
+        Field(
+            "reviewed",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="the reviewed version: DATA/<annotate.name>/<out_split>",
+        ),
+    ),
+    weight=(
+        float,
+        Field(1.0, gt=0, description="mixing weight of the reviewed version in training (in place of annotate's)"),
+    ),
+)
+
+
 class LabeledSet(_Strict):
     """A labeled dataset to convert into shards (DATA_ROOT/name/split)."""
 
@@ -180,6 +200,13 @@ class PipelineConfig(_Strict):
     train: TrainStage = Field(default_factory=TrainStage)  # type: ignore[valid-type]
     evaluate: EvaluateStage = Field(default_factory=EvaluateStage)  # type: ignore[valid-type]
     evaluate_engine: Optional[EvaluateEngineStage] = None  # type: ignore[valid-type]
+    review: Optional[ReviewStage] = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _review_needs_annotation(self):
+        if self.review is not None and self.annotate is None:
+            raise ValueError("review: reviews the annotated split: the config needs an `annotate` section")
+        return self
 
     @model_validator(mode="after")
     def _engine_eval_scores_a_labeled_set(self):
@@ -240,6 +267,13 @@ class PipelineConfig(_Strict):
     def dataset_dir(self, name: str) -> Location:
         """DATA_ROOT/<name>, with the storage options."""
         return self.data_location / name
+
+    def reviewed_split(self) -> Optional[Location]:
+        """DATA_ROOT/<annotate.name>/<review.out_split>: where the reviewed version goes (None
+        without a review section)."""
+        if self.review is None or self.annotate is None:
+            return None
+        return self.dataset_dir(self.annotate.name) / self.review.out_split
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -38,6 +38,7 @@ from flows.evaluate import evaluate
 from flows.evaluate_engine import evaluate_engine
 from flows.local_server import local_server
 from flows.paths import resolve
+from flows.review import review
 from flows.stages import recorded, run_stage
 from flows.train import train
 from shards import storage
@@ -102,10 +103,32 @@ def _convert_stage(cfg: PipelineConfig, log) -> dict[str, Any]:
     )
 
 
+def _review_stage(cfg: PipelineConfig, annotated: Optional[dict], log) -> Optional[dict[str, Any]]:
+    """The annotated split's least certain targets into the review project (cfg.review)."""
+    if cfg.review is None or annotated is None:
+        return None
+    split = cfg.locate(annotated["dataset"]) / annotated["split"]
+    inputs = {"review": cfg.review.model_dump(), "split": read_dataset_json(split).get("shards")}
+    return run_stage(
+        cfg.run_dir, "review", inputs, lambda: review(split=split, stage=cfg.review), lambda r: [], log.info
+    )
+
+
+def _annotated_data(cfg: PipelineConfig, annotated: dict, log) -> tuple[storage.Location, float]:
+    """The annotated split and its weight; its reviewed version (review-import) when there is one."""
+    reviewed = cfg.reviewed_split()
+    if reviewed is not None and read_dataset_json(reviewed).get("status") == "complete":
+        log.info(
+            "train: the reviewed version %s (weight %s) in place of the annotated split", reviewed, cfg.review.weight
+        )
+        return reviewed, cfg.review.weight
+    return cfg.locate(annotated["dataset"]) / annotated["split"], cfg.annotate.weight
+
+
 def _train_stage(cfg: PipelineConfig, annotated: Optional[dict], converted: dict, log) -> dict[str, Any]:
     data: list[tuple[storage.Location, float]] = []  # the stages' results hold URLs: located again
     if annotated is not None:
-        data.append((cfg.locate(annotated["dataset"]) / annotated["split"], cfg.annotate.weight))
+        data.append(_annotated_data(cfg, annotated, log))
     for d in converted.values():
         if "train" in d["splits"]:
             data.append((cfg.locate(d["dataset"]) / "train", d["weight"]))
@@ -194,6 +217,7 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
     log.info("run %s -> %s", cfg.run_name, cfg.run_dir)
     _connect_ray(cfg, log)
     annotated = _annotate_stage(cfg, log)
+    reviewing = _review_stage(cfg, annotated, log)
     converted = _convert_stage(cfg, log)
     e = cfg.evaluate_engine
     after_training = e is not None and e.grounding == RUN_MODEL  # the run's model reads the expressions
@@ -217,6 +241,7 @@ def annotate_and_train(config: Optional[PipelineConfig] = None, config_path: Opt
         "trained": trained,
         "evaluated": evaluated,
         "engine_eval": engine_eval,
+        "review": reviewing,
     }
 
 

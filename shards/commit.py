@@ -195,3 +195,62 @@ def _write_empty_manifest(loc: str) -> None:
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([], schema=MANIFEST_SCHEMA), buf)
     storage.write_bytes(loc, buf.getvalue())
+
+
+def replace_split(
+    split_dir: str | os.PathLike,
+    writer_id: str,
+    known: dict[str, dict[str, Any]] | None = None,
+    side_files: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
+    """Makes one writer's finished shards the whole split, in place of what it held before.
+
+    For a split rewritten as a new version (a reviewed split): the new version's writer has
+    written its shards beside the old ones (never read: dataset.json does not list them).
+    Readers see the old version until dataset.json, written last, lists the new one: first
+    dataset.json is marked "incomplete" over the same old shards (readers then take the
+    manifest from their parts while manifest.parquet is replaced), then manifest.parquet and
+    ``side_files`` (name -> bytes, beside the shards) are written, then dataset.json. Only
+    then are the old shards, their parts and orphans removed. A kill at any point leaves the
+    old version or the new one readable; running it again finishes the job.
+
+    Returns:
+        dict: the dataset.json written.
+    """
+    split_dir = storage.normalize(split_dir)
+    listing = list_split(split_dir)
+    locks.clear_locks(split_dir, listing[0])
+    mine = [n for n in finished_shards(split_dir, listing) if parse_shard_name(n)[0] == writer_id]
+    entries = [(known or {}).get(n) or describe_shard(split_dir, n) for n in mine]
+    old = read_dataset_json(split_dir)
+    if old.get("status") == "complete" and {s["name"] for s in old.get("shards", [])} != set(mine):
+        write_json_atomic(storage.join(split_dir, DATASET_JSON), {**old, "status": "incomplete"})
+    manifest = storage.join(split_dir, MANIFEST)
+    if mine:
+        merge_parts([storage.join(split_dir, PARTS_DIR, part_name(n)) for n in mine], manifest)
+    else:
+        _write_empty_manifest(manifest)
+    for name, data in (side_files or {}).items():
+        storage.write_bytes(storage.join(split_dir, name), data)
+    doc = summary(entries, 0, "complete")
+    write_json_atomic(storage.join(split_dir, DATASET_JSON), doc)
+    remove_others(split_dir, writer_id, listing)
+    return doc
+
+
+def remove_others(split_dir: str | os.PathLike, writer_id: str, listing: Listing | None = None) -> list[str]:
+    """After ``replace_split``: removes every shard and part of other writers, orphans and the
+    old quarantine list (what a kill during the clean-up of ``replace_split`` left); returns
+    what it removed (relative to the split). Call it when no writer runs."""
+    split_dir = storage.normalize(split_dir)
+    names, parts = listing or list_split(split_dir)
+    mine = {n for n in names if (parsed := parse_shard_name(n)) and parsed[0] == writer_id}
+    gone = [n for n in names if parse_shard_name(n) and n not in mine]
+    gone += [f"{PARTS_DIR}/{p}" for p in parts if p not in {part_name(n) for n in mine}]
+    gone += [QUARANTINE] if QUARANTINE in names else []
+    for rel in gone:
+        storage.remove(storage.join(split_dir, *rel.split("/")))
+    left = orphans(split_dir)
+    for rel in left:
+        storage.remove(storage.join(split_dir, *rel.split("/")))
+    return gone + left

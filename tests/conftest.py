@@ -77,3 +77,18 @@ def ray_here():
     arguments have set the environment its workers inherit (the S3 fixtures)."""
     with _private_ray() as address:
         yield address
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need a Label Studio server run last (a stable sort: their order kept), so that
+    its venv and template, built in the background from the start, are ready when they come."""
+    items.sort(key=lambda item: "label_studio" in getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_finish(session):
+    """When selected tests need a Label Studio server, build its venv and migrated template in
+    the background now (tests/label_studio_fixtures.py), so that the other tests overlap it."""
+    if any("label_studio" in getattr(item, "fixturenames", ()) for item in session.items):
+        from label_studio_fixtures import start_background_build
+
+        start_background_build()

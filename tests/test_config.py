@@ -186,3 +186,28 @@ def test_the_demo_scores_its_engine_with_its_own_model_on_held_out_images():
     e = cfg.evaluate_engine
     assert e.grounding == "run" and e.engine is None and cfg.annotate.engine == "weightfree"
     assert e.dataset in cfg.evaluate.datasets and e.split == "val" and e.limit
+
+
+def test_review_section_and_export_options_are_review_config(tmp_path):
+    """review: the export stage's rule comes from ReviewConfig (as `unilseg review export`'s
+    options do); it needs an annotate section; the reviewed version's place follows from both."""
+    from annotation_engine.review.config import ReviewConfig
+    from flows.config import ReviewStage
+
+    params = {p.name: p for p in main.commands["review"].commands["export"].params if isinstance(p, click.Option)}
+    for f in cli_fields(ReviewConfig):
+        assert params[f.name].default == default_of(f) and params[f.name].help == f.metadata["help"]
+    assert set(ReviewStage.model_fields) == {f.name for f in dataclasses.fields(ReviewConfig)} | {
+        "project",
+        "out_split",
+        "weight",
+    }
+    cfg = PipelineConfig.validated({"review": {"project": "p", "by": "contrast", "lowest": 5}}, "x")
+    assert cfg.reviewed_split() == cfg.dataset_dir("auto") / "reviewed" and cfg.review.weight == 1.0
+    for doc, msg in [
+        ({"review": {"project": "p"}}, "x: review: say which targets to review"),
+        ({"annotate": None, "review": {"project": "p", "sample": 3}}, "needs an `annotate` section"),
+    ]:
+        with pytest.raises(ConfigError, match=msg):
+            PipelineConfig.validated(doc, "x")
+    assert PipelineConfig.from_yaml(PROJECT_ROOT / DEFAULT_CONFIG).review is None  # commented out there

@@ -59,7 +59,8 @@ def test_a_port_in_use_is_a_one_line_error_before_anything_starts(tmp_path):
     assert not (tmp_path / "state").exists()  # no supervisor, no logs
 
 
-def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path):
+def test_stack_runs_a_deployment_from_the_cli_and_stops_everything(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNILSEG_LABEL_STUDIO_VENV", str(tmp_path / "none"))  # no Label Studio: test_export has one
     prefect_port, dashboard_port = _quiet_ports(2)
     cfg = StackConfig(
         state_dir=str(tmp_path / "state"), prefect_port=prefect_port, dashboard_port=dashboard_port, num_cpus=2
