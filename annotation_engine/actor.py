@@ -25,12 +25,12 @@ import time
 from typing import Any
 
 import numpy as np
-import ray
 from ray.util.metrics import Counter, Histogram
 
 from annotation_engine.engine import Engine, sample_key
 from annotation_engine.image_task import UNREADABLE, annotate_batch, annotate_isolated
 from annotation_engine.ledger import SUSPECT
+from annotation_engine.ledger_group import as_group
 from common.ray_runtime import set_niceness
 from shards.format import ImageInfo, Sample
 
@@ -49,7 +49,7 @@ class EngineActor:
 
     def __init__(self, config: dict[str, Any], ledger: Any, torch_threads: int = 1, niceness: int | None = None):
         set_niceness(niceness)
-        self.config, self.ledger = config, ledger
+        self.config, self.ledger = config, as_group(ledger)
         self.engine = Engine(config)
         if "torch" in sys.modules:  # a weight-free engine never imports it (faster actor start)
             sys.modules["torch"].set_num_threads(max(1, int(torch_threads)))
@@ -77,7 +77,7 @@ class EngineActor:
         todo = [i for i, (_, _, _, problem) in enumerate(rows) if not problem]
         # every image is marked begun before any is worked on: if this actor dies, they are all
         # suspects next time, each then run alone, so that only the culprit is quarantined
-        status = ray.get([self.ledger.begin.remote(rows[i][1]) for i in todo])
+        status = self.ledger.begin_many([rows[i][1] for i in todo])
         fresh = [i for i, (s, _) in zip(todo, status) if s != SUSPECT]
         t0 = time.perf_counter()
         results = dict(zip(fresh, annotate_batch(self.engine, [bytes(rows[i][2]) for i in fresh])))
@@ -89,6 +89,7 @@ class EngineActor:
                 results[i] = annotate_isolated(self.config, bytes(rows[i][2]))
                 self._observe(*results[i], time.perf_counter() - t0)
         out: dict[str, list] = {k: [] for k in RESULT_COLUMNS}
+        ended = []
         for i, (path, sha, _, problem) in enumerate(rows):
             ok, result = results.get(i, (False, (UNREADABLE, problem)))
             if ok:
@@ -110,7 +111,8 @@ class EngineActor:
                 )
             else:
                 _add(out, path, sha, result[0], reason=result[1])
-            self.ledger.end.remote(sha or path, "annotated" if ok else result[0])
+            ended.append((sha or path, "annotated" if ok else result[0]))
+        self.ledger.end_many(ended)
         return out
 
     def version(self) -> str:

@@ -4,9 +4,10 @@
     ListingDatasource           sources.read_and_hash     actor.EngineActor       sink.ShardDatasink
 
 The driver only plans and commits: it splits the listing into tasks, starts the run's
-ledger (``annotation_engine.ledger``) and the pipeline, polls the ledger for progress, and
-commits the split when the writers are done. No image bytes or masks pass through it, and
-the engine starts on the first images while the rest is still being listed.
+ledger partitions (``annotation_engine.ledger_group``: ``ledgers`` actors, none holding state
+for the whole input) and the pipeline, polls them for progress, and commits the split when the
+writers are done. It holds no listing, no done set and no source index; no image bytes or masks
+pass through it, and the engine starts on the first images while the rest is still being listed.
 
 Incremental: an image is done for an engine version when its (sha256, version) pair is in
 the split's manifest, or in its quarantine as "no targets", "bad input" or "crashed the
@@ -30,38 +31,26 @@ from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 from tqdm import tqdm
 
 from annotation_engine.actor import EngineActor
+from annotation_engine.done_set import DONE_KINDS, done_shas  # noqa: F401 (where they once lived)
 from annotation_engine.engine_config import engine_version, load_engine_config, unset_variables
-from annotation_engine.image_task import BAD_INPUT, CRASHED, NO_TARGETS
-from annotation_engine.ledger import start_ledger
+from annotation_engine.ledger_group import LedgerGroup, start_ledger
 from annotation_engine.run_config import AnnotateConfig
 from annotation_engine.sink import ShardDatasink
+from annotation_engine.source_index import remove_legacy
 from annotation_engine.sources import ListingDatasource, read_and_hash
 from common.errors import UniLSegError
 from common.ray_runtime import ensure_ray
 from shards import storage
-from shards.commit import commit_split
+from shards.commit import commit_split, up_to_date
 from shards.layout import DATASET_JSON, PARTS_DIR
-from shards.manifest import done_images, read_dataset_json, read_quarantine
+from shards.manifest import read_dataset_json
 
 log = logging.getLogger(__name__)
-# Quarantine kinds that mark an image as processed for an engine version (not retried).
-DONE_KINDS = frozenset({NO_TARGETS, BAD_INPUT, CRASHED})
 _POLL_S = 1.0  # seconds between progress polls of the ledger
 
 
 class RunStopped(UniLSegError):
     """The pipeline stopped before every image was annotated; the split is marked incomplete."""
-
-
-def done_shas(split_dir: str, version: str) -> list[str]:
-    """sha256 of the images already annotated, or quarantined for good, with this engine version."""
-    done = {sha for sha, v in done_images(split_dir) if v == version}
-    done |= {
-        r["sha256"]
-        for r in read_quarantine(split_dir)
-        if r.get("kind") in DONE_KINDS and r.get("sha256") and r.get("engine_version") == version
-    }
-    return sorted(done)
 
 
 def _absolute(images: str | list) -> str | list:
@@ -74,9 +63,11 @@ def _absolute(images: str | list) -> str | list:
 
 def _adopt_leftovers(split_dir: str) -> None:
     """Commits what a killed run finished (its keys then count as done), marking the split
-    incomplete until this run ends."""
+    incomplete until this run ends. A complete split with nothing to adopt is left as it is (its
+    manifest is not rewritten: a re-run over unchanged inputs writes nothing)."""
     if storage.exists(storage.join(split_dir, DATASET_JSON)) or storage.listdir(storage.join(split_dir, PARTS_DIR)):
-        commit_split(split_dir, status="incomplete")
+        if not up_to_date(split_dir):
+            commit_split(split_dir, status="incomplete")
 
 
 def annotate_images(
@@ -117,14 +108,18 @@ def annotate_images(
 
     _adopt_leftovers(split_dir)
     run_id = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
-    ledger = start_ledger(split_dir, done_shas(split_dir, version), run_id)
+    ledger = start_ledger(split_dir, version, run_id, run.ledgers)
     ds = _pipeline(listing, ledger, run, cfg, gpus)
     sink = ShardDatasink(split_dir, run_id, version, ledger, run.max_count)
-    counts = _run_pipeline(ds, sink, ledger, split_dir, run, _Progress(ledger, cfg.name, progress, on_progress))
-    ray.kill(ledger)
+    try:
+        counts = _run_pipeline(ds, sink, ledger, split_dir, run, _Progress(ledger, cfg.name, progress, on_progress))
+    finally:
+        ledger.kill()
     if not counts.get("listed"):
         raise UniLSegError(f"no images under {images}")
     summary = sink.summary or read_dataset_json(split_dir)
+    if summary.get("status") == "complete":  # every listing partition has its own index file now
+        remove_legacy(split_dir)
     summary.update(
         written=counts.get("written", 0),
         quarantined=counts.get("quarantine_records", 0),
@@ -157,7 +152,7 @@ def _gpus_per_actor(run: AnnotateConfig, cfg: Any) -> float:
     return gpus
 
 
-def _pipeline(listing: ListingDatasource, ledger: Any, run: AnnotateConfig, cfg: Any, gpus: float) -> Any:
+def _pipeline(listing: ListingDatasource, ledger: LedgerGroup, run: AnnotateConfig, cfg: Any, gpus: float) -> Any:
     """The Ray Data dataset up to the engine stage: listing -> read + hash -> engine actors."""
     r = cfg.resources
     config = cfg.to_dict()
@@ -170,7 +165,7 @@ def _pipeline(listing: ListingDatasource, ledger: Any, run: AnnotateConfig, cfg:
     ds = ray.data.read_datasource(listing, num_cpus=0, concurrency=2)
     ds = ds.map_batches(
         read_and_hash,
-        fn_kwargs={"ledger": ledger},
+        fn_kwargs={"ledger": ledger, "reach": listing.reach},
         batch_size=r.batch_size * 8,
         num_cpus=0,
         compute=TaskPoolStrategy(size=max(2, run.actors)),
@@ -201,7 +196,7 @@ def _pinned(run: AnnotateConfig) -> dict[str, Any]:
 def _run_pipeline(
     ds: Any,
     sink: ShardDatasink,
-    ledger: Any,
+    ledger: LedgerGroup,
     split_dir: str,
     run: AnnotateConfig,
     progress: _Progress,
@@ -248,12 +243,12 @@ def _stop_reason(e: BaseException, watcher: _Progress) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e).strip() else type(e).__name__
 
 
-def _save_index(ledger: Any) -> None:
-    """Saves the source index with what this run hashed. A dead ledger took this run's new
+def _save_index(ledger: LedgerGroup) -> None:
+    """Saves the source index with what this run hashed. A dead ledger partition took its new
     entries with it: the next run reads those images again (and finds them done), so that is
     no reason to hide why the run stopped."""
     try:
-        ray.get(ledger.save_index.remote())
+        ledger.save_index()
     except ray.exceptions.RayActorError:
         log.debug("the run's ledger died: its new source index entries are lost", exc_info=True)
 
@@ -261,7 +256,7 @@ def _save_index(ledger: Any) -> None:
 class _Progress:
     """Polls the ledger in a thread: a console bar and/or a callback with the counters."""
 
-    def __init__(self, ledger: Any, name: str, bar: bool, callback: Callable | None):
+    def __init__(self, ledger: LedgerGroup, name: str, bar: bool, callback: Callable | None):
         self.ledger, self.callback = ledger, callback
         self.last: dict[str, Any] = {}
         self.bar = tqdm(total=0, desc=f"annotate {name}", unit="img", disable=not bar)
@@ -269,7 +264,7 @@ class _Progress:
         self._thread = threading.Thread(target=self._loop, name="annotate-progress", daemon=True)
 
     def poll(self) -> dict[str, Any]:
-        self.last = ray.get(self.ledger.progress.remote())
+        self.last = self.ledger.progress()
         done = self.last.get("annotated", 0) + self.last.get("quarantined", 0)
         listed = self.last.get("listed", 0) - self.last.get("skipped", 0) - self.last.get("duplicates", 0)
         self.bar.total = max(listed, done)

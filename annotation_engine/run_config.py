@@ -27,6 +27,12 @@ class AnnotateConfig:
     actors: int = setting(1, "engine actors in the Ray pool", min=1)
     gpus_per_actor: float = setting(0.0, "GPUs per actor (fractions share a GPU; 0: the engine config's)", min=0)
     max_count: int = setting(DEFAULT_MAX_COUNT, "samples per shard", min=1)
+    ledgers: int = setting(
+        1,
+        "bookkeeping partitions (Ray actors, on the driver's node): one per million listed images "
+        "keeps each near 500 MB (README: How far it scales)",
+        min=1,
+    )
     ray_address: str | None = setting(None, "Ray cluster [default: UNILSEG_RAY_ADDRESS or a private local Ray]")
     node_resources: dict = setting(
         help="custom Ray resources a node must offer to run the engine actors and the "

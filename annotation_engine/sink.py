@@ -21,9 +21,11 @@ from ray.data import Datasink
 from ray.data.block import Block, BlockAccessor
 from ray.data.datasource import WriteResult
 
+from annotation_engine.ledger_group import as_group
 from shards import storage
-from shards.commit import commit_split
+from shards.commit import commit_split, up_to_date
 from shards.format import Sample, parse_metadata
+from shards.manifest import read_dataset_json
 from shards.writer import DEFAULT_MAX_COUNT, ShardWriter
 
 
@@ -84,10 +86,13 @@ class ShardDatasink(Datasink):
         finally:  # finished samples are kept even when a row fails: nothing valid is lost
             shards = writer.close()["counts"]["shards"]
         if self.ledger is not None:
-            self.ledger.written.remote(written, quarantined, shards)
+            as_group(self.ledger).written(written, quarantined, shards)
         return {"written": written, "quarantined": quarantined, "shards": shards}
 
     def on_write_complete(self, write_result: WriteResult) -> None:
         if not write_result.num_rows and not storage.exists(self.split_dir):
             return  # nothing listed, nothing written: no empty split marked complete
+        if up_to_date(self.split_dir):  # nothing new: the manifest is not rewritten
+            self.summary = read_dataset_json(self.split_dir)
+            return
         self.summary = commit_split(self.split_dir)

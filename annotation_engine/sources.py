@@ -13,9 +13,10 @@ are not passed over silently: they come out as rows with a ``problem`` and are q
 with it. An input the user named that is not there (no such file or folder, a link loop or
 broken link named directly) is an error before anything starts.
 
-The source index (``SPLIT/source_index.parquet``) maps (path, size, version) to the sha256
-of the file's bytes. A scheduled re-annotation over an unchanged bucket compares listings
-with it and reads nothing; new or changed files are read and hashed.
+Each row names its listing partition (``part``): the source index
+(``annotation_engine.source_index``, one file per listing partition) maps (path, size, version)
+to the sha256 of the file's bytes. A scheduled re-annotation over an unchanged bucket compares
+listings with it and reads nothing; new or changed files are read and hashed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import contextlib
 import errno
 import glob
 import hashlib
-import io
 import os
 import stat
 from collections.abc import Iterator
@@ -32,24 +32,26 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-import ray
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
+from annotation_engine.ledger_group import as_group
+from annotation_engine.source_index import INDEX_SCHEMA, partition_id, read_index, write_index  # noqa: F401
 from common.errors import MissingInputError
 from shards import storage
 from shards.images import IMAGE_FILE_SUFFIXES
-from shards.layout import SOURCE_INDEX
 
 _FILES_PER_TASK = 1000  # explicit files per listing task
 _CHECKED_URLS = 32  # named URLs checked one by one before the run starts (a command line's worth)
 _ROWS_PER_BLOCK = 256  # rows a listing task yields at a time
 LISTING_SCHEMA = pa.schema(
-    [("path", pa.string()), ("size", pa.int64()), ("version", pa.string()), ("problem", pa.string())]
-)
-INDEX_SCHEMA = pa.schema(
-    [("path", pa.string()), ("size", pa.int64()), ("version", pa.string()), ("sha256", pa.string())]
+    [
+        ("path", pa.string()),
+        ("size", pa.int64()),
+        ("version", pa.string()),
+        ("problem", pa.string()),
+        ("part", pa.string()),  # the listing partition (source_index.partition_id): its source index file
+    ]
 )
 
 
@@ -122,33 +124,37 @@ def _object_version(info: dict[str, Any]) -> str:
 
 
 def _walk_url(url: str, recursive: bool = True) -> Iterator[tuple[str, int, str, str]]:
+    """Object rows under a prefix, one "directory" (one paginated listing) at a time: the task
+    holds one level's page of names, never the whole prefix's listing."""
     fs, root = storage.filesystem(url)
-    found = fs.find(root, detail=True, maxdepth=None if recursive else 1)
-    for path in sorted(found):
-        info = found[path]
-        if info.get("type", "file") == "file" and _is_image(path):
-            yield fs.unstrip_protocol(path), int(info.get("size") or 0), _object_version(info), ""
+    for _, _dirs, files in fs.walk(root, maxdepth=None if recursive else 1, detail=True):
+        for name in sorted(files):
+            info = files[name]
+            path = info.get("name") or name
+            if info.get("type", "file") == "file" and _is_image(path):
+                yield fs.unstrip_protocol(path), int(info.get("size") or 0), _object_version(info), ""
 
 
-def _stat(path: str) -> tuple[str, int, str, str]:
+def _stat(loc: Any) -> tuple[str, int, str, str]:
     """One explicitly named file (kept whatever its extension: a bad one is quarantined)."""
+    path = os.fspath(loc)
     try:
-        if storage.is_url(path) and not storage.is_local(path):
-            fs, p = storage.filesystem(path)
+        if storage.is_url(loc) and not storage.is_local(loc):
+            fs, p = storage.filesystem(loc)
             info = fs.info(p)
             return path, int(info.get("size") or 0), _object_version(info), ""
-        st = os.stat(storage.local_path(path) or path)
+        st = os.stat(storage.local_path(loc) or path)
         return path, st.st_size, str(st.st_mtime_ns), ""
     except OSError as e:
         return path, 0, "", f"cannot read: {e.strerror or e}"
 
 
-def _glob(pattern: str) -> Iterator[tuple[str, int, str, str]]:
+def _glob(pattern: Any) -> Iterator[tuple[str, int, str, str]]:
     if storage.is_url(pattern):
         fs, p = storage.filesystem(pattern)
-        paths = [fs.unstrip_protocol(x) for x in sorted(fs.glob(p))]
+        paths = [storage.like(pattern, fs.unstrip_protocol(x)) for x in sorted(fs.glob(p))]
     else:
-        paths = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        paths = sorted(p for p in glob.glob(os.fspath(pattern), recursive=True) if os.path.isfile(p))
     for p in paths:
         yield _stat(p)
 
@@ -166,25 +172,24 @@ def partitions(images: str | os.PathLike | list) -> list[tuple[str, Any]]:
         files: list[str] = []
         remote_named = sum(1 for x in images if storage.is_url(os.fspath(x)) and not storage.is_local(os.fspath(x)))
         for x in images:
-            s = os.fspath(x)
-            if glob.has_magic(s) or _is_dir(s):
-                out += partitions(s)
+            if glob.has_magic(os.fspath(x)) or _is_dir(x):
+                out += partitions(x)
             else:
-                _check_named(s, remote=remote_named <= _CHECKED_URLS)
-                files.append(s)
+                _check_named(x, remote=remote_named <= _CHECKED_URLS)
+                files.append(x)
         for i in range(0, len(files), _FILES_PER_TASK):
             out.append(("files", files[i : i + _FILES_PER_TASK]))
         return out
-    s = os.fspath(images)
+    s = os.fspath(images)  # a Location stays one below: its options reach every listing and read
     if glob.has_magic(s):
         if not storage.is_url(s) and not glob.glob(s, recursive=True):
             raise MissingInputError(f"no file matches {s}")
-        return [("glob", s)]
-    if not _is_dir(s):
-        _check_named(s)
-        return [("files", [s])]
-    subdirs = _subdirs(s)
-    return [("flat", s)] + [("tree", (d, s)) for d in subdirs]
+        return [("glob", images)]
+    if not _is_dir(images):
+        _check_named(images)
+        return [("files", [images])]
+    subdirs = _subdirs(images)
+    return [("flat", images)] + [("tree", (d, images)) for d in subdirs]
 
 
 def _check_named(loc: str, remote: bool = True) -> None:
@@ -228,7 +233,8 @@ def _subdirs(loc: str) -> list[str]:
         except OSError:
             return []  # the flat task reports it
     fs, path = storage.filesystem(loc)
-    return sorted(fs.unstrip_protocol(e["name"]) for e in fs.ls(path, detail=True) if e.get("type") == "directory")
+    urls = sorted(fs.unstrip_protocol(e["name"]) for e in fs.ls(path, detail=True) if e.get("type") == "directory")
+    return [storage.like(loc, u) for u in urls]
 
 
 def list_partition(kind: str, arg: Any) -> Iterator[tuple[str, int, str, str]]:
@@ -246,16 +252,19 @@ def list_partition(kind: str, arg: Any) -> Iterator[tuple[str, int, str, str]]:
             yield _stat(p)
 
 
-def _block(rows: list[tuple[str, int, str, str]]) -> pa.Table:
-    cols = list(zip(*rows)) if rows else [[], [], [], []]
+def _block(rows: list[tuple[str, int, str, str]], part: str) -> pa.Table:
+    cols = [*(list(zip(*rows)) if rows else [[], [], [], []]), [part] * len(rows)]
     return pa.table([pa.array(c, t.type) for c, t in zip(cols, LISTING_SCHEMA)], schema=LISTING_SCHEMA)
 
 
 class ListingDatasource(Datasource):
     """Ray Data source whose read tasks list the inputs, yielding blocks as they go."""
 
-    def __init__(self, images: str | list):
+    def __init__(self, images: Any):
         self.parts = partitions(images)
+        inputs = images if isinstance(images, (list, tuple)) else [images]
+        # how every listed file is reached for reading: the inputs' own fsspec options, if any
+        self.reach = next((x for x in inputs if storage.options_of(x)), None)
 
     def estimate_inmemory_data_size(self) -> int | None:
         return None
@@ -265,14 +274,14 @@ class ListingDatasource(Datasource):
         for kind, arg in self.parts:
 
             def read(kind: str = kind, arg: Any = arg) -> Iterator[pa.Table]:
-                rows = []
+                rows, part = [], partition_id(kind, arg)
                 for row in list_partition(kind, arg):
                     rows.append(row)
                     if len(rows) >= _ROWS_PER_BLOCK:
-                        yield _block(rows)
+                        yield _block(rows, part)
                         rows = []
                 if rows:
-                    yield _block(rows)
+                    yield _block(rows, part)
 
             meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None)
             tasks.append(ReadTask(read, meta, schema=LISTING_SCHEMA))
@@ -280,37 +289,6 @@ class ListingDatasource(Datasource):
 
     def get_name(self) -> str:
         return "ListImages"
-
-
-# ---- the source index ------------------------------------------------------------------
-
-
-def read_index(split_dir: str) -> dict[str, tuple[int, str, str]]:
-    """path -> (size, version, sha256) of the split's source index ({} if there is none)."""
-    loc = storage.join(split_dir, SOURCE_INDEX)
-    if not storage.exists(loc):
-        return {}
-    t = pq.read_table(io.BytesIO(storage.read_bytes(loc)), schema=INDEX_SCHEMA)
-    cols = [t.column(n).to_pylist() for n in ("path", "size", "version", "sha256")]
-    return {p: (s, v, h) for p, s, v, h in zip(*cols)}
-
-
-def write_index(split_dir: str, index: dict[str, tuple[int, str, str]]) -> None:
-    """Writes the source index whole (it appears complete or not at all)."""
-    paths = sorted(index)
-    table = pa.table(
-        [
-            pa.array(paths),
-            pa.array([index[p][0] for p in paths], pa.int64()),
-            pa.array([index[p][1] for p in paths]),
-            pa.array([index[p][2] for p in paths]),
-        ],
-        schema=INDEX_SCHEMA,
-    )
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    storage.makedirs(split_dir)
-    storage.write_bytes(storage.join(split_dir, SOURCE_INDEX), buf.getvalue())
 
 
 def as_rows(batch: dict[str, np.ndarray]) -> list[tuple[str, int, str]]:
@@ -321,26 +299,29 @@ def as_rows(batch: dict[str, np.ndarray]) -> list[tuple[str, int, str]]:
 # ---- reading and hashing (a Ray Data task stage) ---------------------------------------
 
 
-def _read(path: str) -> bytes:
-    return storage.read_bytes(path)
-
-
-def read_and_hash(batch: dict[str, np.ndarray], ledger: Any) -> dict[str, list]:
+def read_and_hash(batch: dict[str, np.ndarray], ledger: Any, reach: Any = None) -> dict[str, list]:
     """Listed files -> the ones to annotate, with their bytes (a ``map_batches`` function).
 
     A file the source index knows unchanged is not read unless it must be annotated; every
-    other file is read once, hashed, and its bytes go on with it. The ledger drops what is
-    done for this engine version and second copies of the same bytes. Files that cannot be
-    listed or read go on with their problem, to be quarantined by the writer.
+    other file is read once, hashed, and its bytes go on with it. The ledger (a LedgerGroup,
+    or a lone Ledger actor) drops what is done for this engine version and second copies of the
+    same bytes. Files that cannot be listed or read go on with their problem, to be quarantined
+    by the writer. ``reach``: a Location whose fsspec options every read takes (or None).
     """
+    books = as_group(ledger)
+
+    def _read(path: str) -> bytes:
+        return storage.read_bytes(storage.like(reach, path) if reach is not None else path)
+
+    parts = batch["part"].tolist() if "part" in batch else [""] * len(batch["path"])
     rows = list(
-        zip(batch["path"].tolist(), batch["size"].tolist(), batch["version"].tolist(), batch["problem"].tolist())
+        zip(batch["path"].tolist(), batch["size"].tolist(), batch["version"].tolist(), batch["problem"].tolist(), parts)
     )
     ok = [r for r in rows if not r[3]]
-    known = ray.get(ledger.lookup.remote([r[:3] for r in ok])) if ok else []
+    known = books.lookup([(p, size, v, part) for p, size, v, _, part in ok])
     out: dict[str, list] = {"path": [], "sha256": [], "data": [], "problem": []}
     claims, datas = [], []
-    for (path, size, version, _), sha in zip(ok, known):
+    for (path, size, version, _, part), sha in zip(ok, known):
         data = None
         if sha is None:
             try:
@@ -349,10 +330,9 @@ def read_and_hash(batch: dict[str, np.ndarray], ledger: Any) -> dict[str, list]:
                 _emit(out, path, "", b"", f"cannot read: {e.strerror or e}")
                 continue
             sha = hashlib.sha256(data).hexdigest()
-        claims.append((path, sha, size, version, data is not None))
+        claims.append((path, sha, size, version, data is not None, part))
         datas.append(data)
-    verdicts = ray.get(ledger.claim.remote(claims)) if claims else []
-    for (path, sha, *_), data, verdict in zip(claims, datas, verdicts):
+    for (path, sha, *_), data, verdict in zip(claims, datas, books.claim(claims)):
         if verdict != "go":
             continue
         if data is None:  # unchanged file, but not done for this engine version
@@ -362,7 +342,7 @@ def read_and_hash(batch: dict[str, np.ndarray], ledger: Any) -> dict[str, list]:
                 _emit(out, path, sha, b"", f"cannot read: {e.strerror or e}")
                 continue
         _emit(out, path, sha, data, "")
-    for path, _, _, problem in rows:
+    for path, _, _, problem, _ in rows:
         if problem:
             _emit(out, path, "", b"", problem)
     return out

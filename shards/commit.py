@@ -176,6 +176,21 @@ def commit_split(
     return doc
 
 
+def up_to_date(split_dir: str | os.PathLike) -> bool:
+    """Whether a commit would change nothing: dataset.json says "complete" and lists exactly the
+    finished shards, every quarantine record is merged, and nothing is left to remove. One
+    listing; a re-run that wrote nothing then never rewrites the manifest."""
+    split_dir = storage.normalize(split_dir)
+    info = read_dataset_json(split_dir)
+    if info.get("status") != "complete":
+        return False
+    listing = list_split(split_dir)
+    listed = [s["name"] for s in info.get("shards", [])]
+    if finished_shards(split_dir, listing) != sorted(listed, key=shard_order) or orphans(split_dir, listing):
+        return False
+    return len(read_quarantine(split_dir, listing[1])) == info.get("counts", {}).get("quarantined", 0)
+
+
 def _write_empty_manifest(loc: str) -> None:
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([], schema=MANIFEST_SCHEMA), buf)

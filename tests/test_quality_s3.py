@@ -5,7 +5,6 @@ import json
 
 import pytest
 import s3fs
-from botocore.exceptions import NoCredentialsError
 from quality_fixtures import engine, write_split
 from s3_fixtures import s3_bucket, s3_options  # noqa: F401 (fixtures)
 
@@ -37,13 +36,6 @@ def test_split_and_report_at_s3_match_local(s3_bucket, ray_here, tmp_path):  # n
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=NoCredentialsError,
-    reason="main's annotate listing (annotation_engine/sources.py partitions/_is_dir, read_and_hash) takes "
-    "image inputs as strings and drops a Location's options: the exported images cannot be listed "
-    "(NoCredentialsError). Remove this mark when image inputs carry their Location.",
-)
 def test_a_location_s_options_reach_every_read_and_write_and_stay_secret(s3_options, ray_here, tmp_path):  # noqa: F811
     bucket, options = s3_options
     write_split(tmp_path / "rects" / "val")
